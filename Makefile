@@ -1,0 +1,37 @@
+# The two set-up commands of the README are `make serve` and `make test`; both create .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test
+
+.PHONY: serve test lint typecheck unit slow bench clean
+
+$(BIN)/cmo-ledger: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+serve: $(BIN)/cmo-ledger
+	$(BIN)/cmo-ledger serve --init-if-missing
+
+test: $(BIN)/cmo-ledger lint typecheck unit
+
+lint: $(BIN)/cmo-ledger
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/cmo-ledger
+	$(BIN)/mypy
+
+unit: $(BIN)/cmo-ledger
+	CMO_LEDGER_TEST_PG_URL=$(PG_URL) $(BIN)/pytest -n 2 --dist loadgroup
+
+slow: $(BIN)/cmo-ledger
+	CMO_LEDGER_TEST_PG_URL=$(PG_URL) CMO_LEDGER_SLOW=1 $(BIN)/pytest -n 2 --dist loadgroup -m slow
+
+bench: $(BIN)/cmo-ledger
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

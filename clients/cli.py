@@ -1,0 +1,181 @@
+"""The ``cmo-ledger`` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from nacl.signing import SigningKey
+from rich.console import Console
+
+from ledger.application import Ledger
+from ledger.config import Settings
+from ledger.errors import ConfigurationError, LedgerError
+from ledger.keystore import (
+    create_keystore,
+    generated_passphrase_file,
+    kdf_limits_from_env,
+    load_keystore,
+)
+from ledger.meta import read_identity
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="cmo-ledger",
+    help="A verifiable audit ledger for sponsor-CMO quality agreements.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+NOTARY_KEYSTORE = "notary.key"
+DEFAULT_ORIGIN = "localhost/cmo-ledger"
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _passphrase(settings: Settings, *, confirm: bool) -> str:
+    if settings.passphrase:
+        return settings.passphrase
+    if not sys.stdin.isatty():
+        raise ConfigurationError(
+            "no passphrase: set CMO_LEDGER_PASSPHRASE or run in a terminal",
+            field="CMO_LEDGER_PASSPHRASE",
+        )
+    value: str = typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm)
+    return value
+
+
+def _init_ledger(settings: Settings, origin: str, passphrase: str) -> str:
+    """Create the notary keystore and the ledger; return the notary public key."""
+    keystore_path = settings.data_dir / NOTARY_KEYSTORE
+    if keystore_path.exists():
+        raise LedgerError(
+            f"{keystore_path} already exists; refusing to overwrite the notary key",
+            field="CMO_LEDGER_DATA_DIR",
+        )
+    _refuse_existing_ledger(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    opslimit, memlimit = kdf_limits_from_env(_kdf_env(settings))
+    keystore = create_keystore(
+        keystore_path, "notary", passphrase, opslimit=opslimit, memlimit=memlimit
+    )
+    Ledger.initialise(settings, origin, keystore.public_key).close()
+    return keystore.public_key
+
+
+def _kdf_env(settings: Settings) -> dict[str, str]:
+    return {"CMO_LEDGER_KDF_PROFILE": settings.kdf_profile}
+
+
+def _refuse_existing_ledger(settings: Settings) -> None:
+    path = settings.sqlite_path()
+    if path is not None and not path.exists():
+        return
+    ledger = Ledger(settings)
+    try:
+        if read_identity(ledger.engine) is not None:
+            raise LedgerError(
+                "a ledger already exists in this database; refusing to overwrite it",
+                field="CMO_LEDGER_DATABASE_URL",
+            )
+    finally:
+        ledger.close()
+
+
+@app.command()
+def init(
+    origin: Annotated[str, typer.Option(help="The ledger's origin, e.g. ledger.example.com/cmo")],
+) -> None:
+    """Create a new ledger and its notary key; print the notary's public key."""
+    settings = _settings()
+    public_key = _init_ledger(settings, origin, _passphrase(settings, confirm=True))
+    out.print(f"ledger {origin} created at {settings.database_url}")
+    out.print(f"notary keystore: {settings.data_dir / NOTARY_KEYSTORE}")
+    out.print(f"notary public key: {public_key}")
+
+
+@app.command()
+def keygen(
+    party: Annotated[str, typer.Option(help="The party id, e.g. contoso-cmo")],
+    out_file: Annotated[Path, typer.Option("--out", help="Keystore file to write")],
+) -> None:
+    """Create a party key pair in an encrypted keystore; print the public key."""
+    settings = _settings()
+    opslimit, memlimit = kdf_limits_from_env(_kdf_env(settings))
+    passphrase = _passphrase(settings, confirm=True)
+    keystore = create_keystore(
+        out_file,
+        party,
+        passphrase,
+        signing_key=SigningKey.generate(),
+        opslimit=opslimit,
+        memlimit=memlimit,
+    )
+    out.print(f"keystore: {out_file}")
+    out.print(f"key id: {keystore.key_id}")
+    out.print(f"public key (for `party admit`): {keystore.public_key}")
+
+
+@app.command()
+def whoami(
+    key: Annotated[Path, typer.Option("--key", help="A party keystore")],
+) -> None:
+    """Unlock a keystore and show whose key it holds."""
+    settings = _settings()
+    keystore, _ = load_keystore(key, _passphrase(settings, confirm=False))
+    out.print(f"party: {keystore.party}")
+    out.print(f"key id: {keystore.key_id}")
+    out.print(f"public key: {keystore.public_key}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes")] = 1,
+    init_if_missing: Annotated[
+        bool, typer.Option(help="Create an embedded ledger on first run")
+    ] = False,
+    origin: Annotated[str, typer.Option(help="Origin for a ledger created now")] = DEFAULT_ORIGIN,
+) -> None:
+    """Serve the ledger over HTTP (GraphQL, checkpoints, health, metrics)."""
+    import uvicorn
+
+    settings = _settings()
+    if init_if_missing and not (settings.data_dir / NOTARY_KEYSTORE).exists():
+        _first_run(settings, origin)
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+def _first_run(settings: Settings, origin: str) -> None:
+    if settings.passphrase:
+        passphrase, source = settings.passphrase, "CMO_LEDGER_PASSPHRASE"
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        passphrase, path = generated_passphrase_file(settings.data_dir)
+        source = f"a generated passphrase kept in {path} (mode 0600)"
+        os.environ["CMO_LEDGER_PASSPHRASE"] = passphrase
+    public_key = _init_ledger(settings, origin, passphrase)
+    out.print(f"first run: created ledger {origin} at {settings.database_url}")
+    out.print(f"notary keystore {settings.data_dir / NOTARY_KEYSTORE} is protected by {source}")
+    out.print(f"notary public key: {public_key}")
+
+
+def main() -> None:
+    """Entry point: one-line errors and a non-zero exit for every refusal."""
+    try:
+        app()
+    except LedgerError as error:
+        err.print(f"error [{error.code}] {error}")
+        raise SystemExit(1) from None
+    except (FileExistsError, FileNotFoundError) as error:
+        err.print(f"error: {error}")
+        raise SystemExit(1) from None

@@ -1,0 +1,382 @@
+"""The ledger application: one command path for every event type.
+
+``Ledger.append`` (and ``append_many``, all or nothing) takes a signed envelope and:
+
+1. checks its shape and size, and that it names this ledger;
+2. finds the signer's key, valid now and at ``signed_at``, and verifies the signature;
+3. checks the meaning and reason the event type allows;
+4. checks ``version`` and ``prev`` against the subject's history;
+5. applies the event type's domain rule;
+6. saves, with the server's ``recorded_at``.
+
+Any refusal raises a ``LedgerError`` and stores nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError
+from eventsourcing.utils import Environment
+from nacl.signing import VerifyKey
+from sqlalchemy.engine import Engine
+
+# Importing the aggregate modules registers their event types in the catalogue.
+import ledger.access
+import ledger.agreements
+import ledger.batches
+import ledger.enhancements
+import ledger.parameters
+import ledger.parties
+import ledger.reviews  # noqa: F401  (ruff flags only the last of these submodule imports)
+from ledger.catalogue import Command, EventSpec, LedgerState, SignedAggregate, lookup
+from ledger.config import Settings
+from ledger.envelope import Envelope, StoredEvent
+from ledger.errors import (
+    ConfigurationError,
+    LedgerError,
+    LimitExceeded,
+    NotFound,
+    Unavailable,
+    UnknownSigner,
+    ValidationFailed,
+    VersionConflict,
+)
+from ledger.keys import decode_public_key
+from ledger.meta import LedgerIdentity, read_identity, write_identity
+from ledger.parties import NOTARY, Party, party_subject
+from ledger.timeutil import format_utc, now_utc
+
+__all__ = ["Appended", "Ledger", "Recorded"]
+
+_A = TypeVar("_A", bound=Aggregate)
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What the ledger answers for an accepted envelope."""
+
+    position: int
+    subject: UUID
+    version: int
+    type: str
+    recorded_at: str
+    event_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """A stored event read back from the log."""
+
+    position: int
+    subject: UUID
+    version: int
+    topic: str
+    event: StoredEvent
+
+
+class Ledger(Application[UUID]):
+    """The event-sourced ledger; open one with :meth:`open` or create with :meth:`initialise`."""
+
+    name = "Ledger"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        _ensure_sqlite_dir(settings)
+        super().__init__(env=settings.eventsourcing_env())
+        identity = read_identity(self.engine)
+        self._identity = identity
+        self._listeners: list[Callable[[int], None]] = []
+        self._listeners_lock = threading.Lock()
+
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
+        """Only the mapping built from ``Settings``: stray process variables never leak in."""
+        return Environment(name, dict(env or {}))
+
+    @classmethod
+    def open(cls, settings: Settings) -> Ledger:
+        """Open an initialised ledger; refuse a database that holds none."""
+        path = settings.sqlite_path()
+        if path is not None and not path.exists():
+            raise ConfigurationError(
+                f"no ledger at {path}: run `cmo-ledger init --origin ORIGIN` first",
+                field="CMO_LEDGER_DATABASE_URL",
+            )
+        ledger = cls(settings)
+        if ledger._identity is None:
+            ledger.close()
+            raise ConfigurationError(
+                "the database holds no ledger: run `cmo-ledger init --origin ORIGIN` first",
+                field="CMO_LEDGER_DATABASE_URL",
+            )
+        return ledger
+
+    @classmethod
+    def initialise(cls, settings: Settings, origin: str, notary_public_key: str) -> Ledger:
+        """Create the tables and record the ledger's origin and notary key."""
+        _check_origin(origin)
+        decode_public_key(notary_public_key, field="notary_public_key")
+        ledger = cls(settings)
+        try:
+            identity = LedgerIdentity(origin, notary_public_key, format_utc(now_utc()))
+            write_identity(ledger.engine, identity)
+        except BaseException:
+            ledger.close()
+            raise
+        ledger._identity = identity
+        return ledger
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine shared by events, views and the Merkle tables."""
+        return cast(Engine, self.recorder.datastore.engine)  # type: ignore[attr-defined]
+
+    @property
+    def identity(self) -> LedgerIdentity:
+        """Origin and notary key of this ledger."""
+        if self._identity is None:
+            raise ConfigurationError("ledger not initialised", field="CMO_LEDGER_DATABASE_URL")
+        return self._identity
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(last_position)`` after every successful append."""
+        with self._listeners_lock:
+            self._listeners.append(listener)
+
+    def append(self, envelope: Mapping[str, Any], signature: str) -> Appended:
+        """Verify, check and store one signed envelope."""
+        return self.append_many([(envelope, signature)])[0]
+
+    def append_many(self, items: Sequence[tuple[Mapping[str, Any], str]]) -> list[Appended]:
+        """Verify, check and store envelopes in order: all of them or none."""
+        if not items:
+            raise ValidationFailed("nothing to append", field="envelopes")
+        if len(items) > self.settings.max_batch:
+            raise LimitExceeded(
+                f"at most {self.settings.max_batch} envelopes per batch", field="envelopes"
+            )
+        now = now_utc()
+        state = _BatchState(self)
+        events: list[DomainEventProtocol[Any]] = []
+        accepted: list[tuple[Envelope, str]] = []
+        for index, (raw, signature) in enumerate(items):
+            try:
+                command, spec = self._admit(raw, signature, now, state)
+                aggregate = spec.record(command)
+            except LedgerError as error:
+                if len(items) > 1:
+                    error.field = f"envelopes[{index}].{error.field or 'envelope'}"
+                raise
+            state.changed(aggregate)
+            events.extend(aggregate.collect_events())
+            accepted.append((command.envelope, aggregate.last_event_hash or ""))
+        recordings = self._save_translated(events)
+        results = [
+            Appended(
+                position=recording.notification.id,
+                subject=envelope.subject,
+                version=envelope.version,
+                type=envelope.type,
+                recorded_at=format_utc(now),
+                event_hash=chain,
+            )
+            for recording, (envelope, chain) in zip(recordings, accepted, strict=True)
+        ]
+        self._tell_listeners(results[-1].position)
+        return results
+
+    def _admit(
+        self, raw: Mapping[str, Any], signature: str, now: datetime, state: _BatchState
+    ) -> tuple[Command, EventSpec]:
+        envelope = Envelope.parse(raw)
+        if envelope.ledger != self.identity.origin:
+            raise ValidationFailed(
+                f"envelope is for ledger {envelope.ledger!r}, this is {self.identity.origin!r}",
+                field="ledger",
+            )
+        spec = lookup(envelope.type)
+        size = len(envelope.signing_bytes())
+        if size > self.settings.max_envelope_bytes:
+            raise LimitExceeded(
+                f"envelope is {size} bytes; the limit is {self.settings.max_envelope_bytes}",
+                field="payload",
+            )
+        self._check_clock(envelope, now)
+        envelope.verify(self._signing_key(envelope, state), signature)
+        spec.check_meaning_and_reason(envelope)
+        subject = self._check_sequence(envelope, spec, state)
+        command = Command(envelope, signature, format_utc(now), now, subject, state)
+        spec.rule(command)
+        return command, spec
+
+    def _check_clock(self, envelope: Envelope, now: datetime) -> None:
+        skew = timedelta(seconds=self.settings.max_clock_skew)
+        if envelope.signed_at > now + skew:
+            raise ValidationFailed("signed_at is ahead of the ledger's clock", field="signed_at")
+        if envelope.signed_at < now - timedelta(seconds=self.settings.max_signature_age):
+            raise ValidationFailed(
+                "signed_at is older than the accepted signature age: sign again",
+                field="signed_at",
+            )
+
+    def _signing_key(self, envelope: Envelope, state: _BatchState) -> VerifyKey:
+        if envelope.signer == NOTARY:
+            if envelope.key != self.identity.notary_key_id:
+                raise UnknownSigner("not the notary's key", field="key")
+            return decode_public_key(self.identity.notary_public_key)
+        party = state.party(envelope.signer)
+        if party is None:
+            raise UnknownSigner(f"no admitted party {envelope.signer!r}", field="signer")
+        text = party.key_for_new_signature(
+            envelope.key, envelope.signed_at, self.settings.max_clock_skew
+        )
+        return decode_public_key(text)
+
+    def _check_sequence(
+        self, envelope: Envelope, spec: EventSpec, state: _BatchState
+    ) -> SignedAggregate | None:
+        current = state.find(envelope.subject, SignedAggregate)
+        if current is not None and not isinstance(current, spec.aggregate):
+            raise ValidationFailed(
+                f"subject is a {type(current).__name__}, not a {spec.aggregate.__name__}",
+                field="subject",
+            )
+        expected_version = 1 if current is None else current.version + 1
+        expected_prev = None if current is None else current.last_event_hash
+        if spec.creates and current is not None:
+            raise VersionConflict(
+                f"subject already exists at version {current.version}", field="version"
+            )
+        if not spec.creates and current is None:
+            raise NotFound(f"no subject {envelope.subject}", field="subject")
+        if envelope.version != expected_version:
+            raise VersionConflict(
+                f"subject is at version {expected_version - 1}; sign version {expected_version}",
+                field="version",
+            )
+        if envelope.prev != expected_prev:
+            raise VersionConflict(
+                "prev is not the event hash of the subject's last event: re-read and re-sign",
+                field="prev",
+            )
+        return current
+
+    def _save_translated(self, events: list[DomainEventProtocol[Any]]) -> list[Any]:
+        try:
+            return list(self.save(*events))
+        except IntegrityError as exc:
+            raise VersionConflict(
+                "another writer stored this version first: re-read and re-sign", field="version"
+            ) from exc
+        except OperationalError as exc:
+            raise Unavailable(f"the database is unavailable: {exc}") from exc
+        except PersistenceError as exc:
+            raise Unavailable(f"the database refused the write: {exc}") from exc
+
+    def _tell_listeners(self, position: int) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(position)
+
+    def get_aggregate(self, subject: UUID, kind: type[_A]) -> _A | None:
+        """The current state of a subject, or ``None``."""
+        try:
+            aggregate: Any = self.repository.get(subject)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, kind) else None
+
+    def next_version(self, subject: UUID) -> tuple[int, str | None]:
+        """The ``version`` and ``prev`` a new envelope for ``subject`` must carry."""
+        current = self.get_aggregate(subject, SignedAggregate)
+        if current is None:
+            return 1, None
+        return current.version + 1, current.last_event_hash
+
+    def party(self, party_id: str) -> Party | None:
+        """An admitted party, or ``None``."""
+        return self.get_aggregate(party_subject(party_id), Party)
+
+    def head(self) -> int:
+        """The position of the last stored event (0 for an empty log)."""
+        return self.recorder.max_notification_id() or 0
+
+    def read(self, after: int = 0, limit: int = 500, stop: int | None = None) -> list[Recorded]:
+        """Stored events after position ``after``, in log order."""
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, stop=stop, inclusive_of_start=False
+        )
+        return [self._recorded(n) for n in notifications]
+
+    def iter_log(self, after: int = 0, page: int = 1000) -> Iterator[Recorded]:
+        """Every stored event after ``after``, in log order."""
+        while True:
+            batch = self.read(after, page)
+            if not batch:
+                return
+            yield from batch
+            after = batch[-1].position
+
+    def _recorded(self, notification: Any) -> Recorded:
+        event = self.mapper.to_domain_event(notification)
+        return Recorded(
+            position=notification.id,
+            subject=notification.originator_id,
+            version=notification.originator_version,
+            topic=notification.topic,
+            event=StoredEvent(
+                event.envelope,  # type: ignore[attr-defined]
+                event.signature,  # type: ignore[attr-defined]
+                event.recorded_at,  # type: ignore[attr-defined]
+            ),
+        )
+
+
+class _BatchState(LedgerState):
+    """Aggregates as a batch sees them: its own earlier changes first, then the store."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._seen: dict[UUID, SignedAggregate | None] = {}
+        self.notary_key_id = ledger.identity.notary_key_id
+
+    def find(self, subject: UUID, kind: type[_A]) -> _A | None:
+        if subject not in self._seen:
+            self._seen[subject] = self._ledger.get_aggregate(subject, SignedAggregate)
+        found = self._seen[subject]
+        return found if isinstance(found, kind) else None
+
+    def party(self, party_id: str) -> Party | None:
+        return self.find(party_subject(party_id), Party)
+
+    def changed(self, aggregate: SignedAggregate) -> None:
+        self._seen[aggregate.id] = aggregate
+
+
+def _ensure_sqlite_dir(settings: Settings) -> None:
+    path = settings.sqlite_path()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+_ORIGIN = re.compile(r"^[\x21-\x2a\x2c-\x7e]{1,200}$")
+
+
+def _check_origin(origin: str) -> None:
+    # The origin is a checkpoint's first line and the notary's note key name, and
+    # C2SP key names exclude spaces and "+".
+    if not _ORIGIN.match(origin):
+        raise ValidationFailed(
+            "origin must be printable ASCII without spaces or '+', e.g. ledger.example.com/cmo",
+            field="origin",
+        )

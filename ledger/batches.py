@@ -1,0 +1,880 @@
+"""Batches and their data: ``BatchRegistered``, ``BatchEnded``, ``DataSubmitted``,
+``DataCorrected``, ``DataAcknowledged``.
+
+A batch is made by the CMO of one agreement in force. Its subject is derived from the
+batch name (see :func:`batch_subject`), so a client addresses ``NWB101-24-001`` without a
+lookup. Data arrives in three classes, each in the format the agreement names:
+
+* ``discrete``: results, one record per value, ``{"id", ...the format's columns...}``;
+* ``event``: deviations, alarms, OOS/OOT, ``{"id", "kind", "started_at", "ended_at"?,
+  "severity", "description"}``;
+* ``continuous``: time series per tag, stored compactly as chunks of
+  ``timestamp,value,quality`` CSV lines, gzip-compressed and base64-encoded, each
+  carrying the SHA-256 of its uncompressed bytes (:func:`encode_chunk`,
+  :func:`decode_chunk`).
+
+The aggregate keeps metadata only: which submissions, record ids and chunks exist, which
+were superseded by a correction, and when each class first arrived. Values and chunk
+content stay in the event log, where projections read them; a correction never removes
+them (R1, R12).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import hashlib
+import re
+import uuid
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.agreements import Agreement, agreement_in_force, require_agreement_party
+from ledger.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.errors import Forbidden, LimitExceeded, NotFound, ValidationFailed
+from ledger.fields import Fields
+from ledger.timeutil import format_utc, parse_utc
+
+__all__ = [
+    "ACKNOWLEDGEABLE_KINDS",
+    "BATCH_NAMESPACE",
+    "CHUNK_POINTS",
+    "DATA_CLASSES",
+    "EVENT_KINDS",
+    "MAX_DECOMPRESSED_BYTES",
+    "SEVERITIES",
+    "Batch",
+    "batch_subject",
+    "check_unit",
+    "decode_chunk",
+    "encode_chunk",
+    "require_party_key",
+]
+
+BATCH_NAMESPACE = uuid.UUID("aa007c5a-1227-4c7a-9a07-0033465d20ff")
+DATA_CLASSES = ("discrete", "continuous", "event")
+EVENT_KINDS = ("deviation", "alarm", "oos", "oot", "di_incident", "other")
+ACKNOWLEDGEABLE_KINDS = ("deviation", "oos", "oot")
+SEVERITIES = ("minor", "major", "critical")
+CHUNK_POINTS = 10_000
+"""Recommended points per continuous chunk (about a week of one-minute data)."""
+MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
+"""Most uncompressed chunk bytes one submission may carry (a guard against gzip bombs)."""
+
+_BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
+_RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+_UNIT = re.compile(r"^[!-~]{1,64}$")
+_TIMESTAMP = re.compile(
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z"
+)
+_DECIMAL = re.compile(r"-?(?:0|[1-9]\d{0,17})(?:\.\d{1,12})?")
+_QUALITY = re.compile(r"25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d")
+_LINE = re.compile(f"({_TIMESTAMP.pattern}),({_DECIMAL.pattern}),({_QUALITY.pattern})")
+# Signer clocks may run a little ahead of the ledger's; more than this is a wrong time.
+_CLOCK_TOLERANCE = timedelta(minutes=5)
+_MAX_RECORDS = 10_000
+_MAX_SERIES = 1_000
+
+Record = dict[str, Any]
+Chunk = dict[str, Any]
+
+
+def batch_subject(batch_id: str) -> UUID:
+    """The subject id of a batch: ``uuid5(BATCH_NAMESPACE, batch_id)``."""
+    return uuid.uuid5(BATCH_NAMESPACE, batch_id)
+
+
+class Batch(SignedAggregate):
+    """One manufacturing batch under an agreement, and the metadata of its data.
+
+    ``records`` maps record id to ``{"class", "event_kind", "version", "submissions",
+    "superseded_by", "acknowledged_version", "acknowledged_at"}``: ``submissions`` lists
+    the submission of each version (the last one is current), ``superseded_by`` is the
+    correction that withdrew the record without replacing it. ``chunks`` maps a chunk's
+    SHA-256 to ``{"tag", "start", "end", "count", "submission", "superseded_by"}``.
+    """
+
+    TOPIC = "cmo.Batch.v1"
+
+    class Created(Aggregate.Created):
+        TOPIC = "cmo.Batch.Created.v1"
+
+    @event("BatchRegistered", topic="cmo.BatchRegistered.v1")
+    def __init__(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
+        self._track(envelope, signature, recorded_at)
+        payload = envelope["payload"]
+        self.batch_id: str = payload["batch"]
+        self.agreement: str = payload["agreement"]
+        self.product: str = payload["product"]
+        self.site: str = payload["site"]
+        self.started_at: str = format_utc(parse_utc(payload["started_at"], field="started_at"))
+        self.ended_at: str | None = None
+        self.registered_at: str = recorded_at
+        self.submissions: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, Record] = {}
+        self.chunks: dict[str, Chunk] = {}
+        self.first_arrival: dict[str, str] = {}
+
+    @event("BatchEnded", topic="cmo.BatchEnded.v1")
+    def _ended(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
+        self._track(envelope, signature, recorded_at)
+        ended = envelope["payload"]["ended_at"]
+        self.ended_at = format_utc(parse_utc(ended, field="ended_at"))
+
+    @event("DataSubmitted", topic="cmo.DataSubmitted.v1")
+    def _data_submitted(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
+        self._track(envelope, signature, recorded_at)
+        payload = envelope["payload"]
+        submission, data_class = payload["submission"], payload["kind"]
+        self.submissions[submission] = {
+            "class": data_class,
+            "recorded_at": recorded_at,
+            "correction": False,
+        }
+        if data_class not in self.first_arrival:
+            self.first_arrival[data_class] = recorded_at
+        if data_class == "continuous":
+            self._add_chunks(payload["series"], submission)
+        else:
+            self._add_records(payload["records"], data_class, submission)
+
+    @event("DataCorrected", topic="cmo.DataCorrected.v1")
+    def _data_corrected(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
+        self._track(envelope, signature, recorded_at)
+        payload = envelope["payload"]
+        submission = payload["submission"]
+        if "supersedes_chunks" in payload:
+            data_class = "continuous"
+            for digest in payload["supersedes_chunks"]:
+                self.chunks[digest]["superseded_by"] = submission
+            self._add_chunks(payload["series"], submission)
+        else:
+            data_class = self.records[payload["supersedes"][0]]["class"]
+            for record_id in payload["supersedes"]:
+                self.records[record_id]["superseded_by"] = submission
+            self._add_records(payload["records"], data_class, submission)
+        self.submissions[submission] = {
+            "class": data_class,
+            "recorded_at": recorded_at,
+            "correction": True,
+        }
+
+    @event("DataAcknowledged", topic="cmo.DataAcknowledged.v1")
+    def _data_acknowledged(
+        self, envelope: dict[str, Any], signature: str, recorded_at: str
+    ) -> None:
+        self._track(envelope, signature, recorded_at)
+        for record_id in envelope["payload"]["records"]:
+            record = self.records[record_id]
+            record["acknowledged_version"] = record["version"]
+            record["acknowledged_at"] = recorded_at
+
+    def _add_records(self, records: list[dict[str, Any]], data_class: str, submission: str) -> None:
+        for item in records:
+            event_kind = item.get("kind") if data_class == "event" else None
+            existing = self.records.get(item["id"])
+            if existing is None:
+                self.records[item["id"]] = {
+                    "class": data_class,
+                    "event_kind": event_kind,
+                    "version": 1,
+                    "submissions": [submission],
+                    "superseded_by": None,
+                    "acknowledged_version": None,
+                    "acknowledged_at": None,
+                }
+            else:
+                # A replacement under the same id: a new version, current again.
+                existing["event_kind"] = event_kind
+                existing["version"] += 1
+                existing["submissions"].append(submission)
+                existing["superseded_by"] = None
+
+    def _add_chunks(self, series: list[dict[str, Any]], submission: str) -> None:
+        for entry in series:
+            for chunk in entry["chunks"]:
+                self.chunks[chunk["sha256"]] = {
+                    "tag": entry["tag"],
+                    "start": chunk["start"],
+                    "end": chunk["end"],
+                    "count": chunk["count"],
+                    "submission": submission,
+                    "superseded_by": None,
+                }
+
+    def is_current(self, record_id: str) -> bool:
+        """True when the record exists and was not withdrawn by a correction."""
+        record = self.records.get(record_id)
+        return record is not None and record["superseded_by"] is None
+
+    def current_chunks(self, tag: str | None = None) -> dict[str, Chunk]:
+        """Chunks not superseded by a correction (of one tag, when given), by SHA-256."""
+        return {
+            digest: chunk
+            for digest, chunk in self.chunks.items()
+            if chunk["superseded_by"] is None and (tag is None or chunk["tag"] == tag)
+        }
+
+
+# -- shared rule helpers -------------------------------------------------------------------
+
+
+def require_party_key(command: Command) -> None:
+    """Refuse an envelope signed with a source-system key: only ``DataSubmitted`` takes one."""
+    party = command.state.party(command.signer)
+    record = None if party is None else party.keys.get(command.envelope.key)
+    if record is not None and record.get("purpose") == "source-system":
+        raise Forbidden(
+            f"key {command.envelope.key} is a source-system key ({record.get('source')}); "
+            f"it may sign only DataSubmitted: sign {command.envelope.type} with a party key",
+            field="key",
+        )
+
+
+def check_unit(value: object, *, field: str) -> str:
+    """A UCUM unit code such as ``Cel``, ``[pH]``, ``10*6/mL``: printable ASCII, no spaces."""
+    if not isinstance(value, str) or not _UNIT.match(value):
+        raise ValidationFailed(
+            "expected a UCUM unit code such as Cel, [pH], % or 10*6/mL "
+            "(printable ASCII without spaces, at most 64 characters)",
+            field=field,
+        )
+    return value
+
+
+def _not_in_future(when: datetime, command: Command, field: str) -> None:
+    if when > command.now + _CLOCK_TOLERANCE:
+        raise ValidationFailed(
+            f"{format_utc(when)} is later than the ledger's clock ({command.recorded_at})",
+            field=field,
+        )
+
+
+def _batch_agreement(command: Command, batch: Batch) -> Agreement:
+    agreement = command.state.find(UUID(batch.agreement), Agreement)
+    if agreement is None:  # pragma: no cover - a batch is only registered under an agreement
+        raise NotFound(f"no agreement {batch.agreement}", field="subject")
+    return agreement
+
+
+def _submission_id(payload: Fields, batch: Batch) -> str:
+    submission = payload.uuid("submission")
+    if submission.version != 4:
+        raise ValidationFailed("expected a random (version 4) UUID", field="payload.submission")
+    if str(submission) in batch.submissions:
+        raise ValidationFailed(
+            f"submission {submission} is already recorded for batch {batch.batch_id}: "
+            "choose a new uuid4",
+            field="payload.submission",
+        )
+    return str(submission)
+
+
+# -- records (discrete and event) ---------------------------------------------------------
+
+_Column = Callable[[Fields, str, Command], None]
+
+
+def _text_column(record: Fields, name: str, command: Command) -> None:
+    record.text(name)
+
+
+def _description_column(record: Fields, name: str, command: Command) -> None:
+    record.text(name, max_len=2000)
+
+
+def _decimal_column(record: Fields, name: str, command: Command) -> None:
+    record.decimal(name)
+
+
+def _unit_column(record: Fields, name: str, command: Command) -> None:
+    check_unit(record.raw(name), field=record.field(name))
+
+
+def _time_column(record: Fields, name: str, command: Command) -> None:
+    _not_in_future(record.time(name), command, record.field(name))
+
+
+def _optional_time_column(record: Fields, name: str, command: Command) -> None:
+    if record.has(name):
+        _time_column(record, name, command)
+
+
+def _event_kind_column(record: Fields, name: str, command: Command) -> None:
+    record.choice(name, EVENT_KINDS)
+
+
+def _severity_column(record: Fields, name: str, command: Command) -> None:
+    record.choice(name, SEVERITIES)
+
+
+# Columns the formats of WORLD.md use; any other column a format names is checked as text.
+_COLUMNS: dict[str, dict[str, _Column]] = {
+    "discrete": {
+        "parameter": _text_column,
+        "value": _decimal_column,
+        "unit": _unit_column,
+        "sampled_at": _time_column,
+        "method": _text_column,
+    },
+    "event": {
+        "kind": _event_kind_column,
+        "started_at": _time_column,
+        "ended_at": _optional_time_column,
+        "severity": _severity_column,
+        "description": _description_column,
+    },
+}
+
+
+def _class_terms(agreement: Agreement, data_class: str) -> Mapping[str, Any]:
+    classes: Mapping[str, Any] = agreement.terms.get("data_classes", {})
+    if data_class not in classes:
+        raise ValidationFailed(
+            f"the agreement does not cover {data_class} data", field="payload.kind"
+        )
+    return classes[data_class]  # type: ignore[no-any-return]
+
+
+def _check_records(
+    command: Command,
+    batch: Batch,
+    agreement: Agreement,
+    data_class: str,
+    records: list[Fields],
+    replaced: frozenset[str] = frozenset(),
+) -> None:
+    """Check records against the class's format; ``replaced`` ids may be reused."""
+    data_format = _class_terms(agreement, data_class)["format"]
+    columns: list[str] = list(data_format["columns"])
+    confidential: list[str] = list(agreement.terms.get("confidential_elements", []))
+    allowed = {"id", *columns, *confidential}
+    typed = _COLUMNS.get(data_class, {})
+    seen: set[str] = set()
+    for record in records:
+        extra = sorted(set(record.data) - allowed)
+        if extra:
+            raise ValidationFailed(
+                f"{extra[0]!r} is neither a column of format {data_format['name']} "
+                f"({', '.join(columns)}) nor a confidential element of the agreement",
+                field=record.field(extra[0]),
+            )
+        record_id = record.text("id", max_len=128)
+        if not _RECORD_ID.match(record_id):
+            raise ValidationFailed(
+                "a record id is 1-128 letters, digits and . _ : / -, starting with a letter "
+                "or digit",
+                field=record.field("id"),
+            )
+        if record_id in seen:
+            raise ValidationFailed(f"record id {record_id} appears twice", field=record.field("id"))
+        seen.add(record_id)
+        if record_id in batch.records and record_id not in replaced:
+            raise ValidationFailed(
+                f"record {record_id} already exists in batch {batch.batch_id}: "
+                "replace it with DataCorrected",
+                field=record.field("id"),
+            )
+        for column in columns:
+            typed.get(column, _text_column)(record, column, command)
+        for element in confidential:
+            if element in record.data:
+                record.text(element)
+        ended = record.optional_time("ended_at") if data_class == "event" else None
+        if ended is not None and ended < record.time("started_at"):
+            raise ValidationFailed("ended_at is before started_at", field=record.field("ended_at"))
+
+
+# -- continuous chunks --------------------------------------------------------------------
+
+
+def encode_chunk(points: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
+    """A chunk for ``points`` of ``(timestamp, value, quality)``, in time order.
+
+    Timestamps are written as the ledger writes times (``2024-03-01T08:00:00.000Z``,
+    milliseconds, ``Z``), values as decimal strings, quality as an integer 0..255.
+    """
+    if not points:
+        raise ValueError("a chunk holds at least one point")
+    data = "".join(f"{stamp},{value},{quality}\n" for stamp, value, quality in points).encode()
+    return {
+        "start": points[0][0],
+        "end": points[-1][0],
+        "count": len(points),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        # mtime=0 makes the compressed bytes depend on the points alone.
+        "content": base64.b64encode(gzip.compress(data, compresslevel=6, mtime=0)).decode(),
+    }
+
+
+def decode_chunk(chunk: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """The points of a chunk, after checking it as the ledger does (errors name ``chunk``)."""
+    points: list[tuple[str, str, int]] = []
+    _read_chunk(Fields(chunk, "chunk"), _Budget(MAX_DECOMPRESSED_BYTES), points)
+    return points
+
+
+class _Budget:
+    """Uncompressed bytes a submission may still decompress."""
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining = remaining
+
+
+def _canonical_time(chunk: Fields, name: str) -> str:
+    value = chunk.raw(name)
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        raise ValidationFailed(
+            "expected a UTC time with milliseconds, e.g. 2024-03-01T08:00:00.000Z",
+            field=chunk.field(name),
+        )
+    _check_date(value, chunk.field(name), "")
+    return value
+
+
+def _check_date(stamp: str, field: str, where: str) -> None:
+    try:
+        date.fromisoformat(stamp[:10])
+    except ValueError:
+        raise ValidationFailed(f"{where}{stamp[:10]} is not a calendar date", field=field) from None
+
+
+def _decompress(content: object, field: str, budget: _Budget) -> bytes:
+    if not isinstance(content, str) or not content:
+        raise ValidationFailed("expected base64 of gzip-compressed CSV", field=field)
+    try:
+        compressed = base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed("content is not valid base64", field=field) from None
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing only
+    try:
+        data = inflater.decompress(compressed, budget.remaining + 1)
+    except zlib.error as exc:
+        raise ValidationFailed(f"content is not gzip data: {exc}", field=field) from None
+    if len(data) > budget.remaining:
+        raise LimitExceeded(
+            f"chunks of one submission may hold at most {MAX_DECOMPRESSED_BYTES} uncompressed "
+            "bytes: split the data over several submissions",
+            field=field,
+        )
+    if not inflater.eof:
+        raise ValidationFailed("the gzip stream is truncated", field=field)
+    if inflater.unused_data:
+        raise ValidationFailed("bytes follow the end of the gzip stream", field=field)
+    budget.remaining -= len(data)
+    return data
+
+
+def _explain(line: str) -> str:
+    if not line:
+        return "empty line"
+    parts = line.split(",")
+    if len(parts) != 3:
+        return f"expected timestamp,value,quality, found {len(parts)} fields"
+    stamp, value, quality = (part[:40] for part in parts)
+    if not _TIMESTAMP.fullmatch(stamp):
+        return f"timestamp {stamp!r} is not a UTC time with milliseconds (2024-03-01T08:00:00.000Z)"
+    if not _DECIMAL.fullmatch(value):
+        return f"value {value!r} is not a decimal string such as 37.02"
+    return f"quality {quality!r} is not an integer from 0 to 255"
+
+
+def _scan(text: str, field: str, points: list[tuple[str, str, int]] | None) -> tuple[int, str, str]:
+    """Check every line; return the count, first and last timestamp."""
+    if not text:
+        raise ValidationFailed("the chunk holds no points", field=field)
+    lines = text.split("\n")
+    if lines[-1]:
+        raise ValidationFailed(f"line {len(lines)}: the last line must end with \\n", field=field)
+    lines.pop()
+    match = _LINE.fullmatch
+    previous = ""
+    day = ""
+    for number, line in enumerate(lines, 1):
+        found = match(line)
+        if found is None:
+            raise ValidationFailed(f"line {number}: {_explain(line)}", field=field)
+        stamp = found[1]
+        # Fixed-width UTC timestamps order as text, so no datetime is built per line.
+        if stamp <= previous:
+            raise ValidationFailed(
+                f"line {number}: timestamp {stamp} is not after {previous}: "
+                "timestamps must strictly increase",
+                field=field,
+            )
+        if stamp[:10] != day:
+            _check_date(stamp, field, f"line {number}: ")
+            day = stamp[:10]
+        previous = stamp
+        if points is not None:
+            points.append((stamp, found[2], int(found[3])))
+    return len(lines), lines[0][:24], previous
+
+
+def _read_chunk(
+    chunk: Fields, budget: _Budget, points: list[tuple[str, str, int]] | None = None
+) -> tuple[str, str, int, str]:
+    """Check one chunk; return its start, end, count and SHA-256."""
+    chunk.only("start", "end", "count", "sha256", "content")
+    start = _canonical_time(chunk, "start")
+    end = _canonical_time(chunk, "end")
+    count = chunk.integer("count", minimum=1)
+    digest = chunk.sha256("sha256")
+    data = _decompress(chunk.raw("content"), chunk.field("content"), budget)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != digest:
+        raise ValidationFailed(
+            f"the SHA-256 of the uncompressed content is {actual}, not the one given",
+            field=chunk.field("sha256"),
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(
+            f"content is not UTF-8 (byte {exc.start})", field=chunk.field("content")
+        ) from None
+    lines, first, last = _scan(text, chunk.field("content"), points)
+    if lines != count:
+        raise ValidationFailed(
+            f"count is {count} but the content holds {lines} points", field=chunk.field("count")
+        )
+    if first != start:
+        raise ValidationFailed(
+            f"start is {start} but the first point is at {first}", field=chunk.field("start")
+        )
+    if last != end:
+        raise ValidationFailed(
+            f"end is {end} but the last point is at {last}", field=chunk.field("end")
+        )
+    return start, end, count, digest
+
+
+def _check_series(
+    command: Command,
+    batch: Batch,
+    series: list[Fields],
+    superseded: frozenset[str] = frozenset(),
+) -> None:
+    """Check every chunk; refuse duplicates and overlaps with data the batch already holds."""
+    budget = _Budget(MAX_DECOMPRESSED_BYTES)
+    latest = format_utc(command.now + _CLOCK_TOLERANCE)
+    tags: set[str] = set()
+    digests: set[str] = set()
+    for entry in series:
+        entry.only("tag", "chunks")
+        tag = entry.text("tag")
+        if tag in tags:
+            raise ValidationFailed(
+                f"tag {tag} appears twice: put all its chunks in one entry",
+                field=entry.field("tag"),
+            )
+        tags.add(tag)
+        stored = [
+            chunk for digest, chunk in batch.current_chunks(tag).items() if digest not in superseded
+        ]
+        chunks = entry.objects("chunks")
+        if not chunks:
+            raise ValidationFailed("a tag needs at least one chunk", field=entry.field("chunks"))
+        previous_end = ""
+        for chunk in chunks:
+            start, end, _count, digest = _read_chunk(chunk, budget)
+            if digest in batch.chunks or digest in digests:
+                raise ValidationFailed(
+                    f"a chunk with SHA-256 {digest} is already recorded for batch {batch.batch_id}",
+                    field=chunk.field("sha256"),
+                )
+            digests.add(digest)
+            if end > latest:
+                raise ValidationFailed(
+                    f"{end} is later than the ledger's clock ({command.recorded_at})",
+                    field=chunk.field("end"),
+                )
+            if start <= previous_end:
+                raise ValidationFailed(
+                    f"chunks of tag {tag} must follow each other in time: this one starts at "
+                    f"{start}, the one before ends at {previous_end}",
+                    field=chunk.field("start"),
+                )
+            previous_end = end
+            for other in stored:
+                if start <= other["end"] and other["start"] <= end:
+                    raise ValidationFailed(
+                        f"tag {tag} already has data from {other['start']} to {other['end']} "
+                        "in this batch: replace it with DataCorrected",
+                        field=chunk.field("start"),
+                    )
+
+
+# -- rules --------------------------------------------------------------------------------
+
+
+def _registered_rule(command: Command) -> None:
+    payload = command.payload.only("agreement", "batch", "product", "site", "started_at")
+    agreement = agreement_in_force(command, payload.uuid("agreement"))
+    command.require_signer(agreement.cmo)
+    require_party_key(command)
+    batch_id = payload.text("batch", max_len=64)
+    if not _BATCH_ID.match(batch_id):
+        raise ValidationFailed(
+            "a batch id is 2-64 letters, digits and . _ -, starting with a letter or digit, "
+            "e.g. NWB101-24-001",
+            field="payload.batch",
+        )
+    if command.envelope.subject != batch_subject(batch_id):
+        raise ValidationFailed(
+            f"the subject of batch {batch_id} must be {batch_subject(batch_id)}", field="subject"
+        )
+    for name, listed in (("product", "products"), ("site", "sites")):
+        value = payload.text(name)
+        if value not in agreement.terms[listed]:
+            raise ValidationFailed(
+                f"{value} is not among the agreement's {listed}: "
+                f"{', '.join(agreement.terms[listed])}",
+                field=payload.field(name),
+            )
+    _not_in_future(payload.time("started_at"), command, "payload.started_at")
+
+
+def _ended_rule(command: Command) -> None:
+    batch: Batch = command.subject
+    command.require_signer(_batch_agreement(command, batch).cmo)
+    require_party_key(command)
+    if batch.ended_at is not None:
+        raise Forbidden(
+            f"batch {batch.batch_id} already ended at {batch.ended_at}", field="subject"
+        )
+    payload = command.payload.only("ended_at")
+    ended = payload.time("ended_at")
+    if ended < parse_utc(batch.started_at, field="started_at"):
+        raise ValidationFailed(
+            f"ended_at is before the batch started ({batch.started_at})", field="payload.ended_at"
+        )
+    _not_in_future(ended, command, "payload.ended_at")
+
+
+def _submitted_rule(command: Command) -> None:
+    batch: Batch = command.subject
+    agreement = agreement_in_force(command, UUID(batch.agreement), field="subject")
+    command.require_signer(agreement.cmo)
+    payload = command.payload
+    data_class = payload.choice("kind", DATA_CLASSES)
+    content = "series" if data_class == "continuous" else "records"
+    payload.only(
+        "submission",
+        "kind",
+        "source_system",
+        "schema_version",
+        "format",
+        "original_sha256",
+        content,
+    )
+    _submission_id(payload, batch)
+    source = payload.text("source_system", max_len=100)
+    party = command.state.party(command.signer)
+    key = {} if party is None else party.keys.get(command.envelope.key, {})
+    if key.get("purpose") == "source-system" and key.get("source") != source:
+        # R15: a source system's key vouches for that source only.
+        raise ValidationFailed(
+            f"key {command.envelope.key} is registered for source {key.get('source')!r}, "
+            f"not {source!r}",
+            field="payload.source_system",
+        )
+    payload.text("schema_version", max_len=50)
+    expected = _class_terms(agreement, data_class)["format"]["name"]
+    if payload.text("format", max_len=100) != expected:
+        raise ValidationFailed(
+            f"the agreement's format for {data_class} data is {expected!r}", field="payload.format"
+        )
+    if payload.has("original_sha256"):
+        payload.sha256("original_sha256")
+    if data_class == "continuous":
+        series = payload.objects("series", max_items=_MAX_SERIES)
+        if not series:
+            raise ValidationFailed("submit at least one series", field="payload.series")
+        _check_series(command, batch, series)
+    else:
+        records = payload.objects("records", max_items=_MAX_RECORDS)
+        if not records:
+            raise ValidationFailed("submit at least one record", field="payload.records")
+        _check_records(command, batch, agreement, data_class, records)
+
+
+def _corrected_rule(command: Command) -> None:
+    batch: Batch = command.subject
+    agreement = _batch_agreement(command, batch)
+    command.require_signer(agreement.cmo)
+    require_party_key(command)
+    payload = command.payload
+    if payload.has("supersedes_chunks"):
+        payload.only("submission", "supersedes_chunks", "series", "original_sha256")
+    else:
+        payload.only("submission", "supersedes", "records", "original_sha256")
+    _submission_id(payload, batch)
+    if payload.has("original_sha256"):
+        payload.sha256("original_sha256")
+    if payload.has("supersedes_chunks"):
+        digests = _superseded_chunks(batch, payload)
+        _check_series(command, batch, payload.objects("series", max_items=_MAX_SERIES), digests)
+        return
+    data_class, replaced = _superseded_records(batch, payload)
+    records = payload.objects("records", max_items=_MAX_RECORDS)
+    _check_records(command, batch, agreement, data_class, records, replaced)
+
+
+def _superseded_records(batch: Batch, payload: Fields) -> tuple[str, frozenset[str]]:
+    ids = payload.texts("supersedes", max_items=_MAX_RECORDS)
+    if not ids:
+        raise ValidationFailed(
+            "name the records this correction supersedes", field="payload.supersedes"
+        )
+    classes: set[str] = set()
+    for index, record_id in enumerate(ids):
+        field = f"payload.supersedes[{index}]"
+        record = batch.records.get(record_id)
+        if record is None:
+            raise NotFound(f"batch {batch.batch_id} has no record {record_id}", field=field)
+        if record["superseded_by"] is not None:
+            raise ValidationFailed(
+                f"record {record_id} was already superseded by submission "
+                f"{record['superseded_by']}",
+                field=field,
+            )
+        if record_id in ids[:index]:
+            raise ValidationFailed(f"record {record_id} is listed twice", field=field)
+        classes.add(record["class"])
+        if len(classes) > 1:
+            raise ValidationFailed(
+                "one correction supersedes records of one data class", field=field
+            )
+    return classes.pop(), frozenset(ids)
+
+
+def _superseded_chunks(batch: Batch, payload: Fields) -> frozenset[str]:
+    digests = payload.items("supersedes_chunks", max_items=_MAX_RECORDS)
+    if not digests:
+        raise ValidationFailed(
+            "name the chunks this correction supersedes", field="payload.supersedes_chunks"
+        )
+    for index, digest in enumerate(digests):
+        field = f"payload.supersedes_chunks[{index}]"
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValidationFailed("expected a lowercase hex SHA-256", field=field)
+        chunk = batch.chunks.get(digest)
+        if chunk is None:
+            raise NotFound(f"batch {batch.batch_id} has no chunk {digest}", field=field)
+        if chunk["superseded_by"] is not None or digest in digests[:index]:
+            raise ValidationFailed(
+                f"chunk {digest} was already superseded by submission {chunk['superseded_by']}"
+                if chunk["superseded_by"]
+                else f"chunk {digest} is listed twice",
+                field=field,
+            )
+    return frozenset(digests)
+
+
+def _acknowledged_rule(command: Command) -> None:
+    batch: Batch = command.subject
+    agreement = _batch_agreement(command, batch)
+    require_agreement_party(command, agreement)
+    command.require_signer(agreement.sponsor)
+    require_party_key(command)
+    payload = command.payload.only("records")
+    ids = payload.texts("records", max_items=_MAX_RECORDS)
+    if not ids:
+        raise ValidationFailed("name the records you acknowledge", field="payload.records")
+    for index, record_id in enumerate(ids):
+        field = f"payload.records[{index}]"
+        record = batch.records.get(record_id)
+        if record is None:
+            raise NotFound(f"batch {batch.batch_id} has no record {record_id}", field=field)
+        if record["class"] != "event" or record["event_kind"] not in ACKNOWLEDGEABLE_KINDS:
+            kind = record["event_kind"] or f"{record['class']} data"
+            raise ValidationFailed(
+                f"record {record_id} is {kind}; only event records of kind "
+                f"{', '.join(ACKNOWLEDGEABLE_KINDS)} are acknowledged",
+                field=field,
+            )
+        if record["superseded_by"] is not None:
+            raise ValidationFailed(
+                f"record {record_id} was withdrawn by submission {record['superseded_by']}",
+                field=field,
+            )
+        if record["acknowledged_version"] == record["version"] or record_id in ids[:index]:
+            raise ValidationFailed(
+                f"record {record_id} (version {record['version']}) is already acknowledged",
+                field=field,
+            )
+
+
+register(
+    EventSpec(
+        "BatchRegistered",
+        Batch,
+        frozenset({"authored"}),
+        _registered_rule,
+        signers="the agreement's CMO (party key); the agreement must be in force",
+        required=("agreement", "batch", "product", "site", "started_at"),
+        description="registers a batch of one of the agreement's products at one of its sites",
+    ),
+    EventSpec(
+        "BatchEnded",
+        Batch,
+        frozenset({"completed"}),
+        _ended_rule,
+        apply="_ended",
+        signers="the agreement's CMO (party key)",
+        required=("ended_at",),
+        description="records when the batch ended (once); delivery deadlines count from it",
+    ),
+    EventSpec(
+        "DataSubmitted",
+        Batch,
+        frozenset({"submitted"}),
+        _submitted_rule,
+        apply="_data_submitted",
+        signers="the agreement's CMO, with a party key or a registered source-system key; "
+        "the agreement must be in force",
+        required=(
+            "submission",
+            "kind",
+            "source_system",
+            "schema_version",
+            "format",
+            "original_sha256 (optional)",
+            "records (discrete, event) or series (continuous)",
+        ),
+        description="delivers discrete results, event records or continuous chunks in the "
+        "agreement's format",
+    ),
+    EventSpec(
+        "DataCorrected",
+        Batch,
+        frozenset({"corrected"}),
+        _corrected_rule,
+        apply="_data_corrected",
+        reason_required=True,
+        signers="the agreement's CMO (party key)",
+        required=(
+            "submission",
+            "supersedes and records, or supersedes_chunks and series",
+            "original_sha256 (optional)",
+        ),
+        description="supersedes records or chunks with replacements; the originals stay readable",
+    ),
+    EventSpec(
+        "DataAcknowledged",
+        Batch,
+        frozenset({"acknowledged"}),
+        _acknowledged_rule,
+        apply="_data_acknowledged",
+        signers="the agreement's sponsor (party key)",
+        required=("records",),
+        description="acknowledges deviation, OOS and OOT event records (R23)",
+    ),
+)

@@ -1,0 +1,222 @@
+"""Followers: consumers of the log that keep their own tables, exactly once.
+
+A follower reads the log after the position recorded in its tracking row, writes its
+rows and moves its tracking row forward **in one transaction**, one page of events at a
+time. A crash loses at most an uncommitted page, which is read again on restart; an
+event is never applied twice because the tracking row and the rows commit together.
+
+Several processes may run the same follower. Each page's transaction first takes the
+database's lock for that follower, then re-reads the tracking position, so exactly one
+process applies each page:
+
+* on PostgreSQL, a transaction-scoped advisory lock named after the follower;
+* on SQLite, ``BEGIN IMMEDIATE``: the database's single write lock, taken before the
+  position is read (a deferred transaction would read a position another process is
+  about to move, then fail on its first write).
+
+:func:`catch_up_together` applies each page to several followers in one transaction:
+the page is read and decoded once, and each follower applies the events after its own
+position (the projections use it: one read, many views).
+
+Pages are read with one SQL query on the events table and decoded with the ledger's own
+mapper parts (cipher, compressor, transcoder): the same :class:`Recorded` values as
+``Ledger.read``, without the ORM's per-row cost.
+
+The Merkle tree and the read models (``projections``) are followers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.persistence import Notification, Tracking
+from eventsourcing.utils import resolve_topic
+from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from ledger.application import Ledger, Recorded
+
+__all__ = ["Follower", "begin_page", "catch_up_together", "read_events"]
+
+
+class Follower(ABC):
+    """Applies the log, page by page, to tables of its own."""
+
+    #: Tracking key; also names the tracking table (``<name>_tracking``). At most 32 chars.
+    name: str = ""
+    page_size: int = 1000
+
+    def __init__(self, ledger: Ledger) -> None:
+        if not self.name or len(self.name) > 32:
+            raise ValueError("a follower needs a name of 1-32 characters")
+        self.ledger = ledger
+        self.tracking = SQLAlchemyTrackingRecorder(
+            datastore=ledger.recorder.datastore,  # type: ignore[attr-defined]
+            tracking_table_name=f"{self.name}_tracking",
+        )
+        self._lock = threading.Lock()
+        self._lock_key = int.from_bytes(
+            hashlib.sha256(self.name.encode()).digest()[:8], "big", signed=True
+        )
+
+    def create_tables(self) -> None:
+        """Create the tracking table and the follower's own tables."""
+        self.tracking.create_table()
+        self.create_own_tables()
+
+    @abstractmethod
+    def create_own_tables(self) -> None:
+        """Create the tables this follower writes."""
+
+    @abstractmethod
+    def apply(self, session: Session, events: Sequence[Recorded]) -> None:
+        """Write the effect of ``events`` (consecutive, in log order) in ``session``."""
+
+    def position(self) -> int:
+        """The last log position applied (0 when none)."""
+        return self.tracking.max_tracking_id(self.ledger.name) or 0
+
+    def catch_up(self, until: int | None = None) -> int:
+        """Apply pages up to the log's head (or up to ``until``, inclusive); return the
+        position reached."""
+        return catch_up_together([self], until)
+
+    def lock_in(self, session: Session) -> None:
+        """Take this follower's transaction-scoped lock (PostgreSQL; SQLite locks the file)."""
+        if self.ledger.settings.is_postgres:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._lock_key})
+
+    def reset(self, session: Session) -> None:
+        """Forget progress (for a rebuild): the caller drops the follower's rows too."""
+        session.execute(
+            self.tracking.tracking_table.delete().where(
+                self.tracking.tracking_table.c.application_name == self.ledger.name
+            )
+        )
+
+
+def catch_up_together(
+    followers: Sequence[Follower],
+    until: int | None = None,
+    *,
+    page_size: int | None = None,
+    on_page: Callable[[int], None] | None = None,
+) -> int:
+    """Apply pages to every follower, each page in one transaction; return the lowest
+    position reached. ``on_page(position)`` is called after each committed page."""
+    ordered = sorted({id(f): f for f in followers}.values(), key=lambda f: f.name)
+    if not ordered:
+        raise ValueError("no followers")
+    size = page_size or min(f.page_size for f in ordered)
+    with ExitStack() as stack:
+        for follower in ordered:  # one order everywhere: no lock-order deadlock
+            stack.enter_context(follower._lock)
+        while True:
+            reached, read = _apply_page(ordered, size, until)
+            if read and on_page is not None:
+                on_page(reached)
+            if not read or (until is not None and reached >= until):
+                return reached
+
+
+def _apply_page(followers: Sequence[Follower], size: int, until: int | None) -> tuple[int, int]:
+    first = followers[0]
+    ledger = first.ledger
+    with first.tracking.transaction(commit=True) as session:
+        begin_page(session, ledger)
+        for follower in followers:
+            follower.lock_in(session)
+        positions = [follower.position() for follower in followers]
+        start = min(positions)
+        events = read_events(session, ledger, start, size, until)
+        if not events:
+            return start, 0
+        for follower, position in zip(followers, positions, strict=True):
+            mine = [event for event in events if event.position > position]
+            if mine:
+                follower.apply(session, mine)
+                tracking = Tracking(ledger.name, mine[-1].position)
+                follower.tracking._insert_tracking(session, tracking)
+        return events[-1].position, len(events)
+
+
+def begin_page(session: Session, ledger: Ledger) -> None:
+    """Start the page's transaction; on SQLite, take the write lock now (see module doc)."""
+    if ledger.settings.is_postgres:
+        return
+    raw: Any = session.connection().connection.dbapi_connection
+    if not raw.in_transaction:
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_events(
+    session: Session, ledger: Ledger, after: int, limit: int, stop: int | None = None
+) -> list[Recorded]:
+    """Stored events after ``after`` (up to ``stop``, inclusive), as ``Ledger.read`` gives."""
+    table = ledger.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+    query = select(
+        table.c.id, table.c.originator_id, table.c.originator_version, table.c.topic, table.c.state
+    ).where(table.c.id > after)
+    if stop is not None:
+        query = query.where(table.c.id <= stop)
+    rows = session.connection().execute(query.order_by(table.c.id).limit(limit)).all()
+    decode = _Decoder(ledger)
+    return [decode(*row) for row in rows]
+
+
+class _Decoder:
+    """Turns event rows into ``Recorded`` values with the ledger's mapper parts."""
+
+    _plain_topics: dict[str, bool] = {}  # noqa: RUF012  (a process-wide cache)
+
+    def __init__(self, ledger: Ledger) -> None:
+        from ledger.application import Recorded
+        from ledger.envelope import StoredEvent
+
+        self.ledger = ledger
+        self.mapper = ledger.mapper
+        self.recorded = Recorded
+        self.stored = StoredEvent
+
+    def __call__(
+        self, position: int, subject: Any, version: int, topic: str, state: bytes
+    ) -> Recorded:
+        if not self._is_plain(topic):
+            return self._via_mapper(position, subject, version, topic, state)
+        data = bytes(state)
+        if self.mapper.cipher is not None:
+            data = self.mapper.cipher.decrypt(data)
+        if self.mapper.compressor is not None:
+            data = self.mapper.compressor.decompress(data)
+        fields = self.mapper.transcoder.decode(data)
+        event = self.stored(fields["envelope"], fields["signature"], fields["recorded_at"])
+        return self.recorded(position, subject, version, topic, event)
+
+    def _is_plain(self, topic: str) -> bool:
+        # Event classes with a class_version > 1 need the mapper's upcasters.
+        plain = self._plain_topics.get(topic)
+        if plain is None:
+            plain = getattr(resolve_topic(topic), "class_version", 1) == 1
+            self._plain_topics[topic] = plain
+        return plain
+
+    def _via_mapper(
+        self, position: int, subject: Any, version: int, topic: str, state: bytes
+    ) -> Recorded:
+        notification = Notification(
+            id=position,
+            originator_id=subject,
+            originator_version=version,
+            topic=topic,
+            state=bytes(state),
+        )
+        domain_event: Any = self.mapper.to_domain_event(notification)
+        event = self.stored(domain_event.envelope, domain_event.signature, domain_event.recorded_at)
+        return self.recorded(position, subject, version, topic, event)

@@ -1,0 +1,195 @@
+"""Parties and their keys: ``PartyAdmitted``, ``KeyAdded``, ``KeyRevoked``.
+
+A party's subject id is derived from its party id (see :func:`party_subject`), so any
+client can address it without a lookup. The notary admits parties; a party adds keys
+with a key it already holds; the party or the notary revokes a key, saying since when
+it may have been compromised.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.errors import Forbidden, KeyRevoked, UnknownSigner, ValidationFailed
+from ledger.keys import decode_public_key, key_id
+from ledger.timeutil import format_utc, parse_utc
+
+__all__ = ["NOTARY", "PARTY_NAMESPACE", "ROLES", "KeyRecord", "Party", "party_subject"]
+
+NOTARY = "notary"
+ROLES = ("sponsor", "cmo", "regulator", "auditor")
+PARTY_NAMESPACE = uuid.UUID("0b7d1f5e-4c0a-4a55-9a53-6f0c2f3e8d21")
+_PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+
+KeyRecord = dict[str, Any]
+
+
+def party_subject(party_id: str) -> uuid.UUID:
+    """The subject id of a party: ``uuid5(PARTY_NAMESPACE, party_id)``."""
+    return uuid.uuid5(PARTY_NAMESPACE, party_id)
+
+
+class Party(SignedAggregate):
+    """An admitted organisation and the history of its keys."""
+
+    TOPIC = "cmo.Party.v1"
+
+    class Created(Aggregate.Created):
+        TOPIC = "cmo.Party.Created.v1"
+
+    @event("PartyAdmitted", topic="cmo.PartyAdmitted.v1")
+    def __init__(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
+        self._track(envelope, signature, recorded_at)
+        payload = envelope["payload"]
+        self.party_id: str = payload["party"]
+        self.legal_name: str = payload["legal_name"]
+        self.role: str = payload["role"]
+        self.keys: dict[str, KeyRecord] = {}
+        self._add_key(payload["public_key"], recorded_at, "party", None)
+
+    @event("KeyAdded", topic="cmo.KeyAdded.v1")
+    def _key_added(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
+        self._track(envelope, signature, recorded_at)
+        payload = envelope["payload"]
+        self._add_key(
+            payload["public_key"],
+            recorded_at,
+            payload.get("purpose", "party"),
+            payload.get("source"),
+        )
+
+    @event("KeyRevoked", topic="cmo.KeyRevoked.v1")
+    def _key_revoked(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
+        self._track(envelope, signature, recorded_at)
+        payload = envelope["payload"]
+        record = self.keys[payload["key"]]
+        record["revoked_at"] = recorded_at
+        record["compromised_since"] = payload.get("compromised_since") or recorded_at
+
+    def _add_key(self, public_key: str, at: str, purpose: str, source: str | None) -> None:
+        kid = key_id(decode_public_key(public_key))
+        self.keys[kid] = {
+            "public_key": public_key,
+            "added_at": at,
+            "revoked_at": None,
+            "compromised_since": None,
+            "purpose": purpose,
+            "source": source,
+        }
+
+    def key_for_new_signature(self, kid: str, signed_at: datetime, skew: float) -> str:
+        """The public key text for a new envelope; refuse unknown, revoked or not-yet keys."""
+        record = self.keys.get(kid)
+        if record is None:
+            raise UnknownSigner(f"key {kid} is not a key of {self.party_id}", field="key")
+        if record["revoked_at"] is not None:
+            since = record["compromised_since"]
+            raise KeyRevoked(
+                f"key {kid} of {self.party_id} was revoked (compromised since {since})",
+                field="key",
+            )
+        added = parse_utc(record["added_at"], field="key")
+        if (added - signed_at).total_seconds() > skew:
+            raise UnknownSigner(
+                f"key {kid} was not yet registered to {self.party_id} at signed_at",
+                field="signed_at",
+            )
+        return str(record["public_key"])
+
+    def valid_keys(self) -> list[str]:
+        """Ids of keys that are not revoked."""
+        return [kid for kid, record in self.keys.items() if record["revoked_at"] is None]
+
+
+def _admit_rule(command: Command) -> None:
+    command.require_signer(NOTARY)
+    payload = command.payload.only("party", "legal_name", "role", "public_key")
+    party_id = payload.text("party", max_len=63)
+    if not _PARTY_ID.match(party_id) or party_id == NOTARY:
+        raise ValidationFailed(
+            "party ids are lowercase letters, digits and hyphens, 2-63 long; 'notary' is reserved",
+            field="payload.party",
+        )
+    payload.text("legal_name")
+    payload.choice("role", ROLES)
+    decode_public_key(payload.raw("public_key"), field="payload.public_key")
+    if command.envelope.subject != party_subject(party_id):
+        raise ValidationFailed(
+            f"a party's subject must be {party_subject(party_id)}", field="subject"
+        )
+
+
+def _key_added_rule(command: Command) -> None:
+    party: Party = command.subject
+    command.require_signer(party.party_id)
+    payload = command.payload.only("public_key", "purpose", "source")
+    public_key = decode_public_key(payload.raw("public_key"), field="payload.public_key")
+    purpose = payload.choice("purpose", ("party", "source-system"))
+    if purpose == "source-system":
+        payload.text("source", max_len=100)
+    elif payload.has("source"):
+        raise ValidationFailed("only source-system keys name a source", field="payload.source")
+    if key_id(public_key) in party.keys:
+        raise ValidationFailed("key is already registered", field="payload.public_key")
+
+
+def _key_revoked_rule(command: Command) -> None:
+    party: Party = command.subject
+    command.require_signer(party.party_id, NOTARY)
+    payload = command.payload.only("key", "compromised_since")
+    kid = payload.text("key", max_len=32)
+    record = party.keys.get(kid)
+    if record is None:
+        raise ValidationFailed(f"{party.party_id} has no key {kid}", field="payload.key")
+    if record["revoked_at"] is not None:
+        raise Forbidden("key is already revoked", field="payload.key")
+    since = payload.optional_time("compromised_since")
+    if since is not None and since > command.now:
+        raise ValidationFailed(
+            "compromised_since is in the future", field="payload.compromised_since"
+        )
+    if since is not None and payload.raw("compromised_since") != format_utc(since):
+        # One spelling per instant keeps comparisons in projections exact.
+        raise ValidationFailed(
+            f"write it as {format_utc(since)}", field="payload.compromised_since"
+        )
+
+
+register(
+    EventSpec(
+        "PartyAdmitted",
+        Party,
+        frozenset({"approved"}),
+        _admit_rule,
+        signers="the notary",
+        required=("party", "legal_name", "role", "public_key"),
+        description="admits an organisation with its role and first key",
+    ),
+    EventSpec(
+        "KeyAdded",
+        Party,
+        frozenset({"authored"}),
+        _key_added_rule,
+        apply="_key_added",
+        signers="the party, with a valid key",
+        required=("public_key", "purpose", "source (source-system keys)"),
+        description="adds a party key or a source-system key",
+    ),
+    EventSpec(
+        "KeyRevoked",
+        Party,
+        frozenset({"revoked"}),
+        _key_revoked_rule,
+        apply="_key_revoked",
+        reason_required=True,
+        signers="the party or the notary",
+        required=("key", "compromised_since (optional)"),
+        description="revokes a key; signatures at or after compromised_since are flagged",
+    ),
+)

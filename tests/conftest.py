@@ -1,0 +1,98 @@
+"""Shared fixtures: every storage test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from ledger.application import Ledger
+from ledger.config import Settings
+from tests.support.world import ORIGIN, Actor, World, build_world, notary_actor
+
+PG_URL = os.environ.get(
+    "CMO_LEDGER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test"
+)
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("CMO_LEDGER_SLOW") == "1":
+        return
+    skip_slow = pytest.mark.skip(reason="slow suite: run with `make slow`")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+def _ensure_pg_database(url: str) -> None:
+    admin = sa.make_url(url).set(database="postgres")
+    name = sa.make_url(url).database
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+            if exists is None:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {admin}: start it (see .ci/run). {exc}", pytrace=False
+        )
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    _ensure_pg_database(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty ledger database: a SQLite file, or a private PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+        return
+    base = request.getfixturevalue("pg_url")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path / "data", kdf_profile="min")
+
+
+@pytest.fixture
+def notary() -> Actor:
+    return notary_actor()
+
+
+@pytest.fixture
+def ledger(settings: Settings, notary: Actor) -> Iterator[Ledger]:
+    app = Ledger.initialise(settings, ORIGIN, notary.public_key)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def world(ledger: Ledger, notary: Actor) -> World:
+    """Two sponsors, two CMOs, a regulator and an auditor, admitted by the notary."""
+    return build_world(ledger, notary)
