@@ -43,6 +43,7 @@ from ledger.config import Settings
 from ledger.envelope import Envelope, StoredEvent
 from ledger.errors import (
     ConfigurationError,
+    Forbidden,
     LedgerError,
     LimitExceeded,
     NotFound,
@@ -211,7 +212,7 @@ class Ledger(Application[UUID]):
                 field="payload",
             )
         self._check_clock(envelope, now)
-        envelope.verify(self._signing_key(envelope, state), signature)
+        envelope.verify(self._signing_key(envelope, spec, state), signature)
         spec.check_meaning_and_reason(envelope)
         subject = self._check_sequence(envelope, spec, state)
         command = Command(envelope, signature, format_utc(now), now, subject, state)
@@ -228,7 +229,7 @@ class Ledger(Application[UUID]):
                 field="signed_at",
             )
 
-    def _signing_key(self, envelope: Envelope, state: _BatchState) -> VerifyKey:
+    def _signing_key(self, envelope: Envelope, spec: EventSpec, state: _BatchState) -> VerifyKey:
         if envelope.signer == NOTARY:
             if envelope.key != self.identity.notary_key_id:
                 raise UnknownSigner("not the notary's key", field="key")
@@ -239,6 +240,13 @@ class Ledger(Application[UUID]):
         text = party.key_for_new_signature(
             envelope.key, envelope.signed_at, self.settings.max_clock_skew
         )
+        record = party.keys[envelope.key]
+        if record["purpose"] == "source-system" and not spec.source_keys:
+            raise Forbidden(
+                f"key {envelope.key} is a source-system key ({record['source']}); "
+                f"sign {envelope.type} with a party key",
+                field="key",
+            )
         return decode_public_key(text)
 
     def _check_sequence(

@@ -54,7 +54,6 @@ __all__ = [
     "check_unit",
     "decode_chunk",
     "encode_chunk",
-    "require_party_key",
 ]
 
 BATCH_NAMESPACE = uuid.UUID("aa007c5a-1227-4c7a-9a07-0033465d20ff")
@@ -223,18 +222,6 @@ class Batch(SignedAggregate):
 
 
 # -- shared rule helpers -------------------------------------------------------------------
-
-
-def require_party_key(command: Command) -> None:
-    """Refuse an envelope signed with a source-system key: only ``DataSubmitted`` takes one."""
-    party = command.state.party(command.signer)
-    record = None if party is None else party.keys.get(command.envelope.key)
-    if record is not None and record.get("purpose") == "source-system":
-        raise Forbidden(
-            f"key {command.envelope.key} is a source-system key ({record.get('source')}); "
-            f"it may sign only DataSubmitted: sign {command.envelope.type} with a party key",
-            field="key",
-        )
 
 
 def check_unit(value: object, *, field: str) -> str:
@@ -618,7 +605,6 @@ def _registered_rule(command: Command) -> None:
     payload = command.payload.only("agreement", "batch", "product", "site", "started_at")
     agreement = agreement_in_force(command, payload.uuid("agreement"))
     command.require_signer(agreement.cmo)
-    require_party_key(command)
     batch_id = payload.text("batch", max_len=64)
     if not _BATCH_ID.match(batch_id):
         raise ValidationFailed(
@@ -644,7 +630,6 @@ def _registered_rule(command: Command) -> None:
 def _ended_rule(command: Command) -> None:
     batch: Batch = command.subject
     command.require_signer(_batch_agreement(command, batch).cmo)
-    require_party_key(command)
     if batch.ended_at is not None:
         raise Forbidden(
             f"batch {batch.batch_id} already ended at {batch.ended_at}", field="subject"
@@ -709,7 +694,6 @@ def _corrected_rule(command: Command) -> None:
     batch: Batch = command.subject
     agreement = _batch_agreement(command, batch)
     command.require_signer(agreement.cmo)
-    require_party_key(command)
     payload = command.payload
     if payload.has("supersedes_chunks"):
         payload.only("submission", "supersedes_chunks", "series", "original_sha256")
@@ -783,7 +767,6 @@ def _acknowledged_rule(command: Command) -> None:
     agreement = _batch_agreement(command, batch)
     require_agreement_party(command, agreement)
     command.require_signer(agreement.sponsor)
-    require_party_key(command)
     payload = command.payload.only("records")
     ids = payload.texts("records", max_items=_MAX_RECORDS)
     if not ids:
@@ -838,6 +821,7 @@ register(
         frozenset({"submitted"}),
         _submitted_rule,
         apply="_data_submitted",
+        source_keys=True,
         signers="the agreement's CMO, with a party key or a registered source-system key; "
         "the agreement must be in force",
         required=(

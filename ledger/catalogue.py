@@ -108,7 +108,8 @@ class EventSpec:
 
     ``apply`` names the ``@event`` method that records it on an existing aggregate;
     for a creating event (``apply=None``) the aggregate is created with the event class
-    named ``type``.
+    named ``type``. ``source_keys`` lets a party's registered source-system keys (a
+    historian, a LIMS) sign it; every other event needs a party key.
     """
 
     type: str
@@ -117,6 +118,7 @@ class EventSpec:
     rule: Rule
     apply: str | None = None
     reason_required: bool = False
+    source_keys: bool = False
     description: str = ""
     signers: str = ""
     required: tuple[str, ...] = field(default=())
@@ -196,6 +198,8 @@ def catalogue_markdown() -> str:
 
 
 if __name__ == "__main__":
+    # Run as a script this module is ``__main__``; the registry lives in ``ledger.catalogue``.
     import ledger.application  # noqa: F401  (registers every event type)
+    from ledger.catalogue import catalogue_markdown as render
 
-    print(catalogue_markdown(), end="")
+    print(render(), end="")

@@ -24,7 +24,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.agreements import Agreement, agreement_in_force, require_agreement_party
-from ledger.batches import Batch, batch_subject, require_party_key
+from ledger.batches import Batch, batch_subject
 from ledger.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.countersign import verify_countersignature
 from ledger.errors import Forbidden, NotFound, ValidationFailed
@@ -200,7 +200,6 @@ def _claimed_rule(command: Command) -> None:
     agreement_id = payload.uuid("agreement")
     agreement = agreement_in_force(command, agreement_id)
     require_agreement_party(command, agreement)
-    require_party_key(command)
     if command.envelope.subject.version != 4:
         raise ValidationFailed(
             "an enhancement's subject is a random (version 4) UUID", field="subject"
@@ -219,7 +218,6 @@ def _claimed_rule(command: Command) -> None:
 def _acknowledged_rule(command: Command) -> None:
     enhancement: Enhancement = command.subject
     _require_counterparty(command, enhancement)
-    require_party_key(command)
     _require_status(enhancement, "claimed", what="only a new claim can be acknowledged")
     command.payload.only()
 
@@ -227,7 +225,6 @@ def _acknowledged_rule(command: Command) -> None:
 def _disputed_rule(command: Command) -> None:
     enhancement: Enhancement = command.subject
     _require_counterparty(command, enhancement)
-    require_party_key(command)
     _require_status(enhancement, "claimed", what="only a new claim can be disputed")
     command.payload.only()
 
@@ -236,7 +233,6 @@ def _resolved_rule(command: Command) -> None:
     enhancement: Enhancement = command.subject
     agreement = _find_agreement(command, enhancement)
     require_agreement_party(command, agreement)
-    require_party_key(command)
     _require_status(
         enhancement,
         "acknowledged",
@@ -261,7 +257,6 @@ def _resolved_rule(command: Command) -> None:
 def _disclosed_rule(command: Command) -> None:
     enhancement: Enhancement = command.subject
     command.require_signer(enhancement.claimant)
-    require_party_key(command)
     if enhancement.disclosed_at is not None:
         raise Forbidden(
             f"the dossier was already disclosed at {enhancement.disclosed_at}", field="subject"

@@ -26,7 +26,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.agreements import Agreement, agreement_in_force, require_agreement_party
-from ledger.batches import check_unit, require_party_key
+from ledger.batches import check_unit
 from ledger.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.fields import Fields
@@ -290,7 +290,6 @@ def _defined_rule(command: Command) -> None:
     agreement_id = payload.uuid("agreement")
     agreement = agreement_in_force(command, agreement_id)
     require_agreement_party(command, agreement)
-    require_party_key(command)
     name = _read_name(payload)
     if command.envelope.subject != parameter_subject(agreement_id, name):
         raise ValidationFailed(
@@ -311,7 +310,6 @@ def _proposed_rule(command: Command) -> None:
     parameter: Parameter = command.subject
     agreement = _parameter_agreement(command, parameter)
     require_agreement_party(command, agreement)
-    require_party_key(command)
     _require_active(parameter)
     if parameter.pending is not None:
         proposer = parameter.revisions[parameter.pending]["proposed_by"]
@@ -370,7 +368,6 @@ def _decision_rule(command: Command) -> None:
         else _find_agreement(command, parameter)
     )
     require_agreement_party(command, agreement)
-    require_party_key(command)
     payload = command.payload.only("revision")
     revision = str(payload.uuid("revision"))
     if parameter.pending is None or parameter.pending != revision:
@@ -399,7 +396,6 @@ def _find_agreement(command: Command, parameter: Parameter) -> Agreement:
 def _retired_rule(command: Command) -> None:
     parameter: Parameter = command.subject
     require_agreement_party(command, _find_agreement(command, parameter))
-    require_party_key(command)
     _require_active(parameter)
     command.payload.only()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -236,6 +237,7 @@ def test_revoked_grant_stays_in_the_history(world: World):
     agreement_id = propose_and_sign(world)
     grant_id = grant(world, agreement_id, "northwind-bio", "fabrikam-cmo")
     while_open = now_utc()
+    time.sleep(0.005)  # the revocation must be recorded in a later millisecond
     revoked = _revoke(world, grant_id, "northwind-bio", reason="tech transfer completed")
     revoked_at = parse_utc(revoked.recorded_at, field="t")
 
