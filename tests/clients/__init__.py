@@ -1,0 +1,1 @@
+"""Tests of the clients: importers, command line, offline tools."""
