@@ -1,0 +1,1100 @@
+"""Whole-ledger verification from the raw stored rows, trusting nothing already derived.
+
+For every row of the events table, in position order, :func:`verify_ledger` checks:
+
+* the stored state decodes to an envelope, a signature and ``recorded_at``;
+* the topic is the registered topic of the envelope's event type, the envelope names this
+  ledger, and the row's originator id and version are the envelope's subject and version;
+* ``version`` follows the subject's previous event, ``prev`` is that event's hash, and
+  only an event type that creates a subject starts one;
+* the Ed25519 signature verifies, and the key belonged to the signer and was valid at
+  ``signed_at`` (key history is replayed from ``PartyAdmitted``/``KeyAdded``/
+  ``KeyRevoked`` as they come); a signature at or after a key's ``compromised_since`` is
+  a warning, not a failure;
+* the leaf recomputed from the row is the stored tree's leaf for that position, and the
+  stored tree's nodes are the nodes recomputed from all leaves;
+* every stored checkpoint is signed by the notary's key and its root is the root
+  recomputed over its first ``size`` leaves; every stored cosignature verifies.
+
+Each finding is a :class:`Problem` naming the position and the leaf index. Decoding,
+hashing and signature checks run in worker processes, a chunk of rows at a time; the
+checks that need the log's order (chains, key history, the tree) run in the caller.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import uuid
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from eventsourcing.utils import get_topic
+from nacl.bindings import crypto_sign_open
+from nacl.exceptions import CryptoError
+from nacl.signing import VerifyKey
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import Connection
+
+from ledger.canonical import canonical_bytes
+from ledger.checkpoints import CHECKPOINTS, COSIGNATURES
+from ledger.envelope import ENVELOPE_DOMAIN
+from ledger.errors import LedgerError
+from ledger.keys import decode_public_key, key_id
+from ledger.merkle import (
+    EMPTY_ROOT,
+    Coord,
+    complete_nodes_after_append,
+    root_coords,
+    root_from_nodes,
+)
+from ledger.merkle import leaf_hash as hash_leaf
+from ledger.notes import (
+    NoteError,
+    cosigner_key_id,
+    parse_checkpoint,
+    parse_note,
+    verify_cosignature,
+    verify_note,
+)
+from ledger.parties import NOTARY
+from ledger.tree import LEAVES, NODES
+
+if TYPE_CHECKING:
+    from ledger.application import Ledger
+
+__all__ = ["CHUNK_SIZE", "Checked", "Problem", "Report", "check_rows", "verify_ledger"]
+
+#: Rows per chunk handed to a worker.
+CHUNK_SIZE = 500
+
+Row = tuple[int, str, Any, str, bytes]
+"""A raw event row: position, originator id (hex), originator version, topic, state."""
+
+# Signature states a worker reports.
+SIGNATURE_OK, SIGNATURE_BAD, SIGNATURE_UNKNOWN_KEY, SIGNATURE_MALFORMED = 1, 0, -1, -2
+
+_KEY_EVENTS = frozenset({"PartyAdmitted", "KeyAdded", "KeyRevoked"})
+_REQUIRED = frozenset(
+    {
+        "ledger",
+        "type",
+        "subject",
+        "version",
+        "prev",
+        "payload",
+        "signer",
+        "key",
+        "signed_at",
+        "meaning",
+    }
+)
+_ALLOWED = _REQUIRED | {"reason"}
+_TEXT_MEMBERS = ("ledger", "type", "subject", "signer", "key", "signed_at", "meaning")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]00:00)", re.ASCII)
+_FOUR_BYTE_UTF8 = re.compile(rb"[\xf0-\xf4]")
+_FIRST = -(2**63)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding: where (position and leaf index, when known) and what."""
+
+    position: int | None
+    leaf_index: int | None
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        if self.position is not None and self.leaf_index is not None:
+            where = f"position {self.position} (leaf {self.leaf_index}): "
+        elif self.position is not None:
+            where = f"position {self.position}: "
+        elif self.leaf_index is not None:
+            where = f"leaf {self.leaf_index}: "
+        else:
+            where = ""
+        return f"{where}{'warning: ' if self.severity == 'warning' else ''}{self.message}"
+
+
+@dataclass
+class Report:
+    """What a verification found."""
+
+    events: int = 0
+    checkpoints: int = 0
+    stored_leaves: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        """Problems that make the ledger fail verification."""
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """Findings that do not fail verification (signatures by compromised keys)."""
+        return [p for p in self.problems if p.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed."""
+        return not self.errors
+
+
+class Checked(NamedTuple):
+    """What a worker learns from one row, without knowing the rest of the log."""
+
+    position: int
+    subject: str
+    version: Any
+    topic: str
+    leaf_hash: bytes
+    error: str | None
+    type: str = ""
+    envelope_subject: str = ""
+    envelope_version: int = 0
+    prev: str | None = None
+    signer: str = ""
+    key: str = ""
+    signed_at: str = ""
+    ledger: str = ""
+    event_hash: str = ""
+    signature: int = SIGNATURE_BAD
+    recorded_at: str = ""
+    payload: Mapping[str, Any] | None = None
+
+
+# ------------------------------------------------------------------ per-row checks
+
+
+class _NotPlain(ValueError):
+    """The JSON holds a float or a constant: canonicalise it the slow, exact way."""
+
+
+def _not_plain(_: str) -> Any:
+    raise _NotPlain
+
+
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(  # the C scanner
+    parse_float=_not_plain, parse_constant=_not_plain
+).scan_once  # type: ignore[attr-defined]
+_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
+
+
+def check_rows(rows: Sequence[Row], keys: Mapping[str, bytes]) -> list[Checked]:
+    """Decode, hash and check the signature of each row; ``keys`` maps key id to raw key."""
+    return _as_checked([_check_row(row, keys) for row in rows])
+
+
+def _as_checked(values: list[tuple[Any, ...]]) -> list[Checked]:
+    # tuple.__new__ skips NamedTuple's Python-level __new__: workers send plain tuples,
+    # which pickle and unpickle faster.
+    new = tuple.__new__
+    return [new(Checked, value) for value in values]
+
+
+def _decode(state: bytes) -> tuple[Any, bool]:
+    """The stored JSON, and whether ``json``'s sorted encoding of it is RFC 8785.
+
+    That holds without floats, constants or characters outside the Basic Multilingual
+    Plane (whose keys sort differently in RFC 8785), the domain ``canonical_bytes`` takes
+    its own fast path in; anything else is canonicalised by ``canonical_bytes``.
+    """
+    if (
+        b"\\ud" not in state
+        and b"\\uD" not in state
+        and (state.isascii() or not _FOUR_BYTE_UTF8.search(state))
+    ):
+        text = state.decode("utf-8")
+        try:
+            value, end = _SCAN(text, 0)
+        except (_NotPlain, StopIteration):
+            pass  # json.loads decides, with its own error for what is not JSON
+        else:
+            if end == len(text):
+                return value, True
+    return json.loads(state), False
+
+
+def _check_row(row: Row, keys: Mapping[str, bytes]) -> tuple[Any, ...]:
+    """The fields of :class:`Checked` for one row, as a plain tuple."""
+    try:
+        document, plain = _decode(row[4])
+        envelope = document["envelope"]
+        signature = document["signature"]
+        recorded_at = document["recorded_at"]
+    except (ValueError, TypeError, KeyError) as exc:
+        return _broken(row, f"stored state does not decode to an event: {exc!r}")
+    if type(envelope) is not dict or type(signature) is not str or type(recorded_at) is not str:
+        return _broken(row, "stored state does not hold an envelope, a signature and recorded_at")
+    if not _shape_ok(envelope):
+        return _broken(row, f"envelope is malformed: {_shape_error(envelope)}")
+    try:
+        canonical = _ENCODE(envelope).encode("utf-8") if plain else canonical_bytes(envelope)
+        signature_json = encode_basestring(signature).encode("utf-8")
+        recorded_json = encode_basestring(recorded_at).encode("utf-8")
+    except (LedgerError, UnicodeEncodeError) as exc:
+        return _broken(row, f"envelope cannot be canonicalised: {exc}")
+    # RFC 8785 sorts members, so these are the canonical forms of {envelope, recorded_at,
+    # signature} (the leaf) and {envelope, signature} (the event hash).
+    head = b'{"envelope":' + canonical
+    tail = b',"signature":' + signature_json + b"}"
+    leaf = head + b',"recorded_at":' + recorded_json + tail
+    event_type = envelope["type"]
+    values = (
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        hashlib.sha256(b"\x00" + leaf).digest(),
+        None,
+        event_type,
+        envelope["subject"],
+        envelope["version"],
+        envelope["prev"],
+        envelope["signer"],
+        envelope["key"],
+        envelope["signed_at"],
+        envelope["ledger"],
+        hashlib.sha256(head + tail).hexdigest(),
+        _signature_state(keys.get(envelope["key"]), canonical, signature),
+        recorded_at,
+        envelope["payload"] if event_type in _KEY_EVENTS else None,
+    )
+    return values
+
+
+def _broken(row: Row, message: str) -> tuple[Any, ...]:
+    # A row that cannot be read is still a leaf: hash its raw state so the tree has a place.
+    return tuple(Checked(row[0], row[1], row[2], row[3], hash_leaf(bytes(row[4])), message))
+
+
+def _shape_ok(envelope: dict[str, Any]) -> bool:
+    members = envelope.keys()
+    if not (_REQUIRED <= members <= _ALLOWED):
+        return False
+    for name in _TEXT_MEMBERS:
+        if type(envelope[name]) is not str:
+            return False
+    prev = envelope["prev"]
+    return (
+        type(envelope["version"]) is int
+        and (prev is None or type(prev) is str)
+        and type(envelope["payload"]) is dict
+    )
+
+
+def _shape_error(envelope: dict[str, Any]) -> str:
+    unknown = sorted(set(envelope) - _ALLOWED)
+    if unknown:
+        return f"unknown member {unknown[0]!r}"
+    missing = sorted(_REQUIRED - set(envelope))
+    if missing:
+        return f"missing {missing[0]!r}"
+    for name in _TEXT_MEMBERS:
+        if type(envelope[name]) is not str:
+            return f"{name!r} is not a string"
+    if type(envelope["version"]) is not int:
+        return "'version' is not an integer"
+    if type(envelope["payload"]) is not dict:
+        return "'payload' is not an object"
+    return "'prev' is neither null nor a string"
+
+
+def _signature_state(public_key: bytes | None, canonical: bytes, signature: str) -> int:
+    if public_key is None:
+        return SIGNATURE_UNKNOWN_KEY
+    try:
+        raw = binascii.a2b_base64(signature, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return SIGNATURE_MALFORMED
+    if len(raw) != 64:
+        return SIGNATURE_MALFORMED
+    try:
+        crypto_sign_open(raw + ENVELOPE_DOMAIN + canonical, public_key)
+    except CryptoError:
+        return SIGNATURE_BAD
+    return SIGNATURE_OK
+
+
+# ------------------------------------------------------------------- worker pool
+
+_worker_keys: Mapping[str, bytes] = {}
+
+# Workers only decode, hash and verify: they never touch the inherited database
+# connections or locks, so forking (fast, and no re-import of ``__main__``) is safe.
+_START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _init_worker(keys: Mapping[str, bytes]) -> None:
+    global _worker_keys
+    _worker_keys = keys
+
+
+def _check_in_worker(rows: Sequence[Row]) -> list[tuple[Any, ...]]:
+    return [_check_row(row, _worker_keys) for row in rows]
+
+
+class _Runner:
+    """Runs :func:`check_rows` on chunks, in order: inline, or in worker processes."""
+
+    def __init__(self, workers: int, keys: Mapping[str, bytes]) -> None:
+        self.keys = keys
+        self.pool: Any = None
+        self.window = 2 * workers + 2
+        if workers > 1:
+            context = multiprocessing.get_context(_START_METHOD)
+            self.pool = context.Pool(workers, initializer=_init_worker, initargs=(keys,))
+
+    def run(self, chunks: Iterator[list[Row]]) -> Iterator[list[Checked]]:
+        if self.pool is None:
+            for chunk in chunks:
+                yield check_rows(chunk, self.keys)
+            return
+        pending: deque[Any] = deque()
+        for chunk in chunks:
+            pending.append(self.pool.apply_async(_check_in_worker, (chunk,)))
+            # A bounded window: rows are read only a little ahead of the workers.
+            if len(pending) >= self.window:
+                yield _as_checked(pending.popleft().get())
+        while pending:
+            yield _as_checked(pending.popleft().get())
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
+# ------------------------------------------------------------------------ findings
+
+
+class _Findings:
+    """Problems found so far, and the positions that failed."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+        self.failed: set[int] = set()
+
+    def error(self, position: int | None, index: int | None, message: str) -> None:
+        self.problems.append(Problem(position, index, message))
+        if position is not None:
+            self.failed.add(position)
+
+    def warn(self, position: int | None, index: int | None, message: str) -> None:
+        self.problems.append(Problem(position, index, message, "warning"))
+
+
+# ---------------------------------------------------------------- the log's order
+
+
+@dataclass
+class _Key:
+    """A party key as the log has registered it so far."""
+
+    party: str
+    public_key: VerifyKey
+    added_at: datetime
+    position: int
+    trusted: bool
+    revoked_at: datetime | None = None
+    revoked_position: int | None = None
+    compromised_since: datetime | None = None
+    # When, where and at which leaf this key signed, until it is revoked.
+    signed: tuple[array[float], array[int], array[int]] = field(
+        default_factory=lambda: (array("d"), array("q"), array("q"))
+    )
+
+
+@dataclass
+class _Subject:
+    version: int
+    event_hash: str
+    aggregate: str
+    party: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    topic: str
+    creates: bool
+    aggregate: str
+
+
+def _specs() -> dict[str, _Spec]:
+    from ledger.catalogue import registered_types
+
+    return {
+        spec.type: _Spec(
+            get_topic(getattr(spec.aggregate, spec.type)), spec.creates, spec.aggregate.__name__
+        )
+        for spec in registered_types()
+    }
+
+
+class _LogCheck:
+    """Checks that need the log's order: topics, chains, signers and their keys."""
+
+    def __init__(self, ledger: Ledger, findings: _Findings) -> None:
+        identity = ledger.identity
+        self.origin = identity.origin
+        self.notary_key_id = identity.notary_key_id
+        self.skew = timedelta(seconds=ledger.settings.max_clock_skew)
+        self.specs = _specs()
+        self.found = findings
+        self.subjects: dict[str, _Subject] = {}
+        self.keys: dict[str, dict[str, _Key]] = {}
+
+    def event(self, c: Checked, index: int) -> None:
+        if c.error is not None:
+            self.found.error(c.position, index, c.error)
+            return
+        spec = self.specs.get(c.type)
+        self._identity(c, index, spec)
+        self._chain(c, index, spec)
+        self._signature(c, index)
+        if c.payload is not None and spec is not None and c.topic == spec.topic:
+            self._key_history(c, index)
+
+    def _identity(self, c: Checked, index: int, spec: _Spec | None) -> None:
+        error, position = self.found.error, c.position
+        if spec is None:
+            error(position, index, f"unknown event type {c.type!r}")
+        elif c.topic != spec.topic:
+            error(position, index, f"topic {c.topic!r} is not the topic of {c.type} ({spec.topic})")
+        if c.ledger != self.origin:
+            error(position, index, f"envelope is for ledger {c.ledger!r}, not {self.origin!r}")
+        subject = c.envelope_subject
+        if len(subject) != 36 or subject.replace("-", "") != c.subject:
+            error(
+                position,
+                index,
+                f"stored originator id {c.subject} is not the envelope's subject {subject}",
+            )
+        if c.envelope_version != c.version:
+            error(
+                position,
+                index,
+                f"stored version {c.version} is not the envelope's version {c.envelope_version}",
+            )
+
+    def _chain(self, c: Checked, index: int, spec: _Spec | None) -> None:
+        error, position = self.found.error, c.position
+        current = self.subjects.get(c.subject)
+        if current is None:
+            if c.envelope_version != 1 or c.prev is not None:
+                error(
+                    position,
+                    index,
+                    f"first event of subject {c.envelope_subject} has version "
+                    f"{c.envelope_version} and prev {c.prev}; expected version 1 and no prev",
+                )
+            if spec is not None and not spec.creates:
+                error(position, index, f"{c.type} cannot start a subject")
+            aggregate = "?" if spec is None else spec.aggregate
+            self.subjects[c.subject] = _Subject(c.envelope_version, c.event_hash, aggregate)
+            return
+        if c.envelope_version != current.version + 1:
+            error(
+                position,
+                index,
+                f"version {c.envelope_version} follows version {current.version} of subject "
+                f"{c.envelope_subject}",
+            )
+        if c.prev != current.event_hash:
+            error(
+                position,
+                index,
+                f"prev is not the hash of version {current.version} of {c.envelope_subject}",
+            )
+        if spec is not None and (spec.creates or spec.aggregate != current.aggregate):
+            error(position, index, f"{c.type} does not apply to a {current.aggregate} subject")
+        current.version, current.event_hash = c.envelope_version, c.event_hash
+
+    def _signature(self, c: Checked, index: int) -> None:
+        error, position = self.found.error, c.position
+        if c.signature == SIGNATURE_MALFORMED:
+            error(position, index, "signature is not base64 of 64 bytes")
+        elif c.signature == SIGNATURE_BAD:
+            error(position, index, f"signature does not verify with key {c.key}")
+        elif c.signature == SIGNATURE_UNKNOWN_KEY:
+            error(position, index, f"key {c.key} was never registered on this ledger")
+        if c.signer == NOTARY:
+            if c.key != self.notary_key_id:
+                error(position, index, f"key {c.key} is not the notary's key")
+            return
+        key = self.keys.get(c.signer, {}).get(c.key)
+        if key is None:
+            self._unknown_key(c, index)
+            return
+        signed_at = _parse_time(c.signed_at)
+        if signed_at is None:
+            error(position, index, f"signed_at {c.signed_at!r} is not an RFC 3339 UTC time")
+            return
+        self._key_valid(c, index, key, signed_at)
+
+    def _unknown_key(self, c: Checked, index: int) -> None:
+        if c.signer not in self.keys:
+            self.found.error(c.position, index, f"signer {c.signer!r} is not an admitted party")
+            return
+        owners = [party for party, keys in self.keys.items() if c.key in keys]
+        whose = f" (it is a key of {owners[0]})" if owners else ""
+        self.found.error(c.position, index, f"key {c.key} is not a key of {c.signer}{whose}")
+
+    def _key_valid(self, c: Checked, index: int, key: _Key, signed_at: datetime) -> None:
+        error, position = self.found.error, c.position
+        if not key.trusted:
+            error(
+                position,
+                index,
+                f"key {c.key} was registered by the event at position {key.position}, "
+                "which fails verification",
+            )
+        if key.revoked_at is not None:
+            error(
+                position,
+                index,
+                f"key {c.key} of {c.signer} was revoked at position {key.revoked_position}",
+            )
+            return
+        if key.added_at - signed_at > self.skew:
+            error(position, index, f"signed at {c.signed_at}, before key {c.key} was added")
+        times, positions, indexes = key.signed
+        times.append(signed_at.timestamp())
+        positions.append(position)
+        indexes.append(index)
+
+    def _key_history(self, c: Checked, index: int) -> None:
+        payload = c.payload or {}
+        at = _parse_time(c.recorded_at)
+        if at is None:
+            self.found.error(c.position, index, f"recorded_at {c.recorded_at!r} is not UTC")
+            return
+        trusted = c.position not in self.found.failed
+        try:
+            if c.type == "PartyAdmitted":
+                party = str(payload["party"])
+                self.subjects[c.subject].party = party
+                self.keys.setdefault(party, {})
+                self._add_key(party, payload["public_key"], at, c.position, trusted)
+                return
+            party_of = self.subjects[c.subject].party
+            if party_of is None:
+                return  # already reported: not a party subject
+            if c.type == "KeyAdded":
+                self._add_key(party_of, payload["public_key"], at, c.position, trusted)
+            else:
+                self._revoke(party_of, payload, at, c.position, index)
+        except (KeyError, TypeError, LedgerError) as exc:
+            self.found.error(c.position, index, f"{c.type} payload cannot be applied: {exc}")
+
+    def _add_key(self, party: str, public_key: Any, at: datetime, position: int, ok: bool) -> None:
+        verify_key = decode_public_key(public_key)
+        self.keys[party][key_id(verify_key)] = _Key(party, verify_key, at, position, ok)
+
+    def _revoke(
+        self, party: str, payload: Mapping[str, Any], at: datetime, position: int, index: int
+    ) -> None:
+        kid = str(payload["key"])
+        key = self.keys[party].get(kid)
+        if key is None:
+            self.found.error(position, index, f"KeyRevoked names key {kid}, not a key of {party}")
+            return
+        raw_since = payload.get("compromised_since")
+        since = at if raw_since is None else _parse_time(raw_since)
+        if since is None:
+            self.found.error(position, index, f"compromised_since {raw_since!r} is not UTC")
+            since = at
+        key.revoked_at, key.revoked_position, key.compromised_since = at, position, since
+        times, positions, indexes = key.signed
+        limit = since.timestamp()
+        for signed_at, signed_position, signed_index in zip(times, positions, indexes, strict=True):
+            if signed_at >= limit:
+                self.found.warn(
+                    signed_position,
+                    signed_index,
+                    f"signed by key {kid} of {party} at or after it was compromised "
+                    f"({since.isoformat()}; revoked at position {position})",
+                )
+        key.signed = (array("d"), array("q"), array("q"))
+
+
+def _parse_time(text: object) -> datetime | None:
+    """An RFC 3339 UTC time, or ``None``."""
+    if not isinstance(text, str) or not _TIME.fullmatch(text):
+        return None
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+# ------------------------------------------------------------------------ the tree
+
+
+class _TreeCheck:
+    """The tree recomputed from the rows, against the stored tree and the checkpoints."""
+
+    def __init__(
+        self, conn: Connection, findings: _Findings, ledger: Ledger, tables: set[str]
+    ) -> None:
+        self.conn = conn
+        self.found = findings
+        self.origin = ledger.identity.origin
+        self.notary_key = decode_public_key(ledger.identity.notary_public_key)
+        self.has_tree = {LEAVES.name, NODES.name} <= tables
+        self.has_checkpoints = {CHECKPOINTS.name, COSIGNATURES.name} <= tables
+        self.sql = _TreeSql(conn)
+        # The recomputed tree: its size and right edge (the nodes of root_coords(size)).
+        self.size = 0
+        self.frontier: dict[Coord, bytes] = {}
+        # The stored tree, and what comparing it with the rows found so far.
+        self.stored_size, self.stored_last = self.sql.stored_extent() if self.has_tree else (0, 0)
+        self.last_position = _FIRST
+        self.offset = 0
+        self.moved = 0
+        self.previous_hashes: dict[bytes, int] = {}
+        self.first_bad_leaf: int | None = None
+        self.bad_nodes: list[Coord] = []
+        # Signed checkpoints, consumed in size order as the tree grows.
+        self.checkpoints = _checkpoint_rows(conn) if self.has_checkpoints else iter(())
+        self.next_checkpoint = next(self.checkpoints, None)
+        self.checked_checkpoints = 0
+        self.first_bad_checkpoint: int | None = None
+        self.later_bad_checkpoints: list[int] = []
+
+    def add(self, chunk: Sequence[Checked]) -> None:
+        """Compare a chunk's leaves with the stored tree, then grow the recomputed tree."""
+        if self.has_tree:
+            self._compare_leaves(chunk, self.size)
+        self._grow([c.leaf_hash for c in chunk])
+        self.last_position = chunk[-1].position
+
+    # ------------------------------------------------------------ stored leaves
+
+    def _compare_leaves(self, chunk: Sequence[Checked], first_index: int) -> None:
+        stored = self.sql.leaves(self.last_position, chunk[-1].position)
+        hashes = {value: position for position, _, value in stored}
+        j = 0
+        for offset, c in enumerate(chunk):
+            position, index = c.position, first_index + offset
+            while j < len(stored) and stored[j][0] < position:
+                self._deleted(*stored[j])
+                j += 1
+            if j < len(stored) and stored[j][0] == position:
+                self._compare_leaf(c, index, stored[j][1], stored[j][2], hashes)
+                j += 1
+            elif position <= self.stored_last:
+                self._trouble(index)
+                self.found.error(position, index, "this event is not in the stored tree (inserted)")
+                self.offset -= 1
+        for row in stored[j:]:
+            self._deleted(*row)
+        self.previous_hashes = hashes
+
+    def _deleted(self, position: int, index: int, _: bytes) -> None:
+        self._trouble(index)
+        self.found.error(
+            position, index, "the stored tree has an event here the log lacks (deleted)"
+        )
+        self.offset += 1
+
+    def _compare_leaf(
+        self, c: Checked, index: int, stored_index: int, stored: bytes, hashes: dict[bytes, int]
+    ) -> None:
+        position = c.position
+        if stored == c.leaf_hash:
+            self.moved = 0
+        else:
+            self._trouble(index)
+            was = hashes.get(c.leaf_hash, self.previous_hashes.get(c.leaf_hash))
+            if was is None:
+                self.found.error(
+                    position, index, "leaf differs from the stored tree: the event was changed"
+                )
+            elif position - was != self.moved:
+                self.moved = position - was
+                self.found.error(
+                    position, index, f"this event was at position {was} in the stored tree (moved)"
+                )
+        if stored_index - index != self.offset:
+            self.offset = stored_index - index
+            self._trouble(index)
+            self.found.error(
+                position, index, f"the stored tree has this event at leaf {stored_index}"
+            )
+
+    def _trouble(self, index: int) -> None:
+        if self.first_bad_leaf is None or index < self.first_bad_leaf:
+            self.first_bad_leaf = index
+
+    # --------------------------------------------------------- recomputed tree
+
+    def _grow(self, hashes: list[bytes]) -> None:
+        start = 0
+        while True:
+            self._checkpoints_at_size()
+            if start == len(hashes):
+                return
+            stop = len(hashes)
+            if self.next_checkpoint is not None:
+                stop = min(stop, start + self.next_checkpoint[0] - self.size)
+            self._append(hashes[start:stop])
+            start = stop
+
+    def _append(self, hashes: list[bytes]) -> None:
+        nodes = complete_nodes_after_append(self.size, hashes, self.frontier)
+        known = dict(self.frontier)
+        known.update(((level, index), value) for level, index, value in nodes)
+        self.size += len(hashes)
+        self.frontier = {coord: known[coord] for coord in root_coords(self.size)}
+        if self.has_tree:
+            self._compare_nodes([node for node in nodes if node[0] > 0])
+
+    def _compare_nodes(self, nodes: list[tuple[int, int, bytes]]) -> None:
+        if not nodes:
+            return
+        stored = self.sql.nodes(nodes)
+        for level, index, value in nodes:
+            end = (index + 1) << level
+            if end > self.stored_size:
+                continue  # the stored tree has not reached this node yet
+            if self.first_bad_leaf is not None and end > self.first_bad_leaf:
+                continue  # explained by a leaf already reported
+            if stored.get((level, index)) != value:
+                self.bad_nodes.append((level, index))
+
+    # ------------------------------------------------------------- checkpoints
+
+    def _checkpoints_at_size(self) -> None:
+        while self.next_checkpoint is not None and self.next_checkpoint[0] <= self.size:
+            self._check_checkpoint(*self.next_checkpoint)
+            self.next_checkpoint = next(self.checkpoints, None)
+
+    def _check_checkpoint(self, size: int, root: bytes, note: str, signed_at: str) -> None:
+        """The notary's signature, the stored columns, and the root over ``size`` leaves."""
+        self.checked_checkpoints += 1
+        where = f"checkpoint {size} (signed {signed_at})"
+        try:
+            checkpoint = parse_checkpoint(verify_note(note, [(self.origin, self.notary_key)]))
+        except NoteError as exc:
+            self.found.error(None, None, f"{where}: not signed by the notary's key: {exc}")
+            return
+        if (checkpoint.origin, checkpoint.size, checkpoint.root_hash) != (self.origin, size, root):
+            self.found.error(None, None, f"{where}: the stored size or root is not what was signed")
+        recomputed = root_from_nodes(size, self.frontier) if size else EMPTY_ROOT
+        if recomputed == checkpoint.root_hash:
+            return
+        if self.first_bad_checkpoint is None:
+            self.first_bad_checkpoint = size
+            self.found.error(
+                None, None, f"{where}: its root is not the root of the log's first {size} events"
+            )
+        else:
+            self.later_bad_checkpoints.append(size)
+
+    def finish(self, keys: Mapping[str, Mapping[str, _Key]]) -> None:
+        """Report what only the end of the log shows, then check the cosignatures."""
+        if self.has_tree:
+            for row in self.sql.leaves(self.last_position, None):
+                self._deleted(*row)
+        self._checkpoints_beyond_the_log()
+        if self.later_bad_checkpoints:
+            sizes = self.later_bad_checkpoints
+            self.found.error(
+                None,
+                None,
+                f"{len(sizes)} later checkpoints (sizes {sizes[0]} to {sizes[-1]}) do not match "
+                "the log either",
+            )
+        if self.bad_nodes:
+            level, index = self.bad_nodes[0]
+            self.found.error(
+                None,
+                index << level,
+                f"{len(self.bad_nodes)} stored tree nodes differ from the tree recomputed from "
+                f"the log, the first at level {level}, index {index}",
+            )
+        if self.has_checkpoints:
+            self._check_cosignatures(keys)
+
+    def _checkpoints_beyond_the_log(self) -> None:
+        while self.next_checkpoint is not None:
+            size = self.next_checkpoint[0]
+            self.checked_checkpoints += 1
+            self.found.error(
+                None,
+                None,
+                f"checkpoint {size}: covers {size} events, the log holds {self.size} (deleted)",
+            )
+            self.next_checkpoint = next(self.checkpoints, None)
+
+    def _check_cosignatures(self, keys: Mapping[str, Mapping[str, _Key]]) -> None:
+        query = select(
+            COSIGNATURES.c.size, COSIGNATURES.c.witness, COSIGNATURES.c.line, CHECKPOINTS.c.note
+        ).join(CHECKPOINTS, CHECKPOINTS.c.size == COSIGNATURES.c.size)
+        for size, witness, line, note in self.conn.execute(query.order_by(COSIGNATURES.c.size)):
+            problem = _cosignature_problem(str(line), str(note), witness, keys.get(witness, {}))
+            if problem is not None:
+                self.found.error(
+                    None, None, f"checkpoint {size}: the cosignature by {witness} {problem}"
+                )
+
+
+def _cosignature_problem(
+    line: str, note: str, witness: str, keys: Mapping[str, _Key]
+) -> str | None:
+    try:
+        body, _ = parse_note(note)
+        _, (signature,) = parse_note(body + "\n" + line)
+    except (NoteError, ValueError) as exc:
+        return f"is malformed: {exc}"
+    for key in keys.values():
+        if cosigner_key_id(witness, key.public_key) != signature.key_id:
+            continue
+        try:
+            timestamp = verify_cosignature(line, body, witness, key.public_key)
+        except NoteError:
+            return "does not verify"
+        at = datetime.fromtimestamp(timestamp, UTC)
+        if key.compromised_since is not None and at >= key.compromised_since:
+            return "was made after its key was compromised"
+        return None
+    return "is not by a key of that party"
+
+
+# ------------------------------------------------------------------------ reading
+
+
+class _TreeSql:
+    """Raw reads of the stored tree (the driver's tuples, no per-row processing)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        quote = conn.dialect.identifier_preparer.format_table
+        self.mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        self.leaves_table, self.nodes_table = quote(LEAVES), quote(NODES)
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, tuple(params))
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def stored_extent(self) -> tuple[int, int]:
+        """The stored tree's size and the position of its last leaf."""
+        rows = self._rows(
+            f"SELECT leaf_index, position FROM {self.leaves_table} "
+            f"ORDER BY leaf_index DESC LIMIT {self.mark}",
+            (1,),
+        )
+        return (0, 0) if not rows else (int(rows[0][0]) + 1, int(rows[0][1]))
+
+    def leaves(self, after: int, until: int | None) -> list[tuple[int, int, bytes]]:
+        """Stored ``(position, leaf index, hash)`` for positions in ``(after, until]``."""
+        sql = (
+            f"SELECT position, leaf_index, leaf_hash FROM {self.leaves_table} "
+            f"WHERE position > {self.mark}"
+        )
+        params: list[Any] = [after]
+        if until is not None:
+            sql += f" AND position <= {self.mark}"
+            params.append(until)
+        rows = self._rows(sql + " ORDER BY position", params)
+        return [(p, i, bytes(h)) for p, i, h in rows]
+
+    def nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> dict[Coord, bytes]:
+        """The stored nodes over the index ranges, per level, that ``nodes`` span."""
+        ranges: dict[int, list[int]] = {}
+        for level, index, _ in nodes:
+            span = ranges.setdefault(level, [index, index])
+            span[0], span[1] = min(span[0], index), max(span[1], index)
+        clause = " OR ".join(
+            f"(level = {self.mark} AND idx BETWEEN {self.mark} AND {self.mark})" for _ in ranges
+        )
+        params = [value for level, span in sorted(ranges.items()) for value in (level, *span)]
+        rows = self._rows(f"SELECT level, idx, hash FROM {self.nodes_table} WHERE {clause}", params)
+        return {(level, index): bytes(value) for level, index, value in rows}
+
+
+def _checkpoint_rows(conn: Connection) -> Iterator[tuple[int, bytes, str, str]]:
+    """Stored checkpoints by size, a page at a time."""
+    after = -1
+    columns = (CHECKPOINTS.c.size, CHECKPOINTS.c.root, CHECKPOINTS.c.note, CHECKPOINTS.c.signed_at)
+    while True:
+        query = select(*columns).where(CHECKPOINTS.c.size > after).order_by(CHECKPOINTS.c.size)
+        rows = [
+            (int(s), bytes(r), str(n), str(t)) for s, r, n, t in conn.execute(query.limit(1000))
+        ]
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1][0]
+
+
+class _EventSql:
+    """Raw reads of the events table."""
+
+    def __init__(self, conn: Connection, ledger: Ledger) -> None:
+        self.conn = conn
+        table = ledger.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+        name = conn.dialect.identifier_preparer.format_table(table)
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        # The state as bytes even where a tampered SQLite row holds text.
+        blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+        columns = f"id, originator_id, originator_version, topic, CAST(state AS {blob})"
+        self.page_sql = f"SELECT {columns} FROM {name} WHERE id > {mark} ORDER BY id LIMIT {mark}"
+        self.count_sql = f"SELECT count(*) FROM {name}"
+        self.states_sql = (
+            f"SELECT CAST(state AS {blob}) FROM {name} WHERE topic IN ({mark}, {mark})"
+        )
+        self.plain = _plain_state(ledger)
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, tuple(params))
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def count(self) -> int:
+        return int(self._rows(self.count_sql, ())[0][0])
+
+    def chunks(self, size: int) -> Iterator[list[Row]]:
+        after, plain = _FIRST, self.plain
+        while True:
+            rows = self._rows(self.page_sql, (after, size))
+            if not rows:
+                return
+            yield [(p, _hex(o), v, _text(t), plain(s)) for p, o, v, t, s in rows]
+            after = rows[-1][0]
+
+    def states(self, topics: tuple[str, str]) -> Iterator[bytes]:
+        for (state,) in self._rows(self.states_sql, topics):
+            yield self.plain(state)
+
+
+def _plain_state(ledger: Ledger) -> Callable[[Any], bytes]:
+    """Undo the mapper's cipher and compressor, if any (the ledger configures none)."""
+    cipher, compressor = ledger.mapper.cipher, ledger.mapper.compressor
+    if cipher is None and compressor is None:
+        return bytes
+
+    def plain(state: Any) -> bytes:
+        data = bytes(state)
+        if cipher is not None:
+            data = cipher.decrypt(data)
+        if compressor is not None:
+            data = compressor.decompress(data)
+        return data
+
+    return plain
+
+
+def _hex(originator_id: Any) -> str:
+    """The 32 hex digits of a raw originator id (SQLite bytes, PostgreSQL ``UUID``)."""
+    if isinstance(originator_id, (bytes, bytearray, memoryview)):
+        return bytes(originator_id).hex()
+    if isinstance(originator_id, uuid.UUID):
+        return originator_id.hex
+    return repr(originator_id)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "replace")
+    return repr(value)
+
+
+def _registered_keys(
+    events: _EventSql, ledger: Ledger, specs: Mapping[str, _Spec]
+) -> dict[str, bytes]:
+    """Key id to raw public key, for the notary and every key any stored row registers.
+
+    Whether a key was the signer's, and valid, when it signed is decided in log order;
+    here only key material is collected, so that workers can check signatures.
+    """
+    notary = decode_public_key(ledger.identity.notary_public_key)
+    keys = {ledger.identity.notary_key_id: bytes(notary)}
+    topics = (specs["PartyAdmitted"].topic, specs["KeyAdded"].topic)
+    for state in events.states(topics):
+        try:
+            document = json.loads(state)
+            public_key = decode_public_key(document["envelope"]["payload"]["public_key"])
+        except (ValueError, TypeError, KeyError, LedgerError):
+            continue  # the row itself is reported when its turn comes
+        keys[key_id(public_key)] = bytes(public_key)
+    return keys
+
+
+# ------------------------------------------------------------------------ entry point
+
+
+def verify_ledger(
+    ledger: Ledger,
+    *,
+    workers: int | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    progress: Callable[[int, int], None] | None = None,
+) -> Report:
+    """Verify the whole ledger (see the module docstring).
+
+    ``workers`` defaults to the number of CPUs (a ledger of at most two chunks is checked
+    in this process); ``progress(done, total)`` is called after each chunk.
+    """
+    with ledger.engine.connect() as conn:
+        _begin_snapshot(conn, ledger)
+        found = _Findings()
+        log = _LogCheck(ledger, found)
+        tree = _TreeCheck(conn, found, ledger, set(inspect(conn).get_table_names()))
+        events = _EventSql(conn, ledger)
+        total = events.count()
+        wanted = (os.cpu_count() or 1) if workers is None else workers
+        runner = _Runner(
+            1 if total <= 2 * chunk_size else max(wanted, 1),
+            _registered_keys(events, ledger, log.specs),
+        )
+        done = 0
+        try:
+            for chunk in runner.run(events.chunks(chunk_size)):
+                for offset, checked in enumerate(chunk):
+                    log.event(checked, done + offset)
+                tree.add(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, max(total, done))
+        finally:
+            runner.close()
+        tree.finish(log.keys)
+        conn.rollback()
+    problems = sorted(found.problems, key=lambda p: (p.position is None, p.position or 0))
+    return Report(done, tree.checked_checkpoints, tree.stored_size, problems)
+
+
+def _begin_snapshot(conn: Connection, ledger: Ledger) -> None:
+    """Read everything from one snapshot, even while the ledger takes appends."""
+    if ledger.settings.is_postgres:
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return
+    raw: Any = conn.connection.dbapi_connection
+    if not raw.in_transaction:
+        # A deferred BEGIN: the first read fixes the snapshot (the ledger runs in WAL mode).
+        conn.exec_driver_sql("BEGIN")
