@@ -11,6 +11,8 @@ import typer
 from nacl.signing import SigningKey
 from rich.console import Console
 
+from clients import cli_log as log_commands
+from clients.cli_projections import projections_app
 from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.errors import ConfigurationError, LedgerError
@@ -167,6 +169,10 @@ def _first_run(settings: Settings, origin: str) -> None:
     out.print(f"first run: created ledger {origin} at {settings.database_url}")
     out.print(f"notary keystore {settings.data_dir / NOTARY_KEYSTORE} is protected by {source}")
     out.print(f"notary public key: {public_key}")
+
+
+log_commands.register(app)
+app.add_typer(projections_app, name="projections")
 
 
 def main() -> None:

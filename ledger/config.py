@@ -12,6 +12,13 @@ variable                            meaning                                     
 ``CMO_LEDGER_MAX_CLOCK_SKEW``       seconds ``signed_at`` may lead the server   ``300``
 ``CMO_LEDGER_MAX_SIGNATURE_AGE``    seconds ``signed_at`` may lag the server    ``86400``
 ``CMO_LEDGER_KDF_PROFILE``          argon2id cost: moderate, interactive, min   ``moderate``
+``CMO_LEDGER_MAX_QUERY_DEPTH``      nesting depth of a GraphQL operation        ``10``
+``CMO_LEDGER_MAX_ALIASES``          aliases in one GraphQL document             ``15``
+``CMO_LEDGER_MAX_TOKENS``           lexical tokens in one GraphQL document      ``2000``
+``CMO_LEDGER_MAX_PAGE_SIZE``        items one list field returns                ``500``
+``CMO_LEDGER_MAX_BODY_BYTES``       HTTP request body, in bytes                 ``67108864``
+``CMO_LEDGER_MAX_SUBSCRIPTIONS``    operations running on one websocket         ``10``
+``CMO_LEDGER_REQUEST_MAX_AGE``      seconds a request signature stays fresh     ``300``
 ==================================  ==========================================  ===========
 
 A bad value fails at start-up with ``ConfigurationError`` naming the variable.
@@ -48,6 +55,13 @@ class Settings:
     max_clock_skew: float = 300.0
     max_signature_age: float = 86400.0
     kdf_profile: str = "moderate"
+    max_query_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 2000
+    max_page_size: int = 500
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_subscriptions: int = 10
+    request_max_age: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +81,13 @@ class Settings:
             max_clock_skew=_number(env, "MAX_CLOCK_SKEW", 300.0, float, minimum=0.0),
             max_signature_age=_number(env, "MAX_SIGNATURE_AGE", 86400.0, float),
             kdf_profile=_choice(env, "KDF_PROFILE", "moderate", ("moderate", "interactive", "min")),
+            max_query_depth=_number(env, "MAX_QUERY_DEPTH", 10, int),
+            max_aliases=_number(env, "MAX_ALIASES", 15, int),
+            max_tokens=_number(env, "MAX_TOKENS", 2000, int),
+            max_page_size=_number(env, "MAX_PAGE_SIZE", 500, int),
+            max_body_bytes=_number(env, "MAX_BODY_BYTES", 64 * 1024 * 1024, int),
+            max_subscriptions=_number(env, "MAX_SUBSCRIPTIONS", 10, int),
+            request_max_age=_number(env, "REQUEST_MAX_AGE", 300.0, float),
         )
 
     @property

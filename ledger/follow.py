@@ -16,7 +16,10 @@ process applies each page:
 
 :func:`catch_up_together` applies each page to several followers in one transaction:
 the page is read and decoded once, and each follower applies the events after its own
-position (the projections use it: one read, many views).
+position (the projections use it: one read, many views). The locks are taken and the
+positions read in one statement each; each tracking row then moves from the position
+read to the page's last position by compare-and-set, so a row that anyone else moved
+fails the page (``IntegrityError``, nothing written) instead of applying events twice.
 
 Pages are read with one SQL query on the events table and decoded with the ledger's own
 mapper parts (cipher, compressor, transcoder): the same :class:`Recorded` values as
@@ -29,15 +32,16 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
-from eventsourcing.persistence import Notification, Tracking
+from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import resolve_topic
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
-from sqlalchemy import select, text
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
@@ -57,10 +61,14 @@ class Follower(ABC):
         if not self.name or len(self.name) > 32:
             raise ValueError("a follower needs a name of 1-32 characters")
         self.ledger = ledger
-        self.tracking = SQLAlchemyTrackingRecorder(
-            datastore=ledger.recorder.datastore,  # type: ignore[attr-defined]
-            tracking_table_name=f"{self.name}_tracking",
-        )
+        with warnings.catch_warnings():
+            # The library names every tracking record class alike; SQLAlchemy says so
+            # once per follower. The tables themselves are distinct.
+            warnings.filterwarnings("ignore", "This declarative base already contains")
+            self.tracking = SQLAlchemyTrackingRecorder(
+                datastore=ledger.recorder.datastore,  # type: ignore[attr-defined]
+                tracking_table_name=f"{self.name}_tracking",
+            )
         self._lock = threading.Lock()
         self._lock_key = int.from_bytes(
             hashlib.sha256(self.name.encode()).digest()[:8], "big", signed=True
@@ -90,8 +98,7 @@ class Follower(ABC):
 
     def lock_in(self, session: Session) -> None:
         """Take this follower's transaction-scoped lock (PostgreSQL; SQLite locks the file)."""
-        if self.ledger.settings.is_postgres:
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._lock_key})
+        lock_all(session, [self])
 
     def reset(self, session: Session) -> None:
         """Forget progress (for a rebuild): the caller drops the follower's rows too."""
@@ -131,20 +138,60 @@ def _apply_page(followers: Sequence[Follower], size: int, until: int | None) -> 
     ledger = first.ledger
     with first.tracking.transaction(commit=True) as session:
         begin_page(session, ledger)
-        for follower in followers:
-            follower.lock_in(session)
-        positions = [follower.position() for follower in followers]
+        lock_all(session, followers)
+        positions = _positions(session, followers)
         start = min(positions)
         events = read_events(session, ledger, start, size, until)
         if not events:
             return start, 0
         for follower, position in zip(followers, positions, strict=True):
-            mine = [event for event in events if event.position > position]
+            mine = events if position == start else [e for e in events if e.position > position]
             if mine:
                 follower.apply(session, mine)
-                tracking = Tracking(ledger.name, mine[-1].position)
-                follower.tracking._insert_tracking(session, tracking)
+                _advance(session, follower, position, mine[-1].position)
         return events[-1].position, len(events)
+
+
+def lock_all(session: Session, followers: Sequence[Follower]) -> None:
+    """Take the followers' locks in one statement, in the order given (PostgreSQL)."""
+    if not followers[0].ledger.settings.is_postgres:
+        return  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
+    calls = ", ".join(f"pg_advisory_xact_lock(:k{i})" for i in range(len(followers)))
+    params = {f"k{i}": follower._lock_key for i, follower in enumerate(followers)}
+    session.execute(text(f"SELECT {calls}"), params)
+
+
+def _positions(session: Session, followers: Sequence[Follower]) -> list[int]:
+    """Every follower's position, read in one statement."""
+    name = followers[0].ledger.name
+    parts = []
+    for follower in followers:
+        table = follower.tracking.tracking_table
+        parts.append(
+            select(func.max(table.c.notification_id))
+            .where(table.c.application_name == name)
+            .scalar_subquery()
+        )
+    row = session.connection().execute(select(*parts)).one()
+    return [int(value or 0) for value in row]
+
+
+def _advance(session: Session, follower: Follower, old: int, new: int) -> None:
+    """Move the tracking row from ``old`` to ``new``, or fail the page if it moved."""
+    table = follower.tracking.tracking_table
+    name = follower.ledger.name
+    conn = session.connection()
+    if old:
+        moved = conn.execute(
+            update(table)
+            .where(table.c.application_name == name, table.c.notification_id == old)
+            .values(notification_id=new)
+        ).rowcount
+        if moved != 1:
+            raise IntegrityError(f"{follower.name} moved past {old} in another transaction")
+    else:
+        # A second first row breaks the primary key: the page rolls back.
+        conn.execute(insert(table).values(application_name=name, notification_id=new))
 
 
 def begin_page(session: Session, ledger: Ledger) -> None:
@@ -184,20 +231,29 @@ class _Decoder:
         self.mapper = ledger.mapper
         self.recorded = Recorded
         self.stored = StoredEvent
+        self.decode = self.mapper.transcoder.decode
+        self.raw = self.mapper.cipher is None and self.mapper.compressor is None
 
     def __call__(
         self, position: int, subject: Any, version: int, topic: str, state: bytes
     ) -> Recorded:
-        if not self._is_plain(topic):
+        plain = self._plain_topics.get(topic)
+        if plain is None:
+            plain = self._is_plain(topic)
+        if not plain:
             return self._via_mapper(position, subject, version, topic, state)
+        data = state if self.raw and type(state) is bytes else self._unwrap(state)
+        fields = self.decode(data)
+        event = self.stored(fields["envelope"], fields["signature"], fields["recorded_at"])
+        return self.recorded(position, subject, version, topic, event)
+
+    def _unwrap(self, state: bytes) -> bytes:
         data = bytes(state)
         if self.mapper.cipher is not None:
             data = self.mapper.cipher.decrypt(data)
         if self.mapper.compressor is not None:
             data = self.mapper.compressor.decompress(data)
-        fields = self.mapper.transcoder.decode(data)
-        event = self.stored(fields["envelope"], fields["signature"], fields["recorded_at"])
-        return self.recorded(position, subject, version, topic, event)
+        return data
 
     def _is_plain(self, topic: str) -> bool:
         # Event classes with a class_version > 1 need the mapper's upcasters.

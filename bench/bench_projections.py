@@ -1,0 +1,271 @@
+"""Projection rebuild throughput and ``as_of`` latency, on SQLite and PostgreSQL.
+
+A base log of real signed events comes from the seeded scenario of the tests
+(``tests.support.scenario``, every event type). It is then cloned, with every UUID and
+batch name renamed per clone, until the log holds 100k and 1M events (``full``) or 10k
+and 50k (``small``, the default; ``CMO_LEDGER_BENCH_SCALE``). Clones are new agreements,
+batches and grants: the work per event and the rows per agreement stay those of the
+scenario. Signatures of clones do not verify (projections do not check them).
+
+For each size:
+
+* **rebuild**: every view dropped and replayed, in a fresh interpreter so its peak RSS
+  is its own; events/s and rows written;
+* **raw SQLite**: the same number of rows inserted with ``executemany`` into a plain
+  SQLite table shaped like the audit index, batch by batch, in the same run: the
+  floor of "one row per event";
+* **as_of**: median and 95th percentile of ``grants_as_of`` (a grantee's grants under
+  one agreement) and ``parameters_as_of`` (an agreement's parameters) at random
+  positions.
+
+Run alone with ``python -m bench.bench_projections``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ledger.application import Ledger
+from ledger.config import Settings
+
+SCALES = {"small": (10_000, 50_000), "full": (100_000, 1_000_000)}
+BASE_EVENTS = 2_000
+PG_URL = os.environ.get(
+    "CMO_LEDGER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test"
+)
+_UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_BATCH = re.compile(rb"(NWB101|HEL7)-24-(\d{4})")
+_PARTY_TOPICS = ("cmo.PartyAdmitted.v1", "cmo.KeyAdded.v1", "cmo.KeyRevoked.v1")
+
+
+def main() -> None:
+    scale = os.environ.get("CMO_LEDGER_BENCH_SCALE", "small")
+    sizes = SCALES[scale]
+    print(f"scale {scale}: sizes {sizes}; base scenario {BASE_EVENTS} signed events", flush=True)
+    for backend in os.environ.get("CMO_LEDGER_BENCH_BACKENDS", "sqlite,postgres").split(","):
+        try:
+            with _database(backend) as url:
+                _bench_backend(backend, url, sizes)
+        except sa.exc.OperationalError as error:
+            print(f"{backend}: skipped, database unreachable ({error.orig})", flush=True)
+
+
+def _bench_backend(backend: str, url: str, sizes: tuple[int, ...]) -> None:
+    ledger = _base_ledger(url)
+    cloner = _Cloner(ledger)
+    try:
+        for size in sizes:
+            cloner.fill_to(size)
+            rebuilt = _rebuild_in_child(url)
+            raw = _raw_sqlite_rows_per_second(rebuilt["events"])
+            access, parameters = _as_of_latencies(ledger)
+            _report(backend, rebuilt, raw, access, parameters)
+    finally:
+        ledger.close()
+
+
+def _report(
+    backend: str,
+    rebuilt: dict[str, Any],
+    raw: float,
+    access: tuple[float, float],
+    parameters: tuple[float, float],
+) -> None:
+    events, seconds = rebuilt["events"], rebuilt["seconds"]
+    rate = events / seconds
+    print(
+        f"{backend:8s} {events:>9,} events: rebuild {rate:>8,.0f} events/s "
+        f"({rebuilt['rows'] / seconds:,.0f} rows/s, {rebuilt['rows'] / events:.1f} rows/event), "
+        f"peak RSS {rebuilt['peak_rss_mb']:.0f} MB; raw SQLite inserts {raw:,.0f} rows/s "
+        f"(rebuild = {rate / raw:.3f} of raw); as_of median/p95: "
+        f"access {access[0]:.2f}/{access[1]:.2f} ms, "
+        f"parameters {parameters[0]:.2f}/{parameters[1]:.2f} ms",
+        flush=True,
+    )
+
+
+@contextmanager
+def _database(backend: str) -> Iterator[str]:
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{Path(directory) / 'bench.db'}"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
+
+
+def _base_ledger(url: str) -> Ledger:
+    from tests.support.scenario import Scenario
+    from tests.support.world import ORIGIN, build_world, notary_actor
+
+    notary = notary_actor()
+    ledger = Ledger.initialise(Settings(database_url=url), ORIGIN, notary.public_key)
+    Scenario(build_world(ledger, notary), seed=20240601).run(BASE_EVENTS)
+    return ledger
+
+
+class _Cloner:
+    """Appends renamed copies of the base log (party events left out: parties are shared)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.table = ledger.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+        columns = (self.table.c.originator_id, self.table.c.originator_version)
+        with ledger.engine.connect() as conn:
+            query = sa.select(*columns, self.table.c.topic, self.table.c.state)
+            rows = conn.execute(query.order_by(self.table.c.id)).all()
+        self.template = [row for row in rows if row.topic not in _PARTY_TOPICS]
+        self.clones = 0
+
+    def fill_to(self, size: int) -> None:
+        """Clone until the log holds ``size`` events."""
+        while self.ledger.head() < size:
+            self.clones += 1
+            rows = self._renamed()[: size - self.ledger.head()]
+            with self.ledger.engine.begin() as conn:
+                for start in range(0, len(rows), 5000):
+                    conn.execute(self.table.insert(), rows[start : start + 5000])
+
+    def _renamed(self) -> list[dict[str, Any]]:
+        names: dict[bytes, bytes] = {}
+        clone = self.clones
+
+        def rename(match: re.Match[bytes]) -> bytes:
+            old = match.group(0)
+            if old not in names:
+                new = uuid.uuid5(uuid.NAMESPACE_OID, f"{clone}/{old.decode()}")
+                names[old] = str(new).encode()
+            return names[old]
+
+        batch = b"\\1-C%d-\\2" % clone
+        return [
+            {
+                "originator_id": uuid.UUID(_UUID.sub(rename, str(subject).encode()).decode()),
+                "originator_version": version,
+                "topic": topic,
+                "state": _BATCH.sub(batch, _UUID.sub(rename, bytes(state))),
+            }
+            for subject, version, topic, state in self.template
+        ]
+
+
+def _rebuild_in_child(url: str) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bench.bench_projections", "--rebuild", url]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the rebuild failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _rebuild_here(url: str) -> None:
+    from projections.rebuild import rebuild
+    from projections.runner import ALL_VIEWS
+
+    ledger = Ledger(Settings(database_url=url))
+    start = time.perf_counter()
+    rebuild(ledger)
+    seconds = time.perf_counter() - start
+    rows = 0
+    with ledger.engine.connect() as conn:
+        for view in ALL_VIEWS:
+            for table in view.all_tables():
+                rows += conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+    result = {
+        "events": ledger.head(),
+        "seconds": seconds,
+        "rows": rows,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    ledger.close()
+    print(json.dumps(result), flush=True)
+
+
+def _raw_sqlite_rows_per_second(count: int) -> float:
+    """Rows/s of plain ``executemany`` inserts of audit-shaped rows into a new SQLite file."""
+    with tempfile.TemporaryDirectory() as directory:
+        db = sqlite3.connect(Path(directory) / "raw.db")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
+            "CREATE TABLE raw (position INTEGER PRIMARY KEY, leaf INTEGER, subject TEXT, "
+            "version INTEGER, type TEXT, signer TEXT, key TEXT, meaning TEXT, reason TEXT, "
+            "signed_at TEXT, recorded_at TEXT, through TEXT, agreement TEXT, batch TEXT)"
+        )
+        row = (str(uuid.uuid4()), 3, "DataSubmitted", "contoso-cmo", "f" * 32, "submitted")
+        times = ("2026-03-03T09:15:00.000Z",) * 3
+        start = time.perf_counter()
+        for first in range(0, count, 2000):
+            page = [
+                (i, i - 1, *row, None, *times, str(uuid.uuid4()), "NWB101-24-001")
+                for i in range(first + 1, min(first + 2000, count) + 1)
+            ]
+            db.executemany(f"INSERT INTO raw VALUES ({', '.join('?' * 14)})", page)
+            db.commit()
+        seconds = time.perf_counter() - start
+        db.close()
+    return count / seconds
+
+
+def _as_of_latencies(ledger: Ledger) -> tuple[tuple[float, float], tuple[float, float]]:
+    from projections.access import GRANTS, grants_as_of
+    from projections.parameters import PARAMETERS, parameters_as_of
+
+    rng = random.Random(5)
+    head = ledger.head()
+    with ledger.engine.connect() as conn:
+        grants = conn.execute(sa.select(GRANTS.c.grantee, GRANTS.c.agreement).distinct()).all()
+        agreements = conn.execute(sa.select(PARAMETERS.c.agreement).distinct()).scalars().all()
+
+        def access() -> None:
+            grantee, agreement = rng.choice(grants)
+            grants_as_of(conn, rng.randrange(1, head + 1), grantee, agreement)
+
+        def parameters() -> None:
+            parameters_as_of(conn, rng.randrange(1, head + 1), rng.choice(agreements))
+
+        return _latency(access), _latency(parameters)
+
+
+def _latency(query: Callable[[], None], runs: int = 300) -> tuple[float, float]:
+    for _ in range(20):
+        query()  # warm the statement cache and the database's pages
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        query()
+        timings.append((time.perf_counter() - start) * 1000)
+    timings.sort()
+    return statistics.median(timings), timings[int(runs * 0.95)]
+
+
+if __name__ == "__main__":
+    warnings.simplefilter("ignore")
+    if len(sys.argv) == 3 and sys.argv[1] == "--rebuild":
+        _rebuild_here(sys.argv[2])
+    else:
+        main()

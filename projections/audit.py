@@ -1,0 +1,151 @@
+"""The audit index: one row per event, for audit-trail queries and for resolving times.
+
+``proj_audit`` holds position, leaf index, subject, version, type, signer, key, meaning,
+reason, signed_at, recorded_at, and the agreement and batch the event belongs to. The
+leaf index is dense (0, 1, 2, ...) in position order: the number of earlier events, so
+it matches the Merkle leaf even where PostgreSQL positions have gaps.
+
+``recorded_through`` is the latest ``recorded_at`` of any event up to the row's
+position. It never decreases along the log, so :func:`resolve_time` is one index seek:
+a time resolves to the last position whose whole prefix was recorded at or before it.
+When clocks agree with log order (one writer) that is simply the last event recorded at
+or before the time; when two writers' clocks interleave, no event recorded after the
+time is ever counted in.
+
+Rows are never changed: ``as_of(position)`` is ``position <= P``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from projections.temporal import POSITION
+from projections.times import as_text
+from projections.view import Page, View, state_table
+
+if TYPE_CHECKING:
+    from ledger.application import Recorded
+
+__all__ = ["AUDIT", "AuditView", "resolve_time"]
+
+metadata = MetaData()
+
+AUDIT = Table(
+    "proj_audit",
+    metadata,
+    Column("position", POSITION, primary_key=True, autoincrement=False),
+    Column("leaf_index", POSITION, nullable=False),
+    Column("subject", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("signer", String(64), nullable=False),
+    Column("key", String(32), nullable=False),
+    Column("meaning", String(64), nullable=False),
+    Column("reason", Text),
+    Column("signed_at", String(40), nullable=False),
+    Column("recorded_at", String(30), nullable=False),
+    Column("recorded_through", String(30), nullable=False),
+    Column("agreement", String(36)),
+    Column("batch", String(64)),
+    Index("ix_proj_audit_leaf_index", "leaf_index", unique=True),
+    Index("ix_proj_audit_recorded_through", "recorded_through", "position"),
+    Index("ix_proj_audit_subject", "subject", "position"),
+    Index("ix_proj_audit_agreement", "agreement", "position"),
+    Index("ix_proj_audit_batch", "batch", "position"),
+    Index("ix_proj_audit_signer", "signer", "position"),
+)
+AUDIT.info["position"] = "position"
+STATE = state_table("proj_audit_state", metadata)
+
+
+def resolve_time(conn: Connection, when: datetime | str) -> int:
+    """The last position whose events were all recorded at or before ``when`` (0: none)."""
+    text = as_text(when)
+    found = conn.execute(
+        select(AUDIT.c.position)
+        .where(AUDIT.c.recorded_through <= text)
+        .order_by(AUDIT.c.recorded_through.desc(), AUDIT.c.position.desc())
+        .limit(1)
+    ).scalar()
+    return int(found or 0)
+
+
+class AuditView(View):
+    """One row per event, with its leaf index and its agreement and batch."""
+
+    name = "audit"
+    tables = (AUDIT,)
+    state = STATE
+
+    def apply(self, session: Session, events: Sequence[Recorded]) -> None:
+        """Every event gets a row; no handler dispatch needed."""
+        page = Page(session.connection(), self.state, self.memo)
+        unknown = {
+            r.event.envelope["subject"]
+            for r in events
+            if r.event.envelope["version"] > 1 and r.event.envelope["subject"] not in self.memo
+        }
+        page.state.prefetch(unknown)
+        leaf, through = self._tail(page.conn)
+        for recorded in events:
+            leaf += 1
+            envelope = recorded.event.envelope
+            recorded_at = recorded.event.recorded_at
+            through = max(through, recorded_at)
+            agreement, batch = _context(page, envelope)
+            page.insert(
+                AUDIT,
+                {
+                    "position": recorded.position,
+                    "leaf_index": leaf,
+                    "subject": envelope["subject"],
+                    "version": envelope["version"],
+                    "type": envelope["type"],
+                    "signer": envelope["signer"],
+                    "key": envelope["key"],
+                    "meaning": envelope["meaning"],
+                    "reason": envelope.get("reason"),
+                    "signed_at": envelope["signed_at"],
+                    "recorded_at": recorded_at,
+                    "recorded_through": through,
+                    "agreement": agreement,
+                    "batch": batch,
+                },
+            )
+        page.flush()
+
+    @staticmethod
+    def _tail(conn: Connection) -> tuple[int, str]:
+        last = conn.execute(
+            select(AUDIT.c.leaf_index, AUDIT.c.recorded_through)
+            .order_by(AUDIT.c.position.desc())
+            .limit(1)
+        ).first()
+        return (-1, "") if last is None else (int(last[0]), str(last[1]))
+
+
+def _context(page: Page, envelope: Any) -> tuple[str | None, str | None]:
+    """The agreement and batch of an event: from its subject's first event, remembered."""
+    subject = envelope["subject"]
+    if envelope["version"] > 1:
+        known = page.state.fact(subject)
+        return (None, None) if known is None else (known[0], known[1])
+    payload = envelope["payload"]
+    event_type = envelope["type"]
+    agreement = payload.get("agreement")
+    if event_type == "AgreementProposed":
+        agreement = subject
+    batch = payload.get("batch") if event_type == "BatchRegistered" else None
+    if not isinstance(agreement, str):
+        agreement = None
+    if not isinstance(batch, str):
+        batch = None
+    if agreement is not None or batch is not None:
+        page.state.remember(subject, [agreement, batch])
+    return agreement, batch

@@ -1,0 +1,402 @@
+"""Batch data: batches, submissions, records (discrete and event) and continuous chunks.
+
+``proj_batches``: one row per batch: agreement, product, site, start, end, registration.
+``proj_submissions``: one row per ``DataSubmitted`` or ``DataCorrected``: class, source
+system, schema version, format, original file hash, what a correction supersedes, reason.
+``proj_records``: one row per version of a record, keyed by batch, record id and record
+version. A correction closes the original's current row and opens one marked
+``superseded`` (the original values stay readable, R1); a replacement under the same id is
+the next record version. Acknowledgements (R23) are marked on the record version.
+``proj_record_confidential``: the values of the agreement's confidential elements, one
+row per record version and element, kept out of ``proj_records`` so the query layer
+returns them only to a reader whose grant includes them.
+``proj_chunks``: continuous data, one row per chunk (tag, first and last timestamp,
+count, status) indexed by batch, tag and start time; ``proj_chunk_content`` holds the
+chunk itself (gzip CSV, base64), so a time range reads only the chunks it overlaps
+(see :mod:`projections.series`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Text
+
+from projections.temporal import Row, temporal_table
+from projections.terms import FollowsTerms
+from projections.times import utc
+from projections.view import Fact, Page, dumps, handles, state_table
+
+__all__ = [
+    "BATCHES",
+    "CHUNKS",
+    "CHUNK_CONTENT",
+    "CONFIDENTIAL",
+    "RECORDS",
+    "SUBMISSIONS",
+    "DataView",
+    "batch_names",
+]
+
+metadata = MetaData()
+
+
+def _batch() -> Column[Any]:
+    return Column("batch", String(64), nullable=False)
+
+
+BATCHES = temporal_table(
+    "proj_batches",
+    metadata,
+    [_batch()],
+    Column("subject", String(36), nullable=False),
+    Column("agreement", String(36), nullable=False),
+    Column("product", String(200), nullable=False),
+    Column("site", String(200), nullable=False),
+    Column("started_at", String(30), nullable=False),
+    Column("ended_at", String(30)),
+    Column("registered_at", String(30), nullable=False),
+    Column("registered_by", String(64), nullable=False),
+    Index("ix_proj_batches_agreement", "agreement", "valid_from"),
+)
+
+SUBMISSIONS = temporal_table(
+    "proj_submissions",
+    metadata,
+    [Column("submission", String(36), nullable=False)],
+    _batch(),
+    Column("agreement", String(36), nullable=False),
+    Column("data_class", String(16), nullable=False),
+    Column("correction", Boolean, nullable=False),
+    Column("source_system", String(100)),
+    Column("schema_version", String(50)),
+    Column("format", String(100)),
+    Column("original_sha256", String(64)),
+    Column("supersedes", Text, nullable=False),
+    Column("reason", Text),
+    Column("signer", String(64), nullable=False),
+    Column("key", String(32), nullable=False),
+    Column("recorded_at", String(30), nullable=False),
+    Index("ix_proj_submissions_batch", "batch", "valid_from"),
+)
+
+_RECORD_KEY = ("batch", "record_id", "record_version")
+
+
+def _record_key() -> list[Column[Any]]:
+    return [
+        _batch(),
+        Column("record_id", String(128), nullable=False),
+        Column("record_version", Integer, nullable=False),
+    ]
+
+
+RECORDS = temporal_table(
+    "proj_records",
+    metadata,
+    _record_key(),
+    Column("agreement", String(36), nullable=False),
+    Column("data_class", String(16), nullable=False),
+    Column("submission", String(36), nullable=False),
+    Column("parameter", String(200)),
+    Column("value", String(40)),
+    Column("unit", String(64)),
+    Column("sampled_at", String(30)),
+    Column("method", Text),
+    Column("event_kind", String(32)),
+    Column("started_at", String(30)),
+    Column("ended_at", String(30)),
+    Column("severity", String(16)),
+    Column("description", Text),
+    Column("other", Text),
+    Column("status", String(16), nullable=False),
+    Column("superseded_by", String(36)),
+    Column("acknowledged_at", String(30)),
+    Column("acknowledged_by", String(64)),
+    Column("recorded_at", String(30), nullable=False),
+    Index("ix_proj_records_parameter", "agreement", "parameter", "sampled_at"),
+)
+
+CONFIDENTIAL = temporal_table(
+    "proj_record_confidential",
+    metadata,
+    [*_record_key(), Column("element", String(64), nullable=False)],
+    Column("value", Text, nullable=False),
+)
+
+CHUNKS = temporal_table(
+    "proj_chunks",
+    metadata,
+    [_batch(), Column("sha256", String(64), nullable=False)],
+    Column("agreement", String(36), nullable=False),
+    Column("tag", String(200), nullable=False),
+    Column("t_start", String(30), nullable=False),
+    Column("t_end", String(30), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("submission", String(36), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("superseded_by", String(36)),
+    Index("ix_proj_chunks_tag", "batch", "tag", "t_start"),
+)
+
+CHUNK_CONTENT = temporal_table(
+    "proj_chunk_content",
+    metadata,
+    [_batch(), Column("sha256", String(64), nullable=False)],
+    Column("content", Text, nullable=False),
+)
+
+STATE = state_table("proj_data_state", metadata)
+
+# Record members with a column of their own (``kind`` is stored as ``event_kind``).
+_COLUMNS = {
+    "parameter": "parameter",
+    "value": "value",
+    "unit": "unit",
+    "sampled_at": "sampled_at",
+    "method": "method",
+    "kind": "event_kind",
+    "started_at": "started_at",
+    "ended_at": "ended_at",
+    "severity": "severity",
+    "description": "description",
+}
+_TIMES = frozenset({"sampled_at", "started_at", "ended_at"})
+_EMPTY: Row = dict.fromkeys(_COLUMNS.values())
+
+
+class DataView(FollowsTerms):
+    """Batches, submissions, record versions, confidential values and chunks."""
+
+    name = "data"
+    tables = (BATCHES, SUBMISSIONS, RECORDS, CONFIDENTIAL, CHUNKS, CHUNK_CONTENT)
+    state = STATE
+
+    def prepare(self, page: Page, facts: Sequence[Fact]) -> None:
+        """Also read in bulk the current records of batches with corrections or
+        acknowledgements in this page."""
+        super().prepare(page, facts)
+        later = ("DataCorrected", "DataAcknowledged")
+        page.versions(RECORDS).prefetch(batch_names(page, facts, later))
+
+    @handles("BatchRegistered")
+    def _registered(self, page: Page, fact: Fact) -> None:
+        payload = fact.payload
+        name = payload["batch"]
+        page.state.remember(f"subject:{fact.subject}", [name, payload["agreement"]])
+        page.versions(BATCHES).insert(
+            (name,),
+            fact.position,
+            {
+                "subject": fact.subject,
+                "agreement": payload["agreement"],
+                "product": payload["product"],
+                "site": payload["site"],
+                "started_at": utc(payload["started_at"]),
+                "ended_at": None,
+                "registered_at": fact.recorded_at,
+                "registered_by": fact.signer,
+            },
+        )
+
+    @handles("BatchEnded")
+    def _ended(self, page: Page, fact: Fact) -> None:
+        batch = self._batch(page, fact)
+        if batch is not None:
+            page.versions(BATCHES).update(
+                (batch[0],), fact.position, ended_at=utc(fact.payload["ended_at"])
+            )
+
+    @handles("DataSubmitted")
+    def _submitted(self, page: Page, fact: Fact) -> None:
+        batch = self._batch(page, fact)
+        if batch is None:
+            return
+        payload = fact.payload
+        data_class = payload["kind"]
+        self._submission(page, fact, batch, data_class, [])
+        if data_class == "continuous":
+            self._add_chunks(page, fact, batch, payload["series"])
+        else:
+            self._add_records(page, fact, batch, data_class, payload["records"], {})
+
+    @handles("DataCorrected")
+    def _corrected(self, page: Page, fact: Fact) -> None:
+        batch = self._batch(page, fact)
+        if batch is None:
+            return
+        payload = fact.payload
+        submission = payload["submission"]
+        if "supersedes_chunks" in payload:
+            digests = list(payload["supersedes_chunks"])
+            self._submission(page, fact, batch, "continuous", digests)
+            for digest in digests:
+                page.versions(CHUNKS).update(
+                    (batch[0], digest),
+                    fact.position,
+                    status="superseded",
+                    superseded_by=submission,
+                )
+            self._add_chunks(page, fact, batch, payload["series"])
+            return
+        ids = list(payload["supersedes"])
+        latest = {rid: self._latest(page, batch[0], rid) for rid in ids}
+        data_class = "discrete"
+        for rid, version in latest.items():
+            old = page.versions(RECORDS).update(
+                (batch[0], rid, version),
+                fact.position,
+                status="superseded",
+                superseded_by=submission,
+            )
+            data_class = old["data_class"] if old is not None else data_class
+        self._submission(page, fact, batch, data_class, ids)
+        self._add_records(page, fact, batch, data_class, payload["records"], latest)
+
+    @handles("DataAcknowledged")
+    def _acknowledged(self, page: Page, fact: Fact) -> None:
+        batch = self._batch(page, fact)
+        if batch is None:
+            return
+        for rid in fact.payload["records"]:
+            page.versions(RECORDS).update(
+                (batch[0], rid, self._latest(page, batch[0], rid)),
+                fact.position,
+                acknowledged_at=fact.recorded_at,
+                acknowledged_by=fact.signer,
+            )
+
+    def _batch(self, page: Page, fact: Fact) -> list[str] | None:
+        """``[name, agreement]`` of the event's batch."""
+        found: list[str] | None = page.state.fact(f"subject:{fact.subject}")
+        return found
+
+    def _latest(self, page: Page, batch: str, record_id: str) -> int:
+        """The highest version of a record so far (0: none), this page's included."""
+        versions = page.versions(RECORDS)
+        version = 0
+        while versions.get((batch, record_id, version + 1)) is not None:
+            version += 1
+        return version
+
+    def _submission(
+        self, page: Page, fact: Fact, batch: list[str], data_class: str, supersedes: list[str]
+    ) -> None:
+        payload = fact.payload
+        page.versions(SUBMISSIONS).insert(
+            (payload["submission"],),
+            fact.position,
+            {
+                "batch": batch[0],
+                "agreement": batch[1],
+                "data_class": data_class,
+                "correction": fact.type == "DataCorrected",
+                "source_system": payload.get("source_system"),
+                "schema_version": payload.get("schema_version"),
+                "format": payload.get("format"),
+                "original_sha256": payload.get("original_sha256"),
+                "supersedes": dumps(supersedes),
+                "reason": fact.reason,
+                "signer": fact.signer,
+                "key": fact.envelope["key"],
+                "recorded_at": fact.recorded_at,
+            },
+        )
+
+    def _add_records(
+        self,
+        page: Page,
+        fact: Fact,
+        batch: list[str],
+        data_class: str,
+        records: list[dict[str, Any]],
+        replaced: dict[str, int],
+    ) -> None:
+        agreement = self.agreement(page, batch[1])
+        terms = (agreement or {}).get("terms") or {}
+        confidential = frozenset(terms.get("confidential_elements") or ())
+        versions = page.versions(RECORDS)
+        common = {
+            "agreement": batch[1],
+            "data_class": data_class,
+            "submission": fact.payload["submission"],
+            "status": "current",
+            "superseded_by": None,
+            "acknowledged_at": None,
+            "acknowledged_by": None,
+            "recorded_at": fact.recorded_at,
+        }
+        for record in records:
+            rid = record["id"]
+            version = replaced.get(rid, 0) + 1
+            row, secret = _split(record, common, confidential, known=agreement is not None)
+            versions.insert((batch[0], rid, version), fact.position, row)
+            for element, value in sorted(secret.items()):
+                page.versions(CONFIDENTIAL).insert(
+                    (batch[0], rid, version, element), fact.position, {"value": str(value)}
+                )
+
+    def _add_chunks(
+        self, page: Page, fact: Fact, batch: list[str], series: list[dict[str, Any]]
+    ) -> None:
+        submission = fact.payload["submission"]
+        for entry in series:
+            for chunk in entry["chunks"]:
+                key = (batch[0], chunk["sha256"])
+                page.versions(CHUNKS).insert(
+                    key,
+                    fact.position,
+                    {
+                        "agreement": batch[1],
+                        "tag": entry["tag"],
+                        "t_start": chunk["start"],
+                        "t_end": chunk["end"],
+                        "count": chunk["count"],
+                        "submission": submission,
+                        "status": "current",
+                        "superseded_by": None,
+                    },
+                )
+                content = {"content": chunk["content"]}
+                page.versions(CHUNK_CONTENT).insert(key, fact.position, content)
+
+
+def batch_names(page: Page, facts: Sequence[Fact], types: Sequence[str]) -> list[str]:
+    """Names of the batches that events of ``types`` in ``facts`` concern (registrations
+    in the same page included, before their handlers have run)."""
+    registered = {f.subject: f.payload["batch"] for f in facts if f.type == "BatchRegistered"}
+    names = []
+    for fact in facts:
+        if fact.type in types:
+            known = page.state.fact(f"subject:{fact.subject}")
+            name = known[0] if known is not None else registered.get(fact.subject)
+            if name is not None:
+                names.append(name)
+    return names
+
+
+def _split(
+    record: dict[str, Any], common: Row, confidential: frozenset[str], *, known: bool
+) -> tuple[Row, dict[str, Any]]:
+    """The record's row (``common`` values plus its own) and its confidential values.
+
+    A member that is a confidential element of the agreement, or any member beyond the
+    known columns when the terms are unknown, goes to the confidential side.
+    """
+    row: Row = {**_EMPTY, **common}
+    other: dict[str, Any] = {}
+    secret: dict[str, Any] = {}
+    for member, value in record.items():
+        if member == "id":
+            continue
+        if member in confidential:
+            secret[member] = value
+        elif member in _COLUMNS:
+            row[_COLUMNS[member]] = utc(value) if member in _TIMES and value else value
+        elif known:
+            other[member] = value
+        else:
+            secret[member] = value
+    row["other"] = dumps(other) if other else None
+    return row, secret

@@ -1,0 +1,216 @@
+"""The projector: every view kept current, exactly once, with read-your-writes.
+
+One :class:`Projector` holds all views. Each view is a :class:`~ledger.follow.Follower`
+with its own tracking row, so it can be rebuilt or inspected alone, but the projector
+advances them together with :func:`~ledger.follow.catch_up_together`: each page of the log
+is read and decoded once and applied to every view in one transaction (one commit, one
+lock, and every view at the same position after each page).
+
+* **Read your writes**: the projector registers a ``Ledger`` listener, so ``append``
+  returns only after every view has applied the appended events.
+* **Other processes' writes**: a background thread catches up. On PostgreSQL it waits on
+  the library's LISTEN/NOTIFY subscription (``ledger.recorder.subscribe``); on SQLite,
+  where the library cannot subscribe, it polls the log's head.
+* A projection error never undoes an append (the event is stored and acknowledged); it is
+  logged and kept in :attr:`Projector.error`, and the next catch-up retries the page.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import OperationalError
+
+from ledger.follow import catch_up_together
+from projections.access import AccessView
+from projections.agreements import AgreementsView
+from projections.audit import AuditView
+from projections.data import DataView
+from projections.deliveries import DeliveriesView
+from projections.enhancements import EnhancementsView
+from projections.ownership import OwnershipView
+from projections.parameters import ParametersView
+from projections.parties import PartiesView
+from projections.reviews import ReviewsView
+from projections.view import View
+
+if TYPE_CHECKING:
+    from ledger.application import Ledger
+
+__all__ = ["ALL_VIEWS", "Projector", "view_classes"]
+
+log = logging.getLogger(__name__)
+
+ALL_VIEWS: tuple[type[View], ...] = (
+    PartiesView,
+    AgreementsView,
+    OwnershipView,
+    AccessView,
+    DataView,
+    ParametersView,
+    EnhancementsView,
+    ReviewsView,
+    DeliveriesView,
+    AuditView,
+)
+
+
+def view_classes(names: Sequence[str] | None = None) -> tuple[type[View], ...]:
+    """The view classes named (all when ``names`` is empty or None)."""
+    if not names:
+        return ALL_VIEWS
+    by_name = {cls.name: cls for cls in ALL_VIEWS}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise ValueError(f"unknown view {unknown[0]!r}; views are {', '.join(sorted(by_name))}")
+    return tuple(by_name[name] for name in names)
+
+
+class Projector:
+    """All views of one ledger, kept up to date."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        views: Sequence[type[View]] | None = None,
+        *,
+        page_size: int = 1000,
+        poll_interval: float = 0.2,
+        attempts: int = 5,
+    ) -> None:
+        self.ledger = ledger
+        self.views: list[View] = [cls(ledger) for cls in (views or ALL_VIEWS)]
+        self.page_size = page_size
+        self.poll_interval = poll_interval
+        self.attempts = attempts
+        self.reached = 0
+        self.error: BaseException | None = None
+        self._closed = threading.Event()
+        self._tailer: _Tailer | None = None
+
+    def view(self, name: str) -> View:
+        """The view named ``name``."""
+        for view in self.views:
+            if view.name == name:
+                return view
+        raise KeyError(name)
+
+    def create_tables(self) -> None:
+        """Create every view's tables (replaying views whose schema changed)."""
+        for view in self.views:
+            view.create_tables()
+
+    def catch_up(
+        self, until: int | None = None, on_page: Callable[[int], None] | None = None
+    ) -> int:
+        """Apply the log to every view up to the head (or ``until``); return the position."""
+        self.reached = catch_up_together(
+            self.views, until, page_size=self.page_size, on_page=on_page
+        )
+        self.error = None
+        return self.reached
+
+    def positions(self) -> dict[str, int]:
+        """Each view's position."""
+        return {view.name: view.position() for view in self.views}
+
+    def start(self) -> Projector:
+        """Create tables, catch up, then follow appends (this process's and others')."""
+        self.create_tables()
+        self.catch_up()
+        self.ledger.add_listener(self._appended)
+        self._tailer = _Tailer(self)
+        self._tailer.start()
+        return self
+
+    def close(self) -> None:
+        """Stop following; the ledger's listener becomes a no-op."""
+        self._closed.set()
+        if self._tailer is not None:
+            self._tailer.stop()
+            self._tailer.join()
+            self._tailer = None
+
+    def __enter__(self) -> Projector:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _appended(self, position: int) -> None:
+        if not self._closed.is_set():
+            self.catch_up_safely(position)
+
+    def catch_up_safely(self, until: int | None = None) -> None:
+        """Catch up, retrying a busy database; log and keep any error instead of raising."""
+        for attempt in range(self.attempts):
+            try:
+                self.catch_up(until)
+                return
+            except OperationalError as error:  # a busy or restarting database: try again
+                self.error = error
+                time.sleep(0.05 * 2**attempt)
+            except Exception as error:
+                self.error = error
+                log.exception("projection failed; the event is stored, the views lag")
+                return
+        log.error("projection gave up after %d attempts: %s", self.attempts, self.error)
+
+
+class _Tailer(threading.Thread):
+    """Catches up with events appended by other processes."""
+
+    def __init__(self, projector: Projector) -> None:
+        super().__init__(name="projections-tailer", daemon=True)
+        self.projector = projector
+        self._stopped = threading.Event()
+        self._subscription: Any = None
+
+    def stop(self) -> None:
+        self._stopped.set()
+        subscription = self._subscription
+        if subscription is not None:
+            subscription.stop()
+
+    def run(self) -> None:
+        if self.projector.ledger.settings.is_postgres:
+            self._listen()
+        else:
+            self._poll()
+
+    def _poll(self) -> None:
+        while not self._stopped.wait(self.projector.poll_interval):
+            try:
+                if self.projector.ledger.head() > self.projector.reached:
+                    self.projector.catch_up_safely()
+            except Exception as error:
+                self.projector.error = error
+                log.exception("polling the log failed")
+
+    def _listen(self) -> None:
+        ledger = self.projector.ledger
+        while not self._stopped.is_set():
+            try:
+                with ledger.recorder.subscribe(gt=self.projector.reached) as subscription:
+                    self._subscription = subscription
+                    if self._stopped.is_set():
+                        return
+                    for notification in subscription:
+                        if notification.id > self.projector.reached:
+                            self.projector.catch_up_safely()
+            except Exception as error:
+                self.projector.error = error
+                log.exception("the log subscription failed; subscribing again")
+                self._stopped.wait(self.projector.poll_interval)
+            finally:
+                self._subscription = None

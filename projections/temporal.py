@@ -1,0 +1,227 @@
+"""Temporal tables: every row version carries the log positions in which it was current.
+
+A temporal table has the columns ``valid_from`` (the position of the event that wrote
+the version, inclusive) and ``valid_to`` (the position of the event that replaced or
+ended it, exclusive; NULL while current), and an index on ``(key..., valid_from)``.
+An update closes the current version and inserts a new one, so a past state is one
+indexed query (:func:`as_of`), never a replay.
+
+:class:`Versions` buffers a page of changes to one table and writes them in two
+statements (one ``UPDATE`` executemany for the versions it closes, one ``INSERT``
+executemany for the new ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    and_,
+    bindparam,
+    or_,
+    select,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.schema import SchemaItem
+
+from projections.bulk import Row, insert_rows
+
+__all__ = [
+    "POSITION",
+    "Row",
+    "Versions",
+    "as_of",
+    "current",
+    "key_of",
+    "secondary_indexes",
+    "temporal_table",
+]
+
+#: The column type of log positions (INTEGER on SQLite keeps rowid-sized values compact).
+POSITION = BigInteger().with_variant(Integer(), "sqlite")
+
+Key = tuple[Any, ...]
+
+
+def temporal_table(
+    name: str, metadata: MetaData, key: Iterable[Column[Any]], *items: SchemaItem
+) -> Table:
+    """A table with ``key`` columns, ``items``, ``valid_from``/``valid_to`` and the
+    ``(key..., valid_from)`` index."""
+    key_columns = list(key)
+    columns = [item for item in items if isinstance(item, Column)]
+    others = [item for item in items if not isinstance(item, Column)]
+    table = Table(
+        name,
+        metadata,
+        *key_columns,
+        *columns,
+        Column("valid_from", POSITION, nullable=False),
+        Column("valid_to", POSITION, nullable=True),
+        *others,
+    )
+    Index(f"ix_{name}_key", *[c.name for c in key_columns], "valid_from", _table=table)
+    table.info["key"] = tuple(c.name for c in key_columns)
+    return table
+
+
+def secondary_indexes(table: Table) -> list[Index]:
+    """The table's indexes other than its key index: not needed while replaying."""
+    return sorted(
+        (index for index in table.indexes if index.name != f"ix_{table.name}_key"),
+        key=lambda index: str(index.name),
+    )
+
+
+def key_of(table: Table) -> tuple[str, ...]:
+    """Names of the key columns of a temporal table."""
+    key: tuple[str, ...] = table.info["key"]
+    return key
+
+
+def as_of(table: Table, position: int) -> ColumnElement[bool]:
+    """Rows current at ``position``: ``valid_from <= position < valid_to`` (NULL = open)."""
+    return and_(
+        table.c.valid_from <= position,
+        or_(table.c.valid_to.is_(None), table.c.valid_to > position),
+    )
+
+
+def current(table: Table) -> ColumnElement[bool]:
+    """Rows current now."""
+    return table.c.valid_to.is_(None)
+
+
+class Versions:
+    """A page of changes to one temporal table, written by :meth:`flush`.
+
+    Rows are plain dicts of column values; ``valid_from``/``valid_to`` are managed here.
+    """
+
+    def __init__(self, conn: Connection, table: Table) -> None:
+        self.conn = conn
+        self.table = table
+        self.key = key_of(table)
+        self._inserts: list[Row] = []
+        self._open: dict[Key, Row] = {}  # versions inserted by this page and still current
+        self._stored: dict[Key, Row | None] = {}  # current versions read from the database
+        self._complete: set[Any] = set()  # first-key values whose current rows are all loaded
+        self._closes: list[Row] = []
+
+    def get(self, key: Key) -> Row | None:
+        """The current version of ``key`` (without ``valid_*``), or ``None``."""
+        if key in self._open:
+            return self._open[key]
+        if key not in self._stored:
+            self._stored[key] = None if key[0] in self._complete else self._load(key)
+        return self._stored[key]
+
+    def prefetch(self, values: Iterable[Any]) -> None:
+        """Load the current rows whose first key column is one of ``values``, in bulk."""
+        wanted = sorted({v for v in values if v not in self._complete}, key=str)
+        first = self.table.c[self.key[0]]
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            query = select(self.table).where(first.in_(part), current(self.table))
+            for found in self.conn.execute(query):
+                row = dict(found._mapping)
+                key = tuple(row[c] for c in self.key)
+                if key not in self._open:
+                    self._stored.setdefault(key, row)
+            self._complete.update(part)
+
+    def insert(self, key: Key, position: int, values: Row) -> None:
+        """Add the first version of a key that has none (a creating event): no lookup.
+
+        ``values`` becomes the row (it is not copied): pass a dict made for the call.
+        """
+        row = values
+        for name, value in zip(self.key, key, strict=True):
+            row[name] = value
+        row["valid_from"] = position
+        row["valid_to"] = None
+        self._inserts.append(row)
+        self._open[key] = row
+
+    def put(self, key: Key, position: int, values: Mapping[str, Any]) -> None:
+        """Make ``values`` the version of ``key`` from ``position`` on (unchanged: no-op)."""
+        before = self.get(key)
+        if before is not None and all(before.get(c) == v for c, v in values.items()):
+            return
+        self._end(key, position, before)
+        self.insert(key, position, dict(values))
+
+    def update(self, key: Key, position: int, **changes: Any) -> Row | None:
+        """Apply ``changes`` to the current version of ``key``; ``None`` when there is none."""
+        before = self.get(key)
+        if before is None:
+            return None
+        merged = {c: v for c, v in before.items() if c not in _MANAGED}
+        merged.update(changes)
+        self.put(key, position, merged)
+        return merged
+
+    def end(self, key: Key, position: int) -> None:
+        """Close the current version of ``key`` at ``position`` (no new version)."""
+        self._end(key, position, self.get(key))
+
+    def flush(self) -> None:
+        """Write the closes, then the new versions."""
+        if self._closes:
+            self.conn.execute(_close_statement(self.table), self._closes)
+        rows = [row for row in self._inserts if row["valid_to"] != row["valid_from"]]
+        insert_rows(self.conn, self.table, rows)
+        self._inserts, self._closes = [], []
+        self._open.clear()
+        self._stored.clear()
+        self._complete.clear()
+
+    def _end(self, key: Key, position: int, before: Row | None) -> None:
+        if before is None:
+            return
+        if key in self._open:
+            # Changed twice by one event, the first version gets an empty range and is
+            # dropped at flush: it never existed on its own.
+            before["valid_to"] = position
+            del self._open[key]
+            return
+        params = {f"k_{c}": v for c, v in zip(self.key, key, strict=True)}
+        params["close_at"] = position
+        self._closes.append(params)
+        self._stored[key] = None
+
+    def _load(self, key: Key) -> Row | None:
+        params = {f"k_{c}": v for c, v in zip(self.key, key, strict=True)}
+        found = self.conn.execute(_current_statement(self.table), params).first()
+        return None if found is None else dict(found._mapping)
+
+
+_MANAGED = ("valid_from", "valid_to")
+_statements: dict[tuple[str, str], Any] = {}  # one statement object per table and use
+
+
+def _current_statement(table: Table) -> Any:
+    # One statement object per table: SQLAlchemy then reuses its compiled form.
+    found = _statements.get(("current", table.name))
+    if found is None:
+        where = [table.c[c] == bindparam(f"k_{c}") for c in key_of(table)]
+        found = _statements[("current", table.name)] = select(table).where(*where, current(table))
+    return found
+
+
+def _close_statement(table: Table) -> Any:
+    found = _statements.get(("close", table.name))
+    if found is None:
+        where = [table.c[c] == bindparam(f"k_{c}") for c in key_of(table)]
+        found = _statements[("close", table.name)] = (
+            table.update().where(*where, current(table)).values(valid_to=bindparam("close_at"))
+        )
+    return found
