@@ -48,6 +48,7 @@ from ledger.timeutil import format_utc, parse_utc
 
 __all__ = [
     "ENVELOPE_DOMAIN",
+    "REQUIRED_MEMBERS",
     "Envelope",
     "StoredEvent",
     "decode_signature",
@@ -56,7 +57,7 @@ __all__ = [
 ]
 
 ENVELOPE_DOMAIN = b"cmo-ledger/envelope/v1\n"
-_REQUIRED = (
+REQUIRED_MEMBERS = (
     "ledger",
     "type",
     "subject",
@@ -68,7 +69,7 @@ _REQUIRED = (
     "signed_at",
     "meaning",
 )
-_ALLOWED = frozenset((*_REQUIRED, "reason"))
+_ALLOWED = frozenset((*REQUIRED_MEMBERS, "reason"))
 _IDENT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
 _HEX32 = re.compile(r"^[0-9a-f]{64}$")
@@ -100,7 +101,7 @@ class Envelope:
         unknown = sorted(set(raw) - _ALLOWED)
         if unknown:
             raise ValidationFailed("unknown envelope member", field=unknown[0])
-        for name in _REQUIRED:
+        for name in REQUIRED_MEMBERS:
             if name not in raw:
                 raise ValidationFailed("required envelope member is missing", field=name)
         check_json_value(raw, field="envelope")

@@ -47,7 +47,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.canonical import canonical_bytes
 from ledger.checkpoints import CHECKPOINTS, COSIGNATURES
-from ledger.envelope import ENVELOPE_DOMAIN
+from ledger.envelope import ENVELOPE_DOMAIN, REQUIRED_MEMBERS
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
 from ledger.merkle import (
@@ -84,20 +84,7 @@ Row = tuple[int, str, Any, str, bytes]
 SIGNATURE_OK, SIGNATURE_BAD, SIGNATURE_UNKNOWN_KEY, SIGNATURE_MALFORMED = 1, 0, -1, -2
 
 _KEY_EVENTS = frozenset({"PartyAdmitted", "KeyAdded", "KeyRevoked"})
-_REQUIRED = frozenset(
-    {
-        "ledger",
-        "type",
-        "subject",
-        "version",
-        "prev",
-        "payload",
-        "signer",
-        "key",
-        "signed_at",
-        "meaning",
-    }
-)
+_REQUIRED = frozenset(REQUIRED_MEMBERS)
 _ALLOWED = _REQUIRED | {"reason"}
 _TEXT_MEMBERS = ("ledger", "type", "subject", "signer", "key", "signed_at", "meaning")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]00:00)", re.ASCII)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,11 +55,11 @@ def pg_url() -> str:
     return PG_URL
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty ledger database: a SQLite file, or a private PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+@contextmanager
+def fresh_database(backend: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[str]:
+    """An empty ledger database: a SQLite file in ``directory``, or a private PG schema."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'ledger.db'}"
         return
     base = request.getfixturevalue("pg_url")
     schema = f"t_{uuid.uuid4().hex[:16]}"
@@ -71,6 +72,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with engine.connect() as conn:
             conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
         engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty ledger database for one test, on each backend."""
+    with fresh_database(request.param, request, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
