@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import json
 import multiprocessing
 import os
 import re
@@ -38,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import orjson
 from eventsourcing.utils import get_topic
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import CryptoError
@@ -167,20 +167,6 @@ class Checked(NamedTuple):
 # ------------------------------------------------------------------ per-row checks
 
 
-class _NotPlain(ValueError):
-    """The JSON holds a float or a constant: canonicalise it the slow, exact way."""
-
-
-def _not_plain(_: str) -> Any:
-    raise _NotPlain
-
-
-_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder(  # the C scanner
-    parse_float=_not_plain, parse_constant=_not_plain
-).scan_once  # type: ignore[attr-defined]
-_ENCODE = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode
-
-
 def check_rows(rows: Sequence[Row], keys: Mapping[str, bytes]) -> list[Checked]:
     """Decode, hash and check the signature of each row; ``keys`` maps key id to raw key."""
     return _as_checked([_check_row(row, keys) for row in rows])
@@ -193,33 +179,10 @@ def _as_checked(values: list[tuple[Any, ...]]) -> list[Checked]:
     return [new(Checked, value) for value in values]
 
 
-def _decode(state: bytes) -> tuple[Any, bool]:
-    """The stored JSON, and whether ``json``'s sorted encoding of it is RFC 8785.
-
-    That holds without floats, constants or characters outside the Basic Multilingual
-    Plane (whose keys sort differently in RFC 8785), the domain ``canonical_bytes`` takes
-    its own fast path in; anything else is canonicalised by ``canonical_bytes``.
-    """
-    if (
-        b"\\ud" not in state
-        and b"\\uD" not in state
-        and (state.isascii() or not _FOUR_BYTE_UTF8.search(state))
-    ):
-        text = state.decode("utf-8")
-        try:
-            value, end = _SCAN(text, 0)
-        except (_NotPlain, StopIteration):
-            pass  # json.loads decides, with its own error for what is not JSON
-        else:
-            if end == len(text):
-                return value, True
-    return json.loads(state), False
-
-
 def _check_row(row: Row, keys: Mapping[str, bytes]) -> tuple[Any, ...]:
     """The fields of :class:`Checked` for one row, as a plain tuple."""
     try:
-        document, plain = _decode(row[4])
+        document = orjson.loads(row[4])
         envelope = document["envelope"]
         signature = document["signature"]
         recorded_at = document["recorded_at"]
@@ -230,7 +193,7 @@ def _check_row(row: Row, keys: Mapping[str, bytes]) -> tuple[Any, ...]:
     if not _shape_ok(envelope):
         return _broken(row, f"envelope is malformed: {_shape_error(envelope)}")
     try:
-        canonical = _ENCODE(envelope).encode("utf-8") if plain else canonical_bytes(envelope)
+        canonical = canonical_bytes(envelope)
         signature_json = encode_basestring(signature).encode("utf-8")
         recorded_json = encode_basestring(recorded_at).encode("utf-8")
     except (LedgerError, UnicodeEncodeError) as exc:
@@ -1024,7 +987,7 @@ def _registered_keys(
     topics = (specs["PartyAdmitted"].topic, specs["KeyAdded"].topic)
     for state in events.states(topics):
         try:
-            document = json.loads(state)
+            document = orjson.loads(state)
             public_key = decode_public_key(document["envelope"]["payload"]["public_key"])
         except (ValueError, TypeError, KeyError, LedgerError):
             continue  # the row itself is reported when its turn comes
