@@ -1,39 +1,208 @@
-"""The Starlette application: routes and the lifespan that opens the ledger."""
+"""The Starlette application: routes, the body-size limit and the lifespan.
+
+Routes: ``/graphql`` (POST; GraphiQL for a browser's GET; ``graphql-transport-ws``
+websockets), ``/checkpoint`` (the latest signed checkpoint, C2SP text), ``/healthz`` and
+``/metrics`` (Prometheus text). ``/checkpoint``, ``/healthz`` and ``/metrics`` need no
+signature.
+
+The lifespan opens the ledger, catches the read models and the Merkle tree up, starts the
+projector, the notary's checkpoint signer and the event feed, and stops them on shutdown.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from nacl.signing import SigningKey
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledger.application import Ledger
+from api.errors import LIMIT_EXCEEDED, error_document
+from api.limits import Limits
+from api.metrics import CONTENT_TYPE, Metrics, render
+from api.schema import build_schema
+from api.services import Services
+from api.view import LedgerGraphQL
 from ledger.config import Settings
+from ledger.errors import ConfigurationError
+from ledger.keystore import PASSPHRASE_FILE, load_keystore
 
-__all__ = ["create_app"]
+__all__ = ["NOTARY_KEYSTORE", "create_app", "load_notary_key"]
+
+NOTARY_KEYSTORE = "notary.key"
+
+
+def load_notary_key(settings: Settings) -> SigningKey:
+    """The notary's signing key from ``data_dir/notary.key``, opened with the passphrase
+    (``CMO_LEDGER_PASSPHRASE``, else the generated ``data_dir/notary.passphrase``)."""
+    passphrase = settings.passphrase
+    generated = settings.data_dir / PASSPHRASE_FILE
+    if passphrase is None and generated.exists():
+        passphrase = generated.read_text(encoding="utf-8").strip()
+    if not passphrase:
+        raise ConfigurationError(
+            "the server signs checkpoints with the notary key: set CMO_LEDGER_PASSPHRASE",
+            field="CMO_LEDGER_PASSPHRASE",
+        )
+    _, key = load_keystore(settings.data_dir / NOTARY_KEYSTORE, passphrase)
+    return key
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    services.metrics.request(request.url.path)
+    return services
 
 
 async def healthz(request: Request) -> JSONResponse:
-    """Liveness and the log's size: answers without authentication."""
-    ledger: Ledger = request.app.state.ledger
-    head = await run_in_threadpool(ledger.head)
-    return JSONResponse({"status": "ok", "origin": ledger.identity.origin, "head": head})
+    """Liveness, the log's head and the latest checkpoint's size."""
+    services = _services(request)
+    head = await run_in_threadpool(services.ledger.head)
+    latest = await run_in_threadpool(services.notary.latest)
+    return JSONResponse(
+        {
+            "status": "ok",
+            "origin": services.ledger.identity.origin,
+            "head": head,
+            "checkpoint": None if latest is None else latest.size,
+        }
+    )
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the app; the ledger is opened on start-up and closed on shutdown."""
+async def checkpoint(request: Request) -> Response:
+    """The latest signed checkpoint with its cosignatures, as C2SP signed-note text."""
+    services = _services(request)
+    latest = await run_in_threadpool(services.notary.latest)
+    if latest is None:
+        return PlainTextResponse("no checkpoint is signed yet: retry shortly\n", status_code=503)
+    return PlainTextResponse(latest.text)
+
+
+def _gauges(services: Services) -> dict[str, float]:
+    head = services.ledger.head()
+    latest = services.notary.latest()
+    gauges = {
+        "cmo_ledger_log_size": float(head),
+        "cmo_ledger_tree_size": float(services.tree.size()),
+        "cmo_ledger_checkpoint_size": float(0 if latest is None else latest.size),
+        "cmo_ledger_subscribers": float(services.feed.subscribers),
+    }
+    if services.projector is not None:
+        gauges["cmo_ledger_projection_lag"] = float(max(0, head - services.projector.reached))
+    return gauges
+
+
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition."""
+    services = _services(request)
+    gauges = await run_in_threadpool(_gauges, services)
+    return Response(render(services.metrics, gauges), media_type=CONTENT_TYPE)
+
+
+class _GraphQLEndpoint:
+    """Dispatches to the GraphQL view, which the lifespan builds with the services."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        view: LedgerGraphQL = scope["app"].state.graphql
+        await view(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuses request bodies over ``max_bytes`` with 413 and ``LIMIT_EXCEEDED``."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length", "")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _TooLarge
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, watched)
+        except _TooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.metrics.error(LIMIT_EXCEEDED)
+        message = f"request body is over {self.max_bytes} bytes: send smaller batches"
+        response = JSONResponse(error_document(LIMIT_EXCEEDED, message), status_code=413)
+        await response(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    notary_key: SigningKey | None = None,
+    limits: Limits | None = None,
+    projections: bool = True,
+) -> Starlette:
+    """Build the app; the ledger opens on start-up and closes on shutdown.
+
+    ``notary_key`` defaults to the keystore in ``settings.data_dir``; ``limits`` to
+    ``Limits.from_settings(settings)``.
+    """
     resolved = settings or Settings.from_env()
+    chosen = limits or Limits.from_settings(resolved)
+    key = notary_key or load_notary_key(resolved)
+    counters = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.ledger = await run_in_threadpool(Ledger.open, resolved)
+        services = await run_in_threadpool(
+            Services.open, resolved, chosen, key, projections=projections, metrics=counters
+        )
         try:
+            await run_in_threadpool(services.start)
+            await services.feed.start()
+            app.state.services = services
+            app.state.graphql = LedgerGraphQL(build_schema(chosen), services)
             yield
         finally:
-            app.state.ledger.close()
+            await services.feed.stop()
+            await run_in_threadpool(services.close)
 
-    return Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
+    endpoint = _GraphQLEndpoint()
+    routes = [
+        Route("/graphql", endpoint, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", endpoint),
+        Route("/checkpoint", checkpoint),
+        Route("/healthz", healthz),
+        Route("/metrics", metrics),
+    ]
+    middleware = [Middleware(BodyLimit, max_bytes=chosen.max_body_bytes, metrics=counters)]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -1,0 +1,127 @@
+"""Errors as clients see them: every GraphQL error carries ``extensions.code``.
+
+Codes come from the ledger's refusals (``VALIDATION_FAILED``, ``BAD_SIGNATURE``,
+``VERSION_CONFLICT``, ...) plus the API's own ``UNAUTHENTICATED`` and ``LIMIT_EXCEEDED``.
+Ledger refusals also carry ``extensions.field``. A malformed or invalid GraphQL document
+answers ``VALIDATION_FAILED``; the depth, alias and token limiters answer
+``LIMIT_EXCEEDED`` (graphql-core and strawberry give those errors no code, so they are
+recognised by their messages, which the API tests pin). Any other error raised while
+resolving is masked as ``INTERNAL_ERROR`` with a fixed message, and logged in full.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from ledger.errors import LedgerError
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INTERNAL_MESSAGE",
+    "LIMIT_EXCEEDED",
+    "UNAUTHENTICATED",
+    "VALIDATION_FAILED",
+    "ApiError",
+    "CodedErrors",
+    "Unauthenticated",
+    "classify",
+    "error_document",
+]
+
+UNAUTHENTICATED = "UNAUTHENTICATED"
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+VALIDATION_FAILED = "VALIDATION_FAILED"
+INTERNAL_ERROR = "INTERNAL_ERROR"
+INTERNAL_MESSAGE = "Internal error: the server logged it; retry, or report the time."
+
+log = logging.getLogger("api.errors")
+
+# The limiters' own messages (strawberry 0.341, graphql-core 3.3).
+_LIMIT_MESSAGES = (
+    re.compile(r"^\d+ aliases found\. Allowed: \d+$"),
+    re.compile(r"exceeds maximum operation depth of \d+$"),
+    re.compile(r"Document contains more than \d+ tokens\. Parsing aborted\.$"),
+)
+
+
+class ApiError(Exception):
+    """A refusal by the API layer with a stable ``code``."""
+
+    code = "API_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class Unauthenticated(ApiError):
+    """The request is unsigned (where a signature is needed) or its signature is refused."""
+
+    code = UNAUTHENTICATED
+
+
+def classify(error: GraphQLError) -> tuple[str, str | None]:
+    """``(code, field)`` for a GraphQL error; ``INTERNAL_ERROR`` means mask it."""
+    original = error.original_error
+    if isinstance(original, (LedgerError, ApiError)):
+        return original.code, original.field
+    if isinstance(original, GraphQLError):
+        return classify(original)
+    if error.path is None:
+        # Before execution: parsing, validation or variable coercion of the document.
+        if any(pattern.search(error.message) for pattern in _LIMIT_MESSAGES):
+            return LIMIT_EXCEEDED, None
+        return VALIDATION_FAILED, None
+    return INTERNAL_ERROR, None
+
+
+def error_document(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """A GraphQL response body holding one error, for refusals made outside GraphQL."""
+    extensions: dict[str, Any] = {"code": code}
+    if field is not None:
+        extensions["field"] = field
+    return {"data": None, "errors": [{"message": message, "extensions": extensions}]}
+
+
+def _is_internal(error: GraphQLError) -> bool:
+    return classify(error)[0] == INTERNAL_ERROR
+
+
+class CodedErrors(MaskErrors):
+    """Adds ``extensions.code`` (and ``field``) to every error; masks internal ones."""
+
+    def __init__(
+        self,
+        should_mask_error: Callable[[GraphQLError], bool] = _is_internal,
+        error_message: str = INTERNAL_MESSAGE,
+    ) -> None:
+        super().__init__(should_mask_error=should_mask_error, error_message=error_message)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": INTERNAL_ERROR}
+        return masked
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        processed = super()._process_errors(errors)
+        for error in processed:
+            if not (error.extensions and "code" in error.extensions):
+                code, field = classify(error)
+                extensions: dict[str, Any] = {**(error.extensions or {}), "code": code}
+                if field is not None:
+                    extensions["field"] = field
+                error.extensions = extensions
+            self._count(str(error.extensions["code"]))
+        return processed
+
+    def _count(self, code: str) -> None:
+        services = getattr(getattr(self.execution_context, "context", None), "services", None)
+        if services is not None:
+            services.metrics.error(code)

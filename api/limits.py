@@ -1,0 +1,55 @@
+"""The API's limits: each refusal answers ``LIMIT_EXCEEDED``.
+
+=====================  =====================================  ====================================
+``Settings`` field     limit                                  default
+=====================  =====================================  ====================================
+``max_query_depth``    nesting depth of a GraphQL operation   10
+``max_aliases``        aliases in one document                15
+``max_tokens``         lexical tokens in one document         2000
+``max_page_size``      items one list field returns           500
+``max_body_bytes``     HTTP request body                      64 MiB
+``max_subscriptions``  operations running on one websocket    10
+``request_max_age``    seconds a request signature is fresh   300
+=====================  =====================================  ====================================
+
+Each is set by the variable ``CMO_LEDGER_`` + the field name in capitals (for example
+``CMO_LEDGER_MAX_QUERY_DEPTH``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from ledger.config import Settings
+from ledger.errors import LimitExceeded, ValidationFailed
+
+__all__ = ["Limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Every limit the API enforces."""
+
+    max_query_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 2000
+    max_page_size: int = 500
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_subscriptions: int = 10
+    request_max_age: float = 300.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The limits ``settings`` carries."""
+        return cls(**{field.name: getattr(settings, field.name) for field in fields(cls)})
+
+    def page_size(self, first: int, *, field: str = "first") -> int:
+        """``first`` once checked against ``max_page_size`` (``LIMIT_EXCEEDED`` above it)."""
+        if first < 1:
+            raise ValidationFailed("ask for at least one item", field=field)
+        if first > self.max_page_size:
+            raise LimitExceeded(
+                f"at most {self.max_page_size} items per page: page with a smaller {field}",
+                field=field,
+            )
+        return first

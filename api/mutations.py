@@ -1,0 +1,116 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry types field decorators that take arguments as returning Any)
+"""Mutations: submit signed envelopes, cosign checkpoints.
+
+An envelope's ``signer`` must be the authenticated caller (``FORBIDDEN`` otherwise): the
+API relays what a party signed, never what another party signed. ``submitEvents`` stores
+all of its envelopes or none, and names a refused one as ``envelopes[<index>].<field>``.
+A mutation returns once the read models reflect it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from api.context import Context
+from api.log_fields import Checkpoint, Info, LogEvent, in_thread
+from ledger.application import Appended, Recorded
+from ledger.envelope import StoredEvent
+from ledger.errors import Forbidden, LimitExceeded, ValidationFailed
+
+__all__ = ["LogMutation", "SignedEnvelopeInput", "Submitted"]
+
+
+@strawberry.input(description="One signed envelope of a submitEvents batch.")
+class SignedEnvelopeInput:
+    envelope: JSON
+    signature: str
+
+
+@strawberry.type(description="An accepted envelope: where it was stored, and when.")
+class Submitted:
+    position: int
+    leaf_index: int | None = strawberry.field(description="Its Merkle leaf; null if not yet.")
+    recorded_at: str
+    event_hash: str = strawberry.field(description="Hex hash the subject's next 'prev' carries.")
+    event: LogEvent
+
+
+def _check_signers(caller_id: str, items: Sequence[tuple[Any, Any]]) -> None:
+    batch = len(items) > 1
+    for index, (envelope, _) in enumerate(items):
+        prefix = f"envelopes[{index}]." if batch else ""
+        if not isinstance(envelope, Mapping):
+            raise ValidationFailed("envelope must be a JSON object", field=f"{prefix}envelope")
+        if envelope.get("signer") != caller_id:
+            raise Forbidden(
+                f"the envelope's signer must be the caller ({caller_id}): "
+                "submit only envelopes you signed",
+                field=f"{prefix}signer",
+            )
+
+
+def _submit(context: Context, items: Sequence[tuple[Any, Any]]) -> list[Submitted]:
+    caller = context.require_party()
+    limit = context.settings.max_batch
+    if len(items) > limit:
+        raise LimitExceeded(f"at most {limit} envelopes per batch: split it", field="envelopes")
+    _check_signers(caller.party_id, items)
+    services = context.services
+    appended = context.ledger.append_many([(dict(e), s) for e, s in items])
+    services.metrics.appended(len(appended))
+    services.index(appended[-1].position)
+    leaves = services.leaf_indexes([a.position for a in appended])
+    return [
+        _submitted(a, envelope, signature, leaves.get(a.position))
+        for a, (envelope, signature) in zip(appended, items, strict=True)
+    ]
+
+
+def _submitted(
+    appended: Appended, envelope: Mapping[str, Any], signature: str, leaf_index: int | None
+) -> Submitted:
+    stored = StoredEvent(dict(envelope), signature, appended.recorded_at)
+    recorded = Recorded(appended.position, appended.subject, appended.version, "", stored)
+    return Submitted(
+        position=appended.position,
+        leaf_index=leaf_index,
+        recorded_at=appended.recorded_at,
+        event_hash=appended.event_hash,
+        event=LogEvent.of(recorded, leaf_index),
+    )
+
+
+def _cosign(context: Context, tree_size: int, cosignature: str) -> Checkpoint:
+    caller = context.require_party()
+    context.services.cosign(tree_size, caller.party_id, cosignature)
+    return Checkpoint.of(context.services.checkpoint(tree_size))
+
+
+@strawberry.type
+class LogMutation:
+    """Root mutations over the log."""
+
+    @strawberry.mutation(description="Store one envelope signed by the caller.")
+    async def submit_event(self, info: Info, envelope: JSON, signature: str) -> Submitted:
+        info.context.require_party()
+        submitted = await in_thread(_submit, info.context, [(envelope, signature)])
+        return submitted[0]
+
+    @strawberry.mutation(description="Store envelopes signed by the caller: all of them or none.")
+    async def submit_events(self, info: Info, events: list[SignedEnvelopeInput]) -> list[Submitted]:
+        info.context.require_party()
+        items = [(item.envelope, item.signature) for item in events]
+        return await in_thread(_submit, info.context, items)
+
+    @strawberry.mutation(
+        description="Add the caller's C2SP cosignature/v1 line (key name: the caller's party "
+        "id) to the checkpoint of treeSize; answers that checkpoint."
+    )
+    async def cosign_checkpoint(self, info: Info, tree_size: int, cosignature: str) -> Checkpoint:
+        info.context.require_party()
+        return await in_thread(_cosign, info.context, tree_size, cosignature)

@@ -1,0 +1,458 @@
+"""The access model of the data queries (``docs/access.md``), as pure rules over an
+:class:`Authority`.
+
+An :class:`Authority` is what the views say about one caller at one log position: the
+agreements it is a party to or holds a grant under (with each data class's owner) and
+the grants it holds. Whether a grant is *active* is decided at the moment of the check
+(``now``, RFC 3339 UTC text), never at the position a query reads: a grant valid in
+March does not open March data in May unless it is still valid.
+
+* Agreements, and their parameters, reviews, deliveries, enhancements and grants: the
+  sponsor and the CMO, and a party holding an active grant under the agreement.
+* Batches: the sponsor and the CMO, and an active grantee whose grant opens the batch.
+* Data of a class: the class's owner and the CMO, and an active grantee whose grant
+  (without ``include_confidential``) covers the class, parameter, batch and data time.
+* Confidential elements: the CMO, and an active grantee whose ``include_confidential``
+  grant, signed by the CMO, covers the item.
+* Events: see :meth:`Authority.event_scope` (metadata) and :func:`event_readable`
+  (the signed envelope, which carries the data itself).
+
+Loading an authority and the per-context cache are in :mod:`api.access`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.errors import Forbidden
+from projections.times import utc
+
+__all__ = [
+    "CONFIDENTIAL_FREE_MEMBERS",
+    "PARTY_EVENTS",
+    "AgreementRoles",
+    "Authority",
+    "DataItem",
+    "EventScope",
+    "GrantScope",
+    "SubjectFacts",
+    "event_readable",
+    "forbidden",
+    "merge_windows",
+    "record_item",
+]
+
+PARTY_EVENTS = frozenset({"PartyAdmitted", "KeyAdded", "KeyRevoked"})
+GRANT_EVENTS = frozenset({"AccessGranted", "AccessRevoked"})
+BATCH_EVENTS = frozenset({"BatchRegistered", "BatchEnded"})
+#: Record members that are never confidential: the id and the columns of WORLD.md's formats.
+CONFIDENTIAL_FREE_MEMBERS = frozenset(
+    {
+        "id",
+        "parameter",
+        "value",
+        "unit",
+        "sampled_at",
+        "method",
+        "kind",
+        "started_at",
+        "ended_at",
+        "severity",
+        "description",
+    }
+)
+
+
+def forbidden(message: str, field: str | None = None) -> Forbidden:
+    """A ``FORBIDDEN`` refusal naming what was refused."""
+    return Forbidden(message, field=field)
+
+
+@dataclass(frozen=True, slots=True)
+class DataItem:
+    """One piece of data as the rules see it; ``data_time`` is canonical UTC text."""
+
+    agreement: str
+    data_class: str
+    batch: str
+    parameter: str | None = None
+    data_time: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantScope:
+    """A grant row of the access view, parsed."""
+
+    id: str
+    agreement: str
+    grantor: str
+    grantee: str
+    data_classes: frozenset[str]
+    parameters: frozenset[str]
+    batches: frozenset[str]
+    window_from: str | None
+    window_until: str | None
+    starts_at: str
+    ends_at: str | None
+    granted_at: str
+    revoked_at: str | None
+    include_confidential: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> GrantScope:
+        """The scope of a ``proj_grants`` row."""
+        return cls(
+            id=str(row["grant_id"]),
+            agreement=str(row["agreement"]),
+            grantor=str(row["grantor"]),
+            grantee=str(row["grantee"]),
+            data_classes=frozenset(json.loads(row["data_classes"])),
+            parameters=frozenset(json.loads(row["parameters"])),
+            batches=frozenset(json.loads(row["batches"])),
+            window_from=row["window_from"],
+            window_until=row["window_until"],
+            starts_at=str(row["starts_at"]),
+            ends_at=row["ends_at"],
+            granted_at=str(row["granted_at"]),
+            revoked_at=row["revoked_at"],
+            include_confidential=bool(row["include_confidential"]),
+        )
+
+    def is_active_at(self, now: str) -> bool:
+        """Open at ``now``: started (never before it was recorded), not ended, not revoked."""
+        if now < max(self.starts_at, self.granted_at):
+            return False
+        if self.ends_at is not None and now >= self.ends_at:
+            return False
+        return self.revoked_at is None or now < self.revoked_at
+
+    def opens_batch(self, batch: str) -> bool:
+        """True when the grant's batch restriction (if any) names ``batch``."""
+        return not self.batches or batch in self.batches
+
+    def covers(self, item: DataItem) -> bool:
+        """The item is in scope (as ``ledger.access.Grant.covers``; not whether active)."""
+        if item.agreement != self.agreement or item.data_class not in self.data_classes:
+            return False
+        if self.parameters and item.parameter not in self.parameters:
+            return False
+        if not self.opens_batch(item.batch):
+            return False
+        if self.window_from is None and self.window_until is None:
+            return True
+        if item.data_time is None:
+            return False
+        if self.window_from is not None and item.data_time < self.window_from:
+            return False
+        return self.window_until is None or item.data_time < self.window_until
+
+    def describe(self) -> str:
+        """The scope in words, for refusals."""
+        parts = [f"grant {self.id}: {', '.join(sorted(self.data_classes))}"]
+        if self.parameters:
+            parts.append(f"parameters {', '.join(sorted(self.parameters))}")
+        if self.batches:
+            parts.append(f"batches {', '.join(sorted(self.batches))}")
+        if self.window_from is not None or self.window_until is not None:
+            parts.append(f"data from {self.window_from or '-'} until {self.window_until or '-'}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementRoles:
+    """An agreement's sponsor and CMO and the owner of each data class (terms in force)."""
+
+    id: str
+    sponsor: str
+    cmo: str
+    owners: Mapping[str, str] = field(default_factory=dict)
+
+    def is_party(self, party: str) -> bool:
+        """True for the sponsor and the CMO."""
+        return party in (self.sponsor, self.cmo)
+
+
+@dataclass(frozen=True, slots=True)
+class EventScope:
+    """Which events' metadata a caller may read, as sets the audit query turns into SQL.
+
+    ``agreements``: every event of these; ``batches``: the events of these agreements
+    outside batches plus those of the listed batches; ``grants``: the caller's own
+    grants' events; party events are everyone's.
+    """
+
+    everything: bool
+    agreements: frozenset[str]
+    batches: Mapping[str, frozenset[str]]
+    grants: frozenset[str]
+
+    def admits(
+        self, event_type: str, subject: str, agreement: str | None, batch: str | None
+    ) -> bool:
+        """Whether an event with this audit context is in scope."""
+        if self.everything or subject in self.grants:
+            return True
+        if agreement is None:
+            return event_type in PARTY_EVENTS
+        if agreement in self.agreements:
+            return True
+        opened = self.batches.get(agreement)
+        return opened is not None and (batch is None or batch in opened)
+
+
+@dataclass(frozen=True)
+class Authority:
+    """What one caller may read, per the views at ``position``."""
+
+    party: str
+    role: str
+    position: int
+    agreements: Mapping[str, AgreementRoles]
+    grants: tuple[GrantScope, ...] = ()
+    notary: bool = False
+
+    def roles(self, agreement: str) -> AgreementRoles | None:
+        """The agreement's roles, when the caller has any relation to it."""
+        return self.agreements.get(agreement)
+
+    def is_party(self, agreement: str) -> bool:
+        """The caller is the agreement's sponsor or CMO."""
+        roles = self.agreements.get(agreement)
+        return roles is not None and roles.is_party(self.party)
+
+    def active_grants(self, agreement: str, now: str) -> list[GrantScope]:
+        """The caller's grants under ``agreement`` that are open at ``now``."""
+        return [g for g in self.grants if g.agreement == agreement and g.is_active_at(now)]
+
+    def sees_agreement(self, agreement: str, now: str) -> bool:
+        """Sponsor, CMO, or an active grantee under the agreement."""
+        return self.is_party(agreement) or bool(self.active_grants(agreement, now))
+
+    def visible_agreements(self, now: str) -> list[str]:
+        """Every agreement the caller may see at ``now``, sorted."""
+        return sorted(a for a in self.agreements if self.sees_agreement(a, now))
+
+    def sees_batch(self, agreement: str, batch: str, now: str) -> bool:
+        """Sponsor, CMO, or an active grantee whose grant opens the batch."""
+        if self.is_party(agreement):
+            return True
+        return any(g.opens_batch(batch) for g in self.active_grants(agreement, now))
+
+    def owns(self, item: DataItem) -> bool:
+        """The caller owns the item's class under the agreement, or is its CMO."""
+        roles = self.agreements.get(item.agreement)
+        if roles is None:
+            return False
+        return self.party == roles.cmo or roles.owners.get(item.data_class) == self.party
+
+    def data_grants(self, item: DataItem, now: str) -> list[GrantScope]:
+        """Active grants that open data (not only confidential elements) of the item's kind,
+        whatever their parameter and window restrictions."""
+        return [
+            g
+            for g in self.active_grants(item.agreement, now)
+            if not g.include_confidential
+            and item.data_class in g.data_classes
+            and g.opens_batch(item.batch)
+        ]
+
+    def sees_data(self, item: DataItem, now: str) -> bool:
+        """Owner or CMO, or an active data grant covering the item."""
+        return self.owns(item) or any(g.covers(item) for g in self.data_grants(item, now))
+
+    def sees_confidential(self, item: DataItem, now: str) -> bool:
+        """The CMO, or an active ``include_confidential`` grant by the CMO covering the item."""
+        roles = self.agreements.get(item.agreement)
+        if roles is None:
+            return False
+        if self.party == roles.cmo:
+            return True
+        return any(
+            g.include_confidential and g.grantor == roles.cmo and g.covers(item)
+            for g in self.active_grants(item.agreement, now)
+        )
+
+    def series_refusal(
+        self, item: DataItem, start: str | None, end: str | None, now: str
+    ) -> str | None:
+        """Why the points of ``item`` (continuous; ``parameter`` = tag) from ``start`` to
+        ``end`` (inclusive; None = open) are refused, or None when they may be read."""
+        if self.owns(item):
+            return None
+        grants = [
+            g
+            for g in self.data_grants(item, now)
+            if not g.parameters or item.parameter in g.parameters
+        ]
+        if not grants:
+            return f"no active grant of yours opens {item.parameter} of batch {item.batch}"
+        windows = [(g.window_from, g.window_until) for g in grants]
+        if any(w == (None, None) for w in windows):
+            return None
+        for low, high in merge_windows(windows):
+            if (low is None or (start is not None and start >= low)) and (
+                high is None or (end is not None and end < high)
+            ):
+                return None
+        allowed = "; ".join(
+            f"from {lo or '-'} until {hi or '-'}" for lo, hi in merge_windows(windows)
+        )
+        return (
+            f"your grants open {item.parameter} of batch {item.batch} only for data {allowed}: "
+            "ask with from and to inside it"
+        )
+
+    def event_scope(self, now: str) -> EventScope:
+        """The events whose metadata the caller may read at ``now``."""
+        agreements: set[str] = set()
+        batches: dict[str, frozenset[str]] = {}
+        for agreement in self.agreements:
+            if self.is_party(agreement):
+                agreements.add(agreement)
+                continue
+            active = self.active_grants(agreement, now)
+            if any(not g.batches for g in active):
+                agreements.add(agreement)
+            elif active:
+                batches[agreement] = frozenset(b for g in active for b in g.batches)
+        return EventScope(
+            everything=self.notary,
+            agreements=frozenset(agreements),
+            batches=batches,
+            grants=frozenset(g.id for g in self.grants),
+        )
+
+
+def merge_windows(
+    windows: Iterable[tuple[str | None, str | None]],
+) -> list[tuple[str | None, str | None]]:
+    """Windows ``[from, until)`` (None = open) merged where they touch or overlap."""
+    ordered = sorted(windows, key=lambda w: (w[0] is not None, w[0] or ""))
+    merged: list[tuple[str | None, str | None]] = []
+    for low, high in ordered:
+        if merged:
+            last_low, last_high = merged[-1]
+            if last_high is None or (low is not None and low <= last_high):
+                top = None if last_high is None or high is None else max(last_high, high)
+                merged[-1] = (last_low, top)
+                continue
+        merged.append((low, high))
+    return merged
+
+
+class SubjectFacts:
+    """What the event rules look up beyond an event itself (implemented over the views)."""
+
+    def context(self, subject: str) -> tuple[str | None, str | None]:
+        """``(agreement, batch)`` of a subject, from its first event."""
+        raise NotImplementedError
+
+    def record(self, batch: str, record_id: str) -> DataItem | None:
+        """The latest version of a record as a data item."""
+        raise NotImplementedError
+
+
+def event_readable(
+    authority: Authority, envelope: Mapping[str, Any], facts: SubjectFacts, now: str
+) -> bool:
+    """Whether the caller may read this signed envelope in full (it carries the data)."""
+    if authority.notary:
+        return True
+    event_type = str(envelope["type"])
+    if event_type in PARTY_EVENTS:
+        return True
+    subject = str(envelope["subject"])
+    if event_type in GRANT_EVENTS and subject in {g.id for g in authority.grants}:
+        return True
+    agreement, batch = facts.context(subject)
+    if agreement is None:
+        agreement = _named_agreement(envelope)
+        if agreement is None:
+            return False
+    if batch is None and event_type == "BatchRegistered":
+        batch = str(envelope["payload"].get("batch"))
+    if batch is None:
+        return authority.sees_agreement(agreement, now)
+    if not authority.sees_batch(agreement, batch, now):
+        return False
+    return _batch_event_readable(authority, envelope, agreement, batch, facts, now)
+
+
+def _named_agreement(envelope: Mapping[str, Any]) -> str | None:
+    if envelope["type"] == "AgreementProposed":
+        return str(envelope["subject"])
+    named = envelope["payload"].get("agreement")
+    return named if isinstance(named, str) else None
+
+
+def _batch_event_readable(
+    authority: Authority,
+    envelope: Mapping[str, Any],
+    agreement: str,
+    batch: str,
+    facts: SubjectFacts,
+    now: str,
+) -> bool:
+    event_type = envelope["type"]
+    payload: Mapping[str, Any] = envelope["payload"]
+    if event_type in BATCH_EVENTS:
+        return True
+    if event_type == "DataAcknowledged":
+        items = [facts.record(batch, str(rid)) for rid in payload.get("records", ())]
+        return all(i is not None and authority.sees_data(i, now) for i in items)
+    if event_type not in ("DataSubmitted", "DataCorrected"):
+        return False
+    if "series" in payload:
+        return _series_readable(authority, agreement, batch, payload["series"], now)
+    data_class = payload.get("kind")
+    if data_class is None:  # a correction: the class of the records it supersedes
+        first = facts.record(batch, str(payload["supersedes"][0]))
+        if first is None:
+            return False
+        data_class = first.data_class
+    return _records_readable(authority, agreement, batch, str(data_class), payload["records"], now)
+
+
+def _series_readable(
+    authority: Authority, agreement: str, batch: str, series: Sequence[Any], now: str
+) -> bool:
+    for entry in series:
+        item = DataItem(agreement, "continuous", batch, str(entry["tag"]))
+        for chunk in entry["chunks"]:
+            if authority.series_refusal(item, chunk["start"], chunk["end"], now) is not None:
+                return False
+    return True
+
+
+def _records_readable(
+    authority: Authority,
+    agreement: str,
+    batch: str,
+    data_class: str,
+    records: Sequence[Mapping[str, Any]],
+    now: str,
+) -> bool:
+    for record in records:
+        item = record_item(agreement, data_class, batch, record)
+        if not authority.sees_data(item, now):
+            return False
+        secret = any(member not in CONFIDENTIAL_FREE_MEMBERS for member in record)
+        if secret and not authority.sees_confidential(item, now):
+            return False
+    return True
+
+
+def record_item(agreement: str, data_class: str, batch: str, record: Mapping[str, Any]) -> DataItem:
+    """The data item of a record as submitted (its data time: sampled_at or started_at)."""
+    stamp = record.get("sampled_at") if data_class == "discrete" else record.get("started_at")
+    parameter = record.get("parameter") if data_class == "discrete" else None
+    return DataItem(
+        agreement,
+        data_class,
+        batch,
+        None if parameter is None else str(parameter),
+        None if not isinstance(stamp, str) else utc(stamp),
+    )

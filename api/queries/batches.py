@@ -1,0 +1,340 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry types field decorators that take arguments as returning Any)
+"""``batch(id)``: a batch and its data: ``discrete``, ``events`` and ``continuous``.
+
+A batch is visible to the agreement's sponsor and CMO and to an active grantee whose
+grant opens it; asking for one the caller may not see (or that does not exist) is
+FORBIDDEN. Its data follows the data rules of :mod:`api.permissions` class by class.
+Continuous data comes back column-wise (``timestamps``, ``values``, ``quality``), raw or
+downsampled into buckets (``every``) with ``min``, ``max``, ``count`` per bucket.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
+from api.permissions import DataItem, forbidden
+from api.queries.common import At, Info, Scope, at_position, loader, read, scope_of, time_text
+from api.queries.records import (
+    DiscreteRecord,
+    EventRecord,
+    RecordFilter,
+    kinds_set,
+    read_records,
+    require_class,
+)
+from api.queries.series import Columns, downsample, parse_every
+from ledger.errors import NotFound
+from projections.data import BATCHES, CHUNKS, SUBMISSIONS
+from projections.series import series
+
+if TYPE_CHECKING:
+    from api.queries.agreements import Agreement
+
+__all__ = [
+    "Batch",
+    "Series",
+    "Submission",
+    "TagSummary",
+    "agreement_batches",
+    "batch_agreement",
+    "find_batch",
+    "get_batch",
+]
+
+
+@strawberry.type(description="A delivery or correction of data (its signature is its event).")
+class Submission:
+    id: str
+    data_class: str
+    correction: bool
+    source_system: str | None
+    schema_version: str | None
+    format: str | None
+    original_sha256: str | None
+    supersedes: list[str] = strawberry.field(description="Record ids or chunk SHA-256s replaced.")
+    reason: str | None
+    signer: str
+    key: str
+    recorded_at: str
+
+
+@strawberry.type(description="A continuous tag of the batch: the time it spans and its points.")
+class TagSummary:
+    tag: str
+    first: str
+    last: str
+    points: int
+
+
+@strawberry.type(description="Points of one tag, column-wise; bucketed when `every` is given.")
+class Series:
+    batch: str
+    tag: str
+    from_: str | None = strawberry.field(name="from", description="Start asked for (inclusive).")
+    to: str | None = strawberry.field(description="End asked for (inclusive).")
+    every: str | None = strawberry.field(description="Bucket width, when downsampled.")
+    points: int = strawberry.field(description="Raw points in the range.")
+    timestamps: list[str] = strawberry.field(description="Point times, or bucket starts.")
+    values: list[float] = strawberry.field(description="Values, or bucket means.")
+    quality: list[int] = strawberry.field(description="Quality codes, or each bucket's worst.")
+    min: list[float] | None = strawberry.field(description="Bucket minima (downsampled only).")
+    max: list[float] | None = strawberry.field(description="Bucket maxima (downsampled only).")
+    count: list[int] | None = strawberry.field(description="Points per bucket (downsampled).")
+
+
+@strawberry.type(description="A manufacturing batch under an agreement.")
+class Batch:
+    id: str = strawberry.field(description="The batch name, e.g. NWB101-24-001.")
+    subject: strawberry.ID
+    agreement_id: strawberry.ID
+    product: str
+    site: str
+    started_at: str
+    ended_at: str | None
+    registered_at: str
+    registered_by: str
+    scope: strawberry.Private[Scope]
+
+    @strawberry.field(description="The agreement the batch is made under.")
+    async def agreement(
+        self, info: Info
+    ) -> Annotated[Agreement, strawberry.lazy("api.queries.agreements")]:
+        from api.queries.agreements import load_agreement
+
+        found = await load_agreement(self.scope, info, str(self.agreement_id))
+        assert found is not None  # a batch is only registered under an agreement
+        return found
+
+    @strawberry.field(description="Deliveries and corrections of the batch's data.")
+    async def submissions(self, info: Info) -> list[Submission]:
+        return await read(info, _submissions, self.scope.at, self.id)
+
+    @strawberry.field(description="Continuous tags the caller may read, with their span.")
+    async def tags(self, info: Info) -> list[TagSummary]:
+        found = await read(info, _tags, self.scope.at, self.id)
+        return [t for t in found if self._tag_open(t.tag)]
+
+    @strawberry.field(description="Discrete results (FORBIDDEN if any asked for is not yours).")
+    async def discrete(
+        self,
+        info: Info,
+        parameters: list[str] | None = None,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+        include_superseded: bool = False,
+    ) -> list[DiscreteRecord] | None:
+        require_class(self.scope, str(self.agreement_id), self.id, "discrete")
+        wanted = RecordFilter(
+            kinds_set(parameters), None, time_text(from_, "from"), time_text(to, "to"),
+            include_superseded,
+        )  # fmt: skip
+        found = await read(
+            info, read_records, self.scope, str(self.agreement_id), self.id, "discrete", wanted
+        )
+        return found  # type: ignore[return-value]
+
+    @strawberry.field(description="Event records: deviations, alarms, OOS, OOT, ...")
+    async def events(
+        self,
+        info: Info,
+        kinds: list[str] | None = None,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+        include_superseded: bool = False,
+    ) -> list[EventRecord] | None:
+        require_class(self.scope, str(self.agreement_id), self.id, "event")
+        wanted = RecordFilter(
+            None, kinds_set(kinds), time_text(from_, "from"), time_text(to, "to"),
+            include_superseded,
+        )  # fmt: skip
+        found = await read(
+            info, read_records, self.scope, str(self.agreement_id), self.id, "event", wanted
+        )
+        return found  # type: ignore[return-value]
+
+    @strawberry.field(description="One tag's points from `from` to `to` (inclusive).")
+    async def continuous(
+        self,
+        info: Info,
+        tag: str,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+        every: str | None = None,
+    ) -> Series | None:
+        start, end = time_text(from_, "from"), time_text(to, "to")
+        width = None if every is None else parse_every(every)
+        self._require_series(tag, start, end)
+        columns = await read(info, _points, self.scope.at, self.id, tag, start, end)
+        return _series(self.id, tag, start, end, every, width, columns)
+
+    def _tag_open(self, tag: str) -> bool:
+        item = DataItem(str(self.agreement_id), "continuous", self.id, tag)
+        authority, now = self.scope.authority, self.scope.now
+        return authority.owns(item) or any(
+            not g.parameters or tag in g.parameters for g in authority.data_grants(item, now)
+        )
+
+    def _require_series(self, tag: str, start: str | None, end: str | None) -> None:
+        require_class(self.scope, str(self.agreement_id), self.id, "continuous")
+        item = DataItem(str(self.agreement_id), "continuous", self.id, tag)
+        refusal = self.scope.authority.series_refusal(item, start, end, self.scope.now)
+        if refusal is not None:
+            raise forbidden(refusal, "continuous")
+
+
+def _series(
+    batch: str,
+    tag: str,
+    start: str | None,
+    end: str | None,
+    every: str | None,
+    width: int | None,
+    columns: Columns,
+) -> Series:
+    points = len(columns.timestamps)
+    if width is None:
+        return Series(
+            batch=batch, tag=tag, from_=start, to=end, every=None, points=points,
+            timestamps=columns.timestamps, values=columns.values, quality=columns.quality,
+            min=None, max=None, count=None,
+        )  # fmt: skip
+    buckets = downsample(columns, width)
+    return Series(
+        batch=batch, tag=tag, from_=start, to=end, every=every, points=points,
+        timestamps=buckets.timestamps, values=buckets.mean, quality=buckets.quality,
+        min=buckets.min, max=buckets.max, count=buckets.count,
+    )  # fmt: skip
+
+
+def _points(
+    conn: Connection, at: At, batch: str, tag: str, start: str | None, end: str | None
+) -> Columns:
+    found = series(conn, batch, tag, start, end, at.position)
+    return Columns(found.timestamps, [float(v) for v in found.values], found.quality)
+
+
+def _submissions(conn: Connection, at: At, batch: str) -> list[Submission]:
+    query = (
+        select(SUBMISSIONS)
+        .where(SUBMISSIONS.c.batch == batch, at_position(SUBMISSIONS, at))
+        .order_by(SUBMISSIONS.c.valid_from)
+    )
+    return [
+        Submission(
+            id=row.submission,
+            data_class=row.data_class,
+            correction=bool(row.correction),
+            source_system=row.source_system,
+            schema_version=row.schema_version,
+            format=row.format,
+            original_sha256=row.original_sha256,
+            supersedes=list(json.loads(row.supersedes)),
+            reason=row.reason,
+            signer=row.signer,
+            key=row.key,
+            recorded_at=row.recorded_at,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def _tags(conn: Connection, at: At, batch: str) -> list[TagSummary]:
+    query = (
+        select(CHUNKS.c.tag, func.min(CHUNKS.c.t_start), func.max(CHUNKS.c.t_end))
+        .add_columns(func.sum(CHUNKS.c.count))
+        .where(CHUNKS.c.batch == batch, CHUNKS.c.status == "current", at_position(CHUNKS, at))
+        .group_by(CHUNKS.c.tag)
+        .order_by(CHUNKS.c.tag)
+    )
+    return [
+        TagSummary(tag=tag, first=first, last=last, points=int(points))
+        for tag, first, last, points in conn.execute(query)
+    ]
+
+
+def batch_of(row: Any, scope: Scope) -> Batch:
+    """The GraphQL view of a ``proj_batches`` row."""
+    return Batch(
+        id=row.batch,
+        subject=strawberry.ID(row.subject),
+        agreement_id=strawberry.ID(row.agreement),
+        product=row.product,
+        site=row.site,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        registered_at=row.registered_at,
+        registered_by=row.registered_by,
+        scope=scope,
+    )
+
+
+def _batch_row(conn: Connection, at: At | None, name: str) -> Any:
+    query = select(BATCHES).where(BATCHES.c.batch == name)
+    query = query.where(BATCHES.c.valid_to.is_(None) if at is None else at_position(BATCHES, at))
+    return conn.execute(query).first()
+
+
+def batch_agreement(conn: Connection, name: str) -> str | None:
+    """The agreement a batch is registered under (now), or None."""
+    row = _batch_row(conn, None, name)
+    return None if row is None else str(row.agreement)
+
+
+def _by_agreement(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Any]]:
+    found: dict[tuple[At, str], list[Any]] = {key: [] for key in keys}
+    for at in {at for at, _ in keys}:
+        ids = sorted({a for k_at, a in keys if k_at == at})
+        query = (
+            select(BATCHES)
+            .where(BATCHES.c.agreement.in_(ids), at_position(BATCHES, at))
+            .order_by(BATCHES.c.started_at, BATCHES.c.batch)
+        )
+        for row in conn.execute(query):
+            found[(at, row.agreement)].append(row)
+    return [found[key] for key in keys]
+
+
+async def agreement_batches(scope: Scope, info: Info, agreement: str) -> list[Batch]:
+    """The batches of a visible agreement that the caller may see."""
+    rows = await loader(info, "batches_by_agreement", _by_agreement).load((scope.at, agreement))
+    authority = scope.authority
+    return [
+        batch_of(row, scope)
+        for row in rows
+        if authority.sees_batch(agreement, row.batch, scope.now)
+    ]
+
+
+def _refuse(scope: Scope, name: str) -> Exception:
+    return forbidden(
+        f"{scope.party} may not read batch {name} (or it does not exist): only the "
+        "agreement's sponsor and CMO and active grantees opening it may",
+        "id",
+    )
+
+
+async def find_batch(scope: Scope, info: Info, name: str) -> Batch:
+    """A batch the caller may see, as of the scope's position."""
+    row = await read(info, _batch_row, scope.at, name)
+    if row is None:
+        later = await read(info, _batch_row, None, name)
+        if later is None or not scope.authority.sees_batch(later.agreement, name, scope.now):
+            raise _refuse(scope, name)
+        raise NotFound(
+            f"batch {name} was not registered yet at position {scope.at.position}", field="id"
+        )
+    if not scope.authority.sees_batch(row.agreement, name, scope.now):
+        raise _refuse(scope, name)
+    return batch_of(row, scope)
+
+
+async def get_batch(source: Any, info: Info, name: str) -> Batch:
+    """The root ``batch(id)``."""
+    return await find_batch(await scope_of(source, info), info, name)

@@ -1,0 +1,151 @@
+"""What every data query shares: the request's scope, database reads in a worker thread,
+per-request DataLoaders, and input conversions.
+
+A :class:`Scope` pairs the caller's :class:`~api.permissions.Authority` (decided at
+request time, ``now``) with :class:`At`, the log position (and instant) the data is read
+at: the views' head for the root fields, the resolved position under ``asOf``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import strawberry
+from sqlalchemy import ColumnElement, Table
+from sqlalchemy.engine import Connection, Engine
+from strawberry.dataloader import DataLoader
+from strawberry.scalars import JSON
+
+from api.access import authority_for, now_text
+from api.context import Context
+from api.log_fields import in_thread
+from api.permissions import Authority
+from ledger.timeutil import format_utc, require_aware
+from projections.temporal import as_of
+
+__all__ = [
+    "At",
+    "Info",
+    "Scope",
+    "as_json",
+    "as_optional_json",
+    "at_position",
+    "loader",
+    "read",
+    "request_scope",
+    "scope_of",
+    "scoped_read",
+    "time_text",
+]
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_T = TypeVar("_T")
+Info = strawberry.Info[Context, None]
+
+
+@dataclass(frozen=True, slots=True)
+class At:
+    """The log position data is read at, and the instant it stands for."""
+
+    position: int
+    time: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Who asks (authority judged at ``now``) and what state of the views answers."""
+
+    authority: Authority
+    now: str
+    at: At
+
+    @property
+    def party(self) -> str:
+        """The caller's party id."""
+        return self.authority.party
+
+
+async def request_scope(info: Info) -> Scope:
+    """The scope of a root field: the caller's authority, data at the views' head."""
+    authority = await in_thread(authority_for, info.context)
+    now = now_text()
+    return Scope(authority, now, At(authority.position, now))
+
+
+async def scope_of(source: Any, info: Info) -> Scope:
+    """The scope a field's parent carries (``asOf``), else the request's."""
+    carried = getattr(source, "scope", None)
+    if isinstance(carried, Scope):
+        return carried
+    return await request_scope(info)
+
+
+def at_position(table: Table, at: At) -> ColumnElement[bool]:
+    """Rows of a temporal table current at ``at``."""
+    return as_of(table, at.position)
+
+
+def _scoped(context: Context, carried: Scope | None, fn: Callable[..., _T], args: Any) -> _T:
+    with context.ledger.engine.connect() as conn:
+        scope = carried
+        if scope is None:
+            authority = authority_for(context, conn=conn)
+            now = now_text()
+            scope = Scope(authority, now, At(authority.position, now))
+        return fn(conn, scope, *args)
+
+
+async def scoped_read(source: Any, info: Info, fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(conn, scope, *args)`` in one worker thread, the scope (the parent's, else the
+    request's) resolved on the same connection: one hop for a root field."""
+    carried = getattr(source, "scope", None)
+    scope = carried if isinstance(carried, Scope) else None
+    return await in_thread(_scoped, info.context, scope, fn, args)
+
+
+def _run(engine: Engine, fn: Callable[..., _T], args: Sequence[Any]) -> _T:
+    with engine.connect() as conn:
+        return fn(conn, *args)
+
+
+async def read(info: Info, fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(conn, *args)`` on a read connection, in a worker thread."""
+    return await in_thread(_run, info.context.ledger.engine, fn, args)
+
+
+def loader(
+    info: Info, name: str, batch: Callable[[Connection, list[_K]], Sequence[_V]]
+) -> DataLoader[_K, _V]:
+    """The request's DataLoader ``name``; ``batch(conn, keys)`` answers in key order."""
+    loaders = info.context.dataloaders
+    found = loaders.get(name)
+    if found is None:
+        engine = info.context.ledger.engine
+
+        async def load(keys: list[_K]) -> Sequence[_V]:
+            return await in_thread(_run, engine, batch, (list(keys),))
+
+        found = loaders[name] = DataLoader(load_fn=load)
+    return found
+
+
+def time_text(value: datetime | None, field: str) -> str | None:
+    """An input time as the views store times (VALIDATION_FAILED when it has no zone)."""
+    if value is None:
+        return None
+    return format_utc(require_aware(value, field=field))
+
+
+def as_json(text: str) -> JSON:
+    """A JSON column's value."""
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+def as_optional_json(text: str | None) -> JSON | None:
+    """A nullable JSON column's value."""
+    return None if text is None else as_json(text)

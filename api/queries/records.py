@@ -1,0 +1,225 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry types field decorators that take arguments as returning Any)
+"""Discrete results and event records of a batch, with confidential elements masked.
+
+A list is answered whole or refused: every record left after the caller's own filters
+(``parameters``, ``kinds``, ``from``, ``to``) must be one the caller may read, else the
+answer is FORBIDDEN naming the first record refused and the scope of the caller's grants.
+Confidential elements come back as ``{element, value}`` with ``value`` null and the
+element named in ``masked`` unless the caller is the CMO or holds an active
+``include_confidential`` grant covering the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import strawberry
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from strawberry.scalars import JSON
+
+from api.permissions import DataItem, forbidden
+from api.queries.common import At, Scope, as_optional_json, at_position
+from projections.data import CONFIDENTIAL, RECORDS
+
+__all__ = [
+    "ConfidentialValue",
+    "DiscreteRecord",
+    "EventRecord",
+    "RecordFilter",
+    "read_records",
+    "require_class",
+]
+
+
+@strawberry.type(description="A confidential element of a record: null value when masked.")
+class ConfidentialValue:
+    element: str
+    value: str | None
+
+
+@strawberry.type(description="One version of a discrete result.")
+class DiscreteRecord:
+    id: str
+    version: int
+    parameter: str | None
+    value: str | None = strawberry.field(description="The value as submitted (a decimal).")
+    unit: str | None
+    sampled_at: str | None
+    method: str | None
+    other: JSON | None = strawberry.field(description="Members beyond the format's columns.")
+    status: str = strawberry.field(description="current, or superseded by a correction.")
+    submission: str
+    superseded_by: str | None
+    recorded_at: str
+    confidential: list[ConfidentialValue]
+    masked: list[str] = strawberry.field(description="Confidential elements withheld from you.")
+
+
+@strawberry.type(description="One version of an event record: deviation, alarm, OOS, OOT, ...")
+class EventRecord:
+    id: str
+    version: int
+    kind: str | None
+    started_at: str | None
+    ended_at: str | None
+    severity: str | None
+    description: str | None
+    other: JSON | None
+    status: str
+    submission: str
+    superseded_by: str | None
+    acknowledged_at: str | None
+    acknowledged_by: str | None
+    recorded_at: str
+    confidential: list[ConfidentialValue]
+    masked: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFilter:
+    """The caller's own narrowing of a record list."""
+
+    parameters: frozenset[str] | None = None
+    kinds: frozenset[str] | None = None
+    start: str | None = None
+    end: str | None = None
+    include_superseded: bool = False
+
+    def keeps(self, row: Any, data_time: str | None) -> bool:
+        if not self.include_superseded and row.status != "current":
+            return False
+        if self.parameters is not None and row.parameter not in self.parameters:
+            return False
+        if self.kinds is not None and row.event_kind not in self.kinds:
+            return False
+        if self.start is not None and (data_time is None or data_time < self.start):
+            return False
+        return self.end is None or (data_time is not None and data_time < self.end)
+
+
+def require_class(scope: Scope, agreement: str, batch: str, data_class: str) -> None:
+    """FORBIDDEN unless the caller owns the class, is the CMO, or holds a grant opening it."""
+    item = DataItem(agreement, data_class, batch)
+    authority = scope.authority
+    if authority.owns(item) or authority.data_grants(item, scope.now):
+        return
+    raise forbidden(
+        f"{scope.party} may not read {data_class} data of batch {batch}: it belongs to its "
+        "owner and the CMO, and opens to others only through an active grant",
+        data_class,
+    )
+
+
+def _rows(
+    conn: Connection, at: At, batch: str, data_class: str
+) -> tuple[list[Any], dict[tuple[str, int], dict[str, str]]]:
+    rows = list(
+        conn.execute(
+            select(RECORDS)
+            .where(RECORDS.c.batch == batch, RECORDS.c.data_class == data_class)
+            .where(at_position(RECORDS, at))
+            .order_by(RECORDS.c.record_id, RECORDS.c.record_version)
+        )
+    )
+    secrets: dict[tuple[str, int], dict[str, str]] = {}
+    query = select(
+        CONFIDENTIAL.c.record_id,
+        CONFIDENTIAL.c.record_version,
+        CONFIDENTIAL.c.element,
+        CONFIDENTIAL.c.value,
+    ).where(CONFIDENTIAL.c.batch == batch, at_position(CONFIDENTIAL, at))
+    for record_id, version, element, value in conn.execute(query):
+        secrets.setdefault((record_id, version), {})[element] = value
+    return rows, secrets
+
+
+def read_records(
+    conn: Connection,
+    scope: Scope,
+    agreement: str,
+    batch: str,
+    data_class: str,
+    wanted: RecordFilter,
+) -> list[DiscreteRecord] | list[EventRecord]:
+    """The records of a class the caller asked for, checked and masked."""
+    rows, secrets = _rows(conn, scope.at, batch, data_class)
+    build = _discrete if data_class == "discrete" else _event
+    result: list[Any] = []
+    for row in rows:
+        data_time = row.sampled_at if data_class == "discrete" else row.started_at
+        if not wanted.keeps(row, data_time):
+            continue
+        item = DataItem(agreement, data_class, batch, row.parameter, data_time)
+        _check(scope, item, row.record_id)
+        shown = scope.authority.sees_confidential(item, scope.now)
+        values = secrets.get((row.record_id, row.record_version), {})
+        result.append(build(row, _confidential(values, shown)))
+    return result
+
+
+def _check(scope: Scope, item: DataItem, record_id: str) -> None:
+    if scope.authority.sees_data(item, scope.now):
+        return
+    grants = "; ".join(g.describe() for g in scope.authority.data_grants(item, scope.now))
+    raise forbidden(
+        f"record {record_id} of batch {item.batch} ({item.parameter or item.data_class}, "
+        f"{item.data_time}) is outside your grants ({grants}): narrow the request with "
+        "parameters, kinds, from and to",
+        item.data_class,
+    )
+
+
+def _confidential(values: dict[str, str], shown: bool) -> tuple[list[ConfidentialValue], list[str]]:
+    elements = sorted(values)
+    if shown:
+        return [ConfidentialValue(element=e, value=values[e]) for e in elements], []
+    return [ConfidentialValue(element=e, value=None) for e in elements], elements
+
+
+def _discrete(row: Any, secret: tuple[list[ConfidentialValue], list[str]]) -> DiscreteRecord:
+    return DiscreteRecord(
+        id=row.record_id,
+        version=row.record_version,
+        parameter=row.parameter,
+        value=row.value,
+        unit=row.unit,
+        sampled_at=row.sampled_at,
+        method=row.method,
+        other=as_optional_json(row.other),
+        status=row.status,
+        submission=row.submission,
+        superseded_by=row.superseded_by,
+        recorded_at=row.recorded_at,
+        confidential=secret[0],
+        masked=secret[1],
+    )
+
+
+def _event(row: Any, secret: tuple[list[ConfidentialValue], list[str]]) -> EventRecord:
+    return EventRecord(
+        id=row.record_id,
+        version=row.record_version,
+        kind=row.event_kind,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        severity=row.severity,
+        description=row.description,
+        other=as_optional_json(row.other),
+        status=row.status,
+        submission=row.submission,
+        superseded_by=row.superseded_by,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        recorded_at=row.recorded_at,
+        confidential=secret[0],
+        masked=secret[1],
+    )
+
+
+def kinds_set(values: Sequence[str] | None) -> frozenset[str] | None:
+    """An optional list argument as a set."""
+    return None if values is None else frozenset(values)

@@ -1,0 +1,163 @@
+"""What one server process runs beside its requests, opened and closed by the app's lifespan.
+
+* the ledger (``Ledger.open``);
+* the Merkle tree (``ledger.tree.MerkleTree``) and the notary (``ledger.checkpoints.Notary``),
+  whose background thread builds the tree and signs checkpoints;
+* the projector (``projections.runner.Projector``): read-your-writes for the data queries;
+* authentication and its replay table, the subscription feed and the metrics.
+
+Resolvers reach these through :class:`Services` only, so the API does not depend on how the
+tree, the notary or the projector are built.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nacl.signing import SigningKey
+
+from api.auth import Authenticator, ReplayGuard
+from api.limits import Limits
+from api.log_fields import leaf_indexes
+from api.metrics import Metrics
+from api.subscriptions import EventFeed
+from ledger.application import Ledger, Recorded
+from ledger.checkpoints import Notary, SignedCheckpoint
+from ledger.config import Settings
+from ledger.errors import NotFound
+from ledger.keys import decode_public_key
+from ledger.notes import vkey
+from ledger.tree import MerkleTree
+from projections.runner import Projector
+
+if TYPE_CHECKING:
+    from ledger.checkpoints import Cosignature
+
+__all__ = ["Services"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """The process's ledger and everything running beside it."""
+
+    ledger: Ledger
+    settings: Settings
+    limits: Limits
+    tree: MerkleTree
+    notary: Notary
+    projector: Projector | None
+    replay: ReplayGuard
+    auth: Authenticator
+    feed: EventFeed
+    metrics: Metrics
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        limits: Limits,
+        notary_key: SigningKey,
+        *,
+        projections: bool = True,
+        metrics: Metrics | None = None,
+    ) -> Services:
+        """Open the ledger and build (not start) everything else."""
+        ledger = Ledger.open(settings)
+        try:
+            tree = MerkleTree(ledger)
+            notary = Notary(ledger, notary_key, tree)
+            replay = ReplayGuard(ledger)
+            replay.create_table()
+            projector = Projector(ledger) if projections else None
+        except BaseException:
+            ledger.close()
+            raise
+        return cls(
+            ledger=ledger,
+            settings=settings,
+            limits=limits,
+            tree=tree,
+            notary=notary,
+            projector=projector,
+            replay=replay,
+            auth=Authenticator(ledger, replay, limits.request_max_age),
+            feed=EventFeed(ledger, tree),
+            metrics=metrics or Metrics(),
+        )
+
+    def start(self) -> None:
+        """Catch the views and the tree up, then follow the log (blocking; run in a thread)."""
+        if self.projector is not None:
+            self.projector.start()
+        self.notary.checkpoint_now()
+        self.notary.start()
+
+    def close(self) -> None:
+        """Stop the background threads and close the ledger."""
+        try:
+            self.notary.stop()
+            if self.projector is not None:
+                self.projector.close()
+        finally:
+            self.ledger.close()
+
+    # ------------------------------------------------------------------ the log
+
+    def notary_vkey(self) -> str:
+        """The notary's C2SP verifier key."""
+        identity = self.ledger.identity
+        return vkey(identity.origin, decode_public_key(identity.notary_public_key))
+
+    def event_at(self, position: int) -> Recorded:
+        """The stored event at ``position``."""
+        found = self.ledger.read(after=position - 1, limit=1)
+        if not found or found[0].position != position:
+            raise NotFound(f"no event at position {position}", field="position")
+        return found[0]
+
+    def event_by_leaf(self, leaf_index: int) -> Recorded:
+        """The stored event that is leaf ``leaf_index`` of the tree."""
+        if leaf_index < 0:
+            raise NotFound("leaf indexes start at 0", field="leafIndex")
+        try:
+            position = self.tree.leaf_position(leaf_index)
+        except NotFound:
+            raise NotFound(
+                f"no leaf {leaf_index} in the tree yet (it has {self.tree.size()} leaves)",
+                field="leafIndex",
+            ) from None
+        return self.event_at(position)
+
+    def index(self, until: int) -> None:
+        """Add the log up to ``until`` to the tree now, so new events have leaf indexes."""
+        try:
+            self.tree.catch_up(until)
+        except Exception:  # the notary's thread retries; leaf indexes stay null meanwhile
+            log.exception("adding events to the Merkle tree failed")
+
+    def leaf_indexes(self, positions: Sequence[int]) -> dict[int, int]:
+        """Leaf index by position, for the positions already in the tree."""
+        return leaf_indexes(self.ledger.engine, positions)
+
+    # ------------------------------------------------------------ checkpoints
+
+    def checkpoint(self, size: int | None = None) -> SignedCheckpoint:
+        """The latest signed checkpoint, or the one of tree size ``size``."""
+        found = self.notary.latest() if size is None else self.notary.get(size)
+        if found is None:
+            what = "no checkpoint is signed yet" if size is None else f"no checkpoint of {size}"
+            raise NotFound(f"{what}: retry after the next checkpoint", field="treeSize")
+        return found
+
+    def proof_size(self, size: int | None) -> int:
+        """``size``, or the latest checkpoint's size when ``None``."""
+        return self.checkpoint().size if size is None else size
+
+    def cosign(self, size: int, party_id: str, line: str) -> Cosignature:
+        """Verify and store a witness's cosignature of checkpoint ``size``."""
+        return self.notary.add_cosignature(size, party_id, line)

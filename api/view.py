@@ -1,0 +1,142 @@
+"""The GraphQL endpoint: strawberry's ASGI view with the ledger's authentication.
+
+* HTTP: the request signature is verified before the operation runs. An unsigned
+  request runs anonymously; a request whose signature is refused gets HTTP 401 and one
+  ``UNAUTHENTICATED`` error, and runs nothing. A body that is not a GraphQL request gets
+  HTTP 400 and one ``VALIDATION_FAILED`` error.
+* Websockets (``graphql-transport-ws`` only): ``connection_init`` carries the signature
+  (see :mod:`clients.http_signing`); a refused one closes the socket with code 4401 and
+  the reason. More operations than ``Limits.max_subscriptions`` on one connection are
+  refused with a ``LIMIT_EXCEEDED`` error message.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from cross_web import HTTPException
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.schema import BaseSchema
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
+
+from api.auth import SignedRequest
+from api.context import Context
+from api.errors import (
+    LIMIT_EXCEEDED,
+    UNAUTHENTICATED,
+    VALIDATION_FAILED,
+    Unauthenticated,
+    error_document,
+)
+from api.log_fields import in_thread
+from api.services import Services
+
+__all__ = ["LedgerGraphQL"]
+
+_CLOSE_UNAUTHENTICATED = 4401
+_MAX_REASON_BYTES = 120  # a websocket close reason holds at most 123 bytes
+
+
+def _reason(error: Unauthenticated) -> str:
+    text = f"{UNAUTHENTICATED}: {error.message}"
+    return text.encode("utf-8")[:_MAX_REASON_BYTES].decode("utf-8", "ignore")
+
+
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """strawberry's handler, closing refused connections with a reason and coding the
+    operation limit's refusal."""
+
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        try:
+            await super().handle_connection_init(message)
+        except Unauthenticated as error:
+            self.context.services.metrics.error(UNAUTHENTICATED)
+            await self.websocket.close(code=_CLOSE_UNAUTHENTICATED, reason=_reason(error))
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        limit = self.max_subscriptions_per_connection
+        if (
+            self.connection_acknowledged
+            and limit is not None
+            and len(self.operations) >= limit
+            and message["id"] not in self.operations
+        ):
+            error = GraphQLError(
+                f"at most {limit} operations may run on one connection: complete one first",
+                extensions={"code": LIMIT_EXCEEDED},
+            )
+            self.context.services.metrics.error(LIMIT_EXCEEDED)
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [error.formatted]}
+            )
+            return
+        await super().handle_subscribe(message)
+
+
+class LedgerGraphQL(GraphQL[Context, None]):
+    """``/graphql`` over HTTP and websockets."""
+
+    graphql_transport_ws_handler_class = _TransportWSHandler
+
+    def __init__(self, schema: BaseSchema, services: Services) -> None:
+        super().__init__(
+            schema,
+            graphql_ide="graphiql",
+            allow_queries_via_get=False,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=services.limits.max_subscriptions,
+        )
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.services.metrics.request("/graphql")
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        response: Response
+        try:
+            response = await self.run(Request(scope, receive))
+        except Unauthenticated as error:
+            self.services.metrics.error(UNAUTHENTICATED)
+            response = JSONResponse(error_document(UNAUTHENTICATED, error.message), status_code=401)
+        except HTTPException as error:  # not JSON, no query, wrong method
+            code = "NOT_FOUND" if error.status_code == 404 else VALIDATION_FAILED
+            document = error_document(code, f"{error.reason}: send a GraphQL request as JSON")
+            response = JSONResponse(document, status_code=error.status_code)
+        await response(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        services = self.services
+        context = Context(
+            ledger=services.ledger,
+            settings=services.settings,
+            limits=services.limits,
+            services=services,
+            request=request,
+            response=response,
+        )
+        if isinstance(request, Request):
+            body = await request.body()
+            signed = SignedRequest(request.method, str(request.url), request.headers)
+            context.party = await in_thread(services.auth.authenticate_http, signed, body)
+        return context
+
+    async def on_ws_connect(self, context: Context) -> dict[str, object]:
+        payload = context.connection_params or {}
+        path = context.request.url.path if context.request is not None else "/graphql"
+        context.party = await in_thread(self.services.auth.authenticate_ws, payload, path)
+        return {"party": context.party.party_id if context.party else None}

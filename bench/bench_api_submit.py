@@ -1,0 +1,242 @@
+"""``submitEvents`` over HTTP against in-process appends, on SQLite, in one run.
+
+The events are a CMO's: per batch one ``BatchRegistered`` and nine ``DataSubmitted`` of
+discrete results (about 1.2 KB per envelope), signed before any clock starts. Each round
+stores 1,000 of them (100 batches) in one all-or-nothing batch, three ways, each on its
+own ledger that starts from the same state:
+
+* **in-process, bare**: ``Ledger.append_many`` on a ledger with nothing else running;
+* **in-process, as served**: the same plus what the server does per batch: the projector
+  (read models updated before the call returns) and the Merkle tree brought up to date;
+* **HTTP**: one signed ``submitEvents`` request to ``cmo-ledger serve`` (one worker, its
+  own process) asking for each event's position and leaf index; the time covers the
+  client's JSON and request signature, the transfer, and the server's work.
+
+Figures are the best of three rounds. Run alone with ``python -m bench.bench_api_submit``;
+``CMO_LEDGER_BENCH_SCALE=full`` runs five rounds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from clients.http_signing import PartyAuth
+from ledger.application import Ledger
+from ledger.batches import batch_subject
+from ledger.config import Settings
+from ledger.envelope import event_hash
+from ledger.keystore import create_keystore
+from ledger.timeutil import format_utc, now_utc
+from ledger.tree import MerkleTree
+from projections.runner import Projector
+from tests.support.agreements import propose_and_sign
+from tests.support.batches import CMO, data_payload, discrete_records
+from tests.support.world import ORIGIN, World, build_world, notary_actor
+
+__all__ = ["main"]
+
+EVENTS = 1_000
+ROUNDS = {"small": 3, "full": 5}
+PASSPHRASE = "bench passphrase"
+SUBMIT = """
+mutation($events: [SignedEnvelopeInput!]!) { submitEvents(events: $events) { position leafIndex } }
+"""
+Item = tuple[dict[str, Any], str]
+
+
+def main() -> None:
+    rounds = ROUNDS[os.environ.get("CMO_LEDGER_BENCH_SCALE", "small")]
+    print(f"{EVENTS} events per round, best of {rounds}; {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        worlds = {name: open_world(Path(tmp) / name) for name in ("bare", "served", "http")}
+        queues = {name: signed_events(world) for name, world in worlds.items()}
+        batches = {name: [take(queues[name], EVENTS) for _ in range(rounds)] for name in worlds}
+        served = AsServed(worlds["served"])
+        bare, http_world = worlds["bare"].ledger, worlds["http"]
+        http_world.ledger.close()
+        times: dict[str, list[float]] = {name: [] for name in worlds}
+        with serving(http_world) as url:
+            for index in range(rounds):
+                items = {name: batches[name][index] for name in worlds}
+                times["bare"].append(timed(bare.append_many, items["bare"]))
+                times["served"].append(timed(served.append, items["served"]))
+                times["http"].append(timed(submit, url, http_world, items["http"]))
+        report({name: EVENTS / min(values) for name, values in times.items()})
+        served.close()
+        bare.close()
+
+
+def report(rates: dict[str, float]) -> None:
+    print(f"  in-process append_many, bare        {rates['bare']:8.0f} events/s")
+    print(f"  in-process, projector + tree        {rates['served']:8.0f} events/s")
+    print(
+        f"  HTTP submitEvents (1 request)       {rates['http']:8.0f} events/s   "
+        f"{rates['http'] / rates['served']:.2f} of in-process as served, "
+        f"{rates['http'] / rates['bare']:.2f} of bare"
+    )
+
+
+def timed(action: Callable[..., object], *args: Any) -> float:
+    start = time.perf_counter()
+    action(*args)
+    return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------ events
+
+
+def open_world(directory: Path) -> World:
+    directory.mkdir(parents=True)
+    settings = Settings(
+        database_url=f"sqlite:///{directory / 'ledger.db'}", data_dir=directory, kdf_profile="min"
+    )
+    notary = notary_actor()
+    world = build_world(Ledger.initialise(settings, ORIGIN, notary.public_key), notary)
+    world.agreement = propose_and_sign(world)  # type: ignore[attr-defined]
+    return world
+
+
+def signed_events(world: World) -> Iterator[Item]:
+    """Batches of a CMO, each ``BatchRegistered`` then nine ``DataSubmitted``, signed."""
+    cmo, agreement = world[CMO], world.agreement  # type: ignore[attr-defined]
+    for number in range(10**6):
+        batch = f"NWB101-24-{number:05d}"
+        subject = batch_subject(batch)
+        registered = {
+            "agreement": str(agreement),
+            "batch": batch,
+            "product": "NWB-101",
+            "site": "contoso-site-a",
+            "started_at": format_utc(now_utc() - timedelta(days=14)),
+        }
+        envelope = cmo.envelope(
+            "BatchRegistered", subject, registered, version=1, prev=None, meaning="authored"
+        )
+        previous: Item = (envelope, cmo.sign(envelope))
+        yield previous
+        for run in range(9):
+            payload = data_payload("discrete", discrete_records(f"R{run}"))
+            envelope = cmo.envelope(
+                "DataSubmitted",
+                subject,
+                payload,
+                version=run + 2,
+                prev=event_hash(*previous),
+                meaning="submitted",
+            )
+            previous = (envelope, cmo.sign(envelope))
+            yield previous
+
+
+def take(queue: Iterator[Item], count: int) -> list[Item]:
+    return [next(queue) for _ in range(count)]
+
+
+# ------------------------------------------------------------------- three ways
+
+
+class AsServed:
+    """``append_many`` with the projector following and the tree brought up to date."""
+
+    def __init__(self, world: World) -> None:
+        self.ledger = world.ledger
+        self.projector = Projector(self.ledger).start()
+        self.tree = MerkleTree(self.ledger)
+        self.tree.catch_up()
+
+    def append(self, items: list[Item]) -> None:
+        appended = self.ledger.append_many(items)
+        self.tree.catch_up(appended[-1].position)
+
+    def close(self) -> None:
+        self.projector.close()
+        self.ledger.close()
+
+
+def submit(url: str, world: World, items: list[Item]) -> None:
+    actor = world[CMO]
+    events = [{"envelope": envelope, "signature": signature} for envelope, signature in items]
+    body = {"query": SUBMIT, "variables": {"events": events}}
+    with httpx2.Client(auth=PartyAuth(actor.party_id, actor.key), timeout=300) as client:
+        response = client.post(f"{url}/graphql", json=body)
+    answer = response.json()
+    if response.status_code != 200 or answer.get("errors"):
+        raise RuntimeError(f"submitEvents failed: {response.status_code} {answer}")
+    stored = answer["data"]["submitEvents"]
+    assert len(stored) == len(items) and stored[-1]["leafIndex"] is not None
+
+
+class serving:
+    """``cmo-ledger serve`` (one worker) on ``world``'s ledger, in its own process."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> str:
+        settings = self.world.ledger.settings
+        create_keystore(
+            settings.data_dir / "notary.key",
+            "notary",
+            PASSPHRASE,
+            signing_key=self.world.notary.key,
+            opslimit=1,
+            memlimit=8192,
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CMO_LEDGER_")}
+        env.update(
+            CMO_LEDGER_DATABASE_URL=settings.database_url,
+            CMO_LEDGER_DATA_DIR=str(settings.data_dir),
+            CMO_LEDGER_PASSPHRASE=PASSPHRASE,
+        )
+        port = _free_port()
+        command = [sys.executable, "-c", "from clients.cli import main; main()", "serve"]
+        self.log = (settings.data_dir / "serve.log").open("w")
+        self.process = subprocess.Popen(
+            [*command, "--port", str(port)], env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, self.process)
+        return url
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(60)
+        self.log.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("cmo-ledger serve exited: see serve.log")
+        try:
+            if httpx2.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("cmo-ledger serve did not start")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""Callers authenticate each request with their party key (RFC 9421); anything else is refused.
+
+Unsigned callers may read `ledger`, `/checkpoint`, `/healthz` and `/metrics` only.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx2
+import pytest
+from nacl.signing import SigningKey
+
+from clients.http_signing import PartyAuth
+from ledger.keys import encode_public_key, key_id
+from ledger.parties import party_subject
+from tests.support.server import Server, codes, running_server
+from tests.support.world import Actor, World
+
+pytestmark = pytest.mark.xdist_group("api_auth")
+
+CMO = "contoso-cmo"
+ME = "{ me { id legalName role keyId } }"
+
+
+def signed(actor: Actor, query: str, *, created: datetime | None = None) -> httpx2.Request:
+    """A POST /graphql request signed by ``actor``, ready to send as is."""
+    request = httpx2.Request("POST", "http://placeholder/graphql", json={"query": query})
+    PartyAuth(actor.party_id, actor.key).sign(request, created=created)
+    return request
+
+
+def send(server: Server, request: httpx2.Request) -> tuple[int, dict[str, Any]]:
+    request.url = httpx2.URL(server.graphql_url)
+    request.headers["host"] = request.url.netloc.decode("ascii")
+    with httpx2.Client() as client:
+        response = client.send(request)
+    return response.status_code, response.json()
+
+
+def refused(server: Server, request: httpx2.Request) -> str:
+    status, body = send(server, request)
+    assert status == 401, body
+    assert codes(body["errors"]) == ["UNAUTHENTICATED"], body
+    assert body["data"] is None
+    return str(body["errors"][0]["message"])
+
+
+def test_an_unsigned_caller_reads_the_ledger_field(server: Server, api_world: World) -> None:
+    data, errors = server.call(None, "{ ledger { origin notaryKey treeSize } }")
+    assert errors == []
+    assert data["ledger"]["origin"] == api_world.ledger.identity.origin
+    assert data["ledger"]["notaryKey"].startswith(f"{data['ledger']['origin']}+")
+    assert data["ledger"]["treeSize"] >= len(api_world.actors)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        ME,
+        "{ checkpoint { treeSize } }",
+        "{ event(leafIndex: 0) { type } }",
+        "{ inclusionProof(leafIndex: 0) { hashes } }",
+        "{ consistencyProof(fromSize: 1) { hashes } }",
+        '{ nextVersion(subject: "0b7d1f5e-4c0a-4a55-9a53-6f0c2f3e8d21") { version } }',
+        "{ log { reached } }",
+        'mutation { submitEvent(envelope: {}, signature: "x") { position } }',
+        'mutation { cosignCheckpoint(treeSize: 1, cosignature: "x") { treeSize } }',
+    ],
+)
+def test_every_other_field_answers_unauthenticated_to_an_unsigned_caller(
+    server: Server, query: str
+) -> None:
+    _, errors = server.call(None, query)
+    assert codes(errors) == ["UNAUTHENTICATED"]
+
+
+def test_a_signed_caller_is_the_party_whose_key_signed(server: Server, api_world: World) -> None:
+    actor = api_world[CMO]
+    data, errors = server.call(actor, ME)
+    assert errors == []
+    assert data["me"] == {
+        "id": CMO,
+        "legalName": "Contoso Contract Manufacturing GmbH",
+        "role": "cmo",
+        "keyId": actor.key_id,
+    }
+
+
+def test_the_notary_signs_in_with_the_notary_key(server: Server, api_world: World) -> None:
+    data, errors = server.call(api_world.notary, ME)
+    assert errors == []
+    assert data["me"]["id"] == "notary"
+    assert data["me"]["role"] == "notary"
+
+
+def test_a_signature_older_than_five_minutes_is_refused(server: Server, api_world: World) -> None:
+    stale = datetime.now(UTC) - timedelta(minutes=5, seconds=30)
+    message = refused(server, signed(api_world[CMO], ME, created=stale))
+    assert "stale" in message
+
+
+def test_a_signature_dated_in_the_future_is_refused(server: Server, api_world: World) -> None:
+    ahead = datetime.now(UTC) + timedelta(minutes=30)
+    assert "future" in refused(server, signed(api_world[CMO], ME, created=ahead))
+
+
+def test_a_replayed_request_is_refused(server: Server, api_world: World) -> None:
+    request = signed(api_world[CMO], ME)
+    status, _ = send(server, request)
+    assert status == 200
+    assert "already used" in refused(server, request)
+
+
+def test_a_replay_is_refused_by_another_process_sharing_the_database(
+    server: Server, api_world: World
+) -> None:
+    request = signed(api_world[CMO], ME)
+    assert send(server, request)[0] == 200
+    with running_server(api_world.ledger.settings, api_world.notary.key) as other:
+        assert "already used" in refused(other, request)
+
+
+def test_a_signature_by_another_key_is_refused(server: Server, api_world: World) -> None:
+    impostor = Actor(CMO, SigningKey.generate())
+    request = signed(impostor, ME)
+    # Claim the real key id while signing with the impostor's key.
+    request.headers["signature-input"] = request.headers["signature-input"].replace(
+        impostor.key_id, api_world[CMO].key_id
+    )
+    assert "does not verify" in refused(server, request)
+
+
+def test_a_body_changed_after_signing_is_refused(server: Server, api_world: World) -> None:
+    request = signed(api_world[CMO], ME)
+    tampered = json.dumps({"query": "{ ledger { origin } }"}).encode()
+    request.stream = httpx2.ByteStream(tampered)
+    request._content = tampered
+    request.headers["content-length"] = str(len(tampered))
+    assert "Content-Digest does not match" in refused(server, request)
+
+
+def test_a_signature_not_covering_the_content_digest_is_refused(
+    server: Server, api_world: World
+) -> None:
+    actor = api_world[CMO]
+    request = httpx2.Request("POST", "http://placeholder/graphql", json={"query": ME})
+    auth = PartyAuth(actor.party_id, actor.key)
+    auth._signer.sign(
+        request,
+        key_id=auth.keyid,
+        created=datetime.now(UTC),
+        nonce="n-1",
+        label="sig",
+        covered_component_ids=("@method", "@path"),
+    )
+    assert "content-digest" in refused(server, request)
+
+
+def test_a_signature_without_a_nonce_is_refused(server: Server, api_world: World) -> None:
+    actor = api_world[CMO]
+    request = httpx2.Request("POST", "http://placeholder/graphql", json={"query": ME})
+    auth = PartyAuth(actor.party_id, actor.key)
+    auth._signer.sign(
+        request,
+        key_id=auth.keyid,
+        created=datetime.now(UTC),
+        label="sig",
+        covered_component_ids=("@method", "@path", "content-digest"),
+        body=request.content,
+    )
+    assert "nonce" in refused(server, request)
+
+
+def test_an_unknown_party_is_refused(server: Server) -> None:
+    stranger = Actor("globex-cmo", SigningKey.generate())
+    assert "no admitted party" in refused(server, signed(stranger, ME))
+
+
+def test_an_unknown_key_of_a_known_party_is_refused(server: Server) -> None:
+    unregistered = Actor(CMO, SigningKey.generate())
+    assert "is not a key of" in refused(server, signed(unregistered, ME))
+
+
+def test_a_revoked_key_is_refused(server: Server, api_world: World) -> None:
+    owner = api_world["fabrikam-cmo"]
+    spare = SigningKey.generate()
+    subject = party_subject(owner.party_id)
+    owner.submit(
+        api_world.ledger,
+        "KeyAdded",
+        subject,
+        {"public_key": encode_public_key(spare), "purpose": "party"},
+        meaning="authored",
+    )
+    holder = Actor(owner.party_id, spare)
+    assert server.call(holder, ME)[0]["me"]["keyId"] == key_id(spare.verify_key)
+    owner.submit(
+        api_world.ledger,
+        "KeyRevoked",
+        subject,
+        {"key": key_id(spare.verify_key)},
+        meaning="revoked",
+        reason="laptop lost",
+    )
+    assert "revoked" in refused(server, signed(holder, ME))
+
+
+def test_unsigned_callers_read_the_checkpoint_health_and_metrics(server: Server) -> None:
+    with server.http(None) as client:
+        for path in ("/checkpoint", "/healthz", "/metrics"):
+            assert client.get(path).status_code == 200, path
