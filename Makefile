@@ -25,10 +25,10 @@ typecheck: $(BIN)/cmo-ledger
 	$(BIN)/mypy
 
 unit: $(BIN)/cmo-ledger
-	CMO_LEDGER_TEST_PG_URL=$(PG_URL) $(BIN)/pytest -n 2 --dist loadgroup
+	CMO_TEST_PG_URL=$(PG_URL) $(BIN)/pytest -n 2 --dist loadgroup
 
 slow: $(BIN)/cmo-ledger
-	CMO_LEDGER_TEST_PG_URL=$(PG_URL) CMO_LEDGER_SLOW=1 $(BIN)/pytest -n 2 --dist loadgroup -m slow
+	CMO_TEST_PG_URL=$(PG_URL) CMO_TEST_SLOW=1 $(BIN)/pytest -n 2 --dist loadgroup -m slow
 
 bench: $(BIN)/cmo-ledger
 	$(BIN)/python -m bench

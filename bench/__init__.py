@@ -1,6 +1,6 @@
 """Benchmarks (not tests): ``python -m bench`` runs every ``bench/bench_*.py`` module's ``main()``.
 
-``CMO_LEDGER_BENCH_SCALE`` picks the size: ``small`` (default, seconds) or ``full`` (the
+``CMO_BENCH_SCALE`` picks the size: ``small`` (default, seconds) or ``full`` (the
 sizes the requirements name, e.g. a 1,000,000-row import).
 """
 
@@ -14,8 +14,8 @@ SCALES = ("small", "full")
 
 
 def scale() -> str:
-    """The scale named by ``CMO_LEDGER_BENCH_SCALE``: ``small`` unless set to ``full``."""
-    value = os.environ.get("CMO_LEDGER_BENCH_SCALE", "small")
+    """The scale named by ``CMO_BENCH_SCALE``: ``small`` unless set to ``full``."""
+    value = os.environ.get("CMO_BENCH_SCALE", "small")
     if value not in SCALES:
-        raise SystemExit(f"CMO_LEDGER_BENCH_SCALE is {value!r}: set it to small or full")
+        raise SystemExit(f"CMO_BENCH_SCALE is {value!r}: set it to small or full")
     return value

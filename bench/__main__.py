@@ -1,4 +1,4 @@
-"""Run every benchmark: ``python -m bench`` (scale via ``CMO_LEDGER_BENCH_SCALE``)."""
+"""Run every benchmark: ``python -m bench`` (scale via ``CMO_BENCH_SCALE``)."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -30,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -296,7 +297,7 @@ async def measure(url: str, scale: str, key: bytes) -> list[Figure]:
     count = SERIES_REQUESTS[scale]
     series = await _interleaved(url, auth, series_gql, series_plain, count, concurrency=1)
     names = ("auditTrail 100", "series 20,160 points")
-    figures = []
+    figures: list[Figure] = []
     for name, pair in zip(names, (audit, series), strict=True):
         pair[0].name, pair[1].name = f"{name}, GraphQL", f"{name}, plain JSON"
         figures.extend(pair)
@@ -359,16 +360,21 @@ def run(scale: str, database_url: str | None) -> list[Figure]:
             child.wait(30)
 
 
-def _pg_url(base: str) -> str:
-    # A private schema per run keeps a shared database clean.
+@contextlib.contextmanager
+def _pg_schema(base: str) -> Iterator[str]:
+    """A private schema for one run (dropped afterwards), as a database URL."""
     import sqlalchemy as sa
 
     schema = f"bench_{uuid.uuid4().hex[:12]}"
     engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    engine.dispose()
-    return f"{base}?options=-csearch_path%3D{schema}"
+    try:
+        yield f"{base}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -382,10 +388,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.serve:
         serve(args.serve[0], Path(args.serve[1]), int(args.serve[2]))
         return
-    database = None if args.database_url is None else _pg_url(args.database_url)
-    backend = "SQLite" if database is None else "PostgreSQL"
+    backend = "SQLite" if args.database_url is None else "PostgreSQL"
     print(f"{backend}, {CONCURRENCY} concurrent clients for auditTrail, 1 for series", flush=True)
-    figures = run(scale(), database)
+    with contextlib.ExitStack() as stack:
+        database = None
+        if args.database_url is not None:
+            database = stack.enter_context(_pg_schema(args.database_url))
+        figures = run(scale(), database)
     for figure in figures:
         print(figure.line())
     audit = _ratio(figures[0], figures[1], rate=True)

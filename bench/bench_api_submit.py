@@ -13,7 +13,7 @@ own ledger that starts from the same state:
   client's JSON and request signature, the transfer, and the server's work.
 
 Figures are the best of three rounds. Run alone with ``python -m bench.bench_api_submit``;
-``CMO_LEDGER_BENCH_SCALE=full`` runs five rounds.
+``CMO_BENCH_SCALE=full`` runs five rounds.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ Item = tuple[dict[str, Any], str]
 
 
 def main() -> None:
-    rounds = ROUNDS[os.environ.get("CMO_LEDGER_BENCH_SCALE", "small")]
+    rounds = ROUNDS[os.environ.get("CMO_BENCH_SCALE", "small")]
     print(f"{EVENTS} events per round, best of {rounds}; {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         worlds = {name: open_world(Path(tmp) / name) for name in ("bare", "served", "http")}

@@ -18,7 +18,7 @@ Everything is measured in one run, next to its baseline, as wall time and as CPU
   notary's thread itself used. Baseline: one-row transactions of the same state bytes
   into a plain SQLite table.
 
-Scale: ``CMO_LEDGER_BENCH_SCALE`` = ``small`` (default) or ``full``. Run alone with
+Scale: ``CMO_BENCH_SCALE`` = ``small`` (default) or ``full``. Run alone with
 ``python -m bench.bench_log``.
 """
 
@@ -66,7 +66,7 @@ PROOFS = 2_000
 
 
 def main() -> None:
-    scale = os.environ.get("CMO_LEDGER_BENCH_SCALE", "small")
+    scale = os.environ.get("CMO_BENCH_SCALE", "small")
     config = SCALES[scale]
     print(f"scale {scale}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="bench-log-") as tmp:

@@ -3,7 +3,7 @@
 A base log of real signed events comes from the seeded scenario of the tests
 (``tests.support.scenario``, every event type). It is then cloned, with every UUID and
 batch name renamed per clone, until the log holds 100k and 1M events (``full``) or 10k
-and 50k (``small``, the default; ``CMO_LEDGER_BENCH_SCALE``). Clones are new agreements,
+and 50k (``small``, the default; ``CMO_BENCH_SCALE``). Clones are new agreements,
 batches and grants: the work per event and the rows per agreement stay those of the
 scenario. Signatures of clones do not verify (projections do not check them).
 
@@ -49,7 +49,7 @@ from ledger.config import Settings
 SCALES = {"small": (10_000, 50_000), "full": (100_000, 1_000_000)}
 BASE_EVENTS = 2_000
 PG_URL = os.environ.get(
-    "CMO_LEDGER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test"
+    "CMO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test"
 )
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _BATCH = re.compile(rb"(NWB101|HEL7)-24-(\d{4})")
@@ -57,10 +57,10 @@ _PARTY_TOPICS = ("cmo.PartyAdmitted.v1", "cmo.KeyAdded.v1", "cmo.KeyRevoked.v1")
 
 
 def main() -> None:
-    scale = os.environ.get("CMO_LEDGER_BENCH_SCALE", "small")
+    scale = os.environ.get("CMO_BENCH_SCALE", "small")
     sizes = SCALES[scale]
     print(f"scale {scale}: sizes {sizes}; base scenario {BASE_EVENTS} signed events", flush=True)
-    for backend in os.environ.get("CMO_LEDGER_BENCH_BACKENDS", "sqlite,postgres").split(","):
+    for backend in os.environ.get("CMO_BENCH_BACKENDS", "sqlite,postgres").split(","):
         try:
             with _database(backend) as url:
                 _bench_backend(backend, url, sizes)

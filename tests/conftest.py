@@ -16,13 +16,13 @@ from ledger.config import Settings
 from tests.support.world import ORIGIN, Actor, World, build_world, notary_actor
 
 PG_URL = os.environ.get(
-    "CMO_LEDGER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test"
+    "CMO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test"
 )
 BACKENDS = ("sqlite", "postgres")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get("CMO_LEDGER_SLOW") == "1":
+    if os.environ.get("CMO_TEST_SLOW") == "1":
         return
     skip_slow = pytest.mark.skip(reason="slow suite: run with `make slow`")
     for item in items:

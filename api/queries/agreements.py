@@ -9,7 +9,8 @@ under it. Asking for one the caller may not see (or that does not exist) is FORB
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+import json
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from sqlalchemy import select
@@ -86,11 +87,12 @@ class Agreement:
     terminated_at: str | None
     terminated_by: str | None
     termination_reason: str | None
+    terms_data: strawberry.Private[dict[str, Any]]
     scope: strawberry.Private[Scope]
 
     @strawberry.field(description="Owner of each data class under the terms in force.")
     def data_owners(self) -> list[DataOwner]:
-        classes: dict[str, Any] = dict(self.terms).get("data_classes", {})  # type: ignore[call-overload]
+        classes: dict[str, Any] = self.terms_data.get("data_classes", {})
         return [DataOwner(data_class=c, owner=str(v["owner"])) for c, v in sorted(classes.items())]
 
     @strawberry.field(description="Every version of the terms that took effect, oldest first.")
@@ -156,6 +158,7 @@ class Agreement:
 
 def agreement_of(row: Any, scope: Scope) -> Agreement:
     """The GraphQL view of a ``proj_agreements`` row."""
+    terms: dict[str, Any] = json.loads(row.terms)
     return Agreement(
         id=strawberry.ID(row.agreement),
         title=row.title,
@@ -166,7 +169,8 @@ def agreement_of(row: Any, scope: Scope) -> Agreement:
         proposed_at=row.proposed_at,
         terms_version=row.terms_version,
         effective_from=row.effective_from,
-        terms=as_json(row.terms),
+        terms=cast(JSON, terms),
+        terms_data=terms,
         amendment_pending=bool(row.pending),
         terminated_at=row.terminated_at,
         terminated_by=row.terminated_by,

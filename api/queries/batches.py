@@ -26,7 +26,8 @@ from api.queries.records import (
     EventRecord,
     RecordFilter,
     kinds_set,
-    read_records,
+    read_discrete,
+    read_events,
     require_class,
 )
 from api.queries.series import Columns, downsample, parse_every
@@ -132,13 +133,13 @@ class Batch:
     ) -> list[DiscreteRecord] | None:
         require_class(self.scope, str(self.agreement_id), self.id, "discrete")
         wanted = RecordFilter(
-            kinds_set(parameters), None, time_text(from_, "from"), time_text(to, "to"),
-            include_superseded,
-        )  # fmt: skip
-        found = await read(
-            info, read_records, self.scope, str(self.agreement_id), self.id, "discrete", wanted
+            parameters=kinds_set(parameters),
+            start=time_text(from_, "from"),
+            end=time_text(to, "to"),
+            include_superseded=include_superseded,
         )
-        return found  # type: ignore[return-value]
+        agreement = str(self.agreement_id)
+        return await read(info, read_discrete, self.scope, agreement, self.id, wanted)
 
     @strawberry.field(description="Event records: deviations, alarms, OOS, OOT, ...")
     async def events(
@@ -151,13 +152,13 @@ class Batch:
     ) -> list[EventRecord] | None:
         require_class(self.scope, str(self.agreement_id), self.id, "event")
         wanted = RecordFilter(
-            None, kinds_set(kinds), time_text(from_, "from"), time_text(to, "to"),
-            include_superseded,
-        )  # fmt: skip
-        found = await read(
-            info, read_records, self.scope, str(self.agreement_id), self.id, "event", wanted
+            kinds=kinds_set(kinds),
+            start=time_text(from_, "from"),
+            end=time_text(to, "to"),
+            include_superseded=include_superseded,
         )
-        return found  # type: ignore[return-value]
+        agreement = str(self.agreement_id)
+        return await read(info, read_events, self.scope, agreement, self.id, wanted)
 
     @strawberry.field(description="One tag's points from `from` to `to` (inclusive).")
     async def continuous(

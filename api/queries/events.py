@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Notification
 from strawberry.dataloader import DataLoader
@@ -42,7 +43,7 @@ def stored_events(ledger: Ledger, positions: Sequence[int]) -> dict[int, Recorde
         event: Any = ledger.mapper.to_domain_event(notification)
         found[notification.id] = Recorded(
             position=notification.id,
-            subject=notification.originator_id,  # type: ignore[arg-type]
+            subject=UUID(str(notification.originator_id)),
             version=notification.originator_version,
             topic=notification.topic,
             event=StoredEvent(event.envelope, event.signature, event.recorded_at),

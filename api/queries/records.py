@@ -12,9 +12,9 @@ element named in ``masked`` unless the caller is the CMO or holds an active
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from sqlalchemy import select
@@ -25,12 +25,15 @@ from api.permissions import DataItem, forbidden
 from api.queries.common import At, Scope, as_optional_json, at_position
 from projections.data import CONFIDENTIAL, RECORDS
 
+_R = TypeVar("_R")
+
 __all__ = [
     "ConfidentialValue",
     "DiscreteRecord",
     "EventRecord",
     "RecordFilter",
-    "read_records",
+    "read_discrete",
+    "read_events",
     "require_class",
 ]
 
@@ -137,18 +140,34 @@ def _rows(
     return rows, secrets
 
 
-def read_records(
+def read_discrete(
+    conn: Connection, scope: Scope, agreement: str, batch: str, wanted: RecordFilter
+) -> list[DiscreteRecord]:
+    """The discrete results the caller asked for, checked and masked."""
+    return _read(conn, scope, agreement, batch, "discrete", wanted, _discrete)
+
+
+def read_events(
+    conn: Connection, scope: Scope, agreement: str, batch: str, wanted: RecordFilter
+) -> list[EventRecord]:
+    """The event records the caller asked for, checked and masked."""
+    return _read(conn, scope, agreement, batch, "event", wanted, _event)
+
+
+Masking = tuple[list[ConfidentialValue], list[str]]
+
+
+def _read(
     conn: Connection,
     scope: Scope,
     agreement: str,
     batch: str,
     data_class: str,
     wanted: RecordFilter,
-) -> list[DiscreteRecord] | list[EventRecord]:
-    """The records of a class the caller asked for, checked and masked."""
+    build: Callable[[Any, Masking], _R],
+) -> list[_R]:
     rows, secrets = _rows(conn, scope.at, batch, data_class)
-    build = _discrete if data_class == "discrete" else _event
-    result: list[Any] = []
+    result: list[_R] = []
     for row in rows:
         data_time = row.sampled_at if data_class == "discrete" else row.started_at
         if not wanted.keeps(row, data_time):

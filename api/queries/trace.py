@@ -26,7 +26,7 @@ from api.queries.batches import Batch, Submission, find_batch
 from api.queries.common import At, Info, Scope, as_json, read, request_scope
 from api.queries.grants import Grant, grant_of, with_current
 from api.queries.parameters import LimitsVersion, limits_version
-from api.queries.records import EventRecord, RecordFilter, read_records, require_class
+from api.queries.records import EventRecord, RecordFilter, read_events, require_class
 from ledger.errors import NotFound
 from projections.access import GRANTS
 from projections.agreements import TERMS
@@ -81,10 +81,7 @@ class BatchTrace:
         agreement = str(self.batch.agreement_id)
         require_class(self.scope, agreement, self.batch.id, "event")
         wanted = RecordFilter(kinds=_DEVIATIONS, include_superseded=True)
-        found = await read(
-            info, read_records, self.scope, agreement, self.batch.id, "event", wanted
-        )
-        return found  # type: ignore[return-value]
+        return await read(info, read_events, self.scope, agreement, self.batch.id, wanted)
 
 
 def _span(conn: Connection, batch: Batch, at: At) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from tests.support.world import World
 
 #: Events in the default scenario; the slow suite runs a few thousand.
 SMALL = 260
-LARGE = int(os.environ.get("CMO_LEDGER_SCENARIO_EVENTS", "3000"))
+LARGE = int(os.environ.get("CMO_TEST_SCENARIO_EVENTS", "3000"))
 
 Snapshot = dict[str, dict[str, list[tuple[Any, ...]]]]
 
