@@ -15,12 +15,14 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from graphql.validation import ASTValidationRule
 from strawberry.extensions import (
-    MaxAliasesLimiter,
+    AddValidationRules,
     MaxTokensLimiter,
-    QueryDepthLimiter,
     SchemaExtension,
     ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -74,11 +76,16 @@ class LedgerSchema(strawberry.Schema):
 def build_schema(limits: Limits | None = None) -> LedgerSchema:
     """The schema with the protective extensions configured from ``limits``."""
     chosen = limits or Limits()
+    # The limiters' rule classes are built once per schema: built per request (as the
+    # limiter extensions do) they would defeat the validation cache.
+    rules: list[type[ASTValidationRule]] = [
+        query_depth_limiter.create_validator(chosen.max_query_depth, None, None),
+        max_aliases.create_validator(chosen.max_aliases),
+    ]
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         CodedErrors,
         lambda: MaxTokensLimiter(max_token_count=chosen.max_tokens),
-        lambda: MaxAliasesLimiter(max_alias_count=chosen.max_aliases),
-        lambda: QueryDepthLimiter(max_depth=chosen.max_query_depth),
+        lambda: AddValidationRules(rules),
         # No ParserCache: its hook raises syntax errors outside the operation, where
         # CodedErrors cannot give them a code.
         lambda: ValidationCache(maxsize=256),
