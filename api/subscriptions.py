@@ -23,13 +23,15 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 import strawberry
+from sqlalchemy import select
 
 from api.context import Context
 from api.log_fields import Info, LogEvent, in_thread, leaf_indexes
 from api.permissions_hook import can_read_event
 from ledger.application import Ledger, Recorded
-from ledger.errors import LimitExceeded, ValidationFailed
+from ledger.errors import Forbidden, LimitExceeded, ValidationFailed
 from ledger.tree import MerkleTree
+from projections.audit import AUDIT
 
 __all__ = ["EventFeed", "EventFilter", "LogSubscription", "Subscriber"]
 
@@ -260,4 +262,23 @@ class LogSubscription:
         wanted = filter or EventFilter()
         if wanted.after is not None and wanted.after < 0:
             raise ValidationFailed("after is a log position: 0 or more", field="filter.after")
+        await in_thread(_check_subjects, context, wanted)
         return _stream(context, wanted)
+
+
+def _check_subjects(context: Context, wanted: EventFilter) -> None:
+    """Refuse a named subject the caller may not read, rather than stream it filtered out."""
+    with context.ledger.engine.connect() as conn:
+        for index, subject in enumerate(wanted.subjects or []):
+            first = conn.execute(
+                select(AUDIT.c.position)
+                .where(AUDIT.c.subject == str(subject))
+                .order_by(AUDIT.c.position)
+                .limit(1)
+            ).scalar()
+            recorded = None if first is None else context.ledger.read(first - 1, 1)
+            if not recorded or not can_read_event(context, recorded[0]):
+                raise Forbidden(
+                    f"you may not read subject {subject} (or it does not exist)",
+                    field=f"filter.subjects[{index}]",
+                )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -162,6 +163,19 @@ def test_a_filter_keeps_only_the_types_and_signers_asked_for(
         server, notary, {"after": 0, "types": ["PartyAdmitted"], "signers": ["notary"]}, 6
     )
     assert {(event["type"], event["signer"]) for event in got} == {("PartyAdmitted", "notary")}
+
+
+def test_naming_a_subject_the_caller_may_not_read_is_refused_not_filtered(
+    server: Server, api_world: World
+) -> None:
+    unknown = str(uuid.uuid4())
+    with pytest.raises(TransportQueryError) as refused:
+        receive(server, api_world[CMO], {"after": 0, "subjects": [unknown]}, 1)
+    errors = refused.value.errors or []
+    assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"]
+    own = str(party_subject(CMO))
+    got = receive(server, api_world[CMO], {"after": 0, "subjects": [own]}, 1)
+    assert got[0]["type"] == "PartyAdmitted"
 
 
 def test_an_unsigned_subscription_is_unauthenticated(server: Server) -> None:
