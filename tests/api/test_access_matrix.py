@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from gql import GraphQLRequest
+from gql.transport.exceptions import TransportQueryError
 
 from api.permissions import AgreementRoles, Authority, DataItem, GrantScope
 from ledger.batches import batch_subject
@@ -517,7 +518,17 @@ B1_READERS = {
 @pytest.mark.parametrize("role", ROLES)
 def test_the_subscription_sends_only_what_the_role_may_read(served: Served, role: str) -> None:
     subject = str(batch_subject(B1))
-    received = asyncio.run(stream_until_sentinel(served, served.data.world[role], [subject]))
+    actor = served.data.world[role]
+    if not B1_READERS[role]:
+        # Naming a subject the role may not read is refused, never streamed filtered out.
+        with pytest.raises(TransportQueryError) as refused:
+            asyncio.run(stream_until_sentinel(served, actor, [subject]))
+        errors = refused.value.errors or []
+        assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in errors] == [
+            ("FORBIDDEN", "filter.subjects[0]")
+        ]
+        return
+    received = asyncio.run(stream_until_sentinel(served, actor, [subject]))
     of_b1 = [e["type"] for e in received if e["subject"] == subject]
     assert of_b1 == B1_READERS[role]
 
