@@ -25,7 +25,12 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError
+from eventsourcing.persistence import (
+    IntegrityError,
+    Notification,
+    OperationalError,
+    PersistenceError,
+)
 from eventsourcing.utils import Environment
 from nacl.signing import VerifyKey
 from sqlalchemy.engine import Engine
@@ -325,6 +330,26 @@ class Ledger(Application[UUID]):
             start=after, limit=limit, stop=stop, inclusive_of_start=False
         )
         return [self._recorded(n) for n in notifications]
+
+    def read_at(self, positions: Sequence[int]) -> dict[int, Recorded]:
+        """The stored events at ``positions`` (one query), by position."""
+        if not positions:
+            return {}
+        recorder: Any = self.recorder
+        record_class = recorder.events_record_cls
+        with recorder.transaction(commit=False) as session:
+            rows = session.query(record_class).filter(record_class.id.in_(list(positions))).all()
+            notifications = [
+                Notification(
+                    id=row.id,
+                    originator_id=row.originator_id,
+                    originator_version=row.originator_version,
+                    topic=row.topic,
+                    state=bytes(row.state),
+                )
+                for row in rows
+            ]
+        return {n.id: self._recorded(n) for n in notifications}
 
     def iter_log(self, after: int = 0, page: int = 1000) -> Iterator[Recorded]:
         """Every stored event after ``after``, in log order."""
