@@ -382,6 +382,7 @@ class _BatchState(LedgerState):
         self._ledger = ledger
         self._seen: dict[UUID, SignedAggregate | None] = {}
         self.notary_key_id = ledger.identity.notary_key_id
+        self.max_clock_skew = ledger.settings.max_clock_skew
 
     def find(self, subject: UUID, kind: type[_A]) -> _A | None:
         if subject not in self._seen:

@@ -8,7 +8,6 @@ objects with string keys, arrays, strings, booleans, null and integers within
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from typing import Any
@@ -18,7 +17,7 @@ import rfc8785
 
 from ledger.errors import LimitExceeded, ValidationFailed
 
-__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical_bytes", "check_json_value", "sha256_hex"]
+__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical_bytes", "check_json_value"]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 32
@@ -62,11 +61,6 @@ def _has_float(value: Any) -> bool:
 _NESTED = (dict, list, float)
 # A lead byte of 0xF0 or more starts a 4-byte UTF-8 sequence: a non-BMP character.
 _FOUR_BYTE_UTF8 = re.compile(b"[\xf0-\xff]")
-
-
-def sha256_hex(data: bytes) -> str:
-    """Lowercase hex SHA-256."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def check_json_value(value: Any, *, field: str, depth: int = 0) -> None:

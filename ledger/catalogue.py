@@ -56,6 +56,7 @@ class LedgerState(Protocol):
     """What a rule may read: current aggregates, including those changed earlier in a batch."""
 
     notary_key_id: str
+    max_clock_skew: float
 
     def find(self, subject: UUID, kind: type[_A]) -> _A | None:
         """The aggregate, or ``None`` when it does not exist (or is of another kind)."""
@@ -86,11 +87,6 @@ class Command:
     def signer(self) -> str:
         """The signing party's id."""
         return self.envelope.signer
-
-    def signer_role(self) -> str | None:
-        """The signer's role, or ``None`` for the notary."""
-        party = self.state.party(self.signer)
-        return None if party is None else party.role
 
     def require_signer(self, *allowed: str) -> None:
         """Refuse unless one of ``allowed`` parties signed."""

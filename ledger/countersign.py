@@ -87,7 +87,7 @@ def verify_countersignature(
         raise UnknownSigner(f"no admitted party {signer!r}", field=cosig.field("signer"))
     kid = cosig.text("key", max_len=32)
     signed_at = cosig.time("signed_at")
-    public = party.key_for_new_signature(kid, signed_at, 300.0)
+    public = party.key_for_new_signature(kid, signed_at, command.state.max_clock_skew)
     # The signer signed the text it sent; re-formatting it would change the bytes.
     signed_at_text = str(cosig.raw("signed_at"))
     message = countersigned_bytes(

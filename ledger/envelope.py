@@ -44,7 +44,7 @@ from nacl.signing import SigningKey, VerifyKey
 from ledger.canonical import canonical_bytes, check_json_value
 from ledger.errors import BadSignature, ValidationFailed
 from ledger.merkle import leaf_hash
-from ledger.timeutil import format_utc, parse_utc
+from ledger.timeutil import parse_utc
 
 __all__ = [
     "ENVELOPE_DOMAIN",
@@ -185,11 +185,6 @@ def decode_signature(signature: object) -> bytes:
     if len(raw) != 64:
         raise ValidationFailed(f"signature has {len(raw)} bytes, expected 64", field="signature")
     return raw
-
-
-def recorded_now(now: datetime) -> str:
-    """The ``recorded_at`` text for a server time."""
-    return format_utc(now)
 
 
 def _text(raw: Mapping[str, Any], name: str, *, max_len: int) -> str:

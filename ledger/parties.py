@@ -102,10 +102,6 @@ class Party(SignedAggregate):
             )
         return str(record["public_key"])
 
-    def valid_keys(self) -> list[str]:
-        """Ids of keys that are not revoked."""
-        return [kid for kid, record in self.keys.items() if record["revoked_at"] is None]
-
 
 def _admit_rule(command: Command) -> None:
     command.require_signer(NOTARY)
