@@ -39,6 +39,8 @@ from typing import Any
 
 import httpx
 
+from bench.support import wait_healthy
+
 __all__ = ["main"]
 
 CMO = "contoso-cmo"
@@ -326,20 +328,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_ready(url: str, child: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise SystemExit("the API server exited: see its log above")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the API server did not start in time")
-
-
 def run(scale: str, database_url: str | None) -> list[Figure]:
     """Build, serve, measure, stop; the figures."""
     with tempfile.TemporaryDirectory(prefix="cmo-bench-api-") as folder:
@@ -353,7 +341,7 @@ def run(scale: str, database_url: str | None) -> list[Figure]:
         child = subprocess.Popen([*command, str(port)], env=dict(os.environ))
         try:
             base = f"http://127.0.0.1:{port}"
-            _wait_ready(base, child)
+            wait_healthy(base, child)
             return asyncio.run(measure(base, scale, key))
         finally:
             child.terminate()

@@ -26,23 +26,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx2
 
+from bench.support import batch_chains, wait_healthy
 from clients.http_signing import PartyAuth
 from ledger.application import Ledger
-from ledger.batches import batch_subject
 from ledger.config import Settings
-from ledger.envelope import event_hash
 from ledger.keystore import create_keystore
-from ledger.timeutil import format_utc, now_utc
 from ledger.tree import MerkleTree
 from projections.runner import Projector
 from tests.support.agreements import propose_and_sign
-from tests.support.batches import CMO, data_payload, discrete_records
+from tests.support.batches import CMO
 from tests.support.world import ORIGIN, World, build_world, notary_actor
 
 __all__ = ["main"]
@@ -106,38 +103,6 @@ def open_world(directory: Path) -> World:
     world = build_world(Ledger.initialise(settings, ORIGIN, notary.public_key), notary)
     world.agreement = propose_and_sign(world)  # type: ignore[attr-defined]
     return world
-
-
-def signed_events(world: World) -> Iterator[Item]:
-    """Batches of a CMO, each ``BatchRegistered`` then nine ``DataSubmitted``, signed."""
-    cmo, agreement = world[CMO], world.agreement  # type: ignore[attr-defined]
-    for number in range(10**6):
-        batch = f"NWB101-24-{number:05d}"
-        subject = batch_subject(batch)
-        registered = {
-            "agreement": str(agreement),
-            "batch": batch,
-            "product": "NWB-101",
-            "site": "contoso-site-a",
-            "started_at": format_utc(now_utc() - timedelta(days=14)),
-        }
-        envelope = cmo.envelope(
-            "BatchRegistered", subject, registered, version=1, prev=None, meaning="authored"
-        )
-        previous: Item = (envelope, cmo.sign(envelope))
-        yield previous
-        for run in range(9):
-            payload = data_payload("discrete", discrete_records(f"R{run}"))
-            envelope = cmo.envelope(
-                "DataSubmitted",
-                subject,
-                payload,
-                version=run + 2,
-                prev=event_hash(*previous),
-                meaning="submitted",
-            )
-            previous = (envelope, cmo.sign(envelope))
-            yield previous
 
 
 def take(queue: Iterator[Item], count: int) -> list[Item]:
@@ -208,7 +173,7 @@ class serving:
             [*command, "--port", str(port)], env=env, stdout=self.log, stderr=subprocess.STDOUT
         )
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, self.process)
+        wait_healthy(url, self.process)
         return url
 
     def __exit__(self, *exc: object) -> None:
@@ -224,18 +189,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("cmo-ledger serve exited: see serve.log")
-        try:
-            if httpx2.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("cmo-ledger serve did not start")
+def signed_events(world: World) -> Iterator[Item]:
+    """The events of :func:`bench.support.batch_chains`, one after another."""
+    for chain in batch_chains(world, world.agreement):  # type: ignore[attr-defined]
+        yield from chain
 
 
 if __name__ == "__main__":

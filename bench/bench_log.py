@@ -31,28 +31,24 @@ import sqlite3
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from nacl.signing import VerifyKey
 
+from bench.support import batch_chains
 from ledger.application import Ledger
-from ledger.batches import batch_subject
 from ledger.canonical import canonical_bytes
 from ledger.checkpoints import Notary
 from ledger.config import Settings
-from ledger.envelope import ENVELOPE_DOMAIN, event_hash
+from ledger.envelope import ENVELOPE_DOMAIN
 from ledger.keys import decode_public_key, key_id
 from ledger.merkle import leaf_hash, root_of, verify_inclusion
-from ledger.timeutil import format_utc, now_utc
 from ledger.tree import TreeStore, append_leaves, create_tree_tables
 from ledger.verify import verify_ledger
 from tests.support.agreements import propose_and_sign
-from tests.support.batches import CMO, data_payload, discrete_records
 from tests.support.world import ORIGIN, World, build_world, notary_actor
 
 __all__ = ["main"]
@@ -83,33 +79,6 @@ def open_world(directory: Path) -> World:
     settings = Settings(database_url=f"sqlite:///{directory / 'ledger.db'}", data_dir=directory)
     notary = notary_actor()
     return build_world(Ledger.initialise(settings, ORIGIN, notary.public_key), notary)
-
-
-def batch_chains(world: World, agreement: uuid.UUID) -> Iterator[list[tuple[dict[str, Any], str]]]:
-    """Signed chains, one per batch: ``BatchRegistered`` then nine ``DataSubmitted``."""
-    cmo = world[CMO]
-    for number in range(10**6):
-        batch = f"NWB101-24-{number:05d}"
-        subject = batch_subject(batch)
-        payload = {
-            "agreement": str(agreement),
-            "batch": batch,
-            "product": "NWB-101",
-            "site": "contoso-site-a",
-            "started_at": format_utc(now_utc() - timedelta(days=14)),
-        }
-        envelope = cmo.envelope(
-            "BatchRegistered", subject, payload, version=1, prev=None, meaning="authored"
-        )
-        chain = [(envelope, cmo.sign(envelope))]
-        for run in range(9):
-            prev = event_hash(*chain[-1])
-            payload = data_payload("discrete", discrete_records(f"R{run}"))
-            envelope = cmo.envelope(
-                "DataSubmitted", subject, payload, version=run + 2, prev=prev, meaning="submitted"
-            )
-            chain.append((envelope, cmo.sign(envelope)))
-        yield chain
 
 
 def fill(world: World, events: int) -> None:

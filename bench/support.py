@@ -1,0 +1,68 @@
+"""Helpers the benchmarks share: realistic signed event chains and waiting for a server."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from ledger.batches import batch_subject
+from ledger.envelope import event_hash
+from ledger.timeutil import format_utc, now_utc
+from tests.support.batches import data_payload, discrete_records
+from tests.support.world import World
+
+__all__ = ["batch_chains", "wait_healthy"]
+
+CMO = "contoso-cmo"
+
+
+def batch_chains(world: World, agreement: uuid.UUID) -> Iterator[list[tuple[dict[str, Any], str]]]:
+    """Signed chains, one per batch: ``BatchRegistered`` then nine ``DataSubmitted``."""
+    cmo = world[CMO]
+    for number in range(10**6):
+        batch = f"NWB101-24-{number:05d}"
+        subject = batch_subject(batch)
+        payload = {
+            "agreement": str(agreement),
+            "batch": batch,
+            "product": "NWB-101",
+            "site": "contoso-site-a",
+            "started_at": format_utc(now_utc() - timedelta(days=14)),
+        }
+        envelope = cmo.envelope(
+            "BatchRegistered", subject, payload, version=1, prev=None, meaning="authored"
+        )
+        chain = [(envelope, cmo.sign(envelope))]
+        for run in range(9):
+            data = data_payload("discrete", discrete_records(f"R{run}"))
+            envelope = cmo.envelope(
+                "DataSubmitted",
+                subject,
+                data,
+                version=run + 2,
+                prev=event_hash(*chain[-1]),
+                meaning="submitted",
+            )
+            chain.append((envelope, cmo.sign(envelope)))
+        yield chain
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    """Return once ``url/healthz`` answers 200; fail if ``process`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the server exited before it was ready: see its log")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the server did not become ready in time")
