@@ -24,11 +24,12 @@ from strawberry.scalars import JSON
 
 from api.context import Context
 from api.permissions_hook import can_read_event
-from ledger.application import Recorded
+from ledger.application import Ledger, Recorded
 from ledger.checkpoints import SignedCheckpoint
 from ledger.envelope import StoredEvent
 from ledger.errors import Forbidden, LedgerError, NotFound, ValidationFailed
-from ledger.timeutil import format_utc
+from ledger.parties import NOTARY
+from ledger.timeutil import format_utc, parse_utc
 from ledger.tree import LEAVES
 
 if TYPE_CHECKING:
@@ -167,6 +168,13 @@ class LogEvent:
         return b64(await in_thread(self.stored.leaf_bytes))
 
     @strawberry.field(
+        description="True when the signer has since revoked this key as compromised from a "
+        "time at or before signedAt: the signature may not be the signer's (verify warns too)."
+    )
+    async def compromised(self, info: Info) -> bool:
+        return await in_thread(_signed_while_compromised, info.context.ledger, self.stored)
+
+    @strawberry.field(
         description="Inclusion proof in the tree of treeSize leaves (default: the latest "
         "checkpoint); null while no signed checkpoint covers this event."
     )
@@ -204,6 +212,17 @@ class LogEvent:
             signature=stored.signature,
             stored=stored,
         )
+
+
+def _signed_while_compromised(ledger: Ledger, stored: StoredEvent) -> bool:
+    envelope = stored.envelope
+    signer = str(envelope["signer"])
+    party = None if signer == NOTARY else ledger.party(signer)
+    record = None if party is None else party.keys.get(str(envelope["key"]))
+    since = None if record is None else record["compromised_since"]
+    if since is None:
+        return False
+    return parse_utc(envelope["signed_at"], field="signed_at") >= parse_utc(since, field="key")
 
 
 def _unix_time(timestamp: int) -> str:

@@ -45,7 +45,7 @@ from nacl.signing import VerifyKey
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
-from ledger.canonical import canonical_bytes
+from ledger.canonical import canonical_bytes, has_float
 from ledger.checkpoints import CHECKPOINTS, COSIGNATURES
 from ledger.envelope import ENVELOPE_DOMAIN, REQUIRED_MEMBERS
 from ledger.errors import LedgerError
@@ -72,13 +72,21 @@ from ledger.tree import LEAVES, NODES
 if TYPE_CHECKING:
     from ledger.application import Ledger
 
-__all__ = ["CHUNK_SIZE", "Checked", "Problem", "Report", "check_rows", "verify_ledger"]
+__all__ = [
+    "CHUNK_SIZE",
+    "Checked",
+    "Problem",
+    "Report",
+    "RowContext",
+    "check_rows",
+    "verify_ledger",
+]
 
-#: Rows per chunk handed to a worker.
-CHUNK_SIZE = 500
+#: Rows per page read and per chunk handed to a worker.
+CHUNK_SIZE = 1000
 
-Row = tuple[int, str, Any, str, bytes]
-"""A raw event row: position, originator id (hex), originator version, topic, state."""
+Row = tuple[int, Any, Any, Any, bytes]
+"""A raw event row as the driver returns it: position, originator id, version, topic, state."""
 
 # Signature states a worker reports.
 SIGNATURE_OK, SIGNATURE_BAD, SIGNATURE_UNKNOWN_KEY, SIGNATURE_MALFORMED = 1, 0, -1, -2
@@ -88,7 +96,8 @@ _REQUIRED = frozenset(REQUIRED_MEMBERS)
 _ALLOWED = _REQUIRED | {"reason"}
 _TEXT_MEMBERS = ("ledger", "type", "subject", "signer", "key", "signed_at", "meaning")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]00:00)", re.ASCII)
-_FOUR_BYTE_UTF8 = re.compile(rb"[\xf0-\xf4]")
+_LEAF_HEAD = b'\x00{"envelope":'
+_HASH_HEAD = b'{"envelope":'
 _FIRST = -(2**63)
 
 
@@ -142,94 +151,142 @@ class Report:
 
 
 class Checked(NamedTuple):
-    """What a worker learns from one row, without knowing the rest of the log."""
+    """What a worker learns from one row, without knowing the rest of the log.
+
+    Workers send these fields as plain tuples, in this order. ``type`` is ``None`` when
+    the row does not hold an event; ``errors`` are what the row shows on its own (its
+    topic, ledger, subject and version); ``payload`` is kept only for key events stored
+    under their registered topic.
+    """
 
     position: int
     subject: str
-    version: Any
-    topic: str
     leaf_hash: bytes
-    error: str | None
-    type: str = ""
+    errors: tuple[str, ...]
+    type: str | None = None
     envelope_subject: str = ""
     envelope_version: int = 0
     prev: str | None = None
+    event_hash: str = ""
     signer: str = ""
     key: str = ""
     signed_at: str = ""
-    ledger: str = ""
-    event_hash: str = ""
+    signed_time: float | None = None
     signature: int = SIGNATURE_BAD
     recorded_at: str = ""
     payload: Mapping[str, Any] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RowContext:
+    """What checking a row needs: raw public keys by key id, the ledger's origin, and the
+    registered topic of each event type."""
+
+    keys: Mapping[str, bytes]
+    origin: str
+    topics: Mapping[str, str]
+
+
 # ------------------------------------------------------------------ per-row checks
 
 
-def check_rows(rows: Sequence[Row], keys: Mapping[str, bytes]) -> list[Checked]:
-    """Decode, hash and check the signature of each row; ``keys`` maps key id to raw key."""
-    return _as_checked([_check_row(row, keys) for row in rows])
+def check_rows(rows: Sequence[Row], context: RowContext) -> list[Checked]:
+    """Decode, hash and check the signature of each row."""
+    return [Checked._make(_check_row(row, context)) for row in rows]
 
 
-def _as_checked(values: list[tuple[Any, ...]]) -> list[Checked]:
-    # tuple.__new__ skips NamedTuple's Python-level __new__: workers send plain tuples,
-    # which pickle and unpickle faster.
-    new = tuple.__new__
-    return [new(Checked, value) for value in values]
-
-
-def _check_row(row: Row, keys: Mapping[str, bytes]) -> tuple[Any, ...]:
+def _check_row(row: Row, context: RowContext) -> tuple[Any, ...]:
     """The fields of :class:`Checked` for one row, as a plain tuple."""
+    position, originator, stored_version, topic, state = row
+    subject = originator.hex() if type(originator) is bytes else _hex(originator)
     try:
-        document = orjson.loads(row[4])
+        document = orjson.loads(state)
         envelope = document["envelope"]
         signature = document["signature"]
         recorded_at = document["recorded_at"]
     except (ValueError, TypeError, KeyError) as exc:
-        return _broken(row, f"stored state does not decode to an event: {exc!r}")
+        return _broken(row, subject, f"stored state does not decode to an event: {exc!r}")
     if type(envelope) is not dict or type(signature) is not str or type(recorded_at) is not str:
-        return _broken(row, "stored state does not hold an envelope, a signature and recorded_at")
+        return _broken(
+            row, subject, "stored state does not hold an envelope, a signature and recorded_at"
+        )
     if not _shape_ok(envelope):
-        return _broken(row, f"envelope is malformed: {_shape_error(envelope)}")
+        return _broken(row, subject, f"envelope is malformed: {_shape_error(envelope)}")
     try:
-        canonical = canonical_bytes(envelope)
+        # The shape check leaves only the payload and a reason to hold a float.
+        float_free = not has_float(envelope["payload"]) and not has_float(envelope.get("reason"))
+        canonical = canonical_bytes(envelope, float_free=float_free)
         signature_json = encode_basestring(signature).encode("utf-8")
         recorded_json = encode_basestring(recorded_at).encode("utf-8")
     except (LedgerError, UnicodeEncodeError) as exc:
-        return _broken(row, f"envelope cannot be canonicalised: {exc}")
+        return _broken(row, subject, f"envelope cannot be canonicalised: {exc}")
     # RFC 8785 sorts members, so these are the canonical forms of {envelope, recorded_at,
     # signature} (the leaf) and {envelope, signature} (the event hash).
-    head = b'{"envelope":' + canonical
     tail = b',"signature":' + signature_json + b"}"
-    leaf = head + b',"recorded_at":' + recorded_json + tail
+    leaf = b"".join((_LEAF_HEAD, canonical, b',"recorded_at":', recorded_json, tail))
     event_type = envelope["type"]
-    values = (
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        hashlib.sha256(b"\x00" + leaf).digest(),
-        None,
+    if type(topic) is not str:
+        topic = _text(topic)
+    registered = context.topics.get(event_type)
+    signed_at = envelope["signed_at"]
+    return (
+        position,
+        subject,
+        hashlib.sha256(leaf).digest(),
+        _identity_errors(envelope, subject, stored_version, topic, registered, context.origin),
         event_type,
         envelope["subject"],
         envelope["version"],
         envelope["prev"],
+        hashlib.sha256(b"".join((_HASH_HEAD, canonical, tail))).hexdigest(),
         envelope["signer"],
         envelope["key"],
-        envelope["signed_at"],
-        envelope["ledger"],
-        hashlib.sha256(head + tail).hexdigest(),
-        _signature_state(keys.get(envelope["key"]), canonical, signature),
+        signed_at,
+        _timestamp(signed_at),
+        _signature_state(context.keys.get(envelope["key"]), canonical, signature),
         recorded_at,
-        envelope["payload"] if event_type in _KEY_EVENTS else None,
+        envelope["payload"] if event_type in _KEY_EVENTS and topic == registered else None,
     )
-    return values
 
 
-def _broken(row: Row, message: str) -> tuple[Any, ...]:
+def _broken(row: Row, subject: str, message: str) -> tuple[Any, ...]:
     # A row that cannot be read is still a leaf: hash its raw state so the tree has a place.
-    return tuple(Checked(row[0], row[1], row[2], row[3], hash_leaf(bytes(row[4])), message))
+    return tuple(Checked(row[0], subject, hash_leaf(bytes(row[4])), (message,)))
+
+
+def _identity_errors(
+    envelope: dict[str, Any],
+    subject: str,
+    stored_version: Any,
+    topic: str,
+    registered: str | None,
+    origin: str,
+) -> tuple[str, ...]:
+    """What the row's own columns say against its envelope: topic, ledger, subject, version."""
+    event_type, ledger = envelope["type"], envelope["ledger"]
+    envelope_subject, version = envelope["subject"], envelope["version"]
+    if (
+        topic == registered
+        and ledger == origin
+        and len(envelope_subject) == 36
+        and envelope_subject.replace("-", "") == subject
+        and version == stored_version
+    ):
+        return ()
+    errors = []
+    if registered is None:
+        errors.append(f"unknown event type {event_type!r}")
+    elif topic != registered:
+        errors.append(f"topic {topic!r} is not the topic of {event_type} ({registered})")
+    if ledger != origin:
+        errors.append(f"envelope is for ledger {ledger!r}, not {origin!r}")
+    if len(envelope_subject) != 36 or envelope_subject.replace("-", "") != subject:
+        errors.append(
+            f"stored originator id {subject} is not the envelope's subject {envelope_subject}"
+        )
+    if version != stored_version:
+        errors.append(f"stored version {stored_version} is not the envelope's version {version}")
+    return tuple(errors)
 
 
 def _shape_ok(envelope: dict[str, Any]) -> bool:
@@ -280,48 +337,63 @@ def _signature_state(public_key: bytes | None, canonical: bytes, signature: str)
     return SIGNATURE_OK
 
 
+def _timestamp(text: str) -> float | None:
+    """An RFC 3339 UTC time (see :func:`_parse_time`) as a POSIX timestamp, or ``None``."""
+    if not _TIME.fullmatch(text):
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
 # ------------------------------------------------------------------- worker pool
 
-_worker_keys: Mapping[str, bytes] = {}
+_worker_context = RowContext({}, "", {})
 
 # Workers only decode, hash and verify: they never touch the inherited database
 # connections or locks, so forking (fast, and no re-import of ``__main__``) is safe.
 _START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _init_worker(keys: Mapping[str, bytes]) -> None:
-    global _worker_keys
-    _worker_keys = keys
+def _init_worker(context: RowContext) -> None:
+    global _worker_context
+    _worker_context = context
 
 
 def _check_in_worker(rows: Sequence[Row]) -> list[tuple[Any, ...]]:
-    return [_check_row(row, _worker_keys) for row in rows]
+    context = _worker_context
+    return [_check_row(row, context) for row in rows]
 
 
 class _Runner:
-    """Runs :func:`check_rows` on chunks, in order: inline, or in worker processes."""
+    """Checks rows a chunk at a time, in order: inline, or in worker processes.
 
-    def __init__(self, workers: int, keys: Mapping[str, bytes]) -> None:
-        self.keys = keys
+    Chunks come back as plain tuples in :class:`Checked` order, which pickle faster.
+    """
+
+    def __init__(self, workers: int, context: RowContext) -> None:
+        self.context = context
         self.pool: Any = None
         self.window = 2 * workers + 2
         if workers > 1:
-            context = multiprocessing.get_context(_START_METHOD)
-            self.pool = context.Pool(workers, initializer=_init_worker, initargs=(keys,))
+            mp = multiprocessing.get_context(_START_METHOD)
+            self.pool = mp.Pool(workers, initializer=_init_worker, initargs=(context,))
 
-    def run(self, chunks: Iterator[list[Row]]) -> Iterator[list[Checked]]:
+    def run(self, chunks: Iterator[list[Row]]) -> Iterator[list[tuple[Any, ...]]]:
         if self.pool is None:
+            context = self.context
             for chunk in chunks:
-                yield check_rows(chunk, self.keys)
+                yield [_check_row(row, context) for row in chunk]
             return
         pending: deque[Any] = deque()
         for chunk in chunks:
             pending.append(self.pool.apply_async(_check_in_worker, (chunk,)))
             # A bounded window: rows are read only a little ahead of the workers.
             if len(pending) >= self.window:
-                yield _as_checked(pending.popleft().get())
+                yield pending.popleft().get()
         while pending:
-            yield _as_checked(pending.popleft().get())
+            yield pending.popleft().get()
 
     def close(self) -> None:
         if self.pool is not None:
@@ -360,6 +432,8 @@ class _Key:
     added_at: datetime
     position: int
     trusted: bool
+    # The earliest signed_at (a POSIX timestamp) the clock skew allows for this key.
+    earliest: float = float("-inf")
     revoked_at: datetime | None = None
     revoked_position: int | None = None
     compromised_since: datetime | None = None
@@ -369,7 +443,7 @@ class _Key:
     )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Subject:
     version: int
     event_hash: str
@@ -395,8 +469,15 @@ def _specs() -> dict[str, _Spec]:
     }
 
 
+_NO_KEYS: Mapping[str, _Key] = {}
+
+
 class _LogCheck:
-    """Checks that need the log's order: topics, chains, signers and their keys."""
+    """Checks that need the log's order: chains, signers and their keys.
+
+    Each event takes a short path when nothing about it is wrong; anything else goes
+    through the checks that say what is wrong.
+    """
 
     def __init__(self, ledger: Ledger, findings: _Findings) -> None:
         identity = ledger.identity
@@ -408,38 +489,56 @@ class _LogCheck:
         self.subjects: dict[str, _Subject] = {}
         self.keys: dict[str, dict[str, _Key]] = {}
 
-    def event(self, c: Checked, index: int) -> None:
-        if c.error is not None:
-            self.found.error(c.position, index, c.error)
-            return
-        spec = self.specs.get(c.type)
-        self._identity(c, index, spec)
-        self._chain(c, index, spec)
-        self._signature(c, index)
-        if c.payload is not None and spec is not None and c.topic == spec.topic:
-            self._key_history(c, index)
+    def events(self, chunk: Sequence[tuple[Any, ...]], first_index: int) -> None:
+        """Check a chunk of :class:`Checked` tuples; ``first_index`` is its first leaf index."""
+        error, specs, subjects = self.found.error, self.specs, self.subjects
+        for index, row in enumerate(chunk, first_index):
+            position, subject, _, errors, kind, _, version, prev, digest = row[:9]
+            for message in errors:
+                error(position, index, message)
+            if kind is None:
+                continue  # not an event: its one finding is all there is to say
+            spec = specs.get(kind)
+            current = subjects.get(subject)
+            if (
+                current is not None
+                and spec is not None
+                and version == current.version + 1
+                and prev == current.event_hash
+                and not spec.creates
+                and spec.aggregate == current.aggregate
+            ):
+                current.version, current.event_hash = version, digest
+            else:
+                self._chain(Checked._make(row), index, spec)
+            signer, key, _, signed_time, signature, _, payload = row[9:]
+            if signature != SIGNATURE_OK or not self._valid_key(
+                signer, key, signed_time, position, index
+            ):
+                self._signature(Checked._make(row), index)
+            if payload is not None:
+                self._key_history(Checked._make(row), index)
 
-    def _identity(self, c: Checked, index: int, spec: _Spec | None) -> None:
-        error, position = self.found.error, c.position
-        if spec is None:
-            error(position, index, f"unknown event type {c.type!r}")
-        elif c.topic != spec.topic:
-            error(position, index, f"topic {c.topic!r} is not the topic of {c.type} ({spec.topic})")
-        if c.ledger != self.origin:
-            error(position, index, f"envelope is for ledger {c.ledger!r}, not {self.origin!r}")
-        subject = c.envelope_subject
-        if len(subject) != 36 or subject.replace("-", "") != c.subject:
-            error(
-                position,
-                index,
-                f"stored originator id {c.subject} is not the envelope's subject {subject}",
-            )
-        if c.envelope_version != c.version:
-            error(
-                position,
-                index,
-                f"stored version {c.version} is not the envelope's version {c.envelope_version}",
-            )
+    def _valid_key(
+        self, signer: str, key: str, signed_time: float | None, position: int, index: int
+    ) -> bool:
+        """True, with the signature recorded, when the key was the signer's and valid."""
+        if signer == NOTARY:
+            return key == self.notary_key_id
+        found = self.keys.get(signer, _NO_KEYS).get(key)
+        if (
+            found is None
+            or not found.trusted
+            or found.revoked_at is not None
+            or signed_time is None
+            or signed_time < found.earliest
+        ):
+            return False
+        times, positions, indexes = found.signed
+        times.append(signed_time)
+        positions.append(position)
+        indexes.append(index)
+        return True
 
     def _chain(self, c: Checked, index: int, spec: _Spec | None) -> None:
         error, position = self.found.error, c.position
@@ -490,11 +589,10 @@ class _LogCheck:
         if key is None:
             self._unknown_key(c, index)
             return
-        signed_at = _parse_time(c.signed_at)
-        if signed_at is None:
+        if c.signed_time is None:
             error(position, index, f"signed_at {c.signed_at!r} is not an RFC 3339 UTC time")
             return
-        self._key_valid(c, index, key, signed_at)
+        self._key_valid(c, index, key, c.signed_time)
 
     def _unknown_key(self, c: Checked, index: int) -> None:
         if c.signer not in self.keys:
@@ -504,7 +602,7 @@ class _LogCheck:
         whose = f" (it is a key of {owners[0]})" if owners else ""
         self.found.error(c.position, index, f"key {c.key} is not a key of {c.signer}{whose}")
 
-    def _key_valid(self, c: Checked, index: int, key: _Key, signed_at: datetime) -> None:
+    def _key_valid(self, c: Checked, index: int, key: _Key, signed_time: float) -> None:
         error, position = self.found.error, c.position
         if not key.trusted:
             error(
@@ -520,10 +618,10 @@ class _LogCheck:
                 f"key {c.key} of {c.signer} was revoked at position {key.revoked_position}",
             )
             return
-        if key.added_at - signed_at > self.skew:
+        if signed_time < key.earliest:
             error(position, index, f"signed at {c.signed_at}, before key {c.key} was added")
         times, positions, indexes = key.signed
-        times.append(signed_at.timestamp())
+        times.append(signed_time)
         positions.append(position)
         indexes.append(index)
 
@@ -553,7 +651,13 @@ class _LogCheck:
 
     def _add_key(self, party: str, public_key: Any, at: datetime, position: int, ok: bool) -> None:
         verify_key = decode_public_key(public_key)
-        self.keys[party][key_id(verify_key)] = _Key(party, verify_key, at, position, ok)
+        try:
+            # Timestamps order exactly as the datetimes do (microseconds stay distinct).
+            earliest = (at - self.skew).timestamp()
+        except OverflowError:
+            earliest = float("-inf")  # no time can be earlier than that
+        key = _Key(party, verify_key, at, position, ok, earliest)
+        self.keys[party][key_id(verify_key)] = key
 
     def _revoke(
         self, party: str, payload: Mapping[str, Any], at: datetime, position: int, index: int
@@ -616,7 +720,7 @@ class _TreeCheck:
         self.last_position = _FIRST
         self.offset = 0
         self.moved = 0
-        self.previous_hashes: dict[bytes, int] = {}
+        self.previous: list[tuple[int, int, bytes]] = []  # the stored leaves of the last chunk
         self.first_bad_leaf: int | None = None
         self.bad_nodes: list[Coord] = []
         # Signed checkpoints, consumed in size order as the tree grows.
@@ -626,26 +730,48 @@ class _TreeCheck:
         self.first_bad_checkpoint: int | None = None
         self.later_bad_checkpoints: list[int] = []
 
-    def add(self, chunk: Sequence[Checked]) -> None:
-        """Compare a chunk's leaves with the stored tree, then grow the recomputed tree."""
+    def add(self, chunk: Sequence[tuple[Any, ...]]) -> None:
+        """Compare a chunk's leaves (:class:`Checked` tuples) with the stored tree, then grow
+        the recomputed tree."""
+        positions = [c[0] for c in chunk]
+        hashes = [c[2] for c in chunk]
         if self.has_tree:
-            self._compare_leaves(chunk, self.size)
-        self._grow([c.leaf_hash for c in chunk])
-        self.last_position = chunk[-1].position
+            self._compare_leaves(positions, hashes, self.size)
+        self._grow(hashes)
+        self.last_position = positions[-1]
 
     # ------------------------------------------------------------ stored leaves
 
-    def _compare_leaves(self, chunk: Sequence[Checked], first_index: int) -> None:
-        stored = self.sql.leaves(self.last_position, chunk[-1].position)
+    def _compare_leaves(self, positions: list[int], hashes: list[bytes], first_index: int) -> None:
+        stored = self.sql.leaves(self.last_position, positions[-1])
+        first_stored = first_index + self.offset
+        indexes = range(first_stored, first_stored + len(positions))
+        expected = list(zip(positions, indexes, hashes, strict=True))
+        if stored == expected:
+            # Every leaf where the stored tree has it: nothing to report.
+            self.moved = 0
+            self.previous = stored
+            return
+        self._compare_leaves_one_by_one(positions, hashes, first_index, stored)
+
+    def _compare_leaves_one_by_one(
+        self,
+        positions: list[int],
+        leaf_hashes: list[bytes],
+        first_index: int,
+        stored: list[tuple[int, int, bytes]],
+    ) -> None:
         hashes = {value: position for position, _, value in stored}
+        previous = {value: position for position, _, value in self.previous}
         j = 0
-        for offset, c in enumerate(chunk):
-            position, index = c.position, first_index + offset
+        for offset, (position, leaf_hash) in enumerate(zip(positions, leaf_hashes, strict=True)):
+            index = first_index + offset
             while j < len(stored) and stored[j][0] < position:
                 self._deleted(*stored[j])
                 j += 1
             if j < len(stored) and stored[j][0] == position:
-                self._compare_leaf(c, index, stored[j][1], stored[j][2], hashes)
+                was = hashes.get(leaf_hash, previous.get(leaf_hash))
+                self._compare_leaf(position, leaf_hash, index, stored[j][1], stored[j][2], was)
                 j += 1
             elif position <= self.stored_last:
                 self._trouble(index)
@@ -653,7 +779,7 @@ class _TreeCheck:
                 self.offset -= 1
         for row in stored[j:]:
             self._deleted(*row)
-        self.previous_hashes = hashes
+        self.previous = stored
 
     def _deleted(self, position: int, index: int, _: bytes) -> None:
         self._trouble(index)
@@ -663,14 +789,19 @@ class _TreeCheck:
         self.offset += 1
 
     def _compare_leaf(
-        self, c: Checked, index: int, stored_index: int, stored: bytes, hashes: dict[bytes, int]
+        self,
+        position: int,
+        leaf_hash: bytes,
+        index: int,
+        stored_index: int,
+        stored: bytes,
+        was: int | None,
     ) -> None:
-        position = c.position
-        if stored == c.leaf_hash:
+        """``was`` is where the stored tree has a leaf of this hash, if anywhere nearby."""
+        if stored == leaf_hash:
             self.moved = 0
         else:
             self._trouble(index)
-            was = hashes.get(c.leaf_hash, self.previous_hashes.get(c.leaf_hash))
             if was is None:
                 self.found.error(
                     position, index, "leaf differs from the stored tree: the event was changed"
@@ -715,9 +846,13 @@ class _TreeCheck:
             self._compare_nodes([node for node in nodes if node[0] > 0])
 
     def _compare_nodes(self, nodes: list[tuple[int, int, bytes]]) -> None:
+        """``nodes`` in (level, index) order, as ``complete_nodes_after_append`` gives them."""
         if not nodes:
             return
-        stored = self.sql.nodes(nodes)
+        rows = self.sql.nodes(nodes)
+        if self.first_bad_leaf is None and self.size <= self.stored_size and rows == nodes:
+            return  # all stored, all equal
+        stored = {(level, index): bytes(value) for level, index, value in rows}
         for level, index, value in nodes:
             end = (index + 1) << level
             if end > self.stored_size:
@@ -868,8 +1003,9 @@ class _TreeSql:
         rows = self._rows(sql + " ORDER BY position", params)
         return [(p, i, bytes(h)) for p, i, h in rows]
 
-    def nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> dict[Coord, bytes]:
-        """The stored nodes over the index ranges, per level, that ``nodes`` span."""
+    def nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
+        """The stored nodes over the index ranges, per level, that ``nodes`` span, in
+        (level, index) order."""
         ranges: dict[int, list[int]] = {}
         for level, index, _ in nodes:
             span = ranges.setdefault(level, [index, index])
@@ -878,8 +1014,8 @@ class _TreeSql:
             f"(level = {self.mark} AND idx BETWEEN {self.mark} AND {self.mark})" for _ in ranges
         )
         params = [value for level, span in sorted(ranges.items()) for value in (level, *span)]
-        rows = self._rows(f"SELECT level, idx, hash FROM {self.nodes_table} WHERE {clause}", params)
-        return {(level, index): bytes(value) for level, index, value in rows}
+        sql = f"SELECT level, idx, hash FROM {self.nodes_table} WHERE {clause} ORDER BY level, idx"
+        return self._rows(sql, params)
 
 
 def _checkpoint_rows(conn: Connection) -> Iterator[tuple[int, bytes, str, str]]:
@@ -932,7 +1068,9 @@ class _EventSql:
             rows = self._rows(self.page_sql, (after, size))
             if not rows:
                 return
-            yield [(p, _hex(o), v, _text(t), plain(s)) for p, o, v, t, s in rows]
+            # Workers turn ids and topics into text; here only a configured cipher or
+            # compressor is undone.
+            yield rows if plain is bytes else [(p, o, v, t, plain(s)) for p, o, v, t, s in rows]
             after = rows[-1][0]
 
     def states(self, topics: tuple[str, str]) -> Iterator[bytes]:
@@ -1018,15 +1156,16 @@ def verify_ledger(
         events = _EventSql(conn, ledger)
         total = events.count()
         wanted = (os.cpu_count() or 1) if workers is None else workers
-        runner = _Runner(
-            1 if total <= 2 * chunk_size else max(wanted, 1),
+        context = RowContext(
             _registered_keys(events, ledger, log.specs),
+            log.origin,
+            {name: spec.topic for name, spec in log.specs.items()},
         )
+        runner = _Runner(1 if total <= 2 * chunk_size else max(wanted, 1), context)
         done = 0
         try:
             for chunk in runner.run(events.chunks(chunk_size)):
-                for offset, checked in enumerate(chunk):
-                    log.event(checked, done + offset)
+                log.events(chunk, done)
                 tree.add(chunk)
                 done += len(chunk)
                 if progress is not None:
