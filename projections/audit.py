@@ -85,7 +85,7 @@ class AuditView(View):
 
     def apply(self, session: Session, events: Sequence[Recorded]) -> None:
         """Every event gets a row; no handler dispatch needed."""
-        page = Page(session.connection(), self.state, self.memo)
+        page = self.new_page(session)
         unknown = {
             r.event.envelope["subject"]
             for r in events

@@ -31,7 +31,7 @@ def insert_rows(conn: Connection, table: Table, rows: list[Row]) -> None:
     if values is None:
         conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
     else:
-        conn.exec_driver_sql(sql, [values(row) for row in rows])
+        conn.exec_driver_sql(sql, list(map(values, rows)))
 
 
 def _copy_rows(conn: Connection, table: Table, rows: list[Row]) -> None:

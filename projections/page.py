@@ -4,25 +4,39 @@ state, and the buffered row versions of its tables."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import orjson
 from sqlalchemy import Column, MetaData, String, Table, Text, delete, select
 from sqlalchemy.engine import Connection
 
+from ledger.canonical import has_float
 from projections.bulk import Row, insert_rows
 from projections.temporal import Versions
 
 if TYPE_CHECKING:
     from ledger.application import Recorded
 
-__all__ = ["Fact", "Page", "State", "dumps", "state_table"]
+__all__ = ["Fact", "Page", "State", "dumps", "facts_of", "state_table"]
 
 _MEMO_LIMIT = 100_000
+_WHOLE_LIMIT = 200_000
+_last_facts: tuple[Sequence[Recorded], list[Fact]] | None = None
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON with sorted keys: one text per value, so rows compare exactly."""
+    """Compact JSON with sorted keys: one text per value, so rows compare exactly.
+
+    Without floats (the ledger admits none in payloads), orjson's sorted output is
+    exactly what ``json.dumps`` gives here, several times faster; anything orjson
+    refuses or might spell differently takes ``json.dumps``.
+    """
+    if not has_float(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:  # orjson's encode error: a lone surrogate, a huge integer
+            pass
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
@@ -74,22 +88,33 @@ class State:
     ``memo`` holds facts that never change once recorded (which batch a subject is,
     which agreement a claim is under): they are kept across pages, so a hot subject is
     read from the database once per process, not once per page.
+
+    A ``whole`` state mirrors its entire table (a replay into an emptied view writes
+    every key through it): a key it lacks is absent, so it reads nothing, and it keeps
+    its values across pages. Past ``_WHOLE_LIMIT`` keys it drops them and reads through
+    like any other, so memory stays bounded.
     """
 
-    def __init__(self, conn: Connection, table: Table, memo: dict[str, Any]) -> None:
-        self.conn = conn
+    def __init__(
+        self, conn: Connection | None, table: Table, memo: dict[str, Any], *, whole: bool = False
+    ) -> None:
+        self.conn: Any = conn
         self.table = table
         self.memo = memo
+        self.whole = whole
         self._cache: dict[str, Any] = {}
         self._dirty: set[str] = set()
 
     def get(self, key: str) -> Any:
         """The value of ``key``, or None; change it only through :meth:`set`."""
-        if key not in self._cache:
-            found = self.conn.execute(
-                select(self.table.c.value).where(self.table.c.key == key)
-            ).scalar()
-            self._cache[key] = None if found is None else json.loads(found)
+        if key in self._cache:
+            return self._cache[key]
+        if self.whole:
+            return None
+        found = self.conn.execute(
+            select(self.table.c.value).where(self.table.c.key == key)
+        ).scalar()
+        self._cache[key] = None if found is None else json.loads(found)
         return self._cache[key]
 
     def set(self, key: str, value: Any) -> None:
@@ -99,6 +124,8 @@ class State:
 
     def prefetch(self, keys: Iterable[str]) -> None:
         """Read many keys in bulk (absent ones become None)."""
+        if self.whole:
+            return
         wanted = sorted({k for k in keys if k not in self._cache})
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
@@ -129,6 +156,8 @@ class State:
     def flush(self) -> None:
         """Write the changed keys."""
         if not self._dirty:
+            if not self.whole:
+                self._cache.clear()
             return
         keys = sorted(self._dirty)
         self.conn.execute(delete(self.table).where(self.table.c.key.in_(keys)))
@@ -138,17 +167,29 @@ class State:
         if rows:
             insert_rows(self.conn, self.table, rows)
         self._dirty.clear()
-        self._cache.clear()
+        if not self.whole or len(self._cache) > _WHOLE_LIMIT:
+            self.whole = False
+            self._cache.clear()
 
 
 class Page:
     """The buffered writes of one view for one page of events."""
 
-    def __init__(self, conn: Connection, state: Table | None, memo: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        state: Table | None,
+        memo: dict[str, Any],
+        kept: State | None = None,
+    ) -> None:
         self.conn = conn
         self._versions: dict[str, Versions] = {}
         self._inserts: dict[str, tuple[Table, list[Row]]] = {}
-        self._state = None if state is None else State(conn, state, memo)
+        self._state = (
+            kept if kept is not None else None if state is None else State(conn, state, memo)
+        )
+        if kept is not None:
+            kept.conn = conn
 
     @property
     def state(self) -> State:
@@ -177,3 +218,14 @@ class Page:
         self._inserts.clear()
         if self._state is not None:
             self._state.flush()
+
+
+def facts_of(events: Sequence[Recorded]) -> list[Fact]:
+    """The facts of a page's events, made once for all the views that apply the page."""
+    global _last_facts
+    last = _last_facts
+    if last is not None and last[0] is events:
+        return last[1]
+    facts = [Fact.of(recorded) for recorded in events]
+    _last_facts = (events, facts)
+    return facts

@@ -144,8 +144,7 @@ class Versions:
         ``values`` becomes the row (it is not copied): pass a dict made for the call.
         """
         row = values
-        for name, value in zip(self.key, key, strict=True):
-            row[name] = value
+        row.update(zip(self.key, key, strict=True))
         row["valid_from"] = position
         row["valid_to"] = None
         self._inserts.append(row)
@@ -164,7 +163,9 @@ class Versions:
         before = self.get(key)
         if before is None:
             return None
-        merged = {c: v for c, v in before.items() if c not in _MANAGED}
+        merged = before.copy()
+        for name in _MANAGED:
+            merged.pop(name, None)
         merged.update(changes)
         self.put(key, position, merged)
         return merged

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ledger.follow import Follower, begin_page
-from projections.page import Fact, Page, dumps, state_table
+from projections.page import Fact, Page, State, dumps, facts_of, state_table
 from projections.temporal import as_of, secondary_indexes
 
 if TYPE_CHECKING:
@@ -96,12 +96,24 @@ class View(Follower):
     def __init__(self, ledger: Ledger) -> None:
         super().__init__(ledger)
         self.memo: dict[str, Any] = {}
+        self._kept: State | None = None
+
+    def keep_state(self, keep: bool) -> None:
+        """While replaying from an emptied view, keep the view's whole state in memory
+        from page to page (see :class:`~projections.page.State`); ``False`` stops."""
+        if self.state is None:
+            return
+        self._kept = State(None, self.state, self.memo, whole=True) if keep else None
+
+    def new_page(self, session: Session) -> Page:
+        """The buffer of this view's writes for one page in ``session``."""
+        return Page(session.connection(), self.state, self.memo, self._kept)
 
     def apply(self, session: Session, events: Sequence[Recorded]) -> None:
         """Hand each event to its handler; write the page."""
-        page = Page(session.connection(), self.state, self.memo)
+        page = self.new_page(session)
         handlers = self._handlers
-        facts = [Fact.of(r) for r in events if r.event.envelope["type"] in handlers]
+        facts = [fact for fact in facts_of(events) if fact.type in handlers]
         self.prepare(page, facts)
         for fact in facts:
             handlers[fact.type](self, page, fact)

@@ -1,0 +1,115 @@
+"""A rebuild (large pages, state kept in memory between pages, its own connection)
+writes exactly the rows the projector writes event by event, stops only at a committed
+page, and leaves the database and the process as it found them."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from ledger.application import Recorded
+from projections.data import DataView
+from projections.rebuild import REBUILD_PAGE, rebuild
+from projections.runner import Projector
+from tests.projections.conftest import LARGE, SMALL, differences, run_scenario, snapshot
+from tests.support.scenario import DATA_HEAVY, Scenario
+from tests.support.world import World
+
+
+class Stop(Exception):
+    """Raised by a view on purpose."""
+
+
+@pytest.mark.parametrize("page_size", [1, 64, REBUILD_PAGE])
+def test_a_rebuild_equals_the_views_built_event_by_event_whatever_its_pages(
+    world: World, projector: Projector, page_size: int
+) -> None:
+    run_scenario(world, SMALL, seed=41)
+    incremental = snapshot(projector)
+
+    rebuild(world.ledger, page_size=page_size)
+
+    assert differences(incremental, snapshot(projector)) == []
+    assert set(projector.positions().values()) == {world.ledger.head()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page_size", [499, REBUILD_PAGE])
+def test_a_rebuild_equals_the_views_built_event_by_event_after_a_long_data_heavy_scenario(
+    world: World, projector: Projector, page_size: int
+) -> None:
+    Scenario(world, seed=97, weights=DATA_HEAVY).run(LARGE)
+    assert projector.error is None
+    incremental = snapshot(projector)
+
+    rebuild(world.ledger, page_size=page_size)
+
+    assert differences(incremental, snapshot(projector)) == []
+
+
+def test_a_rebuild_that_fails_leaves_every_view_at_its_last_committed_page(
+    world: World, projector: Projector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_scenario(world, SMALL, seed=43)
+    projector.close()
+    head = world.ledger.head()
+    expected, expected_then = snapshot(projector), snapshot(projector, 80)
+    _fail_on_page(monkeypatch, 3)
+
+    with pytest.raises(Stop):
+        rebuild(world.ledger, page_size=40)
+
+    assert set(projector.positions().values()) == {80}, "two pages committed, no more"
+    assert sorted(row[0] for row in snapshot(projector)["audit"]["proj_audit"]) == [
+        e.position for e in world.ledger.read(0, head, 80)
+    ]
+    assert differences(expected_then, snapshot(projector, 80)) == []
+    assert differences(snapshot(projector, 80), snapshot(projector, head)) == [], (
+        "no row of a later event was kept"
+    )
+
+    monkeypatch.undo()
+    projector.create_tables()
+    projector.catch_up()
+    assert differences(expected, snapshot(projector)) == []
+
+
+def test_a_rebuild_leaves_durability_settings_and_the_collector_as_they_were(
+    world: World, projector: Projector
+) -> None:
+    run_scenario(world, SMALL, seed=47)
+    engine = world.ledger.engine
+    setting = (
+        "SHOW synchronous_commit" if world.ledger.settings.is_postgres else "PRAGMA synchronous"
+    )
+    with engine.connect() as conn:
+        before = conn.execute(text(setting)).scalar()
+    assert gc.isenabled()
+
+    rebuild(world.ledger)
+
+    assert gc.isenabled()
+    # Several connections at once: the pool hands out the rebuild's among them.
+    conns = [engine.connect() for _ in range(3)]
+    try:
+        assert {conn.execute(text(setting)).scalar() for conn in conns} == {before}
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def _fail_on_page(monkeypatch: pytest.MonkeyPatch, page: int) -> None:
+    original = DataView.apply
+    calls = [0]
+
+    def apply(self: DataView, session: Any, events: Sequence[Recorded]) -> None:
+        calls[0] += 1
+        if calls[0] == page:
+            raise Stop("stopped on purpose")
+        original(self, session, events)
+
+    monkeypatch.setattr(DataView, "apply", apply)
