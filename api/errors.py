@@ -3,8 +3,8 @@
 Codes come from the ledger's refusals (``VALIDATION_FAILED``, ``BAD_SIGNATURE``,
 ``VERSION_CONFLICT``, ...) plus the API's own ``UNAUTHENTICATED`` and ``LIMIT_EXCEEDED``.
 Ledger refusals also carry ``extensions.field``. A malformed or invalid GraphQL document
-answers ``VALIDATION_FAILED``; the depth, alias and token limiters answer
-``LIMIT_EXCEEDED`` (graphql-core and strawberry give those errors no code, so they are
+answers ``VALIDATION_FAILED``; the depth, alias and token limiters and the parser's nesting
+limit answer ``LIMIT_EXCEEDED`` (graphql-core and strawberry give those errors no code, so they are
 recognised by their messages, which the API tests pin). Any other error raised while
 resolving is masked as ``INTERNAL_ERROR`` with a fixed message, and logged in full.
 """
@@ -47,6 +47,7 @@ _LIMIT_MESSAGES = (
     re.compile(r"^\d+ aliases found\. Allowed: \d+$"),
     re.compile(r"exceeds maximum operation depth of \d+$"),
     re.compile(r"Document contains more than \d+ tokens\. Parsing aborted\.$"),
+    re.compile(r"Document is nested too deeply\. Parsing aborted\.$"),
 )
 
 

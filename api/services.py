@@ -12,12 +12,15 @@ tree, the notary or the projector are built.
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from nacl.signing import SigningKey
+from sqlalchemy import text
 
 from api.auth import Authenticator, ReplayGuard
 from api.limits import Limits
@@ -39,6 +42,29 @@ if TYPE_CHECKING:
 __all__ = ["Services"]
 
 log = logging.getLogger(__name__)
+
+
+_STARTUP_LOCK = int.from_bytes(
+    hashlib.sha256(b"cmo-ledger/startup").digest()[:8], "big", signed=True
+)
+
+
+@contextmanager
+def _one_at_a_time(ledger: Ledger) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while this process creates its tables.
+
+    Workers starting together on a new database would otherwise race: a table created
+    after another process checked for it stops the worker with ``DuplicateTable``.
+    """
+    if not ledger.settings.is_postgres:
+        yield
+        return
+    with ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _STARTUP_LOCK})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _STARTUP_LOCK})
 
 
 @dataclass
@@ -69,11 +95,14 @@ class Services:
         """Open the ledger and build (not start) everything else."""
         ledger = Ledger.open(settings)
         try:
-            tree = MerkleTree(ledger)
-            notary = Notary(ledger, notary_key, tree)
-            replay = ReplayGuard(ledger)
-            replay.create_table()
-            projector = Projector(ledger) if projections else None
+            with _one_at_a_time(ledger):
+                tree = MerkleTree(ledger)
+                notary = Notary(ledger, notary_key, tree)
+                replay = ReplayGuard(ledger)
+                replay.create_table()
+                projector = Projector(ledger) if projections else None
+                if projector is not None:
+                    projector.create_tables()
         except BaseException:
             ledger.close()
             raise

@@ -3,7 +3,10 @@
 * HTTP: the request signature is verified before the operation runs. An unsigned
   request runs anonymously; a request whose signature is refused gets HTTP 401 and one
   ``UNAUTHENTICATED`` error, and runs nothing. A body that is not a GraphQL request gets
-  HTTP 400 and one ``VALIDATION_FAILED`` error.
+  HTTP 400 and one ``VALIDATION_FAILED`` error. JSON is read strictly (I-JSON, RFC 7493):
+  UTF-8 only, no duplicate member names (another parser could read a signed envelope
+  differently), no ``NaN``/``Infinity``, an object or array at the top; nesting deeper
+  than the parser's stack or numbers over 4300 digits answer ``LIMIT_EXCEEDED``.
 * Websockets (``graphql-transport-ws`` only): ``connection_init`` carries the signature
   (see :mod:`clients.http_signing`); a refused one closes the socket with code 4401 and
   the reason. More operations than ``Limits.max_subscriptions`` on one connection are
@@ -12,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -86,6 +90,49 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         await super().handle_subscribe(message)
 
 
+class RefusedJSON(json.JSONDecodeError):
+    """JSON the API does not read; a ``JSONDecodeError`` so that websockets close as usual."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason, "", 0)
+        self.code = code
+        self.reason = reason
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in document:
+            raise RefusedJSON(VALIDATION_FAILED, f"member {name!r} appears twice in one object")
+        document[name] = value
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise RefusedJSON(VALIDATION_FAILED, f"{name} is not JSON: send numbers as finite values")
+
+
+def strict_json(data: str | bytes) -> object:
+    """The JSON document in ``data``, or :class:`RefusedJSON` saying what is wrong."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        document = json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise RefusedJSON(VALIDATION_FAILED, "the body is not UTF-8") from None
+    except RecursionError:
+        raise RefusedJSON(LIMIT_EXCEEDED, "the JSON is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        if isinstance(exc, RefusedJSON):
+            raise
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise RefusedJSON(VALIDATION_FAILED, f"not JSON: {exc.msg} at {where}") from None
+    except ValueError:
+        raise RefusedJSON(LIMIT_EXCEEDED, "a number in the JSON has over 4300 digits") from None
+    if not isinstance(document, (dict, list)):
+        raise RefusedJSON(VALIDATION_FAILED, "send a JSON object: {query, variables}")
+    return document
+
+
 class LedgerGraphQL(GraphQL[Context, None]):
     """``/graphql`` over HTTP and websockets."""
 
@@ -114,10 +161,11 @@ class LedgerGraphQL(GraphQL[Context, None]):
             self.services.metrics.error(UNAUTHENTICATED)
             response = JSONResponse(error_document(UNAUTHENTICATED, error.message), status_code=401)
         except HTTPException as error:  # not JSON, no query, wrong method
-            code = "NOT_FOUND" if error.status_code == 404 else VALIDATION_FAILED
-            document = error_document(code, f"{error.reason}: send a GraphQL request as JSON")
-            response = JSONResponse(document, status_code=error.status_code)
+            response = _refusal(error)
         await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return strict_json(data)
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services = self.services
@@ -140,3 +188,12 @@ class LedgerGraphQL(GraphQL[Context, None]):
         path = context.request.url.path if context.request is not None else "/graphql"
         context.party = await in_thread(self.services.auth.authenticate_ws, payload, path)
         return {"party": context.party.party_id if context.party else None}
+
+
+def _refusal(error: HTTPException) -> JSONResponse:
+    refused = error.__cause__
+    if isinstance(refused, RefusedJSON):
+        return JSONResponse(error_document(refused.code, refused.reason, "body"), status_code=400)
+    code = "NOT_FOUND" if error.status_code == 404 else VALIDATION_FAILED
+    document = error_document(code, f"{error.reason}: send a GraphQL request as JSON")
+    return JSONResponse(document, status_code=error.status_code)

@@ -99,6 +99,11 @@ class Ledger(Application[UUID]):
         self.settings = settings
         _ensure_sqlite_dir(settings)
         super().__init__(env=settings.eventsourcing_env())
+        if settings.is_postgres:
+            # The library builds the engine without options. Checking a pooled connection
+            # before use replaces the ones a database restart broke, instead of failing the
+            # next request on each of them.
+            self.engine.pool._pre_ping = True
         identity = read_identity(self.engine)
         self._identity = identity
         self._listeners: list[Callable[[int], None]] = []
