@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test
 
-.PHONY: serve test lint typecheck unit slow bench clean
+.PHONY: serve test lint typecheck unit slow bench clean demo
 
 $(BIN)/cmo-ledger: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(BIN)/cmo-ledger: pyproject.toml
 
 serve: $(BIN)/cmo-ledger
 	$(BIN)/cmo-ledger serve --init-if-missing
+
+demo: $(BIN)/cmo-ledger
+	$(BIN)/cmo-ledger demo
 
 test: $(BIN)/cmo-ledger lint typecheck unit
 

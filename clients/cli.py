@@ -11,8 +11,13 @@ import typer
 from nacl.signing import SigningKey
 from rich.console import Console
 
+from clients import cli_backup as backup_commands
+from clients import cli_evidence as evidence_commands
 from clients import cli_log as log_commands
+from clients import cli_party as party_commands
+from clients import demo as demo_commands
 from clients.cli_projections import projections_app
+from clients.errors import ClientError
 from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.errors import ConfigurationError, LedgerError
@@ -172,6 +177,10 @@ def _first_run(settings: Settings, origin: str) -> None:
 
 
 log_commands.register(app)
+party_commands.register(app)
+demo_commands.register(app)
+evidence_commands.register(app)
+backup_commands.register(app)
 app.add_typer(projections_app, name="projections")
 
 
@@ -179,7 +188,7 @@ def main() -> None:
     """Entry point: one-line errors and a non-zero exit for every refusal."""
     try:
         app()
-    except LedgerError as error:
+    except (LedgerError, ClientError) as error:
         err.print(f"error [{error.code}] {error}")
         raise SystemExit(1) from None
     except (FileExistsError, FileNotFoundError) as error:

@@ -1,0 +1,689 @@
+"""Evidence bundles: the layout of a batch's bundle and its offline verification.
+
+A bundle is a directory (see ``docs/evidence.md``)::
+
+    manifest.json        format, origin, batch, tree size, SHA-256 of every other file
+    checkpoint.txt       the signed checkpoint every proof leads to, with its cosignatures
+    notary.vkey          the notary's C2SP verifier key
+    trace.json           the batch's trace: batch, agreement, terms, limits, grants, entries
+    data.json            the batch's data tables: discrete results, event records, tags
+    events/NNNNNN.json   one per Merkle leaf: the event, its leaf bytes and inclusion proof
+    report.html          the same evidence for a person to read
+
+``verify_bundle(directory)`` checks all of it without a server or a database. Like
+``clients.offline`` it imports only the standard library, PyNaCl and the ledger's
+storage-free modules (envelopes, keys, canonical JSON, Merkle proofs, signed notes).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import hashlib
+import itertools
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import VerifyKey
+
+from clients.offline import (
+    VerificationError,
+    verify_checkpoint,
+    verify_inclusion_against_checkpoint,
+)
+from ledger.envelope import Envelope, event_hash
+from ledger.errors import LedgerError
+from ledger.keys import decode_public_key, key_id
+from ledger.notes import (
+    Checkpoint,
+    NoteError,
+    parse_checkpoint,
+    parse_note,
+    parse_vkey,
+    verify_note_cosignatures,
+)
+from ledger.timeutil import parse_utc
+
+__all__ = [
+    "CHECKPOINT",
+    "DATA",
+    "EVENTS_DIR",
+    "FORMAT",
+    "MANIFEST",
+    "NOTARY_VKEY",
+    "REPORT",
+    "TRACE",
+    "BundleEvent",
+    "BundleReport",
+    "decode_series",
+    "event_file",
+    "load_events",
+    "read_json",
+    "sha256_file",
+    "verify_bundle",
+]
+
+FORMAT = "cmo-ledger-evidence/v1"
+MANIFEST = "manifest.json"
+CHECKPOINT = "checkpoint.txt"
+NOTARY_VKEY = "notary.vkey"
+TRACE = "trace.json"
+DATA = "data.json"
+REPORT = "report.html"
+EVENTS_DIR = "events"
+_KEY_TYPES = frozenset({"PartyAdmitted", "KeyAdded", "KeyRevoked"})
+_DATA_TYPES = frozenset({"DataSubmitted", "DataCorrected"})
+
+
+def event_file(leaf_index: int) -> str:
+    """The bundle path of the event that is leaf ``leaf_index``."""
+    return f"{EVENTS_DIR}/{leaf_index:06d}.json"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_json(path: Path) -> Any:
+    """A bundle file's JSON; ``VerificationError`` naming the file otherwise."""
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise VerificationError(f"{path.name}: not readable JSON ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class BundleEvent:
+    """One ``events/NNNNNN.json``: a stored event with its leaf bytes and proof."""
+
+    path: str
+    leaf_index: int
+    position: int
+    role: str
+    envelope: Mapping[str, Any]
+    signature: str
+    recorded_at: str
+    leaf_bytes: bytes
+    tree_size: int
+    proof: tuple[bytes, ...]
+
+    @classmethod
+    def parse(cls, path: str, raw: Any) -> BundleEvent:
+        """Read an event file's JSON; ``VerificationError`` naming what is malformed."""
+        try:
+            event = raw["event"]
+            return cls(
+                path=path,
+                leaf_index=int(raw["leaf_index"]),
+                position=int(raw["position"]),
+                role=str(raw["role"]),
+                envelope=dict(event["envelope"]),
+                signature=str(event["signature"]),
+                recorded_at=str(event["recorded_at"]),
+                leaf_bytes=base64.b64decode(raw["leaf_bytes"], validate=True),
+                tree_size=int(raw["proof"]["tree_size"]),
+                proof=tuple(base64.b64decode(h, validate=True) for h in raw["proof"]["hashes"]),
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise VerificationError(f"{path}: malformed event file ({exc!r})") from exc
+
+    @property
+    def type(self) -> str:
+        return str(self.envelope.get("type"))
+
+    @property
+    def subject(self) -> str:
+        return str(self.envelope.get("subject"))
+
+    @property
+    def version(self) -> int:
+        return int(self.envelope.get("version", 0))
+
+    @property
+    def payload(self) -> Mapping[str, Any]:
+        payload = self.envelope.get("payload")
+        return payload if isinstance(payload, dict) else {}
+
+
+def load_events(directory: Path, report: BundleReport | None = None) -> list[BundleEvent]:
+    """Every readable event file of a bundle, in leaf order.
+
+    An unreadable file is a problem in ``report`` when one is given, else it raises
+    ``VerificationError``.
+    """
+    folder = directory / EVENTS_DIR
+    events = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        name = f"{EVENTS_DIR}/{path.name}"
+        try:
+            events.append(BundleEvent.parse(name, read_json(path)))
+        except VerificationError as exc:
+            if report is None:
+                raise
+            report.fail(f"{name}: {exc}" if not str(exc).startswith(name) else str(exc))
+    return sorted(events, key=lambda e: e.leaf_index)
+
+
+def decode_series(chunk: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """The ``(timestamp, value, quality)`` points of a continuous chunk, after its SHA-256."""
+    try:
+        data = gzip.decompress(base64.b64decode(chunk["content"], validate=True))
+    except (KeyError, TypeError, ValueError, OSError, binascii.Error) as exc:
+        raise VerificationError(f"continuous chunk is not gzip in base64 ({exc!r})") from exc
+    if hashlib.sha256(data).hexdigest() != chunk.get("sha256"):
+        raise VerificationError(f"continuous chunk {chunk.get('sha256')} does not match its bytes")
+    points = []
+    for line in data.decode("utf-8").splitlines():
+        stamp, value, quality = line.split(",")
+        points.append((stamp, value, int(quality)))
+    return points
+
+
+# ------------------------------------------------------------------------- report
+
+
+@dataclass
+class BundleReport:
+    """What verification found: ``problems`` fail the bundle, ``notes`` only inform."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    events: int = 0
+    checkpoint: Checkpoint | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def fail(self, message: str) -> None:
+        self.problems.append(message)
+
+
+@dataclass
+class _Context:
+    directory: Path
+    report: BundleReport
+    manifest: Mapping[str, Any]
+    events: list[BundleEvent]
+    keys: dict[tuple[str, str], VerifyKey] = field(default_factory=dict)
+    revoked: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
+    batch_subject: str | None = None
+
+
+def verify_bundle(directory: Path, *, vkey: str | None = None) -> BundleReport:
+    """Check a bundle offline; ``vkey`` is the notary key the user trusts (text)."""
+    report = BundleReport()
+    try:
+        manifest = read_json(directory / MANIFEST)
+        _check_manifest(directory, manifest, report)
+        notary_vkey = _notary_vkey(directory, vkey, report)
+        checkpoint = _check_checkpoint(directory, manifest, notary_vkey, report)
+        context = _Context(directory, report, manifest, load_events(directory, report))
+    except VerificationError as exc:
+        report.fail(str(exc))
+        return report
+    report.events = len(context.events)
+    context.batch_subject = _batch_subject(context)
+    _check_events(context, notary_vkey, checkpoint)
+    _check_cosignatures(context, checkpoint)
+    _check_chains(context)
+    _check_trace(context)
+    _check_data(context)
+    for item in _withheld(context):
+        report.notes.append(f"withheld from the exporter: {_describe(item)}")
+    return report
+
+
+# ----------------------------------------------------------------------- manifest
+
+
+def _bundle_files(directory: Path) -> Iterator[str]:
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            yield path.relative_to(directory).as_posix()
+
+
+def _check_manifest(directory: Path, manifest: Any, report: BundleReport) -> None:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise VerificationError(f"{MANIFEST}: not a {FORMAT} manifest")
+    listed = manifest.get("files")
+    if not isinstance(listed, dict):
+        raise VerificationError(f"{MANIFEST}: 'files' must map each file to its SHA-256")
+    present = set(_bundle_files(directory))
+    for name in sorted(present - listed.keys()):
+        report.fail(f"{name}: in the bundle but not listed in {MANIFEST}")
+    for name, digest in sorted(listed.items()):
+        if name not in present:
+            report.fail(f"{name}: listed in {MANIFEST} but missing from the bundle")
+        elif sha256_file(directory / name) != digest:
+            report.fail(f"{name}: SHA-256 does not match {MANIFEST} (the file was changed)")
+
+
+def _notary_vkey(directory: Path, trusted: str | None, report: BundleReport) -> str:
+    try:
+        bundled = (directory / NOTARY_VKEY).read_text("utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VerificationError(f"{NOTARY_VKEY}: not readable ({exc})") from exc
+    if trusted is None:
+        report.notes.append(
+            f"the notary key was taken from the bundle itself ({bundled}); "
+            "pass --vkey with the key you trust to check it"
+        )
+        return bundled
+    if trusted.strip() != bundled:
+        report.fail(
+            f"{NOTARY_VKEY}: the bundled notary key {bundled} is not the key given "
+            f"with --vkey ({trusted.strip()})"
+        )
+    return trusted.strip()
+
+
+def _check_checkpoint(
+    directory: Path, manifest: Mapping[str, Any], vkey: str, report: BundleReport
+) -> Checkpoint:
+    try:
+        note = (directory / CHECKPOINT).read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VerificationError(f"{CHECKPOINT}: not readable ({exc})") from exc
+    try:
+        checkpoint = verify_checkpoint(note, vkey, origin=manifest.get("origin"))
+    except VerificationError as exc:
+        report.fail(f"{CHECKPOINT}: {exc}")
+        checkpoint = _unverified(note)
+    if checkpoint.size != manifest.get("tree_size"):
+        report.fail(
+            f"{CHECKPOINT}: tree size {checkpoint.size} is not the manifest's "
+            f"{manifest.get('tree_size')}"
+        )
+    report.checkpoint = checkpoint
+    return checkpoint
+
+
+def _unverified(note: str) -> Checkpoint:
+    """The checkpoint of a note whose signature failed, so the proofs are still checked
+    (and reported) against it."""
+    try:
+        return parse_checkpoint(parse_note(note)[0])
+    except NoteError as exc:
+        raise VerificationError(f"{CHECKPOINT}: {exc}") from exc
+
+
+# ------------------------------------------------------------------------- events
+
+
+def _batch_subject(context: _Context) -> str | None:
+    """The batch's subject, from its signed ``BatchRegistered`` event in the bundle."""
+    batch = context.manifest.get("batch")
+    for event in context.events:
+        if event.type == "BatchRegistered" and event.payload.get("batch") == batch:
+            return event.subject
+    context.report.fail(f"the bundle holds no BatchRegistered event of batch {batch}")
+    return None
+
+
+def _notary_key(vkey: str) -> VerifyKey:
+    try:
+        return parse_vkey(vkey)[2]
+    except NoteError as exc:
+        raise VerificationError(f"{NOTARY_VKEY}: {exc}") from exc
+
+
+def _check_events(context: _Context, vkey: str, checkpoint: Checkpoint) -> None:
+    notary = _notary_key(vkey)
+    context.keys[("notary", key_id(notary))] = notary
+    _learn_revocations(context)
+    origin = context.manifest.get("origin")
+    for event in context.events:
+        problem = _event_problem(context, event, checkpoint, origin)
+        if problem is not None:
+            context.report.fail(f"{event.path}: {problem}")
+        elif event.type in _KEY_TYPES:
+            _learn_key(context, event)
+
+
+def _event_problem(
+    context: _Context, event: BundleEvent, checkpoint: Checkpoint, origin: Any
+) -> str | None:
+    shown = {"envelope": event.envelope, "recorded_at": event.recorded_at}
+    shown["signature"] = event.signature
+    try:
+        decoded = json.loads(event.leaf_bytes)
+    except ValueError:
+        return "leaf bytes are not JSON"
+    if decoded != shown:
+        return "leaf bytes do not decode to the event shown (envelope, signature, recorded_at)"
+    if event.tree_size != checkpoint.size:
+        return f"proof is to tree size {event.tree_size}, not the checkpoint's {checkpoint.size}"
+    try:
+        verify_inclusion_against_checkpoint(
+            event.leaf_bytes, event.leaf_index, event.proof, checkpoint
+        )
+    except VerificationError as exc:
+        return str(exc)
+    if event.envelope.get("ledger") != origin:
+        return f"envelope is for ledger {event.envelope.get('ledger')!r}, not {origin!r}"
+    return _signature_problem(context, event)
+
+
+def _signature_problem(context: _Context, event: BundleEvent) -> str | None:
+    signer, key = str(event.envelope.get("signer")), str(event.envelope.get("key"))
+    verify_key = context.keys.get((signer, key))
+    if verify_key is None and signer == "notary":
+        notary = next(k for (party, k) in context.keys if party == "notary")
+        return f"signed with notary key {key}, which is not the notary key checked ({notary})"
+    if verify_key is None:
+        return (
+            f"key {key} of {signer} is not evidenced in the bundle (no PartyAdmitted or "
+            "KeyAdded event for it): its signature cannot be checked"
+        )
+    revoked = context.revoked.get((signer, key))
+    if revoked is not None:
+        since, compromised = revoked
+        if _after(event.recorded_at, since, inclusive=compromised):
+            what = "compromised since" if compromised else "revoked at"
+            return f"signed with key {key} of {signer}, {what} {since}"
+    try:
+        Envelope.parse(dict(event.envelope)).verify(verify_key, event.signature)
+    except LedgerError as exc:
+        return f"envelope signature by {signer} does not verify ({exc.field}: {exc})"
+    return None
+
+
+def _after(recorded_at: str, since: str, *, inclusive: bool) -> bool:
+    """Whether ``recorded_at`` is after ``since`` (or at it, when ``inclusive``)."""
+    try:
+        recorded = parse_utc(recorded_at, field="recorded_at")
+        limit = parse_utc(since, field="compromised_since")
+    except LedgerError:
+        return True  # an unreadable time cannot show the signature came first
+    return recorded > limit or (inclusive and recorded == limit)
+
+
+def _learn_key(context: _Context, event: BundleEvent) -> None:
+    if event.type == "KeyRevoked":
+        return
+    party = _party_of(context, event)
+    if party is None:
+        context.report.fail(f"{event.path}: {event.type} for a party not admitted in the bundle")
+        return
+    try:
+        public_key = decode_public_key(str(event.payload.get("public_key")))
+    except LedgerError as exc:
+        context.report.fail(f"{event.path}: public_key: {exc}")
+        return
+    context.keys[(party, key_id(public_key))] = public_key
+
+
+def _learn_revocations(context: _Context) -> None:
+    """Every revocation first: a compromise reaches back before the event that records it."""
+    for event in context.events:
+        party = _party_of(context, event) if event.type == "KeyRevoked" else None
+        if party is None:
+            continue
+        since = event.payload.get("compromised_since")
+        revoked = (str(since), True) if since else (event.recorded_at, False)
+        context.revoked[(party, str(event.payload.get("key")))] = revoked
+
+
+def _party_of(context: _Context, event: BundleEvent) -> str | None:
+    if event.type == "PartyAdmitted":
+        return str(event.payload.get("party"))
+    for other in context.events:
+        if other.type == "PartyAdmitted" and other.subject == event.subject:
+            return str(other.payload.get("party"))
+    return None
+
+
+def _check_cosignatures(context: _Context, checkpoint: Checkpoint) -> None:
+    note = (context.directory / CHECKPOINT).read_text("utf-8")
+    try:
+        _, signatures = parse_note(note)
+    except NoteError as exc:
+        context.report.fail(f"{CHECKPOINT}: {exc}")
+        return
+    for name in sorted({s.name for s in signatures} - {checkpoint.origin}):
+        keys = [(name, k) for (party, _), k in context.keys.items() if party == name]
+        try:
+            verified = verify_note_cosignatures(note, keys)
+        except NoteError as exc:
+            context.report.fail(f"{CHECKPOINT}: {exc}")
+            continue
+        if name not in verified:
+            context.report.fail(
+                f"{CHECKPOINT}: the cosignature by {name} matches no key of {name} evidenced "
+                "in the bundle"
+            )
+        else:
+            context.report.notes.append(f"{CHECKPOINT}: cosigned by {name}")
+
+
+# --------------------------------------------------------------- chains and trace
+
+
+def _check_chains(context: _Context) -> None:
+    by_subject: dict[str, list[BundleEvent]] = {}
+    for event in context.events:
+        by_subject.setdefault(event.subject, []).append(event)
+    withheld = {(w.get("subject"), w.get("version")) for w in _withheld(context)}
+    for subject, events in by_subject.items():
+        events.sort(key=lambda e: e.version)
+        complete = subject == context.batch_subject
+        if complete and events[0].version != 1 and (subject, 1) not in withheld:
+            context.report.fail(
+                f"subject {subject}: the bundle starts at version {events[0].version}"
+            )
+        for before, after in itertools.pairwise(events):
+            _check_link(context, subject, before, after, complete, withheld)
+
+
+def _check_link(
+    context: _Context,
+    subject: str,
+    before: BundleEvent,
+    after: BundleEvent,
+    complete: bool,
+    withheld: set[tuple[Any, Any]],
+) -> None:
+    if after.version == before.version + 1:
+        if after.envelope.get("prev") != event_hash(before.envelope, before.signature):
+            context.report.fail(
+                f"{after.path}: prev does not chain to version {before.version} of {subject}"
+            )
+        return
+    missing = [v for v in range(before.version + 1, after.version) if (subject, v) not in withheld]
+    if complete and missing:
+        context.report.fail(
+            f"subject {subject}: version(s) {', '.join(map(str, missing))} missing between "
+            f"{before.path} and {after.path} (an event was removed)"
+        )
+
+
+def _withheld(context: _Context) -> list[Mapping[str, Any]]:
+    items = context.manifest.get("withheld", [])
+    return [i for i in items if isinstance(i, dict)]
+
+
+def _describe(item: Mapping[str, Any]) -> str:
+    reason = item.get("reason")
+    if "data" in item:
+        return f"the batch's {item['data']} data ({reason})"
+    return (
+        f"{item.get('type')} version {item.get('version')} of {item.get('subject')}, "
+        f"leaf {item.get('leaf_index')} ({reason})"
+    )
+
+
+def _check_trace(context: _Context) -> None:
+    try:
+        trace = read_json(context.directory / TRACE)
+        entries = trace["events"]
+    except (VerificationError, KeyError, TypeError) as exc:
+        context.report.fail(f"{TRACE}: no list of events ({exc})")
+        return
+    by_leaf = {e.leaf_index: e for e in context.events}
+    withheld = {w.get("leaf_index") for w in _withheld(context)}
+    for entry in entries:
+        leaf = entry.get("leafIndex")
+        event = by_leaf.get(leaf)
+        if event is None:
+            if leaf not in withheld:
+                context.report.fail(
+                    f"{TRACE}: event at leaf {leaf} ({entry.get('type')}) is not in the bundle"
+                )
+            continue
+        shown = (entry.get("type"), entry.get("signer"), entry.get("version"))
+        if shown != (event.type, event.envelope.get("signer"), event.version):
+            context.report.fail(f"{TRACE}: entry at leaf {leaf} does not match {event.path}")
+    listed = {entry.get("leafIndex") for entry in entries}
+    for event in context.events:
+        if event.subject == context.batch_subject and event.leaf_index not in listed:
+            context.report.fail(f"{event.path}: an event of the batch that {TRACE} does not list")
+
+
+# ------------------------------------------------------------------------- data
+
+_DISCRETE_FIELDS = {
+    "parameter": "parameter",
+    "value": "value",
+    "unit": "unit",
+    "sampledAt": "sampled_at",
+    "method": "method",
+}
+_EVENT_FIELDS = {
+    "kind": "kind",
+    "startedAt": "started_at",
+    "endedAt": "ended_at",
+    "severity": "severity",
+    "description": "description",
+}
+
+
+def _record_versions(
+    events: Sequence[BundleEvent], batch_subject: str | None
+) -> dict[str, list[Mapping[str, Any]]]:
+    """Every version of every record the batch's data events carry, in log order."""
+    versions: dict[str, list[Mapping[str, Any]]] = {}
+    for event in events:
+        if event.subject != batch_subject or event.type not in _DATA_TYPES:
+            continue
+        for record in event.payload.get("records", []) or []:
+            versions.setdefault(str(record.get("id")), []).append(record)
+    return versions
+
+
+def _check_data(context: _Context) -> None:
+    try:
+        data = read_json(context.directory / DATA)
+    except VerificationError as exc:
+        context.report.fail(str(exc))
+        return
+    versions = _record_versions(context.events, context.batch_subject)
+    # With data events withheld, record versions cannot be numbered from the payloads: a
+    # row then passes when some signed payload carries it, and is noted otherwise.
+    partial = any(w.get("type") in _DATA_TYPES for w in _withheld(context))
+    seen: set[str] = set()
+    for table, fields in (("discrete", _DISCRETE_FIELDS), ("events", _EVENT_FIELDS)):
+        rows = data.get(table)
+        if rows is None:
+            context.report.notes.append(f"{DATA}: {table} was withheld from the exporter")
+            continue
+        for row in rows:
+            seen.add(str(row.get("id")))
+            problem = _row_problem(row, versions, fields)
+            where = f"{DATA}: {table} record {row.get('id')} v{row.get('version')}"
+            if problem is None:
+                continue
+            if partial and not _carried(row, versions, fields):
+                context.report.notes.append(
+                    f"{where}: not checked, the events carrying the batch's data were withheld"
+                )
+            elif not partial:
+                context.report.fail(f"{where}: {problem}")
+    if data.get("discrete") is not None and data.get("events") is not None:
+        for record_id in sorted(versions.keys() - seen):
+            context.report.fail(f"{DATA}: record {record_id} of the events' payloads is missing")
+    _check_tags(context, data.get("tags") or [], partial)
+
+
+def _carried(
+    row: Mapping[str, Any],
+    versions: Mapping[str, list[Mapping[str, Any]]],
+    fields: Mapping[str, str],
+) -> bool:
+    return any(
+        all(row.get(shown) == record.get(member) for shown, member in fields.items())
+        for record in versions.get(str(row.get("id")), [])
+    )
+
+
+def _row_problem(
+    row: Mapping[str, Any],
+    versions: Mapping[str, list[Mapping[str, Any]]],
+    fields: Mapping[str, str],
+) -> str | None:
+    history = versions.get(str(row.get("id")), [])
+    version = row.get("version")
+    if not isinstance(version, int) or not 1 <= version <= len(history):
+        return "no event of the bundle carries this version"
+    record = history[version - 1]
+    for shown, member in fields.items():
+        if row.get(shown) != record.get(member):
+            signed = record.get(member)
+            return f"{shown} {row.get(shown)!r} does not match the signed payload ({signed!r})"
+    for item in row.get("confidential") or []:
+        value = item.get("value")
+        if value is not None and value != record.get(item.get("element")):
+            return f"confidential {item.get('element')} does not match the signed payload"
+    expected = "current" if version == len(history) else "superseded"
+    if row.get("status") != expected:
+        return f"status {row.get('status')!r}, but the signed payloads make it {expected!r}"
+    return None
+
+
+def _tag_points(
+    events: Sequence[BundleEvent], batch_subject: str | None
+) -> dict[str, list[tuple[str, str, int]]]:
+    """Points of each tag from the current chunks of the batch's data events."""
+    chunks: dict[str, list[Mapping[str, Any]]] = {}
+    superseded: set[str] = set()
+    for event in events:
+        if event.subject != batch_subject or event.type not in _DATA_TYPES:
+            continue
+        superseded.update(str(s) for s in event.payload.get("supersedes_chunks", []) or [])
+        for series in event.payload.get("series", []) or []:
+            chunks.setdefault(str(series.get("tag")), []).extend(series.get("chunks", []))
+    points: dict[str, list[tuple[str, str, int]]] = {}
+    for tag, tag_chunks in chunks.items():
+        current = [c for c in tag_chunks if c.get("sha256") not in superseded]
+        points[tag] = sorted(p for c in current for p in decode_series(c))
+    return points
+
+
+def _check_tags(context: _Context, tags: Sequence[Mapping[str, Any]], partial: bool) -> None:
+    try:
+        points = _tag_points(context.events, context.batch_subject)
+    except (VerificationError, ValueError) as exc:
+        context.report.fail(f"{DATA}: continuous data: {exc}")
+        return
+    for tag in tags:
+        found = points.get(str(tag.get("tag")), [])
+        expected = {
+            "points": len(found),
+            "first": found[0][0] if found else None,
+            "last": found[-1][0] if found else None,
+        }
+        shown = {name: tag.get(name) for name in expected}
+        if partial and shown != expected:
+            context.report.notes.append(
+                f"{DATA}: tag {tag.get('tag')} not checked, the events carrying the batch's "
+                "data were withheld"
+            )
+        elif shown != expected:
+            context.report.fail(
+                f"{DATA}: tag {tag.get('tag')} shows {shown}, the signed chunks hold {expected}"
+            )

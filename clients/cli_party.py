@@ -1,0 +1,252 @@
+"""Party-facing commands: ``party admit``, ``key add|revoke``, ``agreement ...``, ``grant``,
+``revoke`` and ``witness cosign``; :func:`register` adds them and the other families
+(``clients.cli_data``, ``clients.cli_reviews``, ``clients.cli_queries``) to ``cmo-ledger``.
+
+Each talks to a server (``--url``) as the party of a keystore (``--key``), prints a table
+or ``--json``, and exits 1 with one line saying why when anything is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from clients import cli_data, cli_queries, cli_reviews
+from clients.cli_common import (
+    DEFAULT_URL,
+    JsonOption,
+    KeyOption,
+    UrlOption,
+    commands,
+    connect,
+    read_json,
+    show,
+    show_submitted,
+    split_values,
+)
+from clients.errors import ClientError
+
+__all__ = ["register"]
+
+party_app = typer.Typer(help="Admit parties (the notary).", no_args_is_help=True)
+key_app = typer.Typer(help="Add or revoke your keys.", no_args_is_help=True)
+agreement_app = typer.Typer(help="Quality agreements: propose, sign, amend, show.")
+witness_app = typer.Typer(help="Witness the ledger's checkpoints.", no_args_is_help=True)
+agreement_app.info.no_args_is_help = True
+
+
+@party_app.command("admit")
+@commands
+def party_admit(
+    key: KeyOption,
+    party: Annotated[str, typer.Option(help="The new party's id, e.g. contoso-cmo")],
+    legal_name: Annotated[str, typer.Option(help="Its legal name")],
+    role: Annotated[str, typer.Option(help="sponsor, cmo, regulator or auditor")],
+    public_key: Annotated[str, typer.Option(help="Its first key, ed25519:<base64>")],
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Admit an organisation with its role and first key (notary keystore)."""
+    with connect(url, key) as client:
+        show_submitted(client.admit_party(party, legal_name, role, public_key), as_json=as_json)
+
+
+@key_app.command("add")
+@commands
+def key_add(
+    key: KeyOption,
+    public_key: Annotated[str, typer.Option(help="The key to add, ed25519:<base64>")],
+    purpose: Annotated[str, typer.Option(help="party or source-system")] = "party",
+    source: Annotated[str | None, typer.Option(help="The source system it vouches for")] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Add a party key or a source-system key."""
+    with connect(url, key) as client:
+        show_submitted(client.add_key(public_key, purpose=purpose, source=source), as_json=as_json)
+
+
+@key_app.command("revoke")
+@commands
+def key_revoke(
+    key: KeyOption,
+    key_id: Annotated[str, typer.Argument(help="Id of the key to revoke (32 hex)")],
+    reason: Annotated[str, typer.Option(help="Why the key is revoked")],
+    compromised_since: Annotated[
+        str | None, typer.Option(help="Flag signatures from this RFC 3339 time on")
+    ] = None,
+    party: Annotated[str | None, typer.Option(help="Another party's key (notary)")] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Revoke a key; signatures at or after --compromised-since are flagged."""
+    with connect(url, key) as client:
+        stored = client.revoke_key(
+            key_id, reason=reason, compromised_since=compromised_since, party=party
+        )
+        show_submitted(stored, as_json=as_json)
+
+
+def _terms(path: Path) -> dict[str, Any]:
+    terms = read_json(path, "terms")
+    if not isinstance(terms, dict):
+        raise ClientError(f"{path} must hold the terms as a JSON object", field=str(path))
+    return terms
+
+
+TermsArgument = Annotated[Path, typer.Argument(help="The terms, a JSON file (docs/events.md)")]
+AgreementArgument = Annotated[str, typer.Argument(help="The agreement's id")]
+
+
+@agreement_app.command("propose")
+@commands
+def agreement_propose(
+    key: KeyOption,
+    terms: TermsArgument,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Propose an agreement; its id is the subject printed."""
+    with connect(url, key) as client:
+        show_submitted(client.propose_agreement(_terms(terms)), as_json=as_json)
+
+
+@agreement_app.command("sign")
+@commands
+def agreement_sign(
+    key: KeyOption,
+    agreement: AgreementArgument,
+    amendment: Annotated[
+        bool, typer.Option("--amendment", help="Sign the pending amendment instead")
+    ] = False,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Sign the other party's proposal (or, with --amendment, its pending amendment)."""
+    with connect(url, key) as client:
+        stored = client.sign_amendment(agreement) if amendment else client.sign_agreement(agreement)
+        show_submitted(stored, as_json=as_json)
+
+
+@agreement_app.command("amend")
+@commands
+def agreement_amend(
+    key: KeyOption,
+    agreement: AgreementArgument,
+    terms: TermsArgument,
+    reason: Annotated[str, typer.Option(help="Why the terms change")],
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Propose new terms (the full terms); they take effect when the other party signs."""
+    with connect(url, key) as client:
+        show_submitted(
+            client.amend_agreement(agreement, _terms(terms), reason=reason), as_json=as_json
+        )
+
+
+@agreement_app.command("show")
+@commands
+def agreement_show(
+    key: KeyOption,
+    agreement: AgreementArgument,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Show an agreement: its status, the terms in force and its amendments."""
+    with connect(url, key) as client:
+        found = client.agreement(agreement)
+    if as_json:
+        show(found, as_json=True)
+        return
+    summary = {k: v for k, v in found.items() if k not in ("terms", "amendments")}
+    show(summary, as_json=False, title="agreement")
+    show(found["amendments"], as_json=False, title="amendments")
+
+
+@commands
+def grant(
+    key: KeyOption,
+    agreement: AgreementArgument,
+    grantee: Annotated[str, typer.Option(help="The party given access")],
+    purpose: Annotated[str, typer.Option(help="Why it may see the data")],
+    data_class: Annotated[
+        list[str], typer.Option("--class", help="discrete, continuous or event (repeat)")
+    ],
+    valid_until: Annotated[
+        str | None, typer.Option(help="RFC 3339 end (required for regulators and auditors)")
+    ] = None,
+    batch: Annotated[list[str] | None, typer.Option(help="Only these batches (repeat)")] = None,
+    parameter: Annotated[
+        list[str] | None, typer.Option(help="Only these parameters (repeat)")
+    ] = None,
+    confidential: Annotated[
+        bool, typer.Option("--confidential", help="Open only the confidential elements")
+    ] = False,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Open data of an agreement to a party; the grant's id is the subject printed."""
+    scope: dict[str, Any] = {"valid_until": valid_until}
+    if batch:
+        scope["batches"] = split_values(batch)
+    if parameter:
+        scope["parameters"] = split_values(parameter)
+    if confidential:
+        scope["include_confidential"] = True
+    with connect(url, key) as client:
+        stored = client.grant_access(
+            agreement, grantee, split_values(data_class), purpose=purpose, **scope
+        )
+        show_submitted(stored, as_json=as_json)
+
+
+@commands
+def revoke(
+    key: KeyOption,
+    grant_id: Annotated[str, typer.Argument(help="The grant's id")],
+    reason: Annotated[str, typer.Option(help="Why access ends")],
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Close a grant from now on."""
+    with connect(url, key) as client:
+        show_submitted(client.revoke_access(grant_id, reason=reason), as_json=as_json)
+
+
+@witness_app.command("cosign")
+@commands
+def witness_cosign(
+    key: KeyOption,
+    state: Annotated[Path, typer.Option(help="This witness's state file (created if missing)")],
+    size: Annotated[int | None, typer.Option(help="Tree size (default: latest)")] = None,
+    notary_key: Annotated[
+        str | None, typer.Option(help="Pin the notary's key (ed25519:... or a vkey)")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the checkpoint extends the last one you cosigned, then cosign it."""
+    with connect(url, key, notary_key=notary_key) as client:
+        cosigned = client.cosign_checkpoint(size, state_file=state)
+    row = {
+        "tree_size": cosigned.tree_size,
+        "root_hash": cosigned.root_hash,
+        "cosignatures": [c["witness"] for c in cosigned.cosignatures],
+    }
+    show(row, as_json=as_json, title="cosigned")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the party-facing commands to ``app``."""
+    app.add_typer(party_app, name="party")
+    app.add_typer(key_app, name="key")
+    app.add_typer(agreement_app, name="agreement")
+    app.command("grant")(grant)
+    app.command("revoke")(revoke)
+    app.add_typer(witness_app, name="witness")
+    cli_data.register(app)
+    cli_reviews.register(app)
+    cli_queries.register(app)

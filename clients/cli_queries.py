@@ -1,0 +1,119 @@
+"""Read-only commands: ``audit trail``, ``trace batch`` and ``asof``."""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Annotated, Any
+
+import typer
+
+from clients.cli_common import (
+    DEFAULT_URL,
+    JsonOption,
+    KeyOption,
+    UrlOption,
+    commands,
+    connect,
+    progress,
+    show,
+)
+
+__all__ = ["register"]
+
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+trace_app = typer.Typer(help="Trace a batch end to end.", no_args_is_help=True)
+
+_TRAIL_COLUMNS = ["position", "type", "subject", "signer", "meaning", "reason", "recordedAt"]
+
+
+@audit_app.command("trail")
+@commands
+def audit_trail(
+    key: KeyOption,
+    subject: Annotated[str | None, typer.Option(help="Only this subject")] = None,
+    agreement: Annotated[str | None, typer.Option(help="Only under this agreement")] = None,
+    batch: Annotated[str | None, typer.Option(help="Only this batch")] = None,
+    signer: Annotated[str | None, typer.Option(help="Only events this party signed")] = None,
+    event_type: Annotated[str | None, typer.Option("--type", help="Only this event type")] = None,
+    since: Annotated[
+        str | None, typer.Option("--from", help="Recorded at or after (RFC 3339)")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Recorded before (RFC 3339)")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many entries")] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """The signed events you may see, in log order."""
+    filters: dict[str, Any] = {
+        "subject": subject,
+        "agreement": agreement,
+        "batch": batch,
+        "signer": signer,
+    }
+    filters |= {"type": event_type, "from_": since, "to": until}
+    entries: list[dict[str, Any]] = []
+    with connect(url, key) as client, progress("reading the audit trail", limit) as step:
+        for entry in islice(client.audit_trail(**filters), limit):
+            entries.append(entry)
+            step(1)
+    show(entries, as_json=as_json, title="audit trail", columns=_TRAIL_COLUMNS)
+
+
+@trace_app.command("batch")
+@commands
+def trace_batch(
+    key: KeyOption,
+    batch: Annotated[str, typer.Argument(help="The batch, e.g. NWB101-24-001")],
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Everything about one batch: terms and limits in force, grants, events, corrections."""
+    with connect(url, key) as client:
+        trace = client.trace_batch(batch)
+    if as_json:
+        show(trace, as_json=True)
+        return
+    show(trace["batch"], as_json=False, title=f"batch {batch} (at position {trace['position']})")
+    show(
+        trace["events"],
+        as_json=False,
+        title="events",
+        columns=[c for c in _TRAIL_COLUMNS if c != "subject"],
+    )
+    show(trace["corrections"], as_json=False, title="corrections")
+    show(trace["deviations"] or [], as_json=False, title="deviations")
+
+
+@commands
+def asof(
+    key: KeyOption,
+    when: Annotated[str, typer.Argument(help="A log position, or an RFC 3339 time")],
+    agreement: Annotated[str | None, typer.Option(help="Also this agreement's state")] = None,
+    batch: Annotated[str | None, typer.Option(help="Also this batch's state")] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Parties and agreements as they stood at a past log position or time."""
+    position = int(when) if when.isdigit() else None
+    with connect(url, key) as client:
+        found = client.as_of(
+            position=position,
+            time=None if position is not None else when,
+            agreement=agreement,
+            batch=batch,
+        )
+    if as_json:
+        show(found, as_json=True)
+        return
+    typer.echo(f"as of position {found.get('position')} ({found.get('time')})")
+    show(found.get("agreements", []), as_json=False, title="agreements")
+    for name in ("agreement", "parameters", "batch"):
+        if found.get(name) is not None:
+            show(found[name], as_json=False, title=name)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``audit``, ``trace`` and ``asof`` to ``app``."""
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(trace_app, name="trace")
+    app.command("asof")(asof)

@@ -1,0 +1,947 @@
+"""``LedgerClient``: a party's signed connection to a ledger's GraphQL API.
+
+Every request is signed with the party's key (RFC 9421, :class:`clients.http_signing.PartyAuth`).
+:meth:`LedgerClient.submit` fills ``version`` and ``prev`` from ``nextVersion``, signs the
+envelope and, when another writer moved the subject first, reads it again and signs again
+(at most ``max_retries`` times). Checkpoints are verified against the notary's key, pinned
+on first use, and each must be consistent with the largest seen before; inclusion proofs
+are verified against a verified checkpoint (:mod:`clients.offline`). Errors are those of
+:mod:`clients.errors`.
+
+The methods named after events (``propose_agreement``, ``register_batch``, ...) are thin
+over :meth:`~LedgerClient.submit` with the payloads of ``docs/events.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+from nacl.signing import SigningKey
+
+from clients.errors import (
+    ClientError,
+    NotCheckpointed,
+    ProofFailed,
+    ServerRefused,
+    TransportFailure,
+    VersionConflict,
+)
+from clients.http_signing import PartyAuth
+from clients.offline import (
+    Checkpoint,
+    VerificationError,
+    verify_checkpoint,
+    verify_consistency_between,
+    verify_inclusion_against_checkpoint,
+)
+from clients.witness import Witness
+from ledger.batches import batch_subject
+from ledger.countersign import countersign
+from ledger.enhancements import commitment_of
+from ledger.envelope import event_hash, sign_envelope
+from ledger.errors import LedgerError
+from ledger.keys import decode_public_key, key_id
+from ledger.notes import vkey as note_vkey
+from ledger.parameters import parameter_subject
+from ledger.parties import party_subject
+from ledger.timeutil import format_utc, now_utc
+
+__all__ = [
+    "Draft",
+    "InclusionProof",
+    "LedgerClient",
+    "Submitted",
+    "VerifiedCheckpoint",
+    "commit_dossier",
+    "review_body",
+]
+
+SubjectId = str | uuid.UUID
+
+_SUBMITTED = "position leafIndex recordedAt eventHash event { type subject version }"
+SUBMIT = f"""
+mutation($e: JSON!, $s: String!) {{ submitEvent(envelope: $e, signature: $s) {{ {_SUBMITTED} }} }}
+"""
+SUBMIT_MANY = f"""
+mutation($events: [SignedEnvelopeInput!]!) {{ submitEvents(events: $events) {{ {_SUBMITTED} }} }}
+"""
+NEXT_VERSION = "query($s: ID!) { nextVersion(subject: $s) { version prev } }"
+LEDGER_INFO = "{ ledger { origin notaryKey treeSize } }"
+_ENTRY = "position leafIndex subject version type signer key meaning reason signedAt recordedAt"
+AUDIT_PAGE = f"""
+query($f: AuditFilter, $n: Int!, $after: String) {{
+  auditTrail(filter: $f, first: $n, after: $after) {{
+    edges {{ node {{ {_ENTRY} agreementId batch }} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}
+"""
+_CHECKPOINT = "note treeSize rootHash signedAt cosignatures { witness time line }"
+CHECKPOINT = f"query($n: Int) {{ checkpoint(treeSize: $n) {{ {_CHECKPOINT} }} }}"
+_LOG_EVENT = (
+    "position leafIndex type subject version signer key meaning reason signedAt recordedAt "
+    "envelope signature eventHash leafBytes"
+)
+EVENT_AT = f"""
+query($after: Int!) {{ log(after: $after, first: 1) {{ events {{ {_LOG_EVENT} }} }} }}
+"""
+PROOF = """
+query($i: Int!, $n: Int) {
+  event(leafIndex: $i) { leafIndex leafBytes inclusionProof(treeSize: $n) { treeSize hashes } }
+}
+"""
+CONSISTENCY = """
+query($m: Int!, $n: Int) { consistencyProof(fromSize: $m, toSize: $n) { hashes } }
+"""
+COSIGN = f"""
+mutation($n: Int!, $line: String!) {{
+  cosignCheckpoint(treeSize: $n, cosignature: $line) {{ {_CHECKPOINT} }}
+}}
+"""
+TRACE = """
+query($b: String!) {
+  traceBatch(id: $b) {
+    position answeredAt
+    checkpoint { treeSize rootHash signedAt }
+    batch { id subject agreementId product site startedAt endedAt registeredBy }
+    agreement { id title sponsor cmo status termsVersion }
+    termsInForce { version effectiveFrom }
+    parameterLimits { name kind versions { version effectiveFrom unit alert { low high }
+      action { low high } } }
+    grants { id grantee dataClasses status validFrom validUntil }
+    events { position leafIndex type signer key meaning reason signedAt recordedAt }
+    corrections { id dataClass reason signer recordedAt supersedes }
+    deviations { id kind severity description status acknowledgedBy acknowledgedAt }
+  }
+}
+"""
+_AGREEMENT = "id title sponsor cmo status termsVersion effectiveFrom amendmentPending"
+AGREEMENT = f"""
+query($id: ID!) {{
+  agreement(id: $id) {{
+    {_AGREEMENT} proposedBy proposedAt terms
+    amendments {{ position proposedBy status reason }}
+  }}
+}}
+"""
+BATCH = """
+query($b: String!) {
+  batch(id: $b) {
+    id subject agreementId product site startedAt endedAt registeredBy
+    agreement { id terms }
+    submissions { id dataClass correction sourceSystem format reason signer recordedAt }
+  }
+}
+"""
+PARAMETERS = """
+query($a: ID!) {
+  parameters(agreementId: $a) {
+    id name kind unit state limitsVersion pendingRevision
+    limitsHistory { version effectiveFrom revision target alert { low high }
+      action { low high } status }
+    revisions { id proposedBy proposedAt reason changes outcome decidedBy decidedAt }
+  }
+}
+"""
+_AS_OF_BODY = f"""
+    position time
+    parties {{ id role }}
+    agreements {{ {_AGREEMENT} }}
+"""
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One event to sign: :meth:`LedgerClient.submit_many` fills version and prev."""
+
+    type: str
+    subject: str
+    payload: Mapping[str, Any]
+    meaning: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """Where the ledger stored an event (the ``Submitted`` answer)."""
+
+    position: int
+    leaf_index: int | None
+    event_hash: str
+    type: str
+    subject: str
+    version: int
+    recorded_at: str = ""
+
+    @classmethod
+    def of(cls, answer: Mapping[str, Any]) -> Submitted:
+        event = answer["event"]
+        return cls(
+            position=int(answer["position"]),
+            leaf_index=answer.get("leafIndex"),
+            event_hash=str(answer["eventHash"]),
+            type=str(event["type"]),
+            subject=str(event["subject"]),
+            version=int(event["version"]),
+            recorded_at=str(answer.get("recordedAt") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class VerifiedCheckpoint:
+    """A checkpoint whose notary signature verified against the pinned key."""
+
+    note: str
+    checkpoint: Checkpoint
+    signed_at: str
+    cosignatures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def tree_size(self) -> int:
+        return self.checkpoint.size
+
+    @property
+    def root_hash(self) -> str:
+        """Root hash, base64 (as the API gives it)."""
+        return base64.b64encode(self.checkpoint.root_hash).decode("ascii")
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """Leaf ``leaf_index`` (``leaf_bytes``) is in the tree of ``checkpoint`` by ``hashes``."""
+
+    leaf_index: int
+    tree_size: int
+    hashes: list[bytes]
+    leaf_bytes: bytes
+    checkpoint: VerifiedCheckpoint | None
+
+
+def commit_dossier(dossier: bytes, salt: bytes | None = None) -> tuple[str, str]:
+    """``(commitment, salt hex)`` for an enhancement claim's confidential dossier.
+
+    Keep the salt with the dossier: disclosing the dossier later needs both.
+    """
+    chosen = salt if salt is not None else secrets.token_bytes(32)
+    return commitment_of(chosen, dossier), chosen.hex()
+
+
+class LedgerClient:
+    """A party's client of one ledger; use it as a context manager or call :meth:`close`."""
+
+    def __init__(
+        self,
+        url: str,
+        party: str,
+        key: SigningKey,
+        *,
+        notary_key: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 3,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.party = party
+        self.key_id = key_id(key.verify_key)
+        self.max_retries = max_retries
+        self._key = key
+        self._notary_key = notary_key
+        self._origin: str | None = None
+        self._vkey: str | None = None
+        self._largest: Checkpoint | None = None
+        self._http = httpx.Client(
+            base_url=self.url, auth=PartyAuth(party, key), timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> LedgerClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()
+
+    # -- transport ---------------------------------------------------------------------
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Run one operation; its ``data``, or :class:`ServerRefused` for its first error."""
+        body = {"query": query, "variables": dict(variables or {})}
+        try:
+            response = self._http.post("/graphql", json=body)
+        except httpx.TimeoutException as exc:
+            raise TransportFailure(
+                f"no answer from {self.url} in time: retry, or raise the timeout"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise TransportFailure(
+                f"cannot reach {self.url}: {exc}; check the URL and that the server runs"
+            ) from exc
+        return _data_of(response, self.url)
+
+    # -- ledger identity ---------------------------------------------------------------
+
+    @property
+    def origin(self) -> str:
+        """The ledger's origin (the envelopes' ``ledger`` member), read once."""
+        if self._origin is None:
+            self._load_identity()
+        assert self._origin is not None
+        return self._origin
+
+    @property
+    def notary_vkey(self) -> str:
+        """The pinned C2SP verifier key of the notary."""
+        if self._vkey is None:
+            self._load_identity()
+        assert self._vkey is not None
+        return self._vkey
+
+    def _load_identity(self) -> None:
+        info = self.graphql(LEDGER_INFO)["ledger"]
+        self._origin = str(info["origin"])
+        pinned = self._notary_key
+        if pinned is None:
+            self._vkey = str(info["notaryKey"])
+        elif pinned.startswith("ed25519:"):
+            try:
+                self._vkey = note_vkey(self._origin, decode_public_key(pinned, field="notary_key"))
+            except LedgerError as exc:
+                raise ClientError(
+                    f"{exc.message}: pass the notary key as `cmo-ledger init` printed it",
+                    field="notary_key",
+                ) from exc
+        else:
+            self._vkey = pinned.strip()
+
+    # -- signing and submitting --------------------------------------------------------
+
+    def next_version(self, subject: SubjectId) -> tuple[int, str | None]:
+        """The version and ``prev`` the subject's next envelope must carry."""
+        found = self.graphql(NEXT_VERSION, {"s": str(subject)})["nextVersion"]
+        return int(found["version"]), found["prev"]
+
+    def envelope(
+        self,
+        draft: Draft,
+        version: int,
+        prev: str | None,
+    ) -> tuple[dict[str, Any], str]:
+        """The signed envelope of ``draft`` as version ``version``: ``(envelope, signature)``."""
+        envelope: dict[str, Any] = {
+            "ledger": self.origin,
+            "type": draft.type,
+            "subject": str(draft.subject),
+            "version": version,
+            "prev": prev,
+            "payload": dict(draft.payload),
+            "signer": self.party,
+            "key": self.key_id,
+            "signed_at": format_utc(now_utc()),
+            "meaning": draft.meaning,
+        }
+        if draft.reason is not None:
+            envelope["reason"] = draft.reason
+        try:
+            return envelope, sign_envelope(envelope, self._key)
+        except LedgerError as exc:
+            raise ClientError(
+                f"{exc.message}: fix the event before signing", field=exc.field
+            ) from exc
+
+    def submit(
+        self,
+        type: str,
+        subject: SubjectId,
+        payload: Mapping[str, Any],
+        *,
+        meaning: str,
+        reason: str | None = None,
+    ) -> Submitted:
+        """Sign and store one event as the subject's next version."""
+        draft = Draft(type, str(subject), payload, meaning, reason)
+        return self.submit_many([draft])[0]
+
+    def submit_many(self, drafts: Sequence[Draft]) -> list[Submitted]:
+        """Sign and store ``drafts`` all or none; drafts of one subject are chained in order.
+
+        On ``VERSION_CONFLICT`` the subjects are read again and, if another writer moved
+        one of them, everything is signed again (at most ``max_retries`` times).
+        """
+        if not drafts:
+            return []
+        conflict: VersionConflict | None = None
+        read: dict[str, tuple[int, str | None]] = {}
+        for attempt in range(self.max_retries + 1):
+            heads = self._heads(drafts)
+            # Unchanged heads: no other writer to catch up with, so signing again cannot help.
+            if conflict is not None and heads == read:
+                raise conflict
+            try:
+                return self._send(self._sign_chain(drafts, heads))
+            except VersionConflict as error:
+                conflict, read = error, heads
+                time.sleep(0.05 * attempt)
+        assert conflict is not None
+        raise conflict
+
+    def _heads(self, drafts: Sequence[Draft]) -> dict[str, tuple[int, str | None]]:
+        subjects = dict.fromkeys(str(draft.subject) for draft in drafts)
+        return {subject: self.next_version(subject) for subject in subjects}
+
+    def _sign_chain(
+        self, drafts: Sequence[Draft], heads: Mapping[str, tuple[int, str | None]]
+    ) -> list[tuple[dict[str, Any], str]]:
+        chain = dict(heads)
+        signed = []
+        for draft in drafts:
+            subject = str(draft.subject)
+            version, prev = chain[subject]
+            envelope, signature = self.envelope(draft, version, prev)
+            chain[subject] = (version + 1, event_hash(envelope, signature))
+            signed.append((envelope, signature))
+        return signed
+
+    def _send(self, signed: list[tuple[dict[str, Any], str]]) -> list[Submitted]:
+        if len(signed) == 1:
+            envelope, signature = signed[0]
+            answer = self.graphql(SUBMIT, {"e": envelope, "s": signature})
+            return [Submitted.of(answer["submitEvent"])]
+        events = [{"envelope": e, "signature": s} for e, s in signed]
+        answers = self.graphql(SUBMIT_MANY, {"events": events})["submitEvents"]
+        return [Submitted.of(answer) for answer in answers]
+
+    def countersign(self, type: str, subject: SubjectId, body: Mapping[str, Any]) -> dict[str, str]:
+        """This party's countersignature of ``body`` for the other party's ``type`` event."""
+        return countersign(self.origin, type, str(subject), body, self.party, self._key)
+
+    # -- queries -----------------------------------------------------------------------
+
+    def audit_trail(self, *, page_size: int = 100, **filters: Any) -> Iterator[dict[str, Any]]:
+        """The audit trail's entries in log order, a page at a time as they are consumed.
+
+        ``filters``: ``subject``, ``agreement``, ``batch``, ``signer``, ``type``, ``from_``
+        (recorded at or after) and ``to`` (recorded before); times as RFC 3339 or datetimes.
+        """
+        wanted = {
+            name.rstrip("_"): format_utc(v) if isinstance(v, datetime) else str(v)
+            for name, v in filters.items()
+            if v is not None
+        }
+        after: str | None = None
+        while True:
+            variables = {"f": wanted or None, "n": page_size, "after": after}
+            page = self.graphql(AUDIT_PAGE, variables)["auditTrail"]
+            if page is None:
+                return
+            for edge in page["edges"]:
+                yield edge["node"]
+            if not page["pageInfo"]["hasNextPage"]:
+                return
+            after = page["pageInfo"]["endCursor"]
+
+    def trace_batch(self, batch: str) -> dict[str, Any]:
+        """One batch end to end: terms, limits, grants, events, corrections, deviations."""
+        found = self.graphql(TRACE, {"b": batch})["traceBatch"]
+        if found is None:
+            raise ServerRefused("NOT_FOUND", "batch", f"no batch {batch} that you may see")
+        return dict(found)
+
+    def as_of(
+        self,
+        *,
+        position: int | None = None,
+        time: str | datetime | None = None,
+        agreement: SubjectId | None = None,
+        batch: str | None = None,
+    ) -> dict[str, Any]:
+        """Parties and agreements (and one agreement's or batch's state) at a past position
+        or time; give exactly one of ``position`` and ``time``."""
+        selection = _AS_OF_BODY
+        variables: dict[str, Any] = {
+            "p": position,
+            "t": format_utc(time) if isinstance(time, datetime) else time,
+        }
+        declared = "$p: Int, $t: DateTime"
+        if agreement is not None:
+            declared += ", $a: ID!"
+            variables["a"] = str(agreement)
+            selection += " agreement(id: $a) { terms termsVersion status }"
+            selection += " parameters(agreementId: $a) { name unit limitsVersion status"
+            selection += " alert { low high } action { low high } }"
+        if batch is not None:
+            declared += ", $b: String!"
+            variables["b"] = batch
+            selection += " batch(id: $b) { id startedAt endedAt submissions { id dataClass"
+            selection += " correction recordedAt } }"
+        query = f"query({declared}) {{ asOf(position: $p, time: $t) {{ {selection} }} }}"
+        found = self.graphql(query, variables)["asOf"]
+        return dict(found or {})
+
+    def event(self, position: int) -> dict[str, Any]:
+        """The stored event at log ``position`` (envelope, signature, leaf bytes)."""
+        events = self.graphql(EVENT_AT, {"after": position - 1})["log"]["events"]
+        if not events or events[0]["position"] != position:
+            raise ServerRefused(
+                "NOT_FOUND", "position", f"no event at position {position} that you may read"
+            )
+        return dict(events[0])
+
+    def agreement(self, agreement_id: SubjectId) -> dict[str, Any]:
+        """One agreement with its terms and amendments."""
+        found = self.graphql(AGREEMENT, {"id": str(agreement_id)})["agreement"]
+        if found is None:
+            raise ServerRefused("NOT_FOUND", "id", f"no agreement {agreement_id}")
+        return dict(found)
+
+    def batch(self, batch: str) -> dict[str, Any]:
+        """One batch with its agreement's terms in force and its submissions."""
+        found = self.graphql(BATCH, {"b": batch})["batch"]
+        if found is None:
+            raise ServerRefused("NOT_FOUND", "batch", f"no batch {batch}: register it first")
+        return dict(found)
+
+    def parameters(self, agreement_id: SubjectId) -> list[dict[str, Any]]:
+        """An agreement's parameters with their limits history and revisions."""
+        return list(self.graphql(PARAMETERS, {"a": str(agreement_id)})["parameters"] or [])
+
+    # -- checkpoints and proofs --------------------------------------------------------
+
+    def checkpoint(self, tree_size: int | None = None) -> VerifiedCheckpoint:
+        """The latest signed checkpoint (or the one of ``tree_size``), verified."""
+        found = self.graphql(CHECKPOINT, {"n": tree_size})["checkpoint"]
+        note = str(found["note"])
+        try:
+            checkpoint = verify_checkpoint(note, self.notary_vkey, origin=self.origin)
+        except VerificationError as exc:
+            raise ProofFailed(
+                f"the checkpoint is not signed by the pinned notary key: {exc}", field="checkpoint"
+            ) from exc
+        if checkpoint.size != int(found["treeSize"]):
+            raise ProofFailed(
+                f"the signed checkpoint is of size {checkpoint.size}, the server said "
+                f"{found['treeSize']}",
+                field="checkpoint",
+            )
+        self._check_consistent(checkpoint)
+        return VerifiedCheckpoint(
+            note, checkpoint, str(found["signedAt"]), list(found["cosignatures"])
+        )
+
+    def _check_consistent(self, checkpoint: Checkpoint) -> None:
+        """Refuse a checkpoint that is not on one tree with the largest seen so far."""
+        seen = self._largest
+        if seen is None or seen.size == 0 or checkpoint.size == 0:
+            self._largest = checkpoint if seen is None or checkpoint.size > seen.size else seen
+            return
+        old, new = (seen, checkpoint) if seen.size <= checkpoint.size else (checkpoint, seen)
+        proof = [] if old.size == new.size else self.consistency_proof(old.size, new.size)
+        try:
+            verify_consistency_between(old, new, proof)
+        except VerificationError as exc:
+            raise ProofFailed(
+                f"the checkpoint of size {checkpoint.size} is not consistent with the checkpoint "
+                f"of size {seen.size} seen before: the log was rewritten or forked; keep both "
+                f"and report it: {exc}",
+                field="checkpoint",
+            ) from exc
+        self._largest = new
+
+    def inclusion_proof(
+        self, leaf: int, *, tree_size: int | None = None, verify: bool = True
+    ) -> InclusionProof:
+        """The inclusion proof of ``leaf``, checked against a verified checkpoint by default."""
+        found = self.graphql(PROOF, {"i": leaf, "n": tree_size})["event"]
+        proof = found["inclusionProof"]
+        if proof is None:
+            raise NotCheckpointed(
+                f"no signed checkpoint covers leaf {leaf} yet: retry in a few seconds",
+                field="leaf",
+            )
+        result = InclusionProof(
+            leaf_index=int(found["leafIndex"]),
+            tree_size=int(proof["treeSize"]),
+            hashes=[base64.b64decode(h) for h in proof["hashes"]],
+            leaf_bytes=base64.b64decode(found["leafBytes"]),
+            checkpoint=None,
+        )
+        if not verify:
+            return result
+        checkpoint = self.checkpoint(result.tree_size)
+        try:
+            verify_inclusion_against_checkpoint(
+                result.leaf_bytes, result.leaf_index, result.hashes, checkpoint.checkpoint
+            )
+        except VerificationError as exc:
+            raise ProofFailed(str(exc), field="leaf") from exc
+        return InclusionProof(
+            result.leaf_index, result.tree_size, result.hashes, result.leaf_bytes, checkpoint
+        )
+
+    def consistency_proof(self, from_size: int, to_size: int | None = None) -> list[bytes]:
+        """RFC 9162 consistency proof hashes from ``from_size`` to ``to_size``."""
+        found = self.graphql(CONSISTENCY, {"m": from_size, "n": to_size})["consistencyProof"]
+        return [base64.b64decode(h) for h in found["hashes"]]
+
+    def cosign_checkpoint(
+        self, tree_size: int | None = None, *, state_file: Path | str
+    ) -> VerifiedCheckpoint:
+        """Witness the checkpoint of ``tree_size`` (default: latest) and add the cosignature.
+
+        ``state_file`` keeps the last checkpoint this party cosigned: a new one must be
+        proven consistent with it, else :class:`ProofFailed` and nothing is sent.
+        """
+        checkpoint = self.checkpoint(tree_size)
+        witness = Witness(self.party, self._key, state_file, self.notary_vkey)
+        last = witness.last
+        proof: list[bytes] = []
+        if last is not None and 0 < last.size < checkpoint.tree_size:
+            proof = self.consistency_proof(last.size, checkpoint.tree_size)
+        try:
+            line = witness.cosign(checkpoint.note, proof)
+        except VerificationError as exc:
+            raise ProofFailed(str(exc), field="checkpoint") from exc
+        answer = self.graphql(COSIGN, {"n": checkpoint.tree_size, "line": line})
+        cosigned = answer["cosignCheckpoint"]
+        return VerifiedCheckpoint(
+            str(cosigned["note"]),
+            checkpoint.checkpoint,
+            str(cosigned["signedAt"]),
+            list(cosigned["cosignatures"]),
+        )
+
+    # -- parties and keys --------------------------------------------------------------
+
+    def admit_party(self, party: str, legal_name: str, role: str, public_key: str) -> Submitted:
+        """(Notary) admit an organisation with its role and first key."""
+        payload = {"party": party, "legal_name": legal_name, "role": role, "public_key": public_key}
+        return self.submit("PartyAdmitted", party_subject(party), payload, meaning="approved")
+
+    def add_key(
+        self, public_key: str, *, purpose: str = "party", source: str | None = None
+    ) -> Submitted:
+        """Add a party key, or a source-system key vouching for ``source``."""
+        payload = _drop_none({"public_key": public_key, "purpose": purpose, "source": source})
+        return self.submit("KeyAdded", party_subject(self.party), payload, meaning="authored")
+
+    def revoke_key(
+        self,
+        key: str,
+        *,
+        reason: str,
+        compromised_since: str | None = None,
+        party: str | None = None,
+    ) -> Submitted:
+        """Revoke one of this party's keys (the notary may name another ``party``)."""
+        payload = _drop_none({"key": key, "compromised_since": compromised_since})
+        subject = party_subject(party or self.party)
+        return self.submit("KeyRevoked", subject, payload, meaning="revoked", reason=reason)
+
+    # -- agreements --------------------------------------------------------------------
+
+    def propose_agreement(
+        self, terms: Mapping[str, Any], *, agreement_id: SubjectId | None = None
+    ) -> Submitted:
+        """Propose terms; the agreement's id is ``Submitted.subject``."""
+        subject = agreement_id or uuid.uuid4()
+        payload = {"terms": dict(terms)}
+        return self.submit("AgreementProposed", subject, payload, meaning="authored")
+
+    def sign_agreement(self, agreement_id: SubjectId) -> Submitted:
+        """Sign the terms the other party proposed: they are in force from now."""
+        return self.submit("AgreementSigned", agreement_id, {}, meaning="signed")
+
+    def amend_agreement(
+        self, agreement_id: SubjectId, terms: Mapping[str, Any], *, reason: str
+    ) -> Submitted:
+        """Propose new terms (the full terms) for the agreement."""
+        payload = {"terms": dict(terms)}
+        return self.submit(
+            "AgreementAmended", agreement_id, payload, meaning="authored", reason=reason
+        )
+
+    def sign_amendment(self, agreement_id: SubjectId) -> Submitted:
+        """Sign the other party's pending amendment: its terms are in force from now."""
+        return self.submit("AgreementAmendmentSigned", agreement_id, {}, meaning="signed")
+
+    def reject_amendment(self, agreement_id: SubjectId, *, reason: str) -> Submitted:
+        """Withdraw (proposer) or reject (counterparty) the pending amendment."""
+        return self.submit(
+            "AgreementAmendmentRejected", agreement_id, {}, meaning="rejected", reason=reason
+        )
+
+    def terminate_agreement(self, agreement_id: SubjectId, *, reason: str) -> Submitted:
+        """End the agreement, or withdraw a proposal."""
+        return self.submit(
+            "AgreementTerminated", agreement_id, {}, meaning="revoked", reason=reason
+        )
+
+    # -- batches and data --------------------------------------------------------------
+
+    def register_batch(
+        self,
+        agreement_id: SubjectId,
+        batch: str,
+        *,
+        product: str,
+        site: str,
+        started_at: str | datetime,
+    ) -> Submitted:
+        """(CMO) register a batch of one of the agreement's products at one of its sites."""
+        payload = {
+            "agreement": str(agreement_id),
+            "batch": batch,
+            "product": product,
+            "site": site,
+            "started_at": _time(started_at),
+        }
+        return self.submit("BatchRegistered", batch_subject(batch), payload, meaning="authored")
+
+    def end_batch(self, batch: str, *, ended_at: str | datetime) -> Submitted:
+        """(CMO) record when the batch ended; delivery deadlines count from it."""
+        payload = {"ended_at": _time(ended_at)}
+        return self.submit("BatchEnded", batch_subject(batch), payload, meaning="completed")
+
+    def submit_data(self, batch: str, payload: Mapping[str, Any]) -> Submitted:
+        """Deliver one ``DataSubmitted`` payload (from ``clients.importers.build_submissions``)."""
+        return self.submit("DataSubmitted", batch_subject(batch), payload, meaning="submitted")
+
+    def correct_data(self, batch: str, payload: Mapping[str, Any], *, reason: str) -> Submitted:
+        """Supersede records (``supersedes`` + ``records``) or chunks with replacements."""
+        return self.submit(
+            "DataCorrected", batch_subject(batch), payload, meaning="corrected", reason=reason
+        )
+
+    def acknowledge_data(self, batch: str, records: Sequence[str]) -> Submitted:
+        """(Sponsor) acknowledge deviation, OOS and OOT event records by id."""
+        payload = {"records": list(records)}
+        return self.submit(
+            "DataAcknowledged", batch_subject(batch), payload, meaning="acknowledged"
+        )
+
+    # -- access ------------------------------------------------------------------------
+
+    def grant_access(
+        self,
+        agreement_id: SubjectId,
+        grantee: str,
+        data_classes: Sequence[str],
+        *,
+        purpose: str,
+        grant_id: SubjectId | None = None,
+        **scope: Any,
+    ) -> Submitted:
+        """Open data of an agreement to ``grantee``; ``scope``: ``valid_until``,
+        ``valid_from``, ``parameters``, ``batches``, ``window``, ``include_confidential``."""
+        payload = {
+            "agreement": str(agreement_id),
+            "grantee": grantee,
+            "data_classes": list(data_classes),
+            "purpose": purpose,
+            **{name: _time(v) if isinstance(v, datetime) else v for name, v in scope.items()},
+        }
+        subject = grant_id or uuid.uuid4()
+        return self.submit("AccessGranted", subject, _drop_none(payload), meaning="granted")
+
+    def revoke_access(self, grant_id: SubjectId, *, reason: str) -> Submitted:
+        """Close a grant from now on."""
+        return self.submit("AccessRevoked", grant_id, {}, meaning="revoked", reason=reason)
+
+    # -- parameters --------------------------------------------------------------------
+
+    def define_parameter(
+        self,
+        agreement_id: SubjectId,
+        name: str,
+        *,
+        kind: str,
+        unit: str,
+        alert: Mapping[str, str | None],
+        action: Mapping[str, str | None],
+        rationale: str,
+        status: str,
+        target: str | None = None,
+    ) -> Submitted:
+        """Define a CPP, CQA, KPI or IPC with its limits (limits version 1)."""
+        payload = _drop_none(
+            {
+                "agreement": str(agreement_id),
+                "name": name,
+                "kind": kind,
+                "unit": unit,
+                "target": target,
+                "alert": dict(alert),
+                "action": dict(action),
+                "rationale": rationale,
+                "status": status,
+            }
+        )
+        subject = parameter_subject(agreement_id, name)
+        return self.submit("ParameterDefined", subject, payload, meaning="authored")
+
+    def propose_revision(
+        self,
+        parameter_id: SubjectId,
+        changes: Mapping[str, Any],
+        *,
+        reason: str,
+        revision: SubjectId | None = None,
+    ) -> Submitted:
+        """Propose new values for some of target, alert, action, status, unit, rationale."""
+        payload = {"revision": str(revision or uuid.uuid4()), "changes": dict(changes)}
+        return self.submit(
+            "ParameterRevisionProposed", parameter_id, payload, meaning="authored", reason=reason
+        )
+
+    def approve_revision(self, parameter_id: SubjectId, revision: SubjectId) -> Submitted:
+        """Approve the other party's pending revision: in force from now."""
+        payload = {"revision": str(revision)}
+        return self.submit("ParameterRevisionApproved", parameter_id, payload, meaning="approved")
+
+    def reject_revision(
+        self, parameter_id: SubjectId, revision: SubjectId, *, reason: str
+    ) -> Submitted:
+        """Reject the other party's pending revision."""
+        payload = {"revision": str(revision)}
+        return self.submit(
+            "ParameterRevisionRejected", parameter_id, payload, meaning="rejected", reason=reason
+        )
+
+    # -- enhancements ------------------------------------------------------------------
+
+    def claim_enhancement(
+        self,
+        agreement_id: SubjectId,
+        *,
+        title: str,
+        summary: str,
+        commitment: str,
+        ownership_claimed: str,
+        parameter_versions: Sequence[Mapping[str, Any]] = (),
+        evidence: Sequence[Mapping[str, Any]] = (),
+        enhancement_id: SubjectId | None = None,
+    ) -> Submitted:
+        """Claim an enhancement committed to by ``commitment`` (see :func:`commit_dossier`)."""
+        payload = {
+            "agreement": str(agreement_id),
+            "title": title,
+            "summary": summary,
+            "commitment": commitment,
+            "parameter_versions": [dict(item) for item in parameter_versions],
+            "evidence": [dict(item) for item in evidence],
+            "ownership_claimed": ownership_claimed,
+        }
+        subject = enhancement_id or uuid.uuid4()
+        return self.submit("EnhancementClaimed", subject, payload, meaning="authored")
+
+    def acknowledge_enhancement(self, enhancement_id: SubjectId) -> Submitted:
+        """Accept the other party's claim as made."""
+        return self.submit("EnhancementAcknowledged", enhancement_id, {}, meaning="acknowledged")
+
+    def dispute_enhancement(self, enhancement_id: SubjectId, *, reason: str) -> Submitted:
+        """Dispute the other party's claim."""
+        return self.submit(
+            "EnhancementDisputed", enhancement_id, {}, meaning="disputed", reason=reason
+        )
+
+    def countersign_resolution(self, enhancement_id: SubjectId, owner: str) -> dict[str, str]:
+        """This party's countersignature for the other party's resolution naming ``owner``."""
+        return self.countersign("EnhancementResolved", enhancement_id, {"owner": owner})
+
+    def resolve_enhancement(
+        self, enhancement_id: SubjectId, owner: str, countersignature: Mapping[str, str]
+    ) -> Submitted:
+        """Record the owner both parties agreed (the other's :meth:`countersign_resolution`)."""
+        payload = {"owner": owner, "countersignature": dict(countersignature)}
+        return self.submit("EnhancementResolved", enhancement_id, payload, meaning="resolved")
+
+    def disclose_enhancement(
+        self, enhancement_id: SubjectId, dossier: bytes, salt: str
+    ) -> Submitted:
+        """Reveal the committed dossier with its salt (hex)."""
+        payload = {"dossier": base64.b64encode(dossier).decode("ascii"), "salt": salt}
+        return self.submit("EnhancementDisclosed", enhancement_id, payload, meaning="disclosed")
+
+    # -- reviews -----------------------------------------------------------------------
+
+    def countersign_review(self, review_id: SubjectId, body: Mapping[str, Any]) -> dict[str, str]:
+        """This party's countersignature of a review ``body`` the other party will submit."""
+        return self.countersign("ReviewCompleted", review_id, body)
+
+    def complete_review(
+        self,
+        review_id: SubjectId,
+        body: Mapping[str, Any],
+        countersignature: Mapping[str, str],
+    ) -> Submitted:
+        """Record a periodic review: ``body`` as countersigned, plus the countersignature."""
+        payload = {**dict(body), "countersignature": dict(countersignature)}
+        return self.submit("ReviewCompleted", review_id, payload, meaning="completed")
+
+
+def review_body(
+    agreement_id: SubjectId,
+    *,
+    period_end: str | datetime,
+    outcome: str,
+    next_due: str | datetime,
+    parameters_confirmed: Sequence[str] = (),
+    parameters_revised: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A ``ReviewCompleted`` payload without its countersignature."""
+    return {
+        "agreement": str(agreement_id),
+        "period_end": _time(period_end),
+        "outcome": outcome,
+        "parameters_confirmed": list(parameters_confirmed),
+        "parameters_revised": list(parameters_revised),
+        "next_due": _time(next_due),
+    }
+
+
+def _data_of(response: httpx.Response, url: str) -> dict[str, Any]:
+    if response.status_code >= 500:
+        raise TransportFailure(
+            f"{url} answered HTTP {response.status_code}: retry later, or ask its operator"
+        )
+    try:
+        document = response.json()
+    except ValueError as exc:
+        raise TransportFailure(
+            f"{url} answered HTTP {response.status_code} without JSON: is it a cmo-ledger server?"
+        ) from exc
+    errors = document.get("errors") if isinstance(document, dict) else None
+    if errors:
+        first = errors[0]
+        extensions = first.get("extensions") or {}
+        raise ServerRefused.of(
+            str(extensions.get("code", "UNKNOWN")), extensions.get("field"), first["message"]
+        )
+    data = document.get("data") if isinstance(document, dict) else None
+    if not isinstance(data, dict):
+        raise TransportFailure(f"{url} answered HTTP {response.status_code} without data")
+    return data
+
+
+def _time(value: str | datetime) -> str:
+    return format_utc(value) if isinstance(value, datetime) else value
+
+
+def _drop_none(payload: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in payload.items() if value is not None}

@@ -1,0 +1,353 @@
+"""Export a batch's evidence bundle from the GraphQL API (layout: ``clients.bundle``).
+
+``export_evidence(client, batch, out_dir)`` needs only an object with a
+``graphql(query, variables)`` method that answers the ``data`` of a signed request and
+raises on refusal (an exception with a ``code`` attribute such as ``FORBIDDEN``). It
+reads ``traceBatch``, the batch's data tables, every event of the batch and the key
+events of its signers, each with its leaf bytes and an inclusion proof to one signed
+checkpoint, and writes them with the notary's verifier key, ``report.html`` and a
+manifest of SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from clients.bundle import (
+    CHECKPOINT,
+    DATA,
+    FORMAT,
+    MANIFEST,
+    NOTARY_VKEY,
+    REPORT,
+    TRACE,
+    event_file,
+    sha256_file,
+)
+from clients.report import render_report
+from ledger.errors import LedgerError
+from ledger.timeutil import format_utc, now_utc
+
+__all__ = ["EvidenceRefused", "GraphQLClient", "Progress", "export_evidence"]
+
+#: ``progress(done, total)`` after each event is fetched.
+Progress = Callable[[int, int], None]
+
+
+class GraphQLClient(Protocol):
+    """What the exporter needs of a client: one signed GraphQL request."""
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> Any: ...
+
+
+class EvidenceRefused(LedgerError):
+    """The bundle cannot be exported as asked; the message says what to do."""
+
+    code = "EVIDENCE_REFUSED"
+
+
+TRACE_QUERY = """
+query($b: String!) {
+  me { id }
+  ledger { origin notaryKey }
+  traceBatch(id: $b) {
+    position answeredAt
+    checkpoint { note treeSize rootHash signedAt cosignatures { witness time line } }
+    batch {
+      id subject agreementId product site startedAt endedAt registeredAt registeredBy
+      submissions {
+        id dataClass correction sourceSystem schemaVersion format originalSha256
+        supersedes reason signer key recordedAt
+      }
+    }
+    agreement { id title sponsor cmo status termsVersion effectiveFrom }
+    termsInForce { version effectiveFrom terms inForce }
+    parameterLimits {
+      parameterId name kind
+      versions {
+        version effectiveFrom revision unit target status rationale inForce
+        alert { low high } action { low high }
+      }
+    }
+    grants {
+      id grantor grantee dataClasses parameters batches windowFrom windowUntil validFrom
+      validUntil grantedAt purpose includeConfidential status revokedAt revokedBy revokeReason
+    }
+    events {
+      position leafIndex subject version type signer key meaning reason signedAt recordedAt
+    }
+  }
+}
+"""
+_RECORD = "id version status submission supersededBy recordedAt confidential { element value }"
+DISCRETE_QUERY = f"""
+query($b: String!) {{ batch(id: $b) {{ discrete(includeSuperseded: true) {{
+  {_RECORD} parameter value unit sampledAt method masked }} }} }}
+"""
+EVENTS_QUERY = f"""
+query($b: String!) {{ batch(id: $b) {{ events(includeSuperseded: true) {{
+  {_RECORD} kind startedAt endedAt severity description acknowledgedAt acknowledgedBy masked
+}} }} }}
+"""
+PARAMETERS_QUERY = """
+query($a: ID!) {
+  parameters(agreementId: $a) {
+    id name kind unit state
+    limitsHistory {
+      version effectiveFrom revision unit target status inForce
+      alert { low high } action { low high }
+    }
+  }
+}
+"""
+TAGS_QUERY = "query($b: String!) { batch(id: $b) { tags { tag first last points } } }"
+ADMITTED_QUERY = """
+query($after: String) {
+  auditTrail(filter: {type: "PartyAdmitted"}, first: 200, after: $after) {
+    edges { node { leafIndex subject } } pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+SUBJECT_QUERY = """
+query($s: ID!, $after: String) {
+  auditTrail(filter: {subject: $s}, first: 200, after: $after) {
+    edges { node { leafIndex subject version type } } pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+EVENT_QUERY = """
+query($i: Int!, $n: Int!) {
+  event(leafIndex: $i) {
+    position leafIndex envelope signature recordedAt leafBytes
+    inclusionProof(treeSize: $n) { leafIndex treeSize hashes }
+  }
+}
+"""
+PARTY_QUERY = "query($i: Int!) { event(leafIndex: $i) { envelope } }"
+_KEY_TYPES = ("PartyAdmitted", "KeyAdded", "KeyRevoked")
+
+
+def _refusal_code(error: Exception) -> str | None:
+    code = getattr(error, "code", None)
+    return code if isinstance(code, str) else None
+
+
+def _optional(client: GraphQLClient, query: str, variables: Mapping[str, Any]) -> Any | None:
+    """The answer, or ``None`` when the caller may not read it."""
+    try:
+        return client.graphql(query, dict(variables))
+    except Exception as error:
+        if _refusal_code(error) == "FORBIDDEN":
+            return None
+        raise
+
+
+class _Export:
+    def __init__(
+        self, client: GraphQLClient, batch: str, progress: Progress | None, wait: float
+    ) -> None:
+        self.client = client
+        self.checkpoint_wait = wait
+        self.batch = batch
+        self.progress = progress
+        self.withheld: list[dict[str, Any]] = []
+
+    def trace(self) -> dict[str, Any]:
+        """The trace, once a signed checkpoint covers every event of it."""
+        deadline = time.monotonic() + self.checkpoint_wait
+        while True:
+            trace = self._trace()
+            uncovered = _uncovered(trace)
+            if uncovered == []:
+                return trace
+            if time.monotonic() >= deadline:
+                what = (
+                    "no checkpoint is signed yet"
+                    if uncovered is None
+                    else f"events at positions {uncovered} are not yet covered by a signed "
+                    "checkpoint"
+                )
+                raise EvidenceRefused(
+                    f"{what}: retry after the next checkpoint", field="checkpoint"
+                )
+            time.sleep(1.0)
+
+    def _trace(self) -> dict[str, Any]:
+        answer = self.client.graphql(TRACE_QUERY, {"b": self.batch})
+        trace = answer.get("traceBatch")
+        if trace is None:
+            raise EvidenceRefused(f"batch {self.batch} is not visible to you", field="batch")
+        agreement = {"a": trace["agreement"]["id"]}
+        parameters = _optional(self.client, PARAMETERS_QUERY, agreement)
+        return {
+            "me": answer["me"]["id"],
+            "ledger": answer["ledger"],
+            **trace,
+            "parameters": None if parameters is None else parameters["parameters"],
+        }
+
+    def data(self) -> dict[str, Any]:
+        tables: dict[str, Any] = {}
+        for name, query, member in (
+            ("discrete", DISCRETE_QUERY, "discrete"),
+            ("events", EVENTS_QUERY, "events"),
+            ("tags", TAGS_QUERY, "tags"),
+        ):
+            answer = _optional(self.client, query, {"b": self.batch})
+            tables[name] = None if answer is None else answer["batch"][member]
+            if answer is None:
+                self.withheld.append({"data": name, "reason": "FORBIDDEN"})
+        return tables
+
+    def key_entries(self, signers: Iterable[str]) -> list[dict[str, Any]]:
+        """The audit entries of the key events of ``signers`` (besides the notary)."""
+        wanted = set(signers) - {"notary"}
+        parties = self._parties(self._pages(ADMITTED_QUERY, {}))
+        entries: list[dict[str, Any]] = []
+        for subject, party in parties.items():
+            if party in wanted:
+                found = self._pages(SUBJECT_QUERY, {"s": subject})
+                entries += [e for e in found if e["type"] in _KEY_TYPES]
+        return entries
+
+    def _parties(self, admitted: list[dict[str, Any]]) -> dict[str, str]:
+        """Party id by subject, from the PartyAdmitted events (readable by everyone)."""
+        parties = {}
+        for entry in admitted:
+            event = _optional(self.client, PARTY_QUERY, {"i": entry["leafIndex"]})
+            if event is not None:
+                parties[entry["subject"]] = str(event["event"]["envelope"]["payload"]["party"])
+        return parties
+
+    def _pages(self, query: str, variables: dict[str, Any]) -> list[dict[str, Any]]:
+        nodes: list[dict[str, Any]] = []
+        after = None
+        while True:
+            trail = self.client.graphql(query, {**variables, "after": after})["auditTrail"]
+            nodes.extend(edge["node"] for edge in trail["edges"])
+            if not trail["pageInfo"]["hasNextPage"]:
+                return nodes
+            after = trail["pageInfo"]["endCursor"]
+
+    def events(self, entries: list[tuple[str, dict[str, Any]]], size: int) -> list[Any]:
+        files = []
+        for done, (role, entry) in enumerate(entries, 1):
+            files.append(self._event(role, entry, size))
+            if self.progress is not None:
+                self.progress(done, len(entries))
+        return [f for f in files if f is not None]
+
+    def _event(self, role: str, entry: dict[str, Any], size: int) -> dict[str, Any] | None:
+        leaf = entry["leafIndex"]
+        answer = _optional(self.client, EVENT_QUERY, {"i": leaf, "n": size})
+        if answer is None:
+            self.withheld.append(
+                {
+                    "leaf_index": leaf,
+                    "subject": entry["subject"],
+                    "version": entry["version"],
+                    "type": entry["type"],
+                    "reason": "FORBIDDEN",
+                }
+            )
+            return None
+        event = answer["event"]
+        proof = event["inclusionProof"]
+        return {
+            "leaf_index": leaf,
+            "position": event["position"],
+            "role": role,
+            "event": {
+                "envelope": event["envelope"],
+                "signature": event["signature"],
+                "recorded_at": event["recordedAt"],
+            },
+            "leaf_bytes": event["leafBytes"],
+            "proof": {"tree_size": proof["treeSize"], "hashes": proof["hashes"]},
+        }
+
+
+def _uncovered(trace: Mapping[str, Any]) -> list[int] | None:
+    """Positions of the trace's events no signed checkpoint covers (``None``: no checkpoint)."""
+    checkpoint = trace.get("checkpoint")
+    if checkpoint is None:
+        return None
+    size = int(checkpoint["treeSize"])
+    return [e["position"] for e in trace["events"] if not _covered(e, size)]
+
+
+def _covered(entry: Mapping[str, Any], size: int) -> bool:
+    return entry["leafIndex"] is not None and entry["leafIndex"] < size
+
+
+def _write_json(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n", "utf-8")
+
+
+def _prepare(out_dir: Path) -> None:
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise EvidenceRefused(
+            f"{out_dir} is not empty: choose a new directory for the bundle", field="out"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def export_evidence(
+    client: GraphQLClient,
+    batch: str,
+    out_dir: Path,
+    *,
+    progress: Progress | None = None,
+    checkpoint_wait: float = 30.0,
+) -> Path:
+    """Write the evidence bundle of ``batch`` into the new or empty ``out_dir``; return it.
+
+    Waits up to ``checkpoint_wait`` seconds for a signed checkpoint covering the batch's
+    latest events.
+    """
+    _prepare(out_dir)
+    export = _Export(client, batch, progress, checkpoint_wait)
+    trace = export.trace()
+    size = int(trace["checkpoint"]["treeSize"])
+    data = export.data()
+    batch_entries = [("batch", e) for e in trace["events"]]
+    signers = {e["signer"] for e in trace["events"]}
+    signers |= {c["witness"] for c in trace["checkpoint"]["cosignatures"]}
+    key_entries = [("key", e) for e in export.key_entries(signers) if _covered(e, size)]
+    events = export.events(
+        sorted(batch_entries + key_entries, key=lambda p: p[1]["leafIndex"]), size
+    )
+    for event in events:
+        _write_json(out_dir / event_file(event["leaf_index"]), event)
+    (out_dir / CHECKPOINT).write_text(trace["checkpoint"]["note"], "utf-8")
+    (out_dir / NOTARY_VKEY).write_text(trace["ledger"]["notaryKey"] + "\n", "utf-8")
+    _write_json(out_dir / TRACE, trace)
+    _write_json(out_dir / DATA, data)
+    (out_dir / REPORT).write_text(render_report(trace, data, events, export.withheld), "utf-8")
+    _write_manifest(out_dir, trace, export.withheld)
+    return out_dir
+
+
+def _write_manifest(out_dir: Path, trace: Mapping[str, Any], withheld: list[Any]) -> None:
+    files = {
+        path.relative_to(out_dir).as_posix(): sha256_file(path)
+        for path in sorted(out_dir.rglob("*"))
+        if path.is_file() and path.name != MANIFEST
+    }
+    manifest = {
+        "format": FORMAT,
+        "origin": trace["ledger"]["origin"],
+        "batch": trace["batch"]["id"],
+        "tree_size": trace["checkpoint"]["treeSize"],
+        "position": trace["position"],
+        "exported_by": trace["me"],
+        "exported_at": format_utc(now_utc()),
+        "withheld": withheld,
+        "files": files,
+    }
+    _write_json(out_dir / MANIFEST, manifest)

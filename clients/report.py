@@ -1,0 +1,415 @@
+"""``report.html`` of an evidence bundle: one self-contained page for a person to read.
+
+It shows the batch, the timeline of signed events (signer, meaning, time), the parameter
+limits in force while the batch ran, the data with corrected values marked, and a
+control chart per CPP with its limits as inline SVG. No script, no external asset.
+
+A CPP's chart plots the discrete results named after it and the continuous tag whose
+last dotted part names it: the whole name (``BR1.PH``: pH), its initials
+(``BR1.DO``: dissolved oxygen) or the start of one of its words (``BR1.TEMP``: culture
+temperature).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from typing import Any
+
+from clients.bundle import decode_series
+from clients.offline import VerificationError
+
+__all__ = ["render_report", "tag_for"]
+
+_STYLE = """
+body { font-family: sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
+th, td { border: 1px solid #bbb; padding: 0.2em 0.5em; text-align: left; }
+th { background: #eee; }
+tr.superseded td { text-decoration: line-through; color: #777; }
+tr.superseded td:last-child { text-decoration: none; color: #b00; font-weight: bold; }
+.note { color: #555; }
+svg { border: 1px solid #ccc; margin-bottom: 1.5em; }
+"""
+_WIDTH, _HEIGHT, _MARGIN = 760, 260, 50
+_EVENT_COLUMNS = (
+    "kind",
+    "startedAt",
+    "endedAt",
+    "severity",
+    "description",
+    "acknowledgedBy",
+    "acknowledgedAt",
+)
+_MAX_POINTS = 400
+
+
+def _cell(value: Any) -> str:
+    return f"<td>{escape('' if value is None else str(value))}</td>"
+
+
+def _table(headers: Sequence[str], rows: Sequence[tuple[str, Sequence[Any]]]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join(
+        f'<tr class="{escape(css)}">' + "".join(_cell(v) for v in values) + "</tr>"
+        for css, values in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _header(trace: Mapping[str, Any]) -> str:
+    batch, agreement, checkpoint = trace["batch"], trace["agreement"], trace["checkpoint"]
+    rows = [
+        ("", ["batch", batch["id"]]),
+        ("", ["product / site", f"{batch['product']} / {batch['site']}"]),
+        ("", ["ran", f"{batch['startedAt']} to {batch.get('endedAt') or 'running'}"]),
+        ("", ["agreement", f"{agreement['title']} ({agreement['id']})"]),
+        ("", ["sponsor / CMO", f"{agreement['sponsor']} / {agreement['cmo']}"]),
+        ("", ["log position", trace["position"]]),
+        ("", ["checkpoint", f"tree size {checkpoint['treeSize']}, root {checkpoint['rootHash']}"]),
+        ("", ["ledger", trace["ledger"]["origin"]]),
+        ("", ["exported by", trace["me"]]),
+    ]
+    return f"<h1>Evidence for batch {escape(batch['id'])}</h1>" + _table(["", ""], rows)
+
+
+def _timeline(trace: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> str:
+    """Every signed event of the batch; those the exporter could not read are marked."""
+    included = {event["leaf_index"] for event in events}
+    rows = []
+    for entry in trace["events"]:
+        values = [
+            entry["leafIndex"],
+            entry["type"],
+            entry["signer"],
+            entry["meaning"],
+            entry["signedAt"],
+            entry["recordedAt"],
+            entry.get("reason"),
+            "yes" if entry["leafIndex"] in included else "withheld from the exporter",
+        ]
+        rows.append(("event", values))
+    headers = ["leaf", "event", "signer", "meaning", "signed at", "recorded at", "reason"]
+    return "<h2>Timeline of signed events</h2>" + _table([*headers, "in bundle"], rows)
+
+
+def _limits(trace: Mapping[str, Any]) -> str:
+    rows = []
+    for parameter in trace["parameterLimits"]:
+        for v in parameter["versions"]:
+            values = [
+                parameter["name"],
+                parameter["kind"],
+                v["version"],
+                v["effectiveFrom"],
+                v["unit"],
+                v.get("target"),
+                _range(v["alert"]),
+                _range(v["action"]),
+                v["status"],
+                "yes" if v["inForce"] else "no",
+            ]
+            rows.append(("limits", values))
+    headers = ["parameter", "kind", "version", "effective from", "unit", "target"]
+    headers += ["alert limits", "action limits", "status", "in force at export"]
+    return "<h2>Parameter limits in force during the batch</h2>" + _table(headers, rows)
+
+
+def _range(limits: Mapping[str, Any]) -> str:
+    low, high = limits.get("low"), limits.get("high")
+    return f"{'' if low is None else low} - {'' if high is None else high}".strip()
+
+
+def _corrections(trace: Mapping[str, Any]) -> dict[str, str]:
+    """The correction reason by superseded record id."""
+    reasons = {}
+    for submission in trace["batch"]["submissions"]:
+        if submission["correction"]:
+            for record in submission["supersedes"]:
+                reasons[record] = f"corrected by {submission['signer']}: {submission['reason']}"
+    return reasons
+
+
+def _data(trace: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    reasons = _corrections(trace)
+    parts = ["<h2>Data</h2>"]
+    tables = (
+        ("discrete", ["parameter", "value", "unit", "sampledAt", "method"]),
+        ("events", _EVENT_COLUMNS),
+    )
+    for name, columns in tables:
+        rows = data.get(name)
+        if rows is None:
+            parts.append(f"<p class='note'>{name}: withheld from the exporter</p>")
+            continue
+        parts.append(f"<h3>{escape(name)}</h3>" + _records(rows, columns, reasons))
+    tags = data.get("tags") or []
+    tag_rows = [("tag", [t["tag"], t["first"], t["last"], t["points"]]) for t in tags]
+    parts.append("<h3>continuous</h3>" + _table(["tag", "first", "last", "points"], tag_rows))
+    return "".join(parts)
+
+
+def _records(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], reasons: Mapping[str, str]
+) -> str:
+    headers = ["id", "version", *columns, "status", "correction"]
+    lines = []
+    for row in rows:
+        superseded = row["status"] != "current"
+        mark = f"SUPERSEDED: {reasons.get(row['id'], 'by a later version')}" if superseded else ""
+        values = [row["id"], row["version"], *(row.get(c) for c in columns), row["status"], mark]
+        lines.append(("superseded" if superseded else "current", values))
+    return _table(headers, lines)
+
+
+# ------------------------------------------------------------------------ charts
+
+
+def tag_for(name: str, tags: Sequence[str]) -> str | None:
+    """The continuous tag that measures the parameter ``name``, if one does."""
+    words = name.lower().split()
+    initials = "".join(w[0] for w in words) if len(words) > 1 else None
+    for tag in tags:
+        suffix = tag.rsplit(".", 1)[-1].lower()
+        if suffix == "".join(words) or suffix == initials:
+            return tag
+        if len(suffix) >= 3 and any(w.startswith(suffix) for w in words):
+            return tag
+    return None
+
+
+def _time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _series(events: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    """Each tag's points from the batch's signed chunks (superseded chunks left out)."""
+    chunks: dict[str, list[Mapping[str, Any]]] = {}
+    superseded: set[str] = set()
+    for event in events:
+        payload = event["event"]["envelope"].get("payload", {})
+        if event["role"] != "batch":
+            continue
+        superseded.update(payload.get("supersedes_chunks", []) or [])
+        for series in payload.get("series", []) or []:
+            chunks.setdefault(series["tag"], []).extend(series.get("chunks", []))
+    points: dict[str, list[tuple[float, float]]] = {}
+    for tag, found in chunks.items():
+        try:
+            decoded = [
+                p for c in found if c.get("sha256") not in superseded for p in decode_series(c)
+            ]
+        except VerificationError:
+            continue
+        points[tag] = sorted((_time(stamp), float(value)) for stamp, value, _ in decoded)
+    return points
+
+
+def _downsample(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """At most ``_MAX_POINTS`` points keeping each bucket's minimum and maximum."""
+    if len(points) <= _MAX_POINTS:
+        return list(points)
+    size = -(-len(points) // (_MAX_POINTS // 2))
+    kept: list[tuple[float, float]] = []
+    for start in range(0, len(points), size):
+        bucket = points[start : start + size]
+        low, high = min(bucket, key=lambda p: p[1]), max(bucket, key=lambda p: p[1])
+        kept.extend(sorted({low, high}))
+    return kept
+
+
+@dataclass(frozen=True)
+class _Frame:
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+
+    def x(self, t: float) -> float:
+        span = (self.x1 - self.x0) or 1.0
+        return _MARGIN + (t - self.x0) / span * (_WIDTH - 2 * _MARGIN)
+
+    def y(self, v: float) -> float:
+        span = (self.y1 - self.y0) or 1.0
+        return _HEIGHT - _MARGIN - (v - self.y0) / span * (_HEIGHT - 2 * _MARGIN)
+
+
+def _limit_values(versions: Sequence[Mapping[str, Any]]) -> list[float]:
+    values = []
+    for v in versions:
+        for pair in (v["alert"], v["action"]):
+            values += [float(x) for x in (pair.get("low"), pair.get("high")) if x is not None]
+        if v.get("target") is not None:
+            values.append(float(v["target"]))
+    return values
+
+
+def _frame(
+    points: Sequence[tuple[float, float]],
+    versions: Sequence[Mapping[str, Any]],
+    span: tuple[float, float],
+) -> _Frame:
+    values = [p[1] for p in points] + _limit_values(versions)
+    times = [p[0] for p in points] or list(span)
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = (high - low) * 0.08 or 1.0
+    return _Frame(min(times), max(times), low - pad, high + pad)
+
+
+_LIMIT_STYLES = (("action", "#c00", ""), ("alert", "#e80", ' stroke-dasharray="6 3"'))
+
+
+def _limit_segments(
+    frame: _Frame, versions: Sequence[Mapping[str, Any]]
+) -> list[tuple[Mapping[str, Any], float, float, bool]]:
+    """``(version, begin, end, in force)`` spans to draw; before the first version took
+    effect its limits are drawn faded, for reference, since none were in force then."""
+    starts = [_time(v["effectiveFrom"]) for v in versions]
+    spans = []
+    if versions and starts[0] > frame.x0:
+        spans.append((versions[0], frame.x0, min(starts[0], frame.x1), False))
+    for index, version in enumerate(versions):
+        begin = max(starts[index], frame.x0)
+        end = min(starts[index + 1] if index + 1 < len(versions) else frame.x1, frame.x1)
+        if end > begin:
+            spans.append((version, begin, end, True))
+    return spans
+
+
+def _limit_lines(frame: _Frame, versions: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = []
+    for version, begin, end, in_force in _limit_segments(frame, versions):
+        state = "" if in_force else f" (not yet in force: from {version['effectiveFrom']})"
+        faded = "" if in_force else ' stroke-opacity="0.35"'
+        for kind, colour, dash in _LIMIT_STYLES:
+            for side in ("low", "high"):
+                value = version[kind].get(side)
+                if value is None:
+                    continue
+                y = frame.y(float(value))
+                title = f"{kind} {side} {value} (v{version['version']}){state}"
+                lines.append(
+                    f'<line class="limit {kind}" x1="{frame.x(begin):.1f}" y1="{y:.1f}" '
+                    f'x2="{frame.x(end):.1f}" y2="{y:.1f}" stroke="{colour}"{dash}{faded}>'
+                    f"<title>{escape(title)}</title></line>"
+                )
+    return lines
+
+
+def _legend(versions: Sequence[Mapping[str, Any]]) -> str:
+    parts = ["red: action limits", "dashed orange: alert limits"]
+    parts += [f"v{v['version']} from {v['effectiveFrom'][:16].replace('T', ' ')}" for v in versions]
+    parts.append("faded: before the first limits took effect")
+    text = escape("; ".join(parts))
+    return f'<text x="{_MARGIN}" y="{_HEIGHT - 8}" font-size="10">{text}</text>'
+
+
+def _chart(
+    parameter: str,
+    versions: Sequence[Mapping[str, Any]],
+    points: Sequence[tuple[float, float]],
+    marks: Sequence[tuple[float, float, bool]],
+    span: tuple[float, float],
+) -> str:
+    frame = _frame(list(points) + [(t, v) for t, v, _ in marks], versions, span)
+    name = escape(parameter)
+    body = [f'<text x="{_MARGIN}" y="20" font-weight="bold">{name}</text>']
+    body += _limit_lines(frame, versions)
+    shown = _downsample(points)
+    if shown:
+        path = " ".join(f"{frame.x(t):.1f},{frame.y(v):.1f}" for t, v in shown)
+        body.append(f'<polyline fill="none" stroke="#246" stroke-width="1" points="{path}"/>')
+    for t, v, superseded in marks:
+        fill = "none" if superseded else "#246"
+        body.append(
+            f'<circle cx="{frame.x(t):.1f}" cy="{frame.y(v):.1f}" r="3" stroke="#246" '
+            f'fill="{fill}"/>'
+        )
+    if not shown and not marks:
+        body.append(f'<text x="{_MARGIN}" y="{_HEIGHT / 2}">no data for this parameter</text>')
+    body += _axes(frame)
+    body.append(_legend(versions))
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="control-chart" width="{_WIDTH}" '
+        f'height="{_HEIGHT}" role="img" aria-label="control chart: {name}">'
+        + "".join(body)
+        + "</svg>"
+    )
+
+
+def _axes(frame: _Frame) -> list[str]:
+    bottom, right = _HEIGHT - _MARGIN, _WIDTH - _MARGIN
+    first = datetime.fromtimestamp(frame.x0, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    last = datetime.fromtimestamp(frame.x1, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        f'<line x1="{_MARGIN}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#888"/>',
+        f'<line x1="{_MARGIN}" y1="{_MARGIN}" x2="{_MARGIN}" y2="{bottom}" stroke="#888"/>',
+        f'<text x="{_MARGIN}" y="{bottom + 16}" font-size="11">{first}</text>',
+        f'<text x="{right}" y="{bottom + 16}" font-size="11" text-anchor="end">{last}</text>',
+        f'<text x="4" y="{_MARGIN + 4}" font-size="11">{frame.y1:.4g}</text>',
+        f'<text x="4" y="{bottom}" font-size="11">{frame.y0:.4g}</text>',
+    ]
+
+
+def _cpps(trace: Mapping[str, Any]) -> list[tuple[str, Sequence[Mapping[str, Any]]]]:
+    """Each CPP of the agreement with every version of its limits, oldest first (from the
+    limits in force during the batch when the agreement's parameters were not readable)."""
+    parameters = trace.get("parameters")
+    if parameters is None:
+        return [(p["name"], p["versions"]) for p in trace["parameterLimits"] if p["kind"] == "CPP"]
+    return [(p["name"], p["limitsHistory"]) for p in parameters if p["kind"] == "CPP"]
+
+
+def _charts(
+    trace: Mapping[str, Any], data: Mapping[str, Any], events: Sequence[Mapping[str, Any]]
+) -> str:
+    series = _series(events)
+    batch = trace["batch"]
+    span = (_time(batch["startedAt"]), _time(batch.get("endedAt") or trace["answeredAt"]))
+    parts = ["<h2>Control charts (CPPs)</h2>"]
+    for name, versions in _cpps(trace):
+        tag = tag_for(name, sorted(series))
+        marks = [
+            (_time(r["sampledAt"]), float(r["value"]), r["status"] != "current")
+            for r in data.get("discrete") or []
+            if r.get("parameter") == name and r.get("value") is not None
+        ]
+        source = f"tag {tag}" if tag else "no continuous tag"
+        parts.append(f"<p class='note'>{escape(name)}: {escape(source)}</p>")
+        parts.append(_chart(name, versions, series.get(tag, []) if tag else [], marks, span))
+    return "".join(parts)
+
+
+def _withheld(withheld: Sequence[Mapping[str, Any]]) -> str:
+    if not withheld:
+        return ""
+    items = "".join(f"<li>{escape(str(dict(w)))}</li>" for w in withheld)
+    return f"<h2>Withheld from the exporter</h2><ul>{items}</ul>"
+
+
+def render_report(
+    trace: Mapping[str, Any],
+    data: Mapping[str, Any],
+    events: Sequence[Mapping[str, Any]],
+    withheld: Sequence[Mapping[str, Any]],
+) -> str:
+    """The HTML page of a bundle from its trace, data tables and event files."""
+    title = f"Evidence for batch {trace['batch']['id']}"
+    sections = [
+        _header(trace),
+        _timeline(trace, events),
+        _limits(trace),
+        _data(trace, data),
+        _charts(trace, data, events),
+        _withheld(withheld),
+        "<p class='note'>Check this bundle offline with "
+        "<code>cmo-ledger verify-bundle DIR --vkey NOTARY_KEY</code>.</p>",
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
+        + "".join(sections)
+        + "</body></html>\n"
+    )
