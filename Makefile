@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test
 
-.PHONY: serve test lint typecheck unit slow bench clean demo
+.PHONY: serve test lint typecheck unit slow reliability bench clean demo
 
 $(BIN)/cmo-ledger: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ unit: $(BIN)/cmo-ledger
 
 slow: $(BIN)/cmo-ledger
 	CMO_TEST_PG_URL=$(PG_URL) CMO_TEST_SLOW=1 $(BIN)/pytest -n 2 --dist loadgroup -m slow
+
+# The reliability suites in full, one test at a time: the PostgreSQL restart among them
+# disturbs whatever else uses the cluster. The figures are printed at the end.
+reliability: $(BIN)/cmo-ledger
+	CMO_TEST_PG_URL=$(PG_URL) CMO_TEST_SLOW=1 CMO_TEST_PG_RESTART=1 $(BIN)/pytest -p no:xdist tests/reliability
 
 bench: $(BIN)/cmo-ledger
 	$(BIN)/python -m bench

@@ -30,6 +30,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_slow)
 
 
+def _create_database(conn: sa.Connection, name: str) -> None:
+    try:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+        # Another test process created it first: both race on a fresh machine.
+        query = sa.text("SELECT 1 FROM pg_database WHERE datname = :n")
+        if conn.execute(query, {"n": name}).first() is None:
+            raise
+
+
 def _ensure_pg_database(url: str) -> None:
     admin = sa.make_url(url).set(database="postgres")
     name = sa.make_url(url).database
@@ -40,7 +50,7 @@ def _ensure_pg_database(url: str) -> None:
                 sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
             ).first()
             if exists is None:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+                _create_database(conn, name)
     except sa.exc.OperationalError as exc:
         pytest.fail(
             f"PostgreSQL is not reachable at {admin}: start it (see .ci/run). {exc}", pytrace=False
