@@ -36,7 +36,7 @@ slow: $(BIN)/cmo-ledger
 # The reliability suites in full, one test at a time: the PostgreSQL restart among them
 # disturbs whatever else uses the cluster. The figures are printed at the end.
 reliability: $(BIN)/cmo-ledger
-	CMO_TEST_PG_URL=$(PG_URL) CMO_TEST_SLOW=1 CMO_TEST_PG_RESTART=1 $(BIN)/pytest -p no:xdist tests/reliability
+	CMO_TEST_PG_URL=$(PG_URL) CMO_TEST_SLOW=1 CMO_TEST_PG_RESTART=1 $(BIN)/pytest -n 0 tests/reliability
 
 bench: $(BIN)/cmo-ledger
 	$(BIN)/python -m bench

@@ -5,8 +5,13 @@ Codes come from the ledger's refusals (``VALIDATION_FAILED``, ``BAD_SIGNATURE``,
 Ledger refusals also carry ``extensions.field``. A malformed or invalid GraphQL document
 answers ``VALIDATION_FAILED``; the depth, alias and token limiters and the parser's nesting
 limit answer ``LIMIT_EXCEEDED`` (graphql-core and strawberry give those errors no code, so they are
-recognised by their messages, which the API tests pin). Any other error raised while
-resolving is masked as ``INTERNAL_ERROR`` with a fixed message, and logged in full.
+recognised by their messages, which the API tests pin).
+
+Driver errors are translated here, at the boundary, with fixed messages (a driver's own
+text names tables and SQL): a lost or refused connection answers ``UNAVAILABLE`` (retry),
+a value the database cannot hold (PostgreSQL refuses NUL characters in text) answers
+``VALIDATION_FAILED``. Any other error raised while resolving is masked as
+``INTERNAL_ERROR`` with a fixed message, and logged in full.
 """
 
 from __future__ import annotations
@@ -16,22 +21,27 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from eventsourcing import persistence
 from graphql import GraphQLError
+from sqlalchemy import exc as driver
 from strawberry.extensions import MaskErrors
 
-from ledger.errors import LedgerError
+from ledger.errors import LedgerError, Unavailable
 
 __all__ = [
     "INTERNAL_ERROR",
     "INTERNAL_MESSAGE",
     "LIMIT_EXCEEDED",
     "UNAUTHENTICATED",
+    "UNAVAILABLE",
+    "UNAVAILABLE_MESSAGE",
     "VALIDATION_FAILED",
     "ApiError",
     "CodedErrors",
     "Unauthenticated",
     "classify",
     "error_document",
+    "is_masked",
 ]
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -39,6 +49,22 @@ LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
 VALIDATION_FAILED = "VALIDATION_FAILED"
 INTERNAL_ERROR = "INTERNAL_ERROR"
 INTERNAL_MESSAGE = "Internal error: the server logged it; retry, or report the time."
+UNAVAILABLE = Unavailable.code
+UNAVAILABLE_MESSAGE = "The database is unavailable: retry in a moment."
+UNSTORABLE_MESSAGE = (
+    "An argument holds a value the database cannot hold (a NUL character, or a number out "
+    "of range): remove it."
+)
+#: Errors of the driver (or of the event store, which wraps the driver's) that mean the
+#: database could not be reached or lost the connection.
+DATABASE_DOWN = (
+    driver.OperationalError,
+    driver.InterfaceError,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+)
+#: ... and that mean a value reached the database that it cannot hold.
+UNSTORABLE = (driver.DataError, persistence.DataError)
 
 log = logging.getLogger("api.errors")
 
@@ -73,6 +99,10 @@ def classify(error: GraphQLError) -> tuple[str, str | None]:
     original = error.original_error
     if isinstance(original, (LedgerError, ApiError)):
         return original.code, original.field
+    if isinstance(original, DATABASE_DOWN):
+        return UNAVAILABLE, None
+    if isinstance(original, UNSTORABLE):
+        return VALIDATION_FAILED, None
     if isinstance(original, GraphQLError):
         return classify(original)
     if error.path is None:
@@ -91,8 +121,24 @@ def error_document(code: str, message: str, field: str | None = None) -> dict[st
     return {"data": None, "errors": [{"message": message, "extensions": extensions}]}
 
 
-def _is_internal(error: GraphQLError) -> bool:
-    return classify(error)[0] == INTERNAL_ERROR
+def _masked_message(error: GraphQLError) -> str | None:
+    """The fixed message that replaces ``error``'s own, or None to keep it."""
+    original = error.original_error
+    if isinstance(original, GraphQLError):
+        return _masked_message(original)
+    if isinstance(original, (Unavailable, *DATABASE_DOWN)):
+        return UNAVAILABLE_MESSAGE
+    if isinstance(original, UNSTORABLE):
+        return UNSTORABLE_MESSAGE
+    if classify(error)[0] == INTERNAL_ERROR:
+        return INTERNAL_MESSAGE
+    return None
+
+
+def is_masked(error: GraphQLError) -> bool:
+    """True when the client gets a fixed message in place of ``error``'s own (and the
+    server logs it)."""
+    return _masked_message(error) is not None
 
 
 class CodedErrors(MaskErrors):
@@ -100,14 +146,22 @@ class CodedErrors(MaskErrors):
 
     def __init__(
         self,
-        should_mask_error: Callable[[GraphQLError], bool] = _is_internal,
+        should_mask_error: Callable[[GraphQLError], bool] = is_masked,
         error_message: str = INTERNAL_MESSAGE,
     ) -> None:
         super().__init__(should_mask_error=should_mask_error, error_message=error_message)
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        masked = super().anonymise_error(error)
-        masked.extensions = {"code": INTERNAL_ERROR}
+        code, field = classify(error)
+        masked = GraphQLError(
+            _masked_message(error) or self.error_message,
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            original_error=None,
+        )
+        masked.extensions = {"code": code} if field is None else {"code": code, "field": field}
         return masked
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:

@@ -28,11 +28,12 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.utils.logging import StrawberryLogger
 
-from api.errors import INTERNAL_ERROR, CodedErrors, classify
+from api.errors import CodedErrors, is_masked
 from api.limits import Limits
 from api.log_fields import LogQuery
 from api.mutations import LogMutation
 from api.subscriptions import LogSubscription
+from api.validation import NoNulInText
 
 __all__ = ["LedgerSchema", "Mutation", "Query", "Subscription", "build_schema", "schema", "sdl"]
 
@@ -63,13 +64,14 @@ Subscription = merge_types("Subscription", (LogSubscription, *data_subscription_
 
 
 class LedgerSchema(strawberry.Schema):
-    """Logs only internal errors: refusals are answers, not faults."""
+    """Logs only masked errors (internal faults, database trouble): refusals are answers,
+    not faults."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         for error in errors:
-            if classify(error)[0] == INTERNAL_ERROR:
+            if is_masked(error):
                 StrawberryLogger.error(error, execution_context)
 
 
@@ -81,6 +83,7 @@ def build_schema(limits: Limits | None = None) -> LedgerSchema:
     rules: list[type[ASTValidationRule]] = [
         query_depth_limiter.create_validator(chosen.max_query_depth, None, None),
         max_aliases.create_validator(chosen.max_aliases),
+        NoNulInText,
     ]
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         CodedErrors,

@@ -6,7 +6,10 @@
   HTTP 400 and one ``VALIDATION_FAILED`` error. JSON is read strictly (I-JSON, RFC 7493):
   UTF-8 only, no duplicate member names (another parser could read a signed envelope
   differently), no ``NaN``/``Infinity``, an object or array at the top; nesting deeper
-  than the parser's stack or numbers over 4300 digits answer ``LIMIT_EXCEEDED``.
+  than the parser's stack or numbers over 4300 digits answer ``LIMIT_EXCEEDED``. No text
+  may hold a NUL character (PostgreSQL cannot store one; no field of the ledger needs one).
+  A database that cannot be reached while the signature is checked answers HTTP 503 and
+  ``UNAVAILABLE``.
 * Websockets (``graphql-transport-ws`` only): ``connection_init`` carries the signature
   (see :mod:`clients.http_signing`); a refused one closes the socket with code 4401 and
   the reason. More operations than ``Limits.max_subscriptions`` on one connection are
@@ -39,8 +42,11 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 from api.auth import SignedRequest
 from api.context import Context
 from api.errors import (
+    DATABASE_DOWN,
     LIMIT_EXCEEDED,
     UNAUTHENTICATED,
+    UNAVAILABLE,
+    UNAVAILABLE_MESSAGE,
     VALIDATION_FAILED,
     Unauthenticated,
     error_document,
@@ -130,7 +136,31 @@ def strict_json(data: str | bytes) -> object:
         raise RefusedJSON(LIMIT_EXCEEDED, "a number in the JSON has over 4300 digits") from None
     if not isinstance(document, (dict, list)):
         raise RefusedJSON(VALIDATION_FAILED, "send a JSON object: {query, variables}")
+    if "\\u0000" in text:  # the only way JSON text can carry a NUL: walk only then
+        found = _nul_at(document, "")
+        if found is not None:
+            message = f"{found} holds a NUL character: no text may"
+            raise RefusedJSON(VALIDATION_FAILED, message)
     return document
+
+
+def _nul_at(value: Any, path: str) -> str | None:
+    """The path of the first text (member name or string) holding a NUL, or None."""
+    stack = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if type(item) is str:
+            if "\x00" in item:
+                return where
+        elif type(item) is dict:
+            for name, member in item.items():
+                inner = f"{where}.{name}" if where else name
+                if "\x00" in name:
+                    return inner
+                stack.append((inner, member))
+        elif type(item) is list:
+            stack.extend((f"{where}[{i}]", member) for i, member in enumerate(item))
+    return None
 
 
 class LedgerGraphQL(GraphQL[Context, None]):
@@ -162,6 +192,10 @@ class LedgerGraphQL(GraphQL[Context, None]):
             response = JSONResponse(error_document(UNAUTHENTICATED, error.message), status_code=401)
         except HTTPException as error:  # not JSON, no query, wrong method
             response = _refusal(error)
+        except DATABASE_DOWN:
+            self.services.metrics.error(UNAVAILABLE)
+            document = error_document(UNAVAILABLE, UNAVAILABLE_MESSAGE)
+            response = JSONResponse(document, status_code=503)
         await response(scope, receive, send)
 
     def decode_json(self, data: str | bytes) -> object:

@@ -73,7 +73,8 @@ def fresh_database(backend: str, request: pytest.FixtureRequest, directory: Path
         return
     base = request.getfixturevalue("pg_url")
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    # pool_pre_ping: a test may restart PostgreSQL before this drops the schema.
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with engine.connect() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
     try:
