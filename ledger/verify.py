@@ -192,37 +192,11 @@ class RowContext:
 
 def check_rows(rows: Sequence[Row], context: RowContext) -> list[Checked]:
     """Decode, hash and check the signature of each row."""
-    return [Checked._make(checked) for checked in _check_chunk(rows, context)]
+    return [Checked._make(_check_row(row, context)) for row in rows]
 
 
-_SIGNATURE_FIELD = Checked._fields.index("signature")
-Signed = tuple[int, bytes | None, bytes, str]
-"""A signature check left for later: index in the chunk, public key, canonical, signature."""
-
-
-def _check_chunk(rows: Sequence[Row], context: RowContext) -> list[tuple[Any, ...]]:
-    """The fields of :class:`Checked` for each row, as plain tuples.
-
-    Rows are decoded and hashed first and their signatures checked afterwards in one
-    tight loop: the curve arithmetic then runs with its tables warm in the CPU caches
-    rather than evicted by JSON work between two signatures.
-    """
-    deferred: list[Signed] = []
-    checked = [_check_row(row, context, index, deferred) for index, row in enumerate(rows)]
-    at = _SIGNATURE_FIELD
-    for index, public_key, canonical, signature in deferred:
-        fields = checked[index]
-        state = _signature_state(public_key, canonical, signature)
-        checked[index] = (*fields[:at], state, *fields[at + 1 :])
-    return checked
-
-
-def _check_row(
-    row: Row, context: RowContext, index: int, deferred: list[Signed]
-) -> tuple[Any, ...]:
-    """The fields of :class:`Checked` for row ``index`` of a chunk, as a plain tuple; its
-    signature check is appended to ``deferred`` (the field says ``SIGNATURE_BAD`` until
-    then)."""
+def _check_row(row: Row, context: RowContext) -> tuple[Any, ...]:
+    """The fields of :class:`Checked` for one row, as a plain tuple."""
     position, originator, stored_version, topic, state = row
     subject = originator.hex() if type(originator) is bytes else _hex(originator)
     try:
@@ -255,7 +229,6 @@ def _check_row(
         topic = _text(topic)
     registered = context.topics.get(event_type)
     signed_at = envelope["signed_at"]
-    deferred.append((index, context.keys.get(envelope["key"]), canonical, signature))
     return (
         position,
         subject,
@@ -270,7 +243,7 @@ def _check_row(
         envelope["key"],
         signed_at,
         _timestamp(signed_at),
-        SIGNATURE_BAD,
+        _signature_state(context.keys.get(envelope["key"]), canonical, signature),
         recorded_at,
         envelope["payload"] if event_type in _KEY_EVENTS and topic == registered else None,
     )
@@ -389,7 +362,8 @@ def _init_worker(context: RowContext) -> None:
 
 
 def _check_in_worker(rows: Sequence[Row]) -> list[tuple[Any, ...]]:
-    return _check_chunk(rows, _worker_context)
+    context = _worker_context
+    return [_check_row(row, context) for row in rows]
 
 
 class _Runner:
@@ -410,7 +384,7 @@ class _Runner:
         if self.pool is None:
             context = self.context
             for chunk in chunks:
-                yield _check_chunk(chunk, context)
+                yield [_check_row(row, context) for row in chunk]
             return
         pending: deque[Any] = deque()
         for chunk in chunks:
