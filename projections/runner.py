@@ -91,6 +91,7 @@ class Projector:
         self.reached = 0
         self.error: BaseException | None = None
         self._closed = threading.Event()
+        self._serial = threading.Lock()
         self._tailer: _Tailer | None = None
 
     def view(self, name: str) -> View:
@@ -106,14 +107,27 @@ class Projector:
             view.create_tables()
 
     def catch_up(
-        self, until: int | None = None, on_page: Callable[[int], None] | None = None
+        self,
+        until: int | None = None,
+        on_page: Callable[[int], None] | None = None,
+        *,
+        needed: int | None = None,
     ) -> int:
-        """Apply the log to every view up to the head (or ``until``); return the position."""
-        self.reached = catch_up_together(
-            self.views, until, page_size=self.page_size, on_page=on_page
-        )
-        self.error = None
-        return self.reached
+        """Apply the log to every view up to the head (or ``until``); return the position.
+
+        Nothing is read when this projector has already reached ``needed``: the tailer,
+        told by the database of an append this process has just projected, queues behind
+        the append's own catch-up and then has nothing left to do. (``until`` never skips:
+        views dropped for a replay are behind what this projector last reached.)
+        """
+        with self._serial:
+            if needed is not None and self.reached >= needed:
+                return self.reached
+            self.reached = catch_up_together(
+                self.views, until, page_size=self.page_size, on_page=on_page
+            )
+            self.error = None
+            return self.reached
 
     def positions(self) -> dict[str, int]:
         """Each view's position."""
@@ -151,11 +165,11 @@ class Projector:
         if not self._closed.is_set():
             self.catch_up_safely(position)
 
-    def catch_up_safely(self, until: int | None = None) -> None:
+    def catch_up_safely(self, until: int | None = None, *, needed: int | None = None) -> None:
         """Catch up, retrying a busy database; log and keep any error instead of raising."""
         for attempt in range(self.attempts):
             try:
-                self.catch_up(until)
+                self.catch_up(until, needed=needed)
                 return
             except OperationalError as error:  # a busy or restarting database: try again
                 self.error = error
@@ -207,7 +221,7 @@ class _Tailer(threading.Thread):
                         return
                     for notification in subscription:
                         if notification.id > self.projector.reached:
-                            self.projector.catch_up_safely()
+                            self.projector.catch_up_safely(needed=notification.id)
             except Exception as error:
                 self.projector.error = error
                 log.exception("the log subscription failed; subscribing again")
