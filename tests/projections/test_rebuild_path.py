@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from ledger.application import Recorded
+from projections import page
 from projections.data import DataView
 from projections.rebuild import REBUILD_PAGE, rebuild
 from projections.runner import Projector
@@ -47,6 +48,20 @@ def test_a_rebuild_equals_the_views_built_event_by_event_after_a_long_data_heavy
     incremental = snapshot(projector)
 
     rebuild(world.ledger, page_size=page_size)
+
+    assert differences(incremental, snapshot(projector)) == []
+
+
+def test_a_rebuild_past_its_memory_bounds_equals_the_views_built_event_by_event(
+    world: World, projector: Projector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_scenario(world, SMALL, seed=45)
+    incremental = snapshot(projector)
+    # Tiny bounds: every kept state overflows and reads through, every memo is cleared.
+    monkeypatch.setattr(page, "_WHOLE_LIMIT", 5)
+    monkeypatch.setattr(page, "_MEMO_LIMIT", 3)
+
+    rebuild(world.ledger, page_size=16)
 
     assert differences(incremental, snapshot(projector)) == []
 

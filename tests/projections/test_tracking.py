@@ -21,11 +21,14 @@ def test_a_page_moves_no_view_when_one_view_s_row_moved_behind_its_back(
     assert set(projector.positions().values()) == {head}
     audit, parties = projector.view("audit"), projector.view("parties")
 
-    with pytest.raises(IntegrityError, match="parties moved past"):
-        with audit.tracking.transaction(commit=True) as session:
-            # audit's row is where the page read it; parties' is not (another process
-            # moved it after the read): neither may move.
-            _advance_all(session, [(audit, head, head + 1), (parties, head - 1, head + 1)])
+    # audit's row is where the page read it; parties' is not (another process moved it
+    # after the read): neither may move.
+    moves = [(audit, head, head + 1), (parties, head - 1, head + 1)]
+    with (
+        pytest.raises(IntegrityError, match="parties moved past"),
+        audit.tracking.transaction(commit=True) as session,
+    ):
+        _advance_all(session, moves)
 
     assert set(projector.positions().values()) == {head}
 
