@@ -50,3 +50,40 @@ def test_every_error_has_a_stable_distinct_code() -> None:
     } <= set(codes)
     for cls in classes:
         assert issubclass(cls, ledger.LedgerError)
+
+
+CLIENTS_PUBLIC = {
+    "ClientError",
+    "Draft",
+    "ImportRefused",
+    "InclusionProof",
+    "LedgerClient",
+    "NotCheckpointed",
+    "PartyAuth",
+    "ProofFailed",
+    "ServerRefused",
+    "Submitted",
+    "TransportFailure",
+    "VerificationError",
+    "VerifiedCheckpoint",
+    "VersionConflict",
+}
+
+
+def test_the_clients_public_api_is_exactly_the_pinned_names() -> None:
+    import clients
+
+    assert set(clients.__all__) == CLIENTS_PUBLIC
+    for name in CLIENTS_PUBLIC:
+        assert getattr(clients, name).__name__ == name
+
+
+def test_every_client_error_is_a_client_error_with_a_code() -> None:
+    import clients
+
+    # ServerRefused is left out: each one carries the code the server sent.
+    errors = [clients.NotCheckpointed, clients.ProofFailed, clients.TransportFailure]
+    errors.append(clients.VersionConflict)
+    for cls in errors:
+        assert issubclass(cls, clients.ClientError) and cls.code != clients.ClientError.code
+    assert issubclass(clients.ServerRefused, clients.ClientError)
