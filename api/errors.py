@@ -65,6 +65,11 @@ DATABASE_DOWN = (
 )
 #: ... and that mean a value reached the database that it cannot hold.
 UNSTORABLE = (driver.DataError, persistence.DataError)
+#: Errors answered with a code and a fixed message in place of their own text.
+_TRANSLATED: tuple[tuple[tuple[type[Exception], ...], str, str], ...] = (
+    ((Unavailable, *DATABASE_DOWN), UNAVAILABLE, UNAVAILABLE_MESSAGE),
+    (UNSTORABLE, VALIDATION_FAILED, UNSTORABLE_MESSAGE),
+)
 
 log = logging.getLogger("api.errors")
 
@@ -99,10 +104,9 @@ def classify(error: GraphQLError) -> tuple[str, str | None]:
     original = error.original_error
     if isinstance(original, (LedgerError, ApiError)):
         return original.code, original.field
-    if isinstance(original, DATABASE_DOWN):
-        return UNAVAILABLE, None
-    if isinstance(original, UNSTORABLE):
-        return VALIDATION_FAILED, None
+    translated = _translation(original)
+    if translated is not None:
+        return translated[0], None
     if isinstance(original, GraphQLError):
         return classify(original)
     if error.path is None:
@@ -121,15 +125,22 @@ def error_document(code: str, message: str, field: str | None = None) -> dict[st
     return {"data": None, "errors": [{"message": message, "extensions": extensions}]}
 
 
+def _translation(original: BaseException | None) -> tuple[str, str] | None:
+    """``(code, fixed message)`` for a database error, or None."""
+    for kinds, code, message in _TRANSLATED:
+        if isinstance(original, kinds):
+            return code, message
+    return None
+
+
 def _masked_message(error: GraphQLError) -> str | None:
     """The fixed message that replaces ``error``'s own, or None to keep it."""
     original = error.original_error
     if isinstance(original, GraphQLError):
         return _masked_message(original)
-    if isinstance(original, (Unavailable, *DATABASE_DOWN)):
-        return UNAVAILABLE_MESSAGE
-    if isinstance(original, UNSTORABLE):
-        return UNSTORABLE_MESSAGE
+    translated = _translation(original)
+    if translated is not None:
+        return translated[1]
     if classify(error)[0] == INTERNAL_ERROR:
         return INTERNAL_MESSAGE
     return None
@@ -153,14 +164,8 @@ class CodedErrors(MaskErrors):
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         code, field = classify(error)
-        masked = GraphQLError(
-            _masked_message(error) or self.error_message,
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            original_error=None,
-        )
+        masked = super().anonymise_error(error)
+        masked.message = _masked_message(error) or self.error_message
         masked.extensions = {"code": code} if field is None else {"code": code, "field": field}
         return masked
 

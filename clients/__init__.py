@@ -8,7 +8,21 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clients.client import Draft, InclusionProof, LedgerClient, Submitted, VerifiedCheckpoint
+    from clients.errors import (
+        ClientError,
+        NotCheckpointed,
+        ProofFailed,
+        ServerRefused,
+        TransportFailure,
+        VersionConflict,
+    )
+    from clients.http_signing import PartyAuth
+    from clients.importers import ImportRefused
+    from clients.offline import VerificationError
 
 __all__ = [
     "ClientError",
@@ -27,26 +41,20 @@ __all__ = [
     "VersionConflict",
 ]
 
-_HOMES = {
-    "ClientError": "clients.errors",
-    "NotCheckpointed": "clients.errors",
-    "ProofFailed": "clients.errors",
-    "ServerRefused": "clients.errors",
-    "TransportFailure": "clients.errors",
-    "VersionConflict": "clients.errors",
-    "Draft": "clients.client",
-    "InclusionProof": "clients.client",
-    "LedgerClient": "clients.client",
-    "Submitted": "clients.client",
-    "VerifiedCheckpoint": "clients.client",
-    "ImportRefused": "clients.importers",
-    "PartyAuth": "clients.http_signing",
-    "VerificationError": "clients.offline",
-}
+#: Where the public names live, lightest first: a name is looked up in each in turn.
+_MODULES = (
+    "clients.errors",
+    "clients.offline",
+    "clients.http_signing",
+    "clients.importers",
+    "clients.client",
+)
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'clients' has no attribute {name!r}")
-    return getattr(importlib.import_module(home), name)
+    if name in __all__:
+        for module in _MODULES:
+            found = getattr(importlib.import_module(module), name, None)
+            if found is not None:
+                return found
+    raise AttributeError(f"module 'clients' has no attribute {name!r}")

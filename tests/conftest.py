@@ -30,13 +30,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_slow)
 
 
+def _database_exists(conn: sa.Connection, name: str) -> bool:
+    query = sa.text("SELECT 1 FROM pg_database WHERE datname = :n")
+    return conn.execute(query, {"n": name}).first() is not None
+
+
 def _create_database(conn: sa.Connection, name: str) -> None:
     try:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
         # Another test process created it first: both race on a fresh machine.
-        query = sa.text("SELECT 1 FROM pg_database WHERE datname = :n")
-        if conn.execute(query, {"n": name}).first() is None:
+        if not _database_exists(conn, name):
             raise
 
 
@@ -46,10 +50,7 @@ def _ensure_pg_database(url: str) -> None:
     engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
-            ).first()
-            if exists is None:
+            if name and not _database_exists(conn, name):
                 _create_database(conn, name)
     except sa.exc.OperationalError as exc:
         pytest.fail(

@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from eventsourcing import persistence
 
+from ledger.errors import Unavailable
 from tests.support.server import Server, codes
 from tests.support.world import World
 
@@ -35,6 +36,18 @@ def test_a_nul_character_in_a_variable_is_refused_naming_where_it_is(
     assert status == 400
     assert codes(document["errors"]) == ["VALIDATION_FAILED"]
     assert "variables.b" in document["errors"][0]["message"]
+
+
+def test_a_nul_character_in_a_member_name_is_refused_naming_where_it_is(
+    server: Server, api_world: World
+) -> None:
+    variables = {"b": "NWB101-24-001", "extra": {"a\u0000b": 1}}
+    status, document = post(
+        server, api_world, json.dumps({"query": DELIVERIES, "variables": variables}).encode()
+    )
+    assert status == 400
+    assert codes(document["errors"]) == ["VALIDATION_FAILED"]
+    assert "variables.extra.a" in document["errors"][0]["message"]
 
 
 def test_a_nul_character_in_a_string_literal_is_refused(server: Server, api_world: World) -> None:
@@ -66,6 +79,7 @@ LOST = sa.exc.OperationalError(SQL, {}, OSError("server closed the connection"))
 UNSTORABLE = sa.exc.DataError(SQL, {}, ValueError("text fields cannot contain NUL"))
 STORE_LOST = persistence.OperationalError(f"connection lost [SQL: {SQL}]")
 STORE_UNSTORABLE = persistence.DataError(f"NUL [SQL: {SQL}]")
+WRITE_LOST = Unavailable(f"the database is unavailable: [SQL: {SQL}]")
 
 
 @pytest.mark.parametrize(
@@ -73,10 +87,17 @@ STORE_UNSTORABLE = persistence.DataError(f"NUL [SQL: {SQL}]")
     [
         (LOST, "UNAVAILABLE", "retry"),
         (STORE_LOST, "UNAVAILABLE", "retry"),
+        (WRITE_LOST, "UNAVAILABLE", "retry"),
         (UNSTORABLE, "VALIDATION_FAILED", "cannot hold"),
         (STORE_UNSTORABLE, "VALIDATION_FAILED", "cannot hold"),
     ],
-    ids=["connection lost", "event store lost", "unstorable value", "event store unstorable"],
+    ids=[
+        "connection lost",
+        "event store lost",
+        "ledger unavailable",
+        "unstorable value",
+        "event store unstorable",
+    ],
 )
 def test_a_driver_error_while_reading_is_coded_and_hides_the_sql(
     server: Server,
