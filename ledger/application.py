@@ -27,6 +27,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import (
     IntegrityError,
+    Mapper,
     Notification,
     OperationalError,
     PersistenceError,
@@ -58,6 +59,7 @@ from ledger.errors import (
     VersionConflict,
 )
 from ledger.keys import decode_public_key
+from ledger.mapper import LeafMapper, is_leaf
 from ledger.meta import LedgerIdentity, read_identity, write_identity
 from ledger.parties import NOTARY, Party, party_subject
 from ledger.timeutil import format_utc, now_utc
@@ -108,6 +110,10 @@ class Ledger(Application[UUID]):
         self._identity = identity
         self._listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """Signed events are stored as their Merkle leaf bytes (see ``ledger.mapper``)."""
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=LeafMapper)
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         """Only the mapping built from ``Settings``: stray process variables never leak in."""
@@ -367,6 +373,7 @@ class Ledger(Application[UUID]):
 
     def _recorded(self, notification: Any) -> Recorded:
         event = self.mapper.to_domain_event(notification)
+        state = cast(LeafMapper, self.mapper).plain_state(notification.state)
         return Recorded(
             position=notification.id,
             subject=notification.originator_id,
@@ -376,6 +383,7 @@ class Ledger(Application[UUID]):
                 event.envelope,  # type: ignore[attr-defined]
                 event.signature,  # type: ignore[attr-defined]
                 event.recorded_at,  # type: ignore[attr-defined]
+                state if is_leaf(state) else None,
             ),
         )
 

@@ -17,7 +17,14 @@ import rfc8785
 
 from ledger.errors import LimitExceeded, ValidationFailed
 
-__all__ = ["MAX_DEPTH", "MAX_SAFE_INTEGER", "canonical_bytes", "check_json_value", "has_float"]
+__all__ = [
+    "FOUR_BYTE_UTF8",
+    "MAX_DEPTH",
+    "MAX_SAFE_INTEGER",
+    "canonical_bytes",
+    "check_json_value",
+    "has_float",
+]
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 32
@@ -41,7 +48,7 @@ def canonical_bytes(value: Any, *, float_free: bool = False) -> bytes:
             encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except (orjson.JSONEncodeError, TypeError):
             encoded = b""  # e.g. a lone surrogate or a big integer: let rfc8785 decide
-        if encoded and (encoded.isascii() or not _FOUR_BYTE_UTF8.search(encoded)):
+        if encoded and (encoded.isascii() or not FOUR_BYTE_UTF8.search(encoded)):
             return encoded
     try:
         return rfc8785.dumps(value)
@@ -68,8 +75,8 @@ def has_float(value: Any) -> bool:
 
 
 _NESTED = (dict, list)
-# A lead byte of 0xF0 or more starts a 4-byte UTF-8 sequence: a non-BMP character.
-_FOUR_BYTE_UTF8 = re.compile(b"[\xf0-\xff]")
+#: A lead byte of 0xF0 or more starts a 4-byte UTF-8 sequence: a non-BMP character.
+FOUR_BYTE_UTF8 = re.compile(b"[\xf0-\xff]")
 
 
 def check_json_value(value: Any, *, field: str, depth: int = 0) -> None:

@@ -34,7 +34,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -136,14 +136,21 @@ class Envelope:
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """An accepted envelope with its signature and the server's receipt time."""
+    """An accepted envelope with its signature and the server's receipt time.
+
+    ``leaf`` is the stored state when it was read in leaf form (``ledger.mapper``): the
+    bytes the tree hashed, so :meth:`leaf_bytes` need not encode them again.
+    """
 
     envelope: Mapping[str, Any]
     signature: str
     recorded_at: str
+    leaf: bytes | None = field(default=None, compare=False, repr=False)
 
     def leaf_bytes(self) -> bytes:
         """The Merkle leaf: canonical form of envelope, signature and recorded_at."""
+        if self.leaf is not None:
+            return self.leaf
         return canonical_bytes(
             {
                 "envelope": dict(self.envelope),

@@ -45,6 +45,8 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from ledger.mapper import is_leaf
+
 if TYPE_CHECKING:
     from ledger.application import Ledger, Recorded
 
@@ -255,18 +257,21 @@ def read_events(
 
 
 def _fast_fields(data: bytes) -> dict[str, Any] | None:
-    """The stored fields decoded by orjson, or None when the transcoder must do it.
+    """The stored fields decoded by orjson, or None when the mapper must do it.
 
-    The transcoder's only tagged object in a stored event is its ``timestamp``, which
-    the projections never read; any other tag (or JSON orjson refuses) takes the
-    transcoder's path, so both give the same envelope, signature and ``recorded_at``.
+    A state in leaf form is plain JSON. In the library's older JSON form the only tagged
+    object is the ``timestamp``, which the followers never read; any other tag (or JSON
+    orjson refuses) takes the mapper's path, so both give the same envelope, signature
+    and ``recorded_at``.
     """
-    if data.count(b'"_type_"') != 1:
+    if not is_leaf(data) and data.count(b'"_type_"') != 1:
         return None
     try:
         fields: dict[str, Any] = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
+    if is_leaf(data):
+        return fields
     stamp = fields.get("timestamp")
     return fields if isinstance(stamp, dict) and "_type_" in stamp else None
 
@@ -297,7 +302,8 @@ class _Decoder:
             return self._via_mapper(position, subject, version, topic, state)
         data = state if self.raw and type(state) is bytes else self._unwrap(state)
         fields = _fast_fields(data) or self.decode(data)
-        event = self.stored(fields["envelope"], fields["signature"], fields["recorded_at"])
+        leaf = data if is_leaf(data) else None
+        event = self.stored(fields["envelope"], fields["signature"], fields["recorded_at"], leaf)
         return self.recorded(position, subject, version, topic, event)
 
     def _unwrap(self, state: bytes) -> bytes:
@@ -327,5 +333,11 @@ class _Decoder:
             state=bytes(state),
         )
         domain_event: Any = self.mapper.to_domain_event(notification)
-        event = self.stored(domain_event.envelope, domain_event.signature, domain_event.recorded_at)
+        data = self._unwrap(state)
+        event = self.stored(
+            domain_event.envelope,
+            domain_event.signature,
+            domain_event.recorded_at,
+            data if is_leaf(data) else None,
+        )
         return self.recorded(position, subject, version, topic, event)

@@ -36,6 +36,7 @@ __all__ = [
     "node_hash",
     "nodes_needed_for_append",
     "range_hash",
+    "right_edge_after_append",
     "root_coords",
     "root_from_nodes",
     "root_of",
@@ -237,6 +238,32 @@ def complete_nodes_after_append(
         level, first, current = level + 1, lo, parents
         out.extend((level, lo + i, h) for i, h in enumerate(parents))
     return out
+
+
+def right_edge_after_append(
+    size_before: int, nodes: Sequence[tuple[int, int, bytes]], edge: NodeMap
+) -> dict[Coord, bytes]:
+    """The nodes of ``root_coords`` after an append: ``nodes`` is what
+    ``complete_nodes_after_append`` gave, ``edge`` the right edge before it.
+
+    ``nodes`` holds each level's new nodes as one run, in index order, so each node of
+    the new edge is found by position instead of by a search.
+    """
+    size_after = size_before + sum(1 for node in nodes if node[0] == 0)
+    run_start: dict[int, int] = {}  # level -> where its run starts, minus its first index
+    offset, level = 0, 0
+    while (first := size_before >> level) < (end := size_after >> level):
+        run_start[level] = offset - first
+        offset += end - first
+        level += 1
+    new_edge: dict[Coord, bytes] = {}
+    for level, index in root_coords(size_after):
+        start = run_start.get(level)
+        if start is not None and index >= size_before >> level:
+            new_edge[(level, index)] = nodes[start + index][2]
+        else:
+            new_edge[(level, index)] = _lookup(edge, (level, index))
+    return new_edge
 
 
 # ---------------------------------------------------------------------------- proofs

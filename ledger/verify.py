@@ -24,6 +24,7 @@ checks that need the log's order (chains, key history, the tree) run in the call
 from __future__ import annotations
 
 import binascii
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -45,16 +46,17 @@ from nacl.signing import VerifyKey
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
-from ledger.canonical import canonical_bytes, has_float
+from ledger.canonical import FOUR_BYTE_UTF8, canonical_bytes, has_float
 from ledger.checkpoints import CHECKPOINTS, COSIGNATURES
 from ledger.envelope import ENVELOPE_DOMAIN, REQUIRED_MEMBERS
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
+from ledger.mapper import LEAF_HEAD
 from ledger.merkle import (
     EMPTY_ROOT,
     Coord,
     complete_nodes_after_append,
-    root_coords,
+    right_edge_after_append,
     root_from_nodes,
 )
 from ledger.merkle import leaf_hash as hash_leaf
@@ -67,10 +69,17 @@ from ledger.notes import (
     verify_note,
 )
 from ledger.parties import NOTARY
+from ledger.runtime import collector_paused
 from ledger.tree import LEAVES, NODES
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
+
+try:
+    # PyNaCl's compiled libsodium binding, for :class:`_Opener`.
+    import nacl._sodium as _sodium
+except ImportError:  # pragma: no cover - every PyNaCl wheel has it
+    _sodium = None  # type: ignore[assignment]
 
 __all__ = [
     "CHUNK_SIZE",
@@ -84,6 +93,7 @@ __all__ = [
 
 #: Rows per page read and per chunk handed to a worker.
 CHUNK_SIZE = 1000
+_MMAP_BYTES = 1 << 30
 
 Row = tuple[int, Any, Any, Any, bytes]
 """A raw event row as the driver returns it: position, originator id, version, topic, state."""
@@ -96,8 +106,11 @@ _REQUIRED = frozenset(REQUIRED_MEMBERS)
 _ALLOWED = _REQUIRED | {"reason"}
 _TEXT_MEMBERS = ("ledger", "type", "subject", "signer", "key", "signed_at", "meaning")
 _TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]00:00)", re.ASCII)
-_LEAF_HEAD = b'\x00{"envelope":'
-_HASH_HEAD = b'{"envelope":'
+_LEAF_PREFIX = b"\x00"  # RFC 6962: a leaf hash is SHA-256(0x00 || leaf bytes)
+_LEAF_HEAD = _LEAF_PREFIX + LEAF_HEAD
+_RECORDED_HEAD = b',"recorded_at":"'
+_SIGNATURE_HEAD = b'","signature":"'
+_SIGNATURE_MEMBER = b',"signature":"'
 _FIRST = -(2**63)
 
 
@@ -192,13 +205,76 @@ class RowContext:
 
 def check_rows(rows: Sequence[Row], context: RowContext) -> list[Checked]:
     """Decode, hash and check the signature of each row."""
-    return [Checked._make(_check_row(row, context)) for row in rows]
+    opener = _Opener()
+    return [Checked._make(_check_row(row, context, opener)) for row in rows]
 
 
-def _check_row(row: Row, context: RowContext) -> tuple[Any, ...]:
-    """The fields of :class:`Checked` for one row, as a plain tuple."""
+def _check_row(row: Row, context: RowContext, opener: _Opener) -> tuple[Any, ...]:
+    """The fields of :class:`Checked` for one row, as a plain tuple.
+
+    A state in leaf form is checked on its own bytes: the signature over the envelope's
+    slice, the leaf hash over the state. That takes the state being exactly what the
+    ledger's encoder writes for the event it holds: the envelope's bytes are orjson's
+    sorted compact form of the envelope they decode to (``canonical_bytes`` for JSON
+    without characters beyond the BMP, which go the slow way). Anything else goes
+    through :func:`_check_decoded`, which says what is wrong.
+    """
     position, originator, stored_version, topic, state = row
     subject = originator.hex() if type(originator) is bytes else _hex(originator)
+    if state[:12] != LEAF_HEAD:
+        return _check_decoded(row, subject, context, opener)
+    try:
+        document = orjson.loads(state)
+        envelope = document["envelope"]
+        recorded_at = document["recorded_at"]
+        signature = document["signature"]
+        tail = b"".join(
+            (_RECORDED_HEAD, recorded_at.encode(), _SIGNATURE_HEAD, signature.encode(), b'"}')
+        )
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeEncodeError):
+        return _check_decoded(row, subject, context, opener)
+    signed = state[12 : len(state) - len(tail)]
+    if (
+        len(document) != 3
+        or type(envelope) is not dict
+        or not state.endswith(tail)
+        or '"' in recorded_at
+        or "\\" in recorded_at
+        or not _shape_ok(envelope)
+        or orjson.dumps(envelope, option=orjson.OPT_SORT_KEYS) != signed
+        or not (signed.isascii() or FOUR_BYTE_UTF8.search(signed) is None)
+    ):
+        return _check_decoded(row, subject, context, opener)
+    event_type = envelope["type"]
+    if type(topic) is not str:
+        topic = _text(topic)
+    registered = context.topics.get(event_type)
+    signed_at = envelope["signed_at"]
+    return (
+        position,
+        subject,
+        hashlib.sha256(_LEAF_PREFIX + state).digest(),
+        _identity_errors(envelope, subject, stored_version, topic, registered, context.origin),
+        event_type,
+        envelope["subject"],
+        envelope["version"],
+        envelope["prev"],
+        hashlib.sha256(
+            b"".join((LEAF_HEAD, signed, _SIGNATURE_MEMBER, signature.encode(), b'"}'))
+        ).hexdigest(),
+        envelope["signer"],
+        envelope["key"],
+        signed_at,
+        _timestamp(signed_at),
+        opener.check(context.keys.get(envelope["key"]), signed, signature),
+        recorded_at,
+        envelope["payload"] if event_type in _KEY_EVENTS and topic == registered else None,
+    )
+
+
+def _check_decoded(row: Row, subject: str, context: RowContext, opener: _Opener) -> tuple[Any, ...]:
+    """Any other state: decoded, then canonicalised to find the signed bytes and the leaf."""
+    position, _, stored_version, topic, state = row
     try:
         document = orjson.loads(state)
         envelope = document["envelope"]
@@ -228,22 +304,28 @@ def _check_row(row: Row, context: RowContext) -> tuple[Any, ...]:
     if type(topic) is not str:
         topic = _text(topic)
     registered = context.topics.get(event_type)
+    errors = _identity_errors(envelope, subject, stored_version, topic, registered, context.origin)
+    if "timestamp" not in document and bytes(state) != leaf[1:]:
+        # Only the library's older JSON form (which has a timestamp) is not the leaf itself.
+        errors = (*errors, "stored state is not the canonical leaf of its event")
+    if state[:12] == LEAF_HEAD:
+        leaf = _LEAF_PREFIX + bytes(state)  # what the tree hashed
     signed_at = envelope["signed_at"]
     return (
         position,
         subject,
         hashlib.sha256(leaf).digest(),
-        _identity_errors(envelope, subject, stored_version, topic, registered, context.origin),
+        errors,
         event_type,
         envelope["subject"],
         envelope["version"],
         envelope["prev"],
-        hashlib.sha256(b"".join((_HASH_HEAD, canonical, tail))).hexdigest(),
+        hashlib.sha256(b"".join((LEAF_HEAD, canonical, tail))).hexdigest(),
         envelope["signer"],
         envelope["key"],
         signed_at,
         _timestamp(signed_at),
-        _signature_state(context.keys.get(envelope["key"]), canonical, signature),
+        opener.check(context.keys.get(envelope["key"]), canonical, signature),
         recorded_at,
         envelope["payload"] if event_type in _KEY_EVENTS and topic == registered else None,
     )
@@ -321,20 +403,43 @@ def _shape_error(envelope: dict[str, Any]) -> str:
     return "'prev' is neither null nor a string"
 
 
-def _signature_state(public_key: bytes | None, canonical: bytes, signature: str) -> int:
-    if public_key is None:
-        return SIGNATURE_UNKNOWN_KEY
-    try:
-        raw = binascii.a2b_base64(signature, strict_mode=True)
-    except (binascii.Error, ValueError):
-        return SIGNATURE_MALFORMED
-    if len(raw) != 64:
-        return SIGNATURE_MALFORMED
-    try:
-        crypto_sign_open(raw + ENVELOPE_DOMAIN + canonical, public_key)
-    except CryptoError:
-        return SIGNATURE_BAD
-    return SIGNATURE_OK
+class _Opener:
+    """Ed25519 checks of envelopes, as ``crypto_sign_open`` makes them.
+
+    PyNaCl offers no detached verification; its ``crypto_sign_open`` allocates and fills
+    a buffer for the opened message on every call. Here libsodium's own function is
+    called with one buffer kept for all rows of a chunk, which is the same check.
+    """
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.buffer: Any = None
+        self.length: Any = None if _sodium is None else _sodium.ffi.new("unsigned long long *")
+
+    def check(self, public_key: bytes | None, canonical: bytes, signature: str) -> int:
+        """The signature state of base64 ``signature`` over the envelope ``canonical``."""
+        if public_key is None:
+            return SIGNATURE_UNKNOWN_KEY
+        try:
+            raw = binascii.a2b_base64(signature, strict_mode=True)
+        except (binascii.Error, ValueError):
+            return SIGNATURE_MALFORMED
+        if len(raw) != 64 or len(public_key) != 32:
+            return SIGNATURE_MALFORMED
+        signed = b"".join((raw, ENVELOPE_DOMAIN, canonical))
+        if _sodium is None:
+            try:
+                crypto_sign_open(signed, public_key)
+            except CryptoError:
+                return SIGNATURE_BAD
+            return SIGNATURE_OK
+        if len(signed) > self.size:
+            self.size = max(len(signed), 2 * self.size, 4096)
+            self.buffer = _sodium.ffi.new("unsigned char[]", self.size)
+        opened = _sodium.lib.crypto_sign_open(
+            self.buffer, self.length, signed, len(signed), public_key
+        )
+        return SIGNATURE_OK if opened == 0 else SIGNATURE_BAD
 
 
 def _timestamp(text: str) -> float | None:
@@ -359,11 +464,12 @@ _START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else
 def _init_worker(context: RowContext) -> None:
     global _worker_context
     _worker_context = context
+    gc.disable()  # see ledger.runtime.collector_paused; a worker lives for one pass
 
 
 def _check_in_worker(rows: Sequence[Row]) -> list[tuple[Any, ...]]:
-    context = _worker_context
-    return [_check_row(row, context) for row in rows]
+    context, opener = _worker_context, _Opener()
+    return [_check_row(row, context, opener) for row in rows]
 
 
 class _Runner:
@@ -382,9 +488,9 @@ class _Runner:
 
     def run(self, chunks: Iterator[list[Row]]) -> Iterator[list[tuple[Any, ...]]]:
         if self.pool is None:
-            context = self.context
+            context, opener = self.context, _Opener()
             for chunk in chunks:
-                yield [_check_row(row, context) for row in chunk]
+                yield [_check_row(row, context, opener) for row in chunk]
             return
         pending: deque[Any] = deque()
         for chunk in chunks:
@@ -761,8 +867,9 @@ class _TreeCheck:
         first_index: int,
         stored: list[tuple[int, int, bytes]],
     ) -> None:
+        stored = [(position, index, bytes(value)) for position, index, value in stored]
         hashes = {value: position for position, _, value in stored}
-        previous = {value: position for position, _, value in self.previous}
+        previous = {bytes(value): position for position, _, value in self.previous}
         j = 0
         for offset, (position, leaf_hash) in enumerate(zip(positions, leaf_hashes, strict=True)):
             index = first_index + offset
@@ -837,19 +944,19 @@ class _TreeCheck:
             start = stop
 
     def _append(self, hashes: list[bytes]) -> None:
-        nodes = complete_nodes_after_append(self.size, hashes, self.frontier)
-        known = dict(self.frontier)
-        known.update(((level, index), value) for level, index, value in nodes)
+        before = self.size
+        nodes = complete_nodes_after_append(before, hashes, self.frontier)
+        self.frontier = right_edge_after_append(before, nodes, self.frontier)
         self.size += len(hashes)
-        self.frontier = {coord: known[coord] for coord in root_coords(self.size)}
         if self.has_tree:
-            self._compare_nodes([node for node in nodes if node[0] > 0])
+            self._compare_nodes(nodes[len(hashes) :], before)
 
-    def _compare_nodes(self, nodes: list[tuple[int, int, bytes]]) -> None:
-        """``nodes`` in (level, index) order, as ``complete_nodes_after_append`` gives them."""
+    def _compare_nodes(self, nodes: list[tuple[int, int, bytes]], size_before: int) -> None:
+        """``nodes``: the interior nodes that appending to ``size_before`` completed, in
+        (level, index) order, as ``complete_nodes_after_append`` gives them."""
         if not nodes:
             return
-        rows = self.sql.nodes(nodes)
+        rows = self.sql.nodes(size_before, self.size)
         if self.first_bad_leaf is None and self.size <= self.stored_size and rows == nodes:
             return  # all stored, all equal
         stored = {(level, index): bytes(value) for level, index, value in rows}
@@ -972,6 +1079,10 @@ class _TreeSql:
         quote = conn.dialect.identifier_preparer.format_table
         self.mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         self.leaves_table, self.nodes_table = quote(LEAVES), quote(NODES)
+        self.nodes_sql = (
+            f"SELECT level, idx, hash FROM {self.nodes_table} WHERE level = {self.mark} "
+            f"AND idx BETWEEN {self.mark} AND {self.mark} ORDER BY idx"
+        )
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -1000,22 +1111,19 @@ class _TreeSql:
         if until is not None:
             sql += f" AND position <= {self.mark}"
             params.append(until)
-        rows = self._rows(sql + " ORDER BY position", params)
-        return [(p, i, bytes(h)) for p, i, h in rows]
+        # Drivers give the hashes as bytes; only a mismatch needs them as keys.
+        return self._rows(sql + " ORDER BY position", params)
 
-    def nodes(self, nodes: Sequence[tuple[int, int, bytes]]) -> list[tuple[int, int, bytes]]:
-        """The stored nodes over the index ranges, per level, that ``nodes`` span, in
-        (level, index) order."""
-        ranges: dict[int, list[int]] = {}
-        for level, index, _ in nodes:
-            span = ranges.setdefault(level, [index, index])
-            span[0], span[1] = min(span[0], index), max(span[1], index)
-        clause = " OR ".join(
-            f"(level = {self.mark} AND idx BETWEEN {self.mark} AND {self.mark})" for _ in ranges
-        )
-        params = [value for level, span in sorted(ranges.items()) for value in (level, *span)]
-        sql = f"SELECT level, idx, hash FROM {self.nodes_table} WHERE {clause} ORDER BY level, idx"
-        return self._rows(sql, params)
+    def nodes(self, size_before: int, size_after: int) -> list[tuple[int, int, bytes]]:
+        """The stored interior nodes that growing the tree from ``size_before`` to
+        ``size_after`` leaves completes, in (level, index) order."""
+        # A query per level reads the primary key in order; one query with OR sorts.
+        rows: list[tuple[int, int, bytes]] = []
+        level = 1
+        while (first := size_before >> level) < (end := size_after >> level):
+            rows += self._rows(self.nodes_sql, (level, first, end - 1))
+            level += 1
+        return rows
 
 
 def _checkpoint_rows(conn: Connection) -> Iterator[tuple[int, bytes, str, str]]:
@@ -1164,18 +1272,26 @@ def verify_ledger(
         runner = _Runner(1 if total <= 2 * chunk_size else max(wanted, 1), context)
         done = 0
         try:
-            for chunk in runner.run(events.chunks(chunk_size)):
-                log.events(chunk, done)
-                tree.add(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, max(total, done))
+            with collector_paused():
+                for chunk in runner.run(events.chunks(chunk_size)):
+                    log.events(chunk, done)
+                    tree.add(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, max(total, done))
         finally:
             runner.close()
         tree.finish(log.keys)
         conn.rollback()
+        _end_snapshot(conn, ledger)
     problems = sorted(found.problems, key=lambda p: (p.position is None, p.position or 0))
     return Report(done, tree.checked_checkpoints, tree.stored_size, problems)
+
+
+def _end_snapshot(conn: Connection, ledger: Ledger) -> None:
+    """Give the pooled connection back as it was lent."""
+    if not ledger.settings.is_postgres:
+        conn.connection.dbapi_connection.execute("PRAGMA mmap_size=0")  # type: ignore[union-attr]
 
 
 def _begin_snapshot(conn: Connection, ledger: Ledger) -> None:
@@ -1184,6 +1300,8 @@ def _begin_snapshot(conn: Connection, ledger: Ledger) -> None:
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         return
     raw: Any = conn.connection.dbapi_connection
+    # Pages mapped, not copied, from the file: one pass reads the whole log.
+    raw.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
     if not raw.in_transaction:
         # A deferred BEGIN: the first read fixes the snapshot (the ledger runs in WAL mode).
         conn.exec_driver_sql("BEGIN")

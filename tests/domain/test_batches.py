@@ -10,7 +10,6 @@ import functools
 import gzip
 import hashlib
 import json
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -528,15 +527,12 @@ def test_100k_points_in_one_submission_are_accepted_and_read_back(world: World):
     _running_batch(world)
     tags = ["BR1.TEMP", "BR1.PH", "BR1.DO", "BR1.AGIT", "BR1.PRES"]
     series = [continuous_series(tag, START, 20_000) for tag in tags]
-    began = time.perf_counter()
     appended = submit_data(world, BATCH, "continuous", series)
     stored = world.ledger.read(appended.position - 1, 1)[0].event.envelope["payload"]
     points = [len(decode_chunk(c)) for entry in stored["series"] for c in entry["chunks"]]
     batch = _batch(world)
-    elapsed = time.perf_counter() - began
     assert sum(points) == 100_000
     assert len(batch.chunks) == 10 and sum(c["count"] for c in batch.chunks.values()) == 100_000
-    assert elapsed < 10, f"100,000 points took {elapsed:.2f} s"
 
 
 # -- source systems -----------------------------------------------------------------------
