@@ -22,13 +22,7 @@ CMO = "contoso-cmo"
 
 
 def add_key(world: World, party: str, key: SigningKey) -> None:
-    world[party].submit(
-        world.ledger,
-        "KeyAdded",
-        party_subject(party),
-        {"public_key": encode_public_key(key), "purpose": "party"},
-        meaning="authored",
-    )
+    world.add_key(party, key)
 
 
 def refused(

@@ -19,23 +19,15 @@ from clients.witness import Witness, WitnessRefused
 from ledger.application import Ledger
 from ledger.checkpoints import InconsistentTree, Notary
 from ledger.errors import BadSignature, ConfigurationError, NotFound, UnknownSigner
-from ledger.keys import encode_public_key
 from ledger.merkle import leaf_hash, root_of
 from ledger.notes import cosign, format_checkpoint, parse_checkpoint, parse_note, sign_note
-from ledger.parties import party_subject
 from ledger.tree import MerkleTree
 from tests.support.world import ORIGIN, Actor, World
 
 
 def add_key(world: World, party: str, seed: str = "second") -> None:
     key = SigningKey(hashlib.sha256(f"{party} {seed} key".encode()).digest())
-    world[party].submit(
-        world.ledger,
-        "KeyAdded",
-        party_subject(party),
-        {"public_key": encode_public_key(key), "purpose": "party"},
-        meaning="authored",
-    )
+    world.add_key(party, key)
 
 
 def reference_root(world: World) -> bytes:

@@ -18,9 +18,7 @@ from ledger.application import Ledger
 from ledger.canonical import canonical_bytes
 from ledger.checkpoints import Notary
 from ledger.config import Settings
-from ledger.keys import encode_public_key
 from ledger.merkle import leaf_hash, root_of
-from ledger.parties import party_subject
 from ledger.tree import MerkleTree
 from ledger.verify import verify_ledger
 from tests.support.world import ORIGIN, Actor, World, build_world
@@ -45,13 +43,7 @@ def states(ledger: Ledger) -> list[tuple[int, bytes]]:
 
 def add_key(world: World, party: str) -> None:
     key = SigningKey(hashlib.sha256(f"{party} another key".encode()).digest())
-    world[party].submit(
-        world.ledger,
-        "KeyAdded",
-        party_subject(party),
-        {"public_key": encode_public_key(key), "purpose": "party"},
-        meaning="authored",
-    )
+    world.add_key(party, key)
 
 
 def test_a_stored_event_is_its_canonical_leaf(world: World) -> None:

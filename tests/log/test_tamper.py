@@ -36,13 +36,7 @@ def new_key(party: str, seed: str) -> SigningKey:
 
 
 def add_key(world: World, party: str, seed: str = "second key") -> None:
-    world[party].submit(
-        world.ledger,
-        "KeyAdded",
-        party_subject(party),
-        {"public_key": encode_public_key(new_key(party, seed)), "purpose": "party"},
-        meaning="authored",
-    )
+    world.add_key(party, new_key(party, seed))
 
 
 @pytest.fixture

@@ -12,9 +12,7 @@ from nacl.signing import SigningKey
 
 from ledger.application import Ledger
 from ledger.errors import NotFound
-from ledger.keys import encode_public_key
 from ledger.merkle import consistency_proof_of, inclusion_proof_of, leaf_hash, root_of
-from ledger.parties import party_subject
 from ledger.tree import LEAVES, NODES, MerkleTree
 from tests.support.world import World
 
@@ -23,13 +21,7 @@ def add_keys(world: World, *parties: str) -> None:
     """Each party adds a second key: one KeyAdded event per party."""
     for party in parties:
         key = SigningKey(hashlib.sha256(f"{party} second key".encode()).digest())
-        world[party].submit(
-            world.ledger,
-            "KeyAdded",
-            party_subject(party),
-            {"public_key": encode_public_key(key), "purpose": "party"},
-            meaning="authored",
-        )
+        world.add_key(party, key)
 
 
 def reference_leaves(ledger: Ledger) -> list[bytes]:

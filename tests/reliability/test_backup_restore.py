@@ -22,8 +22,6 @@ from ledger.backup import backup, restore
 from ledger.checkpoints import Checkpoints, Notary, SignedCheckpoint
 from ledger.config import Settings
 from ledger.errors import ConfigurationError, ValidationFailed
-from ledger.keys import encode_public_key
-from ledger.parties import party_subject
 from ledger.tree import MerkleTree
 from ledger.verify import verify_ledger
 from projections.runner import Projector
@@ -35,13 +33,7 @@ pytestmark = pytest.mark.reliability
 
 def add_key(world: World, party: str, n: int) -> None:
     key = SigningKey(hashlib.sha256(f"{party} backup key {n}".encode()).digest())
-    world[party].submit(
-        world.ledger,
-        "KeyAdded",
-        party_subject(party),
-        {"public_key": encode_public_key(key), "purpose": "party"},
-        meaning="authored",
-    )
+    world.add_key(party, key)
 
 
 @pytest.fixture

@@ -148,6 +148,16 @@ class World:
         self.actors[party_id] = actor
         return actor
 
+    def add_key(self, party_id: str, key: SigningKey) -> Appended:
+        """The party registers another of its keys (``KeyAdded``)."""
+        return self[party_id].submit(
+            self.ledger,
+            "KeyAdded",
+            party_subject(party_id),
+            {"public_key": encode_public_key(key), "purpose": "party"},
+            meaning="authored",
+        )
+
 
 def notary_actor() -> Actor:
     return Actor(NOTARY, SigningKey(_seed(NOTARY)))
