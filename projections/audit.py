@@ -86,38 +86,41 @@ class AuditView(View):
     def apply(self, session: Session, events: Sequence[Recorded]) -> None:
         """Every event gets a row; no handler dispatch needed."""
         page = self.new_page(session)
-        unknown = {
-            r.event.envelope["subject"]
-            for r in events
-            if r.event.envelope["version"] > 1 and r.event.envelope["subject"] not in self.memo
-        }
-        page.state.prefetch(unknown)
+        if not page.state.whole:
+            unknown = {
+                r.event.envelope["subject"]
+                for r in events
+                if r.event.envelope["version"] > 1 and r.event.envelope["subject"] not in self.memo
+            }
+            page.state.prefetch(unknown)
         leaf, through = self._tail(page.conn)
+        rows = []
         for recorded in events:
             leaf += 1
             envelope = recorded.event.envelope
             recorded_at = recorded.event.recorded_at
-            through = max(through, recorded_at)
+            if recorded_at > through:
+                through = recorded_at
             agreement, batch = _context(page, envelope)
-            page.insert(
-                AUDIT,
-                {
-                    "position": recorded.position,
-                    "leaf_index": leaf,
-                    "subject": envelope["subject"],
-                    "version": envelope["version"],
-                    "type": envelope["type"],
-                    "signer": envelope["signer"],
-                    "key": envelope["key"],
-                    "meaning": envelope["meaning"],
-                    "reason": envelope.get("reason"),
-                    "signed_at": envelope["signed_at"],
-                    "recorded_at": recorded_at,
-                    "recorded_through": through,
-                    "agreement": agreement,
-                    "batch": batch,
-                },
+            rows.append(
+                (  # in the order of AUDIT's columns
+                    recorded.position,
+                    leaf,
+                    envelope["subject"],
+                    envelope["version"],
+                    envelope["type"],
+                    envelope["signer"],
+                    envelope["key"],
+                    envelope["meaning"],
+                    envelope.get("reason"),
+                    envelope["signed_at"],
+                    recorded_at,
+                    through,
+                    agreement,
+                    batch,
+                )
             )
+        page.insert_values(AUDIT, rows)
         page.flush()
 
     @staticmethod

@@ -7,58 +7,70 @@ skipped: SQLite gets one ``executemany`` of tuples, PostgreSQL one ``COPY``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
-__all__ = ["Row", "insert_rows"]
+__all__ = ["Row", "insert_rows", "insert_values"]
 
 Row = dict[str, Any]
-_statements: dict[str, tuple[str, Callable[[Row], Any] | None]] = {}
+_statements: dict[str, str] = {}
+_getters: dict[str, Callable[[Row], tuple[Any, ...]]] = {}
 
 
 def insert_rows(conn: Connection, table: Table, rows: list[Row]) -> None:
     """Insert ``rows`` (dicts naming every column of ``table``)."""
-    if not rows:
+    if rows:
+        insert_values(conn, table, list(map(_tuple_getter(table), rows)))
+
+
+def insert_values(conn: Connection, table: Table, values: Sequence[tuple[Any, ...]]) -> None:
+    """Insert ``values``: one tuple a row, its values in the order of ``table.c``.
+
+    A view that makes every row itself (the audit index) builds tuples directly: a dict
+    per row and the getter that turns it into a tuple cost more than the insert's binding.
+    """
+    if not values:
         return
     if conn.dialect.name == "postgresql":
-        _copy_rows(conn, table, rows)
+        _copy_values(conn, table, values)
         return
-    sql, values = _insert_sql(conn, table)
-    if values is None:
-        conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
-    else:
-        conn.exec_driver_sql(sql, list(map(values, rows)))
+    conn.exec_driver_sql(_insert_sql(conn, table), values)  # type: ignore[arg-type]
 
 
-def _copy_rows(conn: Connection, table: Table, rows: list[Row]) -> None:
+def _copy_values(conn: Connection, table: Table, values: Sequence[tuple[Any, ...]]) -> None:
     # COPY is PostgreSQL's bulk path: one round trip per page instead of one per row.
-    names = [column.name for column in table.c]
-    values = _tuple_getter(names)
-    columns = ", ".join(f'"{name}"' for name in names)
+    columns = ", ".join(f'"{column.name}"' for column in table.c)
     raw: Any = conn.connection.dbapi_connection
     with raw.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row(values(row))
+        for row in values:
+            copy.write_row(row)
 
 
-def _insert_sql(conn: Connection, table: Table) -> tuple[str, Callable[[Row], Any] | None]:
-    key = f"{conn.dialect.name}:{table.name}"
-    found = _statements.get(key)
+def _insert_sql(conn: Connection, table: Table) -> str:
+    # SQLite's driver takes ``?`` placeholders, bound in the order of ``table.c``.
+    found = _statements.get(table.name)
     if found is None:
-        compiled = table.insert().compile(dialect=conn.dialect)
-        names = list(compiled.positiontup or []) if compiled.positional else []
-        # itemgetter builds each row's tuple in C; a single column still needs a tuple.
-        values = None if not names else _tuple_getter(names)
-        found = _statements[key] = (str(compiled), values)
+        quote = conn.dialect.identifier_preparer.quote
+        columns = ", ".join(quote(column.name) for column in table.c)
+        marks = ", ".join("?" for _ in table.c)
+        found = _statements[table.name] = (
+            f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})"
+        )
     return found
 
 
-def _tuple_getter(names: list[str]) -> Callable[[Row], Any]:
-    if len(names) == 1:
-        name = names[0]
-        return lambda row: (row[name],)
-    return itemgetter(*names)
+def _tuple_getter(table: Table) -> Callable[[Row], tuple[Any, ...]]:
+    found = _getters.get(table.name)
+    if found is None:
+        names = [column.name for column in table.c]
+        if len(names) == 1:
+            name = names[0]
+            found = _getters[table.name] = lambda row: (row[name],)
+        else:
+            # itemgetter builds each row's tuple in C.
+            found = _getters[table.name] = itemgetter(*names)
+    return found

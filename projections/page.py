@@ -12,7 +12,7 @@ from sqlalchemy import Column, MetaData, String, Table, Text, delete, select
 from sqlalchemy.engine import Connection
 
 from ledger.canonical import has_float
-from projections.bulk import Row, insert_rows
+from projections.bulk import Row, insert_rows, insert_values
 from projections.temporal import Versions
 
 if TYPE_CHECKING:
@@ -41,6 +41,15 @@ def dumps(value: Any) -> str:
         except TypeError:  # orjson's encode error: a lone surrogate, a huge integer
             pass
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _state_dumps(value: Any) -> str:
+    # A view's private state needs no single spelling of floats (there are none in
+    # payloads anyway): only that it reads back, so orjson goes without has_float's walk.
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # a lone surrogate, a huge integer
+        return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def state_table(name: str, metadata: MetaData) -> Table:
@@ -107,6 +116,11 @@ class State:
         self.whole = whole
         self._cache: dict[str, Any] = {}
         self._dirty: set[str] = set()
+        # Keys known to have no row, so a flush writes them without deleting first (most
+        # keys of a replay are new): while whole, every key but those in ``_stored``;
+        # otherwise the keys read and found absent in this page.
+        self._stored: set[str] = set()
+        self._absent: set[str] = set()
 
     def get(self, key: str) -> Any:
         """The value of ``key``, or None; change it only through :meth:`set`."""
@@ -117,6 +131,8 @@ class State:
         found = self.conn.execute(
             select(self.table.c.value).where(self.table.c.key == key)
         ).scalar()
+        if found is None:
+            self._absent.add(key)
         self._cache[key] = None if found is None else json.loads(found)
         return self._cache[key]
 
@@ -133,9 +149,12 @@ class State:
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
             self._cache.update(dict.fromkeys(part))
+            absent = set(part)
             query = select(self.table.c.key, self.table.c.value).where(self.table.c.key.in_(part))
             for key, value in self.conn.execute(query):
                 self._cache[key] = json.loads(value)
+                absent.discard(key)
+            self._absent |= absent
 
     def fact(self, key: str) -> Any:
         """An immutable fact: from the memo, else the state."""
@@ -161,18 +180,29 @@ class State:
         if not self._dirty:
             if not self.whole:
                 self._cache.clear()
+                self._absent.clear()
             return
         keys = sorted(self._dirty)
-        self.conn.execute(delete(self.table).where(self.table.c.key.in_(keys)))
-        rows = [
-            {"key": k, "value": dumps(self._cache[k])} for k in keys if self._cache[k] is not None
-        ]
+        if self.whole:
+            stale = [k for k in keys if k in self._stored]
+        else:
+            stale = [k for k in keys if k not in self._absent]
+        for start in range(0, len(stale), 500):
+            part = stale[start : start + 500]
+            self.conn.execute(delete(self.table).where(self.table.c.key.in_(part)))
+        cache = self._cache
+        rows = [{"key": k, "value": _state_dumps(cache[k])} for k in keys if cache[k] is not None]
         if rows:
             insert_rows(self.conn, self.table, rows)
+        if self.whole:
+            self._stored.update(row["key"] for row in rows)
+            self._stored.difference_update(k for k in keys if cache[k] is None)
         self._dirty.clear()
+        self._absent.clear()
         if not self.whole or len(self._cache) > _WHOLE_LIMIT:
             self.whole = False
             self._cache.clear()
+            self._stored.clear()
 
 
 class Page:
@@ -188,6 +218,7 @@ class Page:
         self.conn = conn
         self._versions: dict[str, Versions] = {}
         self._inserts: dict[str, tuple[Table, list[Row]]] = {}
+        self._values: dict[str, tuple[Table, list[tuple[Any, ...]]]] = {}
         self._state = (
             kept if kept is not None else None if state is None else State(conn, state, memo)
         )
@@ -212,6 +243,10 @@ class Page:
         """Buffer a plain insert into an append-only table."""
         self._inserts.setdefault(table.name, (table, []))[1].append(row)
 
+    def insert_values(self, table: Table, values: list[tuple[Any, ...]]) -> None:
+        """Buffer plain inserts given as tuples in the order of ``table.c``."""
+        self._values.setdefault(table.name, (table, []))[1].extend(values)
+
     def flush(self) -> None:
         """Write everything buffered."""
         for versions in self._versions.values():
@@ -219,6 +254,9 @@ class Page:
         for table, rows in self._inserts.values():
             insert_rows(self.conn, table, rows)
         self._inserts.clear()
+        for table, values in self._values.values():
+            insert_values(self.conn, table, values)
+        self._values.clear()
         if self._state is not None:
             self._state.flush()
 

@@ -110,6 +110,7 @@ class Versions:
         self.conn = conn
         self.table = table
         self.key = key_of(table)
+        self._single = self.key[0] if len(self.key) == 1 else None  # the common case
         self._inserts: list[Row] = []
         self._open: dict[Key, Row] = {}  # versions inserted by this page and still current
         self._stored: dict[Key, Row | None] = {}  # current versions read from the database
@@ -144,7 +145,10 @@ class Versions:
         ``values`` becomes the row (it is not copied): pass a dict made for the call.
         """
         row = values
-        row.update(zip(self.key, key, strict=True))
+        if self._single is not None:
+            row[self._single] = key[0]
+        else:
+            row.update(zip(self.key, key, strict=True))
         row["valid_from"] = position
         row["valid_to"] = None
         self._inserts.append(row)
@@ -159,7 +163,10 @@ class Versions:
         self.insert(key, position, dict(values))
 
     def update(self, key: Key, position: int, **changes: Any) -> Row | None:
-        """Apply ``changes`` to the current version of ``key``; ``None`` when there is none."""
+        """Apply ``changes`` to the current version of ``key``; ``None`` when there is none.
+
+        Returns the values after the change, for callers to read and never to change:
+        they may be the buffered row itself."""
         before = self.get(key)
         if before is None:
             return None
@@ -167,7 +174,13 @@ class Versions:
         for name in _MANAGED:
             merged.pop(name, None)
         merged.update(changes)
-        self.put(key, position, merged)
+        # Only the changed columns can differ; the merged dict becomes the new version
+        # itself (no second lookup, no copy), which is why callers only read it.
+        for name, value in changes.items():
+            if before.get(name) != value:
+                self._end(key, position, before)
+                self.insert(key, position, merged)
+                break
         return merged
 
     def end(self, key: Key, position: int) -> None:

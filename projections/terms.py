@@ -79,6 +79,8 @@ class FollowsTerms(View):
 
     def prepare(self, page: Page, facts: Sequence[Fact]) -> None:
         """Read in bulk the subjects' agreements and those agreements' terms."""
+        if page.state.whole:
+            return  # every key is in memory already: nothing to read, so nothing to list
         subjects = [
             f"subject:{f.subject}"
             for f in facts

@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.application import Ledger
+from projections.page import State, state_table
 from projections.temporal import Versions, as_of, temporal_table
 
 metadata = sa.MetaData()
@@ -92,3 +93,42 @@ def test_prefetched_keys_without_rows_are_known_absent(conn: sa.Connection) -> N
 
     assert page.get(("a",)) == {"thing": "a", "colour": "red", "valid_from": 1, "valid_to": None}
     assert page.get(("b",)) is None
+
+
+def test_an_update_that_changes_nothing_makes_no_new_version(conn: sa.Connection) -> None:
+    page = Versions(conn, THINGS)
+    page.insert(("a",), 1, {"colour": "red"})
+    page.flush()
+
+    assert page.update(("a",), 9, colour="red") == {"thing": "a", "colour": "red"}
+    assert page.update(("b",), 9, colour="red") is None
+    page.flush()
+
+    assert _all(conn) == [("a", "red", 1, None)]
+
+
+STATE = state_table("test_state", metadata)
+
+
+def _state(conn: sa.Connection) -> dict[str, str]:
+    return dict(conn.execute(sa.select(STATE.c.key, STATE.c.value)).tuples().all())
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["read-through", "whole"])
+def test_a_state_key_written_again_replaces_its_row(conn: sa.Connection, whole: bool) -> None:
+    # A flush writes new keys without deleting first; a key it wrote before, or one
+    # read from the table, must still be replaced, and a key set to None removed.
+    state = State(conn, STATE, {}, whole=whole)
+    state.set("a", {"n": 1})
+    state.set("b", [1])
+    state.set("c", "x")
+    state.flush()
+    state.get("a")
+    state.set("a", {"n": 2})
+    state.set("b", None)
+    state.set("d", True)
+    state.flush()
+    state.set("a", {"n": 3})
+    state.flush()
+
+    assert _state(conn) == {"a": '{"n":3}', "c": '"x"', "d": "true"}

@@ -102,6 +102,30 @@ def test_the_audit_index_numbers_leaves_densely_and_names_agreement_and_batch(
     assert by_type["PartyAdmitted"]["agreement"] is None
 
 
+def test_each_audit_column_holds_its_own_field_of_the_event(
+    world: World, projector: Projector
+) -> None:
+    # The audit view writes its rows as tuples in column order: a swapped pair of
+    # columns would still compare equal between incremental and rebuilt views.
+    agreement = propose_and_sign(world)
+    grant_id = grant(world, agreement, "northwind-bio", "fabrikam-cmo")
+    world["northwind-bio"].submit(
+        world.ledger, "AccessRevoked", grant_id, {}, meaning="revoked", reason="done"
+    )
+
+    rows = {r["position"]: r for r in _rows(world, AUDIT)}
+    log = list(world.ledger.iter_log())
+    assert len(rows) == len(log)
+    for recorded in log:
+        envelope = recorded.event.envelope
+        row = rows[recorded.position]
+        names = ("subject", "version", "type", "signer", "key", "meaning", "signed_at")
+        assert {n: row[n] for n in names} == {n: envelope[n] for n in names}
+        assert row["reason"] == envelope.get("reason")
+        assert row["recorded_at"] == recorded.event.recorded_at
+        assert row["recorded_through"] >= row["recorded_at"]
+
+
 def _event(position: int, recorded_at: str) -> Recorded:
     envelope = {
         "subject": str(uuid.uuid4()),
