@@ -215,9 +215,11 @@ def _check_row(row: Row, context: RowContext, opener: _Opener) -> tuple[Any, ...
     A state in leaf form is checked on its own bytes: the signature over the envelope's
     slice, the leaf hash over the state. That takes the state being exactly what the
     ledger's encoder writes for the event it holds: the envelope's bytes are orjson's
-    sorted compact form of the envelope they decode to (``canonical_bytes`` for JSON
-    without characters beyond the BMP, which go the slow way). Anything else goes
-    through :func:`_check_decoded`, which says what is wrong.
+    sorted compact form of the envelope they decode to, which is ``canonical_bytes`` for
+    the JSON an append admits (no floats; characters beyond the BMP go the slow way).
+    Floats are not looked for: one that an append never admitted is signed over the
+    stored bytes or not at all. Anything else goes through :func:`_check_decoded`,
+    which says what is wrong.
     """
     position, originator, stored_version, topic, state = row
     subject = originator.hex() if type(originator) is bytes else _hex(originator)
@@ -418,13 +420,13 @@ class _Opener:
 
     def check(self, public_key: bytes | None, canonical: bytes, signature: str) -> int:
         """The signature state of base64 ``signature`` over the envelope ``canonical``."""
-        if public_key is None:
+        if public_key is None or len(public_key) != 32:  # libsodium reads 32 bytes
             return SIGNATURE_UNKNOWN_KEY
         try:
             raw = binascii.a2b_base64(signature, strict_mode=True)
         except (binascii.Error, ValueError):
             return SIGNATURE_MALFORMED
-        if len(raw) != 64 or len(public_key) != 32:
+        if len(raw) != 64:
             return SIGNATURE_MALFORMED
         signed = b"".join((raw, ENVELOPE_DOMAIN, canonical))
         if _sodium is None:
