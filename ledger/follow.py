@@ -45,6 +45,7 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from ledger.errors import VersionConflict
 from ledger.mapper import is_leaf
 
 if TYPE_CHECKING:
@@ -142,14 +143,31 @@ def _apply_page(followers: Sequence[Follower], size: int, until: int | None) -> 
 
 
 def apply_page(
-    session: Session, followers: Sequence[Follower], size: int, until: int | None = None
+    session: Session,
+    followers: Sequence[Follower],
+    size: int,
+    until: int | None = None,
+    *,
+    expect: int | None = None,
 ) -> tuple[int, int]:
     """Apply the next page to ``followers`` (sorted by name) in ``session``'s transaction,
-    which the caller commits; return the position reached and the events read."""
+    which the caller commits; return the position reached and the events read.
+
+    ``expect``: the position every follower must stand at, for a caller that keeps
+    state of its own between pages (a rebuild); if another process moved any of them,
+    the page fails with ``VersionConflict`` and nothing is applied.
+    """
     ledger = followers[0].ledger
     begin_page(session, ledger)
     lock_all(session, followers)
     positions = _positions(session, followers)
+    if expect is not None and any(position != expect for position in positions):
+        moved = [f.name for f, p in zip(followers, positions, strict=True) if p != expect]
+        raise VersionConflict(
+            f"another process applied the log to {', '.join(moved)} meanwhile (a running "
+            "server's projector?): stop it, then start again",
+            field="position",
+        )
     start = min(positions)
     events = read_events(session, ledger, start, size, until)
     if not events:

@@ -3,9 +3,9 @@
 :class:`LeafMapper` stores a signed event as ``RFC8785({"envelope", "recorded_at",
 "signature"})``, the bytes the Merkle tree hashes. Reading an event back, hashing its
 leaf and checking its signature then need no re-encoding: the signed envelope is a slice
-of the stored state. What the library's events carry besides is
-derived on the way back: ``timestamp`` is ``recorded_at``, and a creating event's
-``originator_topic`` is its aggregate's topic.
+of the stored state. What the library's events carry besides is derived on the way back:
+``timestamp`` is ``recorded_at``, and a creating event's ``originator_topic`` is its
+aggregate's topic.
 
 Rows written in the library's JSON form (``{"timestamp": ..., "envelope": ...}``), as
 ledgers created before this form held, are read as they always were.
@@ -13,13 +13,19 @@ ledgers created before this form held, are read as they always were.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.persistence import (
+    Mapper,
+    MapperDeserialisationError,
+    StoredEvent,
+    find_id_convertor,
+)
 from eventsourcing.utils import get_topic, resolve_topic
 
 from ledger.canonical import canonical_bytes
@@ -81,12 +87,19 @@ class LeafMapper(Mapper[Any]):
         if not is_leaf(state):
             return super().to_domain_event(stored_event)
         cls = resolve_topic(stored_event.topic)
-        fields: dict[str, Any] = orjson.loads(state)
-        fields["timestamp"] = datetime.fromisoformat(fields["recorded_at"])
+        try:
+            fields: dict[str, Any] = orjson.loads(state)
+            fields["timestamp"] = datetime.fromisoformat(fields["recorded_at"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise MapperDeserialisationError(
+                f"stored event at version {stored_event.originator_version} of "
+                f"{stored_event.originator_id} is not a readable leaf: {exc}"
+            ) from exc
         creates = _creating_topics().get(stored_event.topic)
         if creates is not None:
             fields["originator_topic"] = creates
-        fields["originator_id"] = stored_event.originator_id
+        convert = find_id_convertor(cls, cast("Hashable", type(stored_event.originator_id)))
+        fields["originator_id"] = convert(stored_event.originator_id)
         fields["originator_version"] = stored_event.originator_version
         event = object.__new__(cls)
         object.__setattr__(event, "__dict__", fields)

@@ -149,7 +149,8 @@ def _replay(
             with Session(bind=conn) as session, session.begin():
                 if ledger.settings.is_postgres:
                     session.execute(text("SET LOCAL synchronous_commit = off"))
-                reached, read = apply_page(session, ordered, page_size)
+                # The views' state in memory is right only if nothing else moved them.
+                reached, read = apply_page(session, ordered, page_size, expect=reached)
             if not read:
                 return reached
             if on_page is not None:

@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from ledger.application import Recorded
+from ledger.application import Ledger, Recorded
+from ledger.errors import VersionConflict
+from ledger.follow import catch_up_together
 from projections import page
 from projections.data import DataView
 from projections.rebuild import REBUILD_PAGE, rebuild
-from projections.runner import Projector
+from projections.runner import Projector, view_classes
 from tests.projections.conftest import LARGE, SMALL, differences, run_scenario, snapshot
 from tests.support.scenario import DATA_HEAVY, Scenario
 from tests.support.world import World
@@ -128,3 +130,31 @@ def _fail_on_page(monkeypatch: pytest.MonkeyPatch, page: int) -> None:
         original(self, session, events)
 
     monkeypatch.setattr(DataView, "apply", apply)
+
+
+def test_a_rebuild_stops_when_another_process_projects_into_its_views(
+    world: World, projector: Projector
+) -> None:
+    run_scenario(world, SMALL, seed=47)
+    # Another process's projector (a second ledger object on the same database) catches
+    # up between two of the rebuild's pages: the rebuild's state in memory would miss it.
+    elsewhere = Ledger.open(world.ledger.settings)
+    views = [cls(elsewhere) for cls in view_classes()]
+    interfered: list[int] = []
+
+    def project_elsewhere(position: int, head: int) -> None:
+        if position and not interfered:
+            interfered.append(catch_up_together(views, page_size=16))
+
+    try:
+        with pytest.raises(VersionConflict, match="another process applied the log"):
+            rebuild(world.ledger, page_size=64, progress=project_elsewhere)
+    finally:
+        elsewhere.close()
+    assert interfered == [world.ledger.head()]
+    # What the rebuild committed before it stopped stays consistent: a catch-up ends
+    # equal to a clean rebuild.
+    projector.catch_up()
+    caught_up = snapshot(projector)
+    rebuild(world.ledger)
+    assert differences(caught_up, snapshot(projector)) == []
