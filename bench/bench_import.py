@@ -21,7 +21,6 @@ import argparse
 import csv
 import json
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from bench.memory import peak_rss_mib
 
 __all__ = ["main"]
 
@@ -87,8 +88,7 @@ def _phase(name: str, path: Path) -> dict[str, Any]:
         assert source.summary is not None
         extra["rows"] = source.summary.rows
     extra["seconds"] = time.perf_counter() - began
-    # ru_maxrss is in KiB on Linux.
-    extra["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    extra["peak_rss_mib"] = peak_rss_mib()
     return extra
 
 

@@ -33,7 +33,6 @@ import json
 import os
 import random
 import re
-import resource
 import sqlite3
 import statistics
 import subprocess
@@ -49,6 +48,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench.memory import peak_rss_mib
 from ledger.application import Ledger
 from ledger.config import Settings
 
@@ -219,7 +219,7 @@ def _rebuild_here(url: str) -> None:
         "seconds": seconds,
         "cpu_seconds": cpu,
         "rows": rows,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mib(),
         "read_seconds": _read_log_seconds(ledger),
         "write_seconds": _same_rows_seconds(url) if url.startswith("sqlite") else None,
     }
