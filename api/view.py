@@ -7,7 +7,8 @@
   UTF-8 only, no duplicate member names (another parser could read a signed envelope
   differently), no ``NaN``/``Infinity``, an object or array at the top; nesting deeper
   than the parser's stack or numbers over 4300 digits answer ``LIMIT_EXCEEDED``. No text
-  may hold a NUL character (PostgreSQL cannot store one; no field of the ledger needs one).
+  may hold a NUL character or a lone surrogate (no database stores either; no field of the
+  ledger needs one).
   A database that cannot be reached while the signature is checked answers HTTP 503 and
   ``UNAVAILABLE``.
 * Websockets (``graphql-transport-ws`` only): ``connection_init`` carries the signature
@@ -19,6 +20,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -136,27 +138,44 @@ def strict_json(data: str | bytes) -> object:
         raise RefusedJSON(LIMIT_EXCEEDED, "a number in the JSON has over 4300 digits") from None
     if not isinstance(document, (dict, list)):
         raise RefusedJSON(VALIDATION_FAILED, "send a JSON object: {query, variables}")
-    if "\\u0000" in text:  # the only way JSON text can carry a NUL: walk only then
-        found = _nul_at(document, "")
+    # Escapes are the only way JSON text can carry either: walk the document only then.
+    if _UNSTORABLE_ESCAPE.search(text):
+        found = _unstorable_at(document, "")
         if found is not None:
-            message = f"{found} holds a NUL character: no text may"
-            raise RefusedJSON(VALIDATION_FAILED, message)
+            raise RefusedJSON(VALIDATION_FAILED, f"{found[0]} holds {found[1]}: no text may")
     return document
 
 
-def _nul_at(value: Any, path: str) -> str | None:
-    """The path of the first text (member name or string) holding a NUL, or None."""
+# A NUL, or half of a UTF-16 surrogate pair (a pair decodes to one character).
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _unstorable(text: str) -> str | None:
+    if "\x00" in text:
+        return "a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a lone surrogate, which is not a Unicode character"
+    return None
+
+
+def _unstorable_at(value: Any, path: str) -> tuple[str, str] | None:
+    """The path of the first text (member name or string) that no database can store
+    (a NUL, a lone surrogate), and what it holds; or None."""
     stack = [(path, value)]
     while stack:
         where, item = stack.pop()
         if type(item) is str:
-            if "\x00" in item:
-                return where
+            what = _unstorable(item)
+            if what is not None:
+                return where, what
         elif type(item) is dict:
             for name, member in item.items():
                 inner = f"{where}.{name}" if where else name
-                if "\x00" in name:
-                    return inner
+                what = _unstorable(name)
+                if what is not None:
+                    return inner, what
                 stack.append((inner, member))
         elif type(item) is list:
             stack.extend((f"{where}[{i}]", member) for i, member in enumerate(item))

@@ -50,6 +50,30 @@ def test_a_nul_character_in_a_member_name_is_refused_naming_where_it_is(
     assert "variables.extra.a" in document["errors"][0]["message"]
 
 
+@pytest.mark.parametrize(
+    "text", ["NWB101\udb01", "\udc00", "NWB\ud83e"], ids=["high", "low", "high-at-end"]
+)
+def test_a_lone_surrogate_in_a_variable_is_refused_naming_where_it_is(
+    server: Server, api_world: World, text: str
+) -> None:
+    # json.dumps escapes the surrogate: the body is valid UTF-8, the decoded text is not
+    # Unicode, and no database driver can encode it.
+    body = json.dumps({"query": DELIVERIES, "variables": {"b": text}}).encode()
+    status, document = post(server, api_world, body)
+    assert status == 400
+    assert codes(document["errors"]) == ["VALIDATION_FAILED"]
+    assert "variables.b holds a lone surrogate" in document["errors"][0]["message"]
+
+
+def test_a_surrogate_pair_in_a_variable_is_one_character_and_answered(
+    server: Server, api_world: World
+) -> None:
+    body = json.dumps({"query": DELIVERIES, "variables": {"b": "NWB\U0001f9ea"}}).encode()
+    status, document = post(server, api_world, body)
+    assert status == 200
+    assert "surrogate" not in json.dumps(document)
+
+
 def test_a_nul_character_in_a_string_literal_is_refused(server: Server, api_world: World) -> None:
     query = '{ deliveries(batch: "NWB101\\u0000") { batch } }'
     _, document = post(server, api_world, json.dumps({"query": query}).encode())

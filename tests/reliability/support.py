@@ -595,14 +595,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def kill_projector_mid_page(deployed: Deployment, attempts: int = 5) -> None:
-    """Start a projector rebuilding every view in another process and ``kill -9`` it in the
+    """Start a projector replaying every view in another process and ``kill -9`` it in the
     middle of a page's transaction, while the servers keep projecting.
 
     The servers' projectors compete for the same pages, so the child may find the work
-    done before it applies a page; then it is started again.
+    done before it applies a page; then it is started again. (A rebuild, which keeps
+    state between pages, would stop: it must not share its views.)
     """
     url = deployed.settings.database_url
-    command = [sys.executable, "-m", "tests.support.projector_child", url, "rebuild"]
+    command = [sys.executable, "-m", "tests.support.projector_child", url, "replay"]
     for _ in range(attempts):
         child = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
