@@ -28,7 +28,6 @@ Run alone with ``python -m bench.bench_projections``.
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import random
@@ -233,17 +232,15 @@ def _read_log_seconds(ledger: Ledger) -> float:
     from sqlalchemy.orm import Session
 
     from ledger.follow import read_events
+    from ledger.runtime import collector_paused
     from projections.rebuild import REBUILD_PAGE
 
-    gc.disable()  # as the rebuild does while it replays
-    try:
+    with collector_paused():  # as the rebuild does while it replays
         start, after = time.perf_counter(), 0
         with ledger.engine.connect() as conn, Session(bind=conn) as session:
             while events := read_events(session, ledger, after, REBUILD_PAGE):
                 after = events[-1].position
         return time.perf_counter() - start
-    finally:
-        gc.enable()
 
 
 def _same_rows_seconds(url: str) -> float:
@@ -252,7 +249,7 @@ def _same_rows_seconds(url: str) -> float:
     of ``REBUILD_PAGE`` rows each committed, secondary indexes made at the end. Only the
     inserts, commits and index builds are timed. The rows go table by table, which is
     kinder to SQLite's cache than a rebuild's interleaving: a floor, not a target."""
-    from projections.rebuild import REBUILD_PAGE
+    from projections.rebuild import _REBUILD_CHECKPOINT_PAGES, REBUILD_PAGE
     from projections.runner import ALL_VIEWS
     from projections.temporal import secondary_indexes
 
@@ -269,7 +266,7 @@ def _same_rows_seconds(url: str) -> float:
                     index.drop(conn)
         target = sqlite3.connect(Path(directory) / "rows.db")
         target.execute("PRAGMA synchronous=NORMAL")
-        target.execute("PRAGMA wal_autocheckpoint=16384")
+        target.execute(f"PRAGMA wal_autocheckpoint={_REBUILD_CHECKPOINT_PAGES}")
         for table in tables:
             names = ", ".join(f'"{column.name}"' for column in table.c)
             marks = ", ".join("?" * len(table.c))

@@ -282,13 +282,14 @@ def _fast_fields(data: bytes) -> dict[str, Any] | None:
     orjson refuses) takes the mapper's path, so both give the same envelope, signature
     and ``recorded_at``.
     """
-    if not is_leaf(data) and data.count(b'"_type_"') != 1:
+    leaf = is_leaf(data)
+    if not leaf and data.count(b'"_type_"') != 1:
         return None
     try:
         fields: dict[str, Any] = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
-    if is_leaf(data):
+    if leaf:
         return fields
     stamp = fields.get("timestamp")
     return fields if isinstance(stamp, dict) and "_type_" in stamp else None

@@ -62,7 +62,11 @@ class LeafMapper(Mapper[Any]):
         state = vars(domain_event)
         topic = get_topic(type(domain_event))
         if not self._is_plain_signed(state, topic, type(domain_event)):
-            return super().to_stored_event(domain_event)
+            # The library's JSON keeps the attributes' order; with the timestamp first it
+            # can never be read as a leaf (an event decoded from one starts with envelope).
+            ordered = object.__new__(type(domain_event))
+            object.__setattr__(ordered, "__dict__", {"timestamp": state["timestamp"], **state})
+            return super().to_stored_event(ordered)
         leaf = canonical_bytes(
             {
                 "envelope": state["envelope"],
@@ -101,6 +105,9 @@ class LeafMapper(Mapper[Any]):
         convert = find_id_convertor(cls, cast("Hashable", type(stored_event.originator_id)))
         fields["originator_id"] = convert(stored_event.originator_id)
         fields["originator_version"] = stored_event.originator_version
+        # Leaves are written in class version 1 only: upcast as the library does.
+        for version in range(1, getattr(cls, "class_version", 1)):
+            getattr(cls, f"upcast_v{version}_v{version + 1}")(fields)
         event = object.__new__(cls)
         object.__setattr__(event, "__dict__", fields)
         return event  # type: ignore[no-any-return]

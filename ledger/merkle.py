@@ -241,15 +241,14 @@ def complete_nodes_after_append(
 
 
 def right_edge_after_append(
-    size_before: int, nodes: Sequence[tuple[int, int, bytes]], edge: NodeMap
+    size_before: int, size_after: int, nodes: Sequence[tuple[int, int, bytes]], edge: NodeMap
 ) -> dict[Coord, bytes]:
-    """The nodes of ``root_coords`` after an append: ``nodes`` is what
-    ``complete_nodes_after_append`` gave, ``edge`` the right edge before it.
+    """The nodes of ``root_coords(size_after)``: ``nodes`` is what
+    ``complete_nodes_after_append`` gave for the append, ``edge`` the right edge before it.
 
     ``nodes`` holds each level's new nodes as one run, in index order, so each node of
     the new edge is found by position instead of by a search.
     """
-    size_after = size_before + sum(1 for node in nodes if node[0] == 0)
     run_start: dict[int, int] = {}  # level -> where its run starts, minus its first index
     offset, level = 0, 0
     while (first := size_before >> level) < (end := size_after >> level):

@@ -33,6 +33,7 @@ import uuid
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
@@ -221,7 +222,7 @@ def _check_row(row: Row, context: RowContext, opener: _Opener) -> tuple[Any, ...
     stored bytes or not at all. Anything else goes through :func:`_check_decoded`,
     which says what is wrong.
     """
-    position, originator, stored_version, topic, state = row
+    originator, state = row[1], row[4]
     subject = originator.hex() if type(originator) is bytes else _hex(originator)
     if state[:12] != LEAF_HEAD:
         return _check_decoded(row, subject, context, opener)
@@ -247,36 +248,23 @@ def _check_row(row: Row, context: RowContext, opener: _Opener) -> tuple[Any, ...
         or not (signed.isascii() or FOUR_BYTE_UTF8.search(signed) is None)
     ):
         return _check_decoded(row, subject, context, opener)
-    event_type = envelope["type"]
-    if type(topic) is not str:
-        topic = _text(topic)
-    registered = context.topics.get(event_type)
-    signed_at = envelope["signed_at"]
-    return (
-        position,
+    return _checked(
+        row,
         subject,
-        hashlib.sha256(_LEAF_PREFIX + state).digest(),
-        _identity_errors(envelope, subject, stored_version, topic, registered, context.origin),
-        event_type,
-        envelope["subject"],
-        envelope["version"],
-        envelope["prev"],
-        hashlib.sha256(
-            b"".join((LEAF_HEAD, signed, _SIGNATURE_MEMBER, signature.encode(), b'"}'))
-        ).hexdigest(),
-        envelope["signer"],
-        envelope["key"],
-        signed_at,
-        _timestamp(signed_at),
-        opener.check(context.keys.get(envelope["key"]), signed, signature),
+        context,
+        opener,
+        envelope,
+        signed,
+        signature,
         recorded_at,
-        envelope["payload"] if event_type in _KEY_EVENTS and topic == registered else None,
+        _LEAF_PREFIX + state,
+        b"".join((LEAF_HEAD, signed, _SIGNATURE_MEMBER, signature.encode(), b'"}')),
     )
 
 
 def _check_decoded(row: Row, subject: str, context: RowContext, opener: _Opener) -> tuple[Any, ...]:
     """Any other state: decoded, then canonicalised to find the signed bytes and the leaf."""
-    position, _, stored_version, topic, state = row
+    state = row[4]
     try:
         document = orjson.loads(state)
         envelope = document["envelope"]
@@ -302,32 +290,63 @@ def _check_decoded(row: Row, subject: str, context: RowContext, opener: _Opener)
     # signature} (the leaf) and {envelope, signature} (the event hash).
     tail = b',"signature":' + signature_json + b"}"
     leaf = b"".join((_LEAF_HEAD, canonical, b',"recorded_at":', recorded_json, tail))
+    # Only the library's older JSON form (which has a timestamp) is not the leaf itself.
+    not_leaf = "timestamp" not in document and bytes(state) != leaf[1:]
+    if state[:12] == LEAF_HEAD:
+        leaf = _LEAF_PREFIX + bytes(state)  # what the tree hashed
+    return _checked(
+        row,
+        subject,
+        context,
+        opener,
+        envelope,
+        canonical,
+        signature,
+        recorded_at,
+        leaf,
+        b"".join((LEAF_HEAD, canonical, tail)),
+        ("stored state is not the canonical leaf of its event",) if not_leaf else (),
+    )
+
+
+def _checked(
+    row: Row,
+    subject: str,
+    context: RowContext,
+    opener: _Opener,
+    envelope: dict[str, Any],
+    signed: bytes,
+    signature: str,
+    recorded_at: str,
+    leaf: bytes,
+    hashed: bytes,
+    form_errors: tuple[str, ...] = (),
+) -> tuple[Any, ...]:
+    """The fields of :class:`Checked` for a decoded event: ``signed`` are the envelope's
+    signed bytes, ``leaf`` the hash input of its leaf (0x00 first), ``hashed`` that of
+    its event hash."""
+    position, _, stored_version, topic, _ = row
     event_type = envelope["type"]
     if type(topic) is not str:
         topic = _text(topic)
     registered = context.topics.get(event_type)
     errors = _identity_errors(envelope, subject, stored_version, topic, registered, context.origin)
-    if "timestamp" not in document and bytes(state) != leaf[1:]:
-        # Only the library's older JSON form (which has a timestamp) is not the leaf itself.
-        errors = (*errors, "stored state is not the canonical leaf of its event")
-    if state[:12] == LEAF_HEAD:
-        leaf = _LEAF_PREFIX + bytes(state)  # what the tree hashed
     signed_at = envelope["signed_at"]
     return (
         position,
         subject,
         hashlib.sha256(leaf).digest(),
-        errors,
+        errors + form_errors if form_errors else errors,
         event_type,
         envelope["subject"],
         envelope["version"],
         envelope["prev"],
-        hashlib.sha256(b"".join((LEAF_HEAD, canonical, tail))).hexdigest(),
+        hashlib.sha256(hashed).hexdigest(),
         envelope["signer"],
         envelope["key"],
         signed_at,
         _timestamp(signed_at),
-        opener.check(context.keys.get(envelope["key"]), canonical, signature),
+        opener.check(context.keys.get(envelope["key"]), signed, signature),
         recorded_at,
         envelope["payload"] if event_type in _KEY_EVENTS and topic == registered else None,
     )
@@ -948,8 +967,8 @@ class _TreeCheck:
     def _append(self, hashes: list[bytes]) -> None:
         before = self.size
         nodes = complete_nodes_after_append(before, hashes, self.frontier)
-        self.frontier = right_edge_after_append(before, nodes, self.frontier)
         self.size += len(hashes)
+        self.frontier = right_edge_after_append(before, self.size, nodes, self.frontier)
         if self.has_tree:
             self._compare_nodes(nodes[len(hashes) :], before)
 
@@ -1258,8 +1277,7 @@ def verify_ledger(
     ``workers`` defaults to the number of CPUs (a ledger of at most two chunks is checked
     in this process); ``progress(done, total)`` is called after each chunk.
     """
-    with ledger.engine.connect() as conn:
-        _begin_snapshot(conn, ledger)
+    with ledger.engine.connect() as conn, _snapshot(conn, ledger):
         found = _Findings()
         log = _LogCheck(ledger, found)
         tree = _TreeCheck(conn, found, ledger, set(inspect(conn).get_table_names()))
@@ -1284,26 +1302,30 @@ def verify_ledger(
         finally:
             runner.close()
         tree.finish(log.keys)
-        conn.rollback()
-        _end_snapshot(conn, ledger)
     problems = sorted(found.problems, key=lambda p: (p.position is None, p.position or 0))
     return Report(done, tree.checked_checkpoints, tree.stored_size, problems)
 
 
-def _end_snapshot(conn: Connection, ledger: Ledger) -> None:
-    """Give the pooled connection back as it was lent."""
-    if not ledger.settings.is_postgres:
-        conn.connection.dbapi_connection.execute("PRAGMA mmap_size=0")  # type: ignore[union-attr]
-
-
-def _begin_snapshot(conn: Connection, ledger: Ledger) -> None:
-    """Read everything from one snapshot, even while the ledger takes appends."""
+@contextmanager
+def _snapshot(conn: Connection, ledger: Ledger) -> Iterator[None]:
+    """Read everything from one snapshot, even while the ledger takes appends; give the
+    pooled connection back as it was lent."""
     if ledger.settings.is_postgres:
         conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        try:
+            yield
+        finally:
+            conn.rollback()
         return
     raw: Any = conn.connection.dbapi_connection
     # Pages mapped, not copied, from the file: one pass reads the whole log.
     raw.execute(f"PRAGMA mmap_size={_MMAP_BYTES}")
-    if not raw.in_transaction:
-        # A deferred BEGIN: the first read fixes the snapshot (the ledger runs in WAL mode).
-        conn.exec_driver_sql("BEGIN")
+    try:
+        if not raw.in_transaction:
+            # A deferred BEGIN: the first read fixes the snapshot (the ledger runs in WAL
+            # mode).
+            conn.exec_driver_sql("BEGIN")
+        yield
+    finally:
+        conn.rollback()
+        raw.execute("PRAGMA mmap_size=0")

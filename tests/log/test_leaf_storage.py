@@ -10,7 +10,8 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from eventsourcing.application import Application
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import Mapper, MapperDeserialisationError
+from eventsourcing.persistence import StoredEvent as StoredRow
 from nacl.signing import SigningKey
 
 import ledger.verify as verify_module
@@ -127,3 +128,63 @@ def test_events_in_the_older_json_form_still_read_and_verify(
         assert report.events == len(leaves)
     finally:
         ledger.close()
+
+
+def _stored(world: World, index: int) -> StoredRow:
+    ledger = world.ledger
+    notification = ledger.recorder.select_notifications(start=index, limit=1)[0]
+    return StoredRow(
+        originator_id=notification.originator_id,
+        originator_version=notification.originator_version,
+        topic=notification.topic,
+        state=notification.state,
+    )
+
+
+def test_an_event_with_more_than_the_signed_fields_is_stored_as_the_library_stores_it(
+    world: World,
+) -> None:
+    mapper = world.ledger.mapper
+    event = mapper.to_domain_event(_stored(world, 2))
+    event.__dict__["note"] = "not part of the leaf"
+    stored = mapper.to_stored_event(event)
+    assert stored.state.startswith(b'{"timestamp":')
+    assert mapper.to_domain_event(stored).__dict__["note"] == "not part of the leaf"
+
+
+def test_a_leaf_of_an_event_class_now_in_version_2_is_upcast(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    row = _stored(world, 2)
+    cls = type(world.ledger.mapper.to_domain_event(row))
+
+    def upcast(state: dict[str, object]) -> None:
+        state["upcast"] = True
+
+    monkeypatch.setattr(cls, "class_version", 2, raising=False)
+    monkeypatch.setattr(cls, "upcast_v1_v2", staticmethod(upcast), raising=False)
+    assert world.ledger.mapper.to_domain_event(row).__dict__["upcast"] is True
+
+
+def test_an_unreadable_leaf_is_a_deserialisation_error(world: World) -> None:
+    row = _stored(world, 2)
+    broken = StoredRow(row.originator_id, row.originator_version, row.topic, b'{"envelope":{')
+    with pytest.raises(MapperDeserialisationError):
+        world.ledger.mapper.to_domain_event(broken)
+
+
+def test_verify_without_the_compiled_binding_finds_the_same(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Notary(world.ledger, world.notary.key).checkpoint_now()
+    position, state = states(world.ledger)[1]
+    tampered = state.replace(b"Helios", b"Helioz")
+    with world.ledger.engine.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE {EVENTS} SET state = :s WHERE id = :p"), {"s": tampered, "p": position}
+        )
+    compiled = verify_ledger(world.ledger, workers=1)
+    monkeypatch.setattr(verify_module, "_sodium", None)
+    assert verify_ledger(world.ledger, workers=1) == compiled
+    assert {p.position for p in compiled.errors} == {position, None}  # None: the checkpoint
+    assert any("signature does not verify" in str(p) for p in compiled.errors)

@@ -97,7 +97,9 @@ def test_appending_in_any_batches_stores_each_complete_subtree_once(batches: lis
             assert (level, index) not in stored
             stored[(level, index)] = value
         nodes = complete_nodes_after_append(size, new_leaves, fetch(needed, size))
-        edge = right_edge_after_append(size, nodes, {c: stored[c] for c in root_coords(size)})
+        edge = right_edge_after_append(
+            size, size + count, nodes, {c: stored[c] for c in root_coords(size)}
+        )
         size += count
         assert edge == {c: stored[c] for c in root_coords(size)}
         assert root_from_nodes(size, stored) == root(size)

@@ -81,14 +81,20 @@ def test_a_grant_is_open_until_revoked_and_stays_in_the_history(
     assert then["data_classes"] == '["continuous","discrete","event"]'
 
 
-def test_the_audit_index_numbers_leaves_densely_and_names_agreement_and_batch(
-    world: World, projector: Projector
-) -> None:
+def _granted_and_revoked(world: World) -> uuid.UUID:
+    """An agreement in force, and a grant under it revoked with a reason."""
     agreement = propose_and_sign(world)
     grant_id = grant(world, agreement, "northwind-bio", "fabrikam-cmo")
     world["northwind-bio"].submit(
         world.ledger, "AccessRevoked", grant_id, {}, meaning="revoked", reason="done"
     )
+    return agreement
+
+
+def test_the_audit_index_numbers_leaves_densely_and_names_agreement_and_batch(
+    world: World, projector: Projector
+) -> None:
+    agreement = _granted_and_revoked(world)
     register_batch(world, agreement)
     submit_data(world, "NWB101-24-001", "discrete", discrete_records("R"))
 
@@ -107,11 +113,7 @@ def test_each_audit_column_holds_its_own_field_of_the_event(
 ) -> None:
     # The audit view writes its rows as tuples in column order: a swapped pair of
     # columns would still compare equal between incremental and rebuilt views.
-    agreement = propose_and_sign(world)
-    grant_id = grant(world, agreement, "northwind-bio", "fabrikam-cmo")
-    world["northwind-bio"].submit(
-        world.ledger, "AccessRevoked", grant_id, {}, meaning="revoked", reason="done"
-    )
+    _granted_and_revoked(world)
 
     rows = {r["position"]: r for r in _rows(world, AUDIT)}
     log = list(world.ledger.iter_log())
