@@ -44,8 +44,8 @@ from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 from api.errors import Unauthenticated
 from api.signing_scheme import ALGORITHM, HTTP_COMPONENTS, WS_COMPONENTS, WS_TAG
 from ledger.application import Ledger
+from ledger.domain.parties import NOTARY
 from ledger.keys import decode_public_key
-from ledger.parties import NOTARY
 
 __all__ = ["Authenticator", "Caller", "ReplayGuard", "SignedRequest", "replay_table"]
 

@@ -25,12 +25,12 @@ from strawberry.scalars import JSON
 from api.context import Context
 from api.permissions_hook import can_read_event
 from ledger.application import Ledger, Recorded
-from ledger.checkpoints import SignedCheckpoint
-from ledger.envelope import StoredEvent
+from ledger.domain.parties import NOTARY
 from ledger.errors import Forbidden, LedgerError, NotFound, ValidationFailed
-from ledger.parties import NOTARY
+from ledger.log.checkpoints import SignedCheckpoint
+from ledger.log.envelope import StoredEvent
+from ledger.log.tree import LEAVES
 from ledger.timeutil import format_utc, parse_utc
-from ledger.tree import LEAVES
 
 if TYPE_CHECKING:
     from api.services import Services

@@ -19,8 +19,8 @@ from strawberry.scalars import JSON
 from api.context import Context
 from api.log_fields import Checkpoint, Info, LogEvent, in_thread
 from ledger.application import Appended, Recorded
-from ledger.envelope import StoredEvent
 from ledger.errors import Forbidden, LimitExceeded, ValidationFailed
+from ledger.log.envelope import StoredEvent
 
 __all__ = ["LogMutation", "SignedEnvelopeInput", "Submitted"]
 

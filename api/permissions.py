@@ -134,7 +134,7 @@ class GrantScope:
         return not self.batches or batch in self.batches
 
     def covers(self, item: DataItem) -> bool:
-        """The item is in scope (as ``ledger.access.Grant.covers``; not whether active)."""
+        """The item is in scope (as ``ledger.domain.grants.Grant.covers``; not whether active)."""
         if item.agreement != self.agreement or item.data_class not in self.data_classes:
             return False
         if self.parameters and item.parameter not in self.parameters:

@@ -1,7 +1,8 @@
 """What one server process runs beside its requests, opened and closed by the app's lifespan.
 
 * the ledger (``Ledger.open``);
-* the Merkle tree (``ledger.tree.MerkleTree``) and the notary (``ledger.checkpoints.Notary``),
+* the Merkle tree (``ledger.log.tree.MerkleTree``) and the notary
+  (``ledger.log.checkpoints.Notary``),
   whose background thread builds the tree and signs checkpoints;
 * the projector (``projections.runner.Projector``): read-your-writes for the data queries;
 * authentication and its replay table, the subscription feed and the metrics.
@@ -28,16 +29,16 @@ from api.log_fields import leaf_indexes
 from api.metrics import Metrics
 from api.subscriptions import EventFeed
 from ledger.application import Ledger, Recorded
-from ledger.checkpoints import Notary, SignedCheckpoint
 from ledger.config import Settings
 from ledger.errors import NotFound
 from ledger.keys import decode_public_key
-from ledger.notes import vkey
-from ledger.tree import MerkleTree
+from ledger.log.checkpoints import Notary, SignedCheckpoint
+from ledger.log.notes import vkey
+from ledger.log.tree import MerkleTree
 from projections.runner import Projector
 
 if TYPE_CHECKING:
-    from ledger.checkpoints import Cosignature
+    from ledger.log.checkpoints import Cosignature
 
 __all__ = ["Services"]
 

@@ -30,7 +30,7 @@ from api.log_fields import Info, LogEvent, in_thread, leaf_indexes
 from api.permissions_hook import can_read_event
 from ledger.application import Ledger, Recorded
 from ledger.errors import Forbidden, LimitExceeded, ValidationFailed
-from ledger.tree import MerkleTree
+from ledger.log.tree import MerkleTree
 from projections.audit import AUDIT
 
 __all__ = ["EventFeed", "EventFilter", "LogSubscription", "Subscriber"]

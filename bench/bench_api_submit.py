@@ -36,7 +36,7 @@ from clients.http_signing import PartyAuth
 from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.keystore import create_keystore
-from ledger.tree import MerkleTree
+from ledger.log.tree import MerkleTree
 from projections.runner import Projector
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import CMO

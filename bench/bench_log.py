@@ -9,7 +9,7 @@ Everything is measured in one run, next to its baseline, as wall time and as CPU
   (``small``) or 100k (``full``). Baseline: plain PyNaCl ``VerifyKey.verify`` of the same
   signatures over the same bytes, on one core. ``verify`` runs on one core (the process
   pinned to one CPU, no workers) and with two workers. Best of three interleaved rounds.
-* **inclusion proofs**: trees of 10k, 100k and 1M leaves stored as ``ledger.tree`` stores
+* **inclusion proofs**: trees of 10k, 100k and 1M leaves stored as ``ledger.log.tree`` stores
   them (SQLite); the mean time of ``inclusion_proof`` over random leaves, each one
   batched read of O(log n) nodes.
 * **append**: ``Ledger.append`` one envelope at a time, without the tree and with the
@@ -41,13 +41,13 @@ from nacl.signing import VerifyKey
 from bench.support import batch_chains
 from ledger.application import Ledger
 from ledger.canonical import canonical_bytes
-from ledger.checkpoints import Notary
 from ledger.config import Settings
-from ledger.envelope import ENVELOPE_DOMAIN
 from ledger.keys import decode_public_key, key_id
-from ledger.merkle import leaf_hash, root_of, verify_inclusion
-from ledger.tree import TreeStore, append_leaves, create_tree_tables
-from ledger.verify import verify_ledger
+from ledger.log.checkpoints import Notary
+from ledger.log.envelope import ENVELOPE_DOMAIN
+from ledger.log.merkle import leaf_hash, root_of, verify_inclusion
+from ledger.log.tree import TreeStore, append_leaves, create_tree_tables
+from ledger.log.verify import verify_ledger
 from tests.support.agreements import propose_and_sign
 from tests.support.world import ORIGIN, World, build_world, notary_actor
 

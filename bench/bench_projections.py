@@ -231,7 +231,7 @@ def _read_log_seconds(ledger: Ledger) -> float:
     ``REBUILD_PAGE``, the cycle collector paused), and nothing else."""
     from sqlalchemy.orm import Session
 
-    from ledger.follow import read_events
+    from ledger.log.follow import read_events
     from ledger.runtime import collector_paused
     from projections.rebuild import REBUILD_PAGE
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 
-from ledger.batches import batch_subject
-from ledger.envelope import event_hash
+from ledger.domain.batches import batch_subject
+from ledger.log.envelope import event_hash
 from ledger.timeutil import format_utc, now_utc
 from tests.support.batches import data_payload, discrete_records
 from tests.support.world import World

@@ -35,10 +35,10 @@ from clients.offline import (
     verify_checkpoint,
     verify_inclusion_against_checkpoint,
 )
-from ledger.envelope import Envelope, event_hash
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
-from ledger.notes import (
+from ledger.log.envelope import Envelope, event_hash
+from ledger.log.notes import (
     Checkpoint,
     NoteError,
     parse_checkpoint,

@@ -45,15 +45,15 @@ from clients.offline import (
     verify_inclusion_against_checkpoint,
 )
 from clients.witness import Witness
-from ledger.batches import batch_subject
-from ledger.countersign import countersign
-from ledger.enhancements import commitment_of
-from ledger.envelope import event_hash, sign_envelope
+from ledger.domain.batches import batch_subject
+from ledger.domain.enhancements import commitment_of
+from ledger.domain.parameters import parameter_subject
+from ledger.domain.parties import party_subject
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
-from ledger.notes import vkey as note_vkey
-from ledger.parameters import parameter_subject
-from ledger.parties import party_subject
+from ledger.log.countersign import countersign
+from ledger.log.envelope import event_hash, sign_envelope
+from ledger.log.notes import vkey as note_vkey
 from ledger.timeutil import format_utc, now_utc
 
 __all__ = [

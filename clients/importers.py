@@ -6,7 +6,7 @@ anything is signed, and turns it into ``DataSubmitted`` payloads the ledger acce
 * :func:`read_discrete` and :func:`read_events` read the whole file, refuse it at the
   first fault and return :class:`ImportedRecords`;
 * :func:`stream_continuous` reads ``tag,timestamp,value,quality`` lines one by one and
-  yields a :class:`SeriesChunk` (:func:`ledger.batches.encode_chunk`) as soon as a tag has
+  yields a :class:`SeriesChunk` (:func:`ledger.domain.batches.encode_chunk`) as soon as a tag has
   ``chunk_points`` points, so memory stays bounded by tags x ``chunk_points`` whatever the
   file's size; :func:`validate_continuous` is the same pass without compression, for
   refusing a file before signing any part of it;
@@ -21,7 +21,7 @@ Without an ``id``, a record's id is ``<kind>-<line>``.
 Values become the forms the ledger stores: times ``2024-03-01T08:00:00.000Z`` (RFC 3339
 UTC in, milliseconds out; naive and non-UTC times are refused, never guessed), decimals
 as strings (``"4.62"``; ``1e-3`` becomes ``"0.001"``), units checked with
-:func:`ledger.batches.check_unit`. Every refusal is an :class:`ImportRefused` whose
+:func:`ledger.domain.batches.check_unit`. Every refusal is an :class:`ImportRefused` whose
 ``field`` is ``<file>:<line>:<column>``: the physical line (1 is the header) and, for
 CSV, the 1-based column number; for JSON Lines, the character position of the member's
 name on the line. The message names the column and says what was expected. Each import
@@ -47,7 +47,7 @@ from os import PathLike
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ledger.batches import CHUNK_POINTS, EVENT_KINDS, SEVERITIES, check_unit, encode_chunk
+from ledger.domain.batches import CHUNK_POINTS, EVENT_KINDS, SEVERITIES, check_unit, encode_chunk
 from ledger.errors import ValidationFailed
 from ledger.timeutil import format_utc, now_utc
 

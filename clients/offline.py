@@ -3,7 +3,7 @@
 What a verifier needs: the log's verifier key text (``<name>+<key ID>+<base64>``), a
 signed checkpoint or a ``c2sp.org/tlog-proof@v1`` text, and the leaf bytes it proves.
 Nothing here touches a network or a database; the module imports only the standard
-library, PyNaCl, ``ledger.merkle`` and ``ledger.notes``.
+library, PyNaCl, ``ledger.log.merkle`` and ``ledger.log.notes``.
 
 Every failure raises ``VerificationError`` saying what did not verify. As a command::
 
@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ledger.merkle import (
+from ledger.log.merkle import (
     EMPTY_ROOT,
     consistency_proof_of,
     inclusion_proof_of,
@@ -29,7 +29,7 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger.notes import (
+from ledger.log.notes import (
     Checkpoint,
     NoteError,
     TlogProof,

@@ -7,7 +7,7 @@ consistency proof from the last cosigned checkpoint to it, then returns a C2SP
 checkpoint that does not extend what the witness saw, or a smaller one, is refused with
 :class:`WitnessRefused`, and the state file is left as it was.
 
-The module imports only the standard library, PyNaCl, ``ledger.merkle``, ``ledger.notes``
+The module imports only the standard library, PyNaCl, ``ledger.log.merkle``, ``ledger.log.notes``
 and ``clients.offline``, so a witness runs anywhere, without the ledger's database stack.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 from nacl.signing import SigningKey
 
 from clients.offline import VerificationError, verify_checkpoint, verify_consistency_between
-from ledger.notes import Checkpoint, NoteError, cosign, cosigner_vkey, parse_note
+from ledger.log.notes import Checkpoint, NoteError, cosign, cosigner_vkey, parse_note
 
 __all__ = ["Witness", "WitnessRefused"]
 

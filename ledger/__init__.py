@@ -1,6 +1,6 @@
 """cmo-ledger's core: signed envelopes, parties, agreement rules, the command path, the log.
 
-Names are loaded on first use, so light modules (``ledger.merkle``, ``ledger.notes``)
+Names are loaded on first use, so light modules (``ledger.log.merkle``, ``ledger.log.notes``)
 can be imported by an offline verifier without pulling in the database stack.
 """
 
@@ -35,10 +35,10 @@ _HOMES = {
     "Appended": "ledger.application",
     "Ledger": "ledger.application",
     "Settings": "ledger.config",
-    "Envelope": "ledger.envelope",
-    "StoredEvent": "ledger.envelope",
-    "event_hash": "ledger.envelope",
-    "sign_envelope": "ledger.envelope",
+    "Envelope": "ledger.log.envelope",
+    "StoredEvent": "ledger.log.envelope",
+    "event_hash": "ledger.log.envelope",
+    "sign_envelope": "ledger.log.envelope",
     "key_id": "ledger.keys",
 }
 

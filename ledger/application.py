@@ -36,17 +36,18 @@ from eventsourcing.utils import Environment
 from nacl.signing import VerifyKey
 from sqlalchemy.engine import Engine
 
+import ledger.domain.agreements
+import ledger.domain.batches
+import ledger.domain.enhancements
+
 # Importing the aggregate modules registers their event types in the catalogue.
-import ledger.access
-import ledger.agreements
-import ledger.batches
-import ledger.enhancements
-import ledger.parameters
-import ledger.parties
-import ledger.reviews  # noqa: F401  (ruff flags only the last of these submodule imports)
-from ledger.catalogue import Command, EventSpec, LedgerState, SignedAggregate, lookup
+import ledger.domain.grants
+import ledger.domain.parameters
+import ledger.domain.parties
+import ledger.domain.reviews  # noqa: F401  (ruff flags only the last of these submodule imports)
 from ledger.config import Settings
-from ledger.envelope import Envelope, StoredEvent
+from ledger.domain.catalogue import Command, EventSpec, LedgerState, SignedAggregate, lookup
+from ledger.domain.parties import NOTARY, Party, party_subject
 from ledger.errors import (
     ConfigurationError,
     Forbidden,
@@ -59,9 +60,9 @@ from ledger.errors import (
     VersionConflict,
 )
 from ledger.keys import decode_public_key
-from ledger.mapper import LeafMapper, is_leaf
-from ledger.meta import LedgerIdentity, read_identity, write_identity
-from ledger.parties import NOTARY, Party, party_subject
+from ledger.log.envelope import Envelope, StoredEvent
+from ledger.log.mapper import LeafMapper, is_leaf
+from ledger.log.meta import LedgerIdentity, read_identity, write_identity
 from ledger.timeutil import format_utc, now_utc
 
 __all__ = ["Appended", "Ledger", "Recorded"]
@@ -112,7 +113,7 @@ class Ledger(Application[UUID]):
         self._listeners_lock = threading.Lock()
 
     def construct_mapper(self) -> Mapper[UUID]:
-        """Signed events are stored as their Merkle leaf bytes (see ``ledger.mapper``)."""
+        """Signed events are stored as their Merkle leaf bytes (see ``ledger.log.mapper``)."""
         return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=LeafMapper)
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:

@@ -7,7 +7,7 @@ window), ``starts_at``/``ends_at`` (the grant's validity), ``granted_at``, purpo
 ``include_confidential``, and once revoked ``revoked_at``/``revoked_by``/reason.
 
 A grant is open at time ``t`` when ``max(starts_at, granted_at) <= t < ends_at`` and it
-was not revoked by ``t`` (:func:`is_open`), as ``ledger.access.Grant.is_active_at``
+was not revoked by ``t`` (:func:`is_open`), as ``ledger.domain.grants.Grant.is_active_at``
 decides. :func:`grants_as_of` is the indexed query behind "which grants did this party
 hold at position P".
 """

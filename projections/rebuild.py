@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from ledger.follow import apply_page, begin_page
+from ledger.log.follow import apply_page, begin_page
 from ledger.runtime import collector_paused
 from projections.runner import view_classes
 from projections.view import View
@@ -129,7 +129,7 @@ def _replay(
     """Apply the whole log to freshly emptied ``views``; return the position reached.
 
     Each page commits the views' rows and their tracking rows together, exactly as the
-    projector does (:func:`~ledger.follow.apply_page`), so a rebuild killed at any point
+    projector does (:func:`~ledger.log.follow.apply_page`), so a rebuild killed at any point
     leaves every view at its last committed page, never ahead of its rows, and the next
     catch-up resumes from there. What a rebuild does differently: large pages, one
     connection of its own with commits that skip the flush to disk (see

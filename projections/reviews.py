@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import Column, Index, Integer, MetaData, String, Text
 
-from ledger.reviews import add_months
+from ledger.domain.reviews import add_months
 from ledger.timeutil import format_utc, parse_utc
 from projections.temporal import Row, temporal_table
 from projections.terms import Agreement, FollowsTerms, agreement_of

@@ -1,8 +1,8 @@
 """The projector: every view kept current, exactly once, with read-your-writes.
 
-One :class:`Projector` holds all views. Each view is a :class:`~ledger.follow.Follower`
+One :class:`Projector` holds all views. Each view is a :class:`~ledger.log.follow.Follower`
 with its own tracking row, so it can be rebuilt or inspected alone, but the projector
-advances them together with :func:`~ledger.follow.catch_up_together`: each page of the log
+advances them together with :func:`~ledger.log.follow.catch_up_together`: each page of the log
 is read and decoded once and applied to every view in one transaction (one commit, one
 lock, and every view at the same position after each page).
 
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 
-from ledger.follow import catch_up_together
+from ledger.log.follow import catch_up_together
 from projections.access import AccessView
 from projections.agreements import AgreementsView
 from projections.audit import AuditView

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ledger.agreements import DEFAULT_REVIEW_CADENCE_MONTHS
+from ledger.domain.agreements import DEFAULT_REVIEW_CADENCE_MONTHS
 from projections.view import Fact, Page, View, handles
 
 __all__ = [

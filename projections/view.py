@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from ledger.follow import Follower, begin_page
+from ledger.log.follow import Follower, begin_page
 from projections.page import Fact, Page, State, dumps, facts_of, state_table
 from projections.temporal import as_of, secondary_indexes
 

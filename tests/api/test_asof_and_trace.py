@@ -10,8 +10,8 @@ import pytest
 import rfc8785
 from nacl.signing import VerifyKey
 
-from ledger.envelope import ENVELOPE_DOMAIN, decode_signature
 from ledger.keys import decode_public_key
+from ledger.log.envelope import ENVELOPE_DOMAIN, decode_signature
 from ledger.timeutil import format_utc, now_utc
 from tests.conftest import BACKENDS
 from tests.support.data_server import Served, shared_data_server

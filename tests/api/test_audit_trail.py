@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from ledger.batches import batch_subject
+from ledger.domain.batches import batch_subject
+from ledger.domain.parties import party_subject
 from ledger.keys import encode_public_key
-from ledger.parties import party_subject
 from tests.conftest import BACKENDS
 from tests.support.data_server import Served, shared_data_server
 from tests.support.data_world import B1, H1

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from ledger.envelope import event_hash
+from ledger.domain.parties import party_subject
 from ledger.keys import encode_public_key
-from ledger.parties import party_subject
+from ledger.log.envelope import event_hash
 from tests.support.server import SUBMIT, Server
 from tests.support.world import Actor, World, agreement_terms
 

@@ -18,9 +18,9 @@ from clients.offline import (
     verify_proof_text,
 )
 from clients.witness import Witness
+from ledger.domain.parties import party_subject
 from ledger.keys import encode_public_key
-from ledger.notes import Checkpoint, format_proof
-from ledger.parties import party_subject
+from ledger.log.notes import Checkpoint, format_proof
 from tests.support.server import Server, codes
 from tests.support.world import Actor, World
 

@@ -17,9 +17,9 @@ from clients.cli import app
 from clients.client import LedgerClient
 from ledger.application import Ledger
 from ledger.config import Settings
+from ledger.domain.parameters import parameter_subject
 from ledger.keys import encode_public_key, key_id
 from ledger.keystore import create_keystore, kdf_limits_from_env
-from ledger.parameters import parameter_subject
 from ledger.timeutil import format_utc, now_utc
 from tests.conftest import BACKENDS, fresh_database
 from tests.support.server import Server, running_server

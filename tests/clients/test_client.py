@@ -17,9 +17,9 @@ from clients.client import Draft, LedgerClient, review_body
 from clients.errors import ProofFailed, ServerRefused, TransportFailure, VersionConflict
 from ledger.application import Ledger
 from ledger.config import Settings
-from ledger.envelope import event_hash
+from ledger.domain.parties import party_subject
 from ledger.keys import encode_public_key
-from ledger.parties import party_subject
+from ledger.log.envelope import event_hash
 from ledger.timeutil import now_utc
 from tests.conftest import BACKENDS, fresh_database
 from tests.support.server import Server, running_server

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from clients.demo_query import run_query, variables_of
-from clients.demo_run import run
+from clients.demo.query import run_query, variables_of
+from clients.demo.run import run
 from clients.errors import ServerRefused
 from ledger.config import Settings
 from ledger.errors import ConfigurationError

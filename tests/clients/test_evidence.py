@@ -33,7 +33,7 @@ from clients.client import LedgerClient
 from clients.evidence import EvidenceRefused, export_evidence
 from clients.report import tag_for
 from ledger.keystore import create_keystore, kdf_limits_from_env
-from ledger.notes import add_signature_lines, cosign, parse_note, sign_note, vkey
+from ledger.log.notes import add_signature_lines, cosign, parse_note, sign_note, vkey
 from tests.conftest import BACKENDS
 from tests.support.data_server import Served, shared_data_server
 from tests.support.data_world import B1

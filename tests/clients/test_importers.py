@@ -24,8 +24,8 @@ from clients.importers import (
     stream_continuous,
     validate_continuous,
 )
-from ledger.agreements import Agreement
-from ledger.batches import Batch, batch_subject, decode_chunk
+from ledger.domain.agreements import Agreement
+from ledger.domain.batches import Batch, batch_subject, decode_chunk
 from ledger.errors import ValidationFailed
 from ledger.timeutil import format_utc
 from tests.support.agreements import propose_and_sign

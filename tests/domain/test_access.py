@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ledger.access import Grant
 from ledger.application import Appended
+from ledger.domain.grants import Grant
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import format_utc, now_utc, parse_utc
 from tests.support.agreements import grant, propose_and_sign, refused

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ledger.agreements import Agreement
+from ledger.domain.agreements import Agreement
 from ledger.errors import Forbidden, LedgerError, NotFound, ValidationFailed
 from ledger.timeutil import parse_utc
 from tests.support.agreements import grant, propose_and_sign, refused

@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from ledger.batches import (
+from ledger.domain.batches import (
     MAX_DECOMPRESSED_BYTES,
     Batch,
     batch_subject,
     decode_chunk,
     encode_chunk,
 )
+from ledger.domain.parties import party_subject
 from ledger.errors import (
     Forbidden,
     KeyRevoked,
@@ -33,7 +34,6 @@ from ledger.errors import (
     ValidationFailed,
 )
 from ledger.keys import encode_public_key
-from ledger.parties import party_subject
 from ledger.timeutil import format_utc, now_utc
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import (

@@ -8,10 +8,10 @@ import hashlib
 import uuid
 from typing import Any
 
-from ledger.batches import Batch, batch_subject
-from ledger.countersign import countersign
-from ledger.enhancements import Enhancement, commitment_of
+from ledger.domain.batches import Batch, batch_subject
+from ledger.domain.enhancements import Enhancement, commitment_of
 from ledger.errors import BadSignature, Forbidden, NotFound, ValidationFailed
+from ledger.log.countersign import countersign
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import (
     CMO,

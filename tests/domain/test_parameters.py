@@ -7,9 +7,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from ledger.batches import Batch, batch_subject
+from ledger.domain.batches import Batch, batch_subject
+from ledger.domain.parameters import Parameter, parameter_subject
 from ledger.errors import Forbidden, LedgerError, ValidationFailed, VersionConflict
-from ledger.parameters import Parameter, parameter_subject
 from ledger.timeutil import now_utc, parse_utc
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import (

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from ledger.domain.reviews import Review, add_months
 from ledger.errors import BadSignature, Forbidden, NotFound, ValidationFailed
-from ledger.reviews import Review, add_months
 from ledger.timeutil import format_utc, now_utc, parse_utc
 from tests.support.agreements import complete_review, propose_and_sign, refused, review_payload
 from tests.support.world import World, agreement_terms

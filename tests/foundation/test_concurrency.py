@@ -7,9 +7,9 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+from ledger.domain.parties import party_subject
 from ledger.errors import LedgerError, VersionConflict
 from ledger.keys import encode_public_key
-from ledger.parties import party_subject
 from tests.support.world import World
 
 RACERS = 8

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from ledger.canonical import canonical_bytes, check_json_value
-from ledger.envelope import ENVELOPE_DOMAIN, Envelope, sign_envelope
 from ledger.errors import BadSignature, LimitExceeded, ValidationFailed
 from ledger.keys import key_id
+from ledger.log.envelope import ENVELOPE_DOMAIN, Envelope, sign_envelope
 
 KEY = SigningKey(b"k" * 32)
 OTHER = SigningKey(b"o" * 32)

@@ -11,10 +11,10 @@ from nacl.signing import SigningKey
 
 from ledger.application import Ledger
 from ledger.config import Settings
-from ledger.envelope import event_hash
+from ledger.domain.parties import party_subject
 from ledger.errors import LedgerError
 from ledger.keys import encode_public_key
-from ledger.parties import party_subject
+from ledger.log.envelope import event_hash
 from ledger.timeutil import format_utc, now_utc
 from tests.support.world import Actor, World
 

@@ -17,11 +17,11 @@ from nacl.signing import SigningKey, VerifyKey
 from clients.offline import verify_checkpoint, verify_consistency_between, verify_cosigners
 from clients.witness import Witness, WitnessRefused
 from ledger.application import Ledger
-from ledger.checkpoints import InconsistentTree, Notary
 from ledger.errors import BadSignature, ConfigurationError, NotFound, UnknownSigner
-from ledger.merkle import leaf_hash, root_of
-from ledger.notes import cosign, format_checkpoint, parse_checkpoint, parse_note, sign_note
-from ledger.tree import MerkleTree
+from ledger.log.checkpoints import InconsistentTree, Notary
+from ledger.log.merkle import leaf_hash, root_of
+from ledger.log.notes import cosign, format_checkpoint, parse_checkpoint, parse_note, sign_note
+from ledger.log.tree import MerkleTree
 from tests.support.world import ORIGIN, Actor, World
 
 

@@ -14,14 +14,14 @@ from eventsourcing.persistence import Mapper, MapperDeserialisationError
 from eventsourcing.persistence import StoredEvent as StoredRow
 from nacl.signing import SigningKey
 
-import ledger.verify as verify_module
+import ledger.log.verify as verify_module
 from ledger.application import Ledger
 from ledger.canonical import canonical_bytes
-from ledger.checkpoints import Notary
 from ledger.config import Settings
-from ledger.merkle import leaf_hash, root_of
-from ledger.tree import MerkleTree
-from ledger.verify import verify_ledger
+from ledger.log.checkpoints import Notary
+from ledger.log.merkle import leaf_hash, root_of
+from ledger.log.tree import MerkleTree
+from ledger.log.verify import verify_ledger
 from tests.support.world import ORIGIN, Actor, World, build_world
 
 EVENTS = "ledger_events"

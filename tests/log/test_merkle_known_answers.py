@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from ledger.merkle import (
+from ledger.log.merkle import (
     EMPTY_ROOT,
     MissingNodeError,
     complete_nodes_after_append,

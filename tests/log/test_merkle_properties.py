@@ -8,7 +8,7 @@ from functools import cache
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ledger.merkle import (
+from ledger.log.merkle import (
     complete_nodes_after_append,
     consistency_proof,
     consistency_proof_coords,

@@ -8,7 +8,7 @@ import hashlib
 import pytest
 from nacl.signing import SigningKey, VerifyKey
 
-from ledger.notes import (
+from ledger.log.notes import (
     Checkpoint,
     NoteError,
     NoteSignature,

@@ -20,14 +20,14 @@ from clients.offline import (
     verify_inclusion_against_checkpoint,
     verify_proof_text,
 )
-from ledger.merkle import (
+from ledger.log.merkle import (
     complete_nodes_after_append,
     consistency_proof,
     inclusion_proof,
     leaf_hash,
     root_from_nodes,
 )
-from ledger.notes import (
+from ledger.log.notes import (
     Checkpoint,
     add_signature_lines,
     cosign,

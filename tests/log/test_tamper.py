@@ -19,13 +19,13 @@ import typer
 from nacl.signing import SigningKey
 from typer.testing import CliRunner
 
-from clients.cli_log import register
+from clients.cli.log import register
 from ledger.application import Ledger
-from ledger.checkpoints import Notary
+from ledger.domain.parties import party_subject
 from ledger.keys import encode_public_key, key_id
-from ledger.parties import party_subject
+from ledger.log.checkpoints import Notary
+from ledger.log.verify import verify_ledger
 from ledger.timeutil import format_utc, now_utc
-from ledger.verify import verify_ledger
 from tests.support.world import World
 
 EVENTS = "ledger_events"

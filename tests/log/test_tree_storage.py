@@ -12,8 +12,8 @@ from nacl.signing import SigningKey
 
 from ledger.application import Ledger
 from ledger.errors import NotFound
-from ledger.merkle import consistency_proof_of, inclusion_proof_of, leaf_hash, root_of
-from ledger.tree import LEAVES, NODES, MerkleTree
+from ledger.log.merkle import consistency_proof_of, inclusion_proof_of, leaf_hash, root_of
+from ledger.log.tree import LEAVES, NODES, MerkleTree
 from tests.support.world import World
 
 
@@ -103,7 +103,7 @@ def test_a_page_that_fails_midway_leaves_nothing_behind(
         raise RuntimeError("power cut between the leaves and the nodes")
 
     # The leaves of the page are written; the crash comes before its nodes.
-    monkeypatch.setattr("ledger.tree._write_nodes", crash)
+    monkeypatch.setattr("ledger.log.tree._write_nodes", crash)
     with pytest.raises(RuntimeError, match="power cut"):
         tree.catch_up()
     assert row_counts(world.ledger) == before

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from ledger.keystore import create_keystore, kdf_limits_from_env
 from tests.support.world import ORIGIN, World
 
-CLI = [sys.executable, "-m", "clients.cli_log"]
+CLI = [sys.executable, "-m", "clients.cli.log"]
 PASSPHRASE = "correct horse battery staple"
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from ledger.catalogue import registered_types
+from ledger.domain.catalogue import registered_types
 from projections.rebuild import rebuild
 from projections.runner import Projector
 from tests.projections.conftest import LARGE, SMALL, differences, run_scenario, snapshot

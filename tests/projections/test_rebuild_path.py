@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from ledger.application import Ledger, Recorded
 from ledger.errors import VersionConflict
-from ledger.follow import catch_up_together
+from ledger.log.follow import catch_up_together
 from projections import page
 from projections.data import DataView
 from projections.rebuild import REBUILD_PAGE, rebuild

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from clients.cli_projections import projections_app
+from clients.cli.projections import projections_app
 from ledger.config import Settings
 from projections.access import GRANTS, AccessView
 from projections.runner import Projector

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from ledger.follow import _advance_all
+from ledger.log.follow import _advance_all
 from projections.runner import Projector
 from tests.projections.conftest import run_scenario
 from tests.support.world import World

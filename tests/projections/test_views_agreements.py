@@ -9,8 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.countersign import countersign
-from ledger.enhancements import commitment_of
+from ledger.domain.enhancements import commitment_of
+from ledger.log.countersign import countersign
 from ledger.timeutil import format_utc, now_utc
 from projections.agreements import AGREEMENTS, AMENDMENTS, TERMS
 from projections.enhancements import DOSSIERS, ENHANCEMENTS

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from nacl.signing import SigningKey
 
 from ledger.application import Recorded
-from ledger.envelope import StoredEvent
+from ledger.domain.parties import party_subject
 from ledger.keys import encode_public_key, key_id
-from ledger.parties import party_subject
+from ledger.log.envelope import StoredEvent
 from ledger.timeutil import format_utc, now_utc
 from projections.access import grants_as_of, is_open
 from projections.audit import AUDIT, AuditView, resolve_time

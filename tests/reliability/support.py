@@ -44,15 +44,15 @@ import sqlalchemy as sa
 from clients.http_signing import PartyAuth
 from clients.offline import verify_checkpoint, verify_consistency_between
 from ledger.application import Ledger
-from ledger.batches import batch_subject
-from ledger.checkpoints import Checkpoints
 from ledger.config import Settings
-from ledger.envelope import event_hash
+from ledger.domain.batches import batch_subject
+from ledger.domain.parties import NOTARY
 from ledger.keystore import load_keystore
-from ledger.parties import NOTARY
+from ledger.log.checkpoints import Checkpoints
+from ledger.log.envelope import event_hash
+from ledger.log.tree import LEAVES
+from ledger.log.verify import verify_ledger
 from ledger.timeutil import format_utc, now_utc
-from ledger.tree import LEAVES
-from ledger.verify import verify_ledger
 from projections.rebuild import rebuild, status
 from projections.runner import Projector
 from tests.projections.conftest import differences, snapshot
@@ -820,7 +820,7 @@ def _leaves(ledger: Ledger) -> list[tuple[int, int]]:
 
 
 def check_verify_passes(ledger: Ledger) -> None:
-    """``ledger.verify`` (what ``cmo-ledger verify`` runs) re-checks every signature,
+    """``ledger.log.verify`` (what ``cmo-ledger verify`` runs) re-checks every signature,
     chain link, leaf, tree node and checkpoint."""
     report = verify_ledger(ledger, workers=1)
     assert report.ok, [str(problem) for problem in report.problems[:5]]

@@ -18,12 +18,12 @@ from typer.testing import CliRunner
 from clients.cli import app
 from clients.offline import verify_checkpoint, verify_consistency_between
 from ledger.application import Ledger
-from ledger.backup import backup, restore
-from ledger.checkpoints import Checkpoints, Notary, SignedCheckpoint
 from ledger.config import Settings
 from ledger.errors import ConfigurationError, ValidationFailed
-from ledger.tree import MerkleTree
-from ledger.verify import verify_ledger
+from ledger.log.backup import backup, restore
+from ledger.log.checkpoints import Checkpoints, Notary, SignedCheckpoint
+from ledger.log.tree import MerkleTree
+from ledger.log.verify import verify_ledger
 from projections.runner import Projector
 from tests.conftest import fresh_database
 from tests.support.world import ORIGIN, World

@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 from clients.cli import app
 from ledger.application import Ledger
 from ledger.config import Settings
+from ledger.domain.parties import party_subject
 from ledger.errors import KeyRevoked
 from ledger.keys import encode_public_key
-from ledger.parties import party_subject
+from ledger.log.verify import verify_ledger
 from ledger.timeutil import format_utc, now_utc, parse_utc
-from ledger.verify import verify_ledger
 from tests.support.server import SUBMIT, Server, codes, running_server
 from tests.support.world import Actor, World
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.envelope import event_hash
+from ledger.log.envelope import event_hash
 from tests.reliability.conftest import PG_RESTART
 from tests.reliability.support import (
     Deployment,

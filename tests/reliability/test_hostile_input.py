@@ -32,7 +32,7 @@ from schemathesis.graphql import nodes
 from schemathesis.specs.graphql import scalars
 
 from clients.http_signing import PartyAuth
-from ledger.parties import party_subject
+from ledger.domain.parties import party_subject
 from tests.conftest import BACKENDS
 from tests.support.data_server import Served, shared_data_server
 from tests.support.data_world import B1, B2, H1, SECRET

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from ledger.access import TIME_BOXED_ROLES
-from ledger.agreements import DATA_CLASSES, Agreement
 from ledger.application import Appended
-from ledger.countersign import countersign
+from ledger.domain.agreements import DATA_CLASSES, Agreement
+from ledger.domain.grants import TIME_BOXED_ROLES
+from ledger.domain.reviews import add_months
 from ledger.errors import LedgerError
-from ledger.reviews import add_months
+from ledger.log.countersign import countersign
 from ledger.timeutil import format_utc, now_utc, parse_utc
 from tests.support.world import ORIGIN, World, agreement_terms
 

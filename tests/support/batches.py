@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from ledger.application import Appended
-from ledger.batches import CHUNK_POINTS, batch_subject, encode_chunk
+from ledger.domain.batches import CHUNK_POINTS, batch_subject, encode_chunk
+from ledger.domain.parameters import parameter_subject
 from ledger.errors import LedgerError
-from ledger.parameters import parameter_subject
 from ledger.timeutil import format_utc, now_utc
 from tests.support.world import Actor, World, agreement_terms
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ledger.application import Ledger, Recorded
 from ledger.config import Settings
-from ledger.follow import catch_up_together
+from ledger.log.follow import catch_up_together
 from projections.audit import AuditView
 from projections.rebuild import drop_views, rebuild
 from projections.runner import Projector, view_classes

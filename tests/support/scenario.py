@@ -23,15 +23,15 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from ledger.access import TIME_BOXED_ROLES
-from ledger.batches import batch_subject, encode_chunk
-from ledger.countersign import countersign
-from ledger.enhancements import commitment_of
-from ledger.envelope import event_hash, sign_envelope
+from ledger.domain.batches import batch_subject, encode_chunk
+from ledger.domain.enhancements import commitment_of
+from ledger.domain.grants import TIME_BOXED_ROLES
+from ledger.domain.parameters import parameter_subject
+from ledger.domain.parties import party_subject
+from ledger.domain.reviews import add_months
 from ledger.keys import encode_public_key, key_id
-from ledger.parameters import parameter_subject
-from ledger.parties import party_subject
-from ledger.reviews import add_months
+from ledger.log.countersign import countersign
+from ledger.log.envelope import event_hash, sign_envelope
 from ledger.timeutil import format_utc, now_utc
 from tests.support.batches import continuous_points, discrete_records, event_records
 from tests.support.world import ORIGIN, World, agreement_terms

@@ -13,9 +13,9 @@ import rfc8785
 from nacl.signing import SigningKey
 
 from ledger.application import Appended, Ledger
-from ledger.envelope import ENVELOPE_DOMAIN
+from ledger.domain.parties import NOTARY, party_subject
 from ledger.keys import encode_public_key, key_id
-from ledger.parties import NOTARY, party_subject
+from ledger.log.envelope import ENVELOPE_DOMAIN
 from ledger.timeutil import format_utc, now_utc
 
 ORIGIN = "ledger.test/cmo"

@@ -15,7 +15,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.errors import Forbidden, KeyRevoked, UnknownSigner, ValidationFailed
 from ledger.keys import decode_public_key, key_id
 from ledger.timeutil import format_utc, parse_utc

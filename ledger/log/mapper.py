@@ -45,7 +45,7 @@ def is_leaf(state: bytes) -> bool:
 @cache
 def _creating_topics() -> dict[str, str]:
     """Topic of each creating event type, to the topic of the aggregate it creates."""
-    from ledger.catalogue import registered_types
+    from ledger.domain.catalogue import registered_types
 
     return {
         get_topic(getattr(spec.aggregate, spec.type)): get_topic(spec.aggregate)

@@ -43,7 +43,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from ledger.canonical import canonical_bytes, check_json_value
 from ledger.errors import BadSignature, ValidationFailed
-from ledger.merkle import leaf_hash
+from ledger.log.merkle import leaf_hash
 from ledger.timeutil import parse_utc
 
 __all__ = [
@@ -138,7 +138,7 @@ class Envelope:
 class StoredEvent:
     """An accepted envelope with its signature and the server's receipt time.
 
-    ``leaf`` is the stored state when it was read in leaf form (``ledger.mapper``): the
+    ``leaf`` is the stored state when it was read in leaf form (``ledger.log.mapper``): the
     bytes the tree hashed, so :meth:`leaf_bytes` need not encode them again.
     """
 

@@ -16,12 +16,12 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
-from ledger.envelope import Envelope, event_hash
+from ledger.domain.fields import Fields
 from ledger.errors import Forbidden, ValidationFailed
-from ledger.fields import Fields
+from ledger.log.envelope import Envelope, event_hash
 
 if TYPE_CHECKING:
-    from ledger.parties import Party
+    from ledger.domain.parties import Party
 
 __all__ = [
     "Command",
@@ -178,7 +178,7 @@ def catalogue_markdown() -> str:
     lines = [
         "# Event catalogue",
         "",
-        "Generated from the registered event types (`python -m ledger.catalogue`);",
+        "Generated from the registered event types (`python -m ledger.domain.catalogue`);",
         "a test fails when this file and the code differ.",
         "",
         "| type | aggregate | who may sign | meaning | reason | required payload | what it does |",
@@ -194,8 +194,9 @@ def catalogue_markdown() -> str:
 
 
 if __name__ == "__main__":
-    # Run as a script this module is ``__main__``; the registry lives in ``ledger.catalogue``.
+    # Run as a script this module is ``__main__``; the registry lives in
+    # ``ledger.domain.catalogue``.
     import ledger.application  # noqa: F401  (registers every event type)
-    from ledger.catalogue import catalogue_markdown as render
+    from ledger.domain.catalogue import catalogue_markdown as render
 
     print(render(), end="")

@@ -3,7 +3,7 @@
 ``backup`` takes an online, consistent snapshot of the ledger named by
 ``CMO_LEDGER_DATABASE_URL`` while it keeps serving; ``restore`` writes one into the
 empty database that variable names and refuses a database that holds anything.
-See :mod:`ledger.backup` for the format. Exit codes: 0 on success, 1 when refused.
+See :mod:`ledger.log.backup` for the format. Exit codes: 0 on success, 1 when refused.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from ledger.backup import BackupSummary, backup, restore
 from ledger.config import Settings
+from ledger.log.backup import BackupSummary, backup, restore
 
 __all__ = ["backup_command", "register", "restore_command"]
 

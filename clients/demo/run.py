@@ -19,17 +19,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from clients.client import LedgerClient
-from clients.demo_server import DemoServer, running
-from clients.demo_story import Story, StoryTeller
-from clients.demo_world import PARTIES
+from clients.demo.server import DemoServer, running
+from clients.demo.story import Story, StoryTeller
+from clients.demo.world import PARTIES
 from clients.errors import ServerRefused
 from ledger.application import Ledger
 from ledger.config import Settings
+from ledger.domain.parties import NOTARY
 from ledger.errors import ConfigurationError
 from ledger.keys import encode_public_key
 from ledger.keystore import create_keystore, generated_passphrase_file, kdf_limits_from_env
-from ledger.parties import NOTARY
-from ledger.verify import verify_ledger
+from ledger.log.verify import verify_ledger
 
 __all__ = ["MARKER", "run"]
 
@@ -216,7 +216,7 @@ def _print_guide(server: DemoServer, settings: Settings, story: Story, bundle: P
         ("example queries", f"{QUERIES}/*.graphql (docs/demo.md)"),
         (
             "run one as a party",
-            f"python -m clients.demo_query {QUERIES / 'trace_batch.graphql'} "
+            f"python -m clients.demo.query {QUERIES / 'trace_batch.graphql'} "
             f"--as agency-inspectorate --var batch={story.inspected_batch} "
             f"--dir {directory} --url {url}",
         ),

@@ -26,10 +26,10 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.agreements import DATA_CLASSES, agreement_in_force
-from ledger.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.agreements import DATA_CLASSES, agreement_in_force
+from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.fields import Fields
 from ledger.errors import Forbidden, NotFound, ValidationFailed
-from ledger.fields import Fields
 from ledger.timeutil import format_utc, parse_utc, require_aware
 
 __all__ = ["MAX_TIME_BOXED", "TIME_BOXED_ROLES", "Grant"]

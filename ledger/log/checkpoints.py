@@ -48,9 +48,9 @@ from ledger.errors import (
     UnknownSigner,
     ValidationFailed,
 )
-from ledger.follow import begin_page
 from ledger.keys import decode_public_key, encode_public_key
-from ledger.merkle import (
+from ledger.log.follow import begin_page
+from ledger.log.merkle import (
     EMPTY_ROOT,
     consistency_proof,
     consistency_proof_coords,
@@ -59,7 +59,7 @@ from ledger.merkle import (
     unique_coords,
     verify_consistency,
 )
-from ledger.notes import (
+from ledger.log.notes import (
     Checkpoint,
     NoteError,
     add_signature_lines,
@@ -71,12 +71,12 @@ from ledger.notes import (
     verify_cosignature,
     vkey,
 )
+from ledger.log.tree import MerkleTree, read_nodes, tree_size
 from ledger.timeutil import format_utc, now_utc, parse_utc
-from ledger.tree import MerkleTree, read_nodes, tree_size
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
-    from ledger.parties import KeyRecord
+    from ledger.domain.parties import KeyRecord
 
 __all__ = [
     "CHECKPOINTS",

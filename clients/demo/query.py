@@ -1,9 +1,9 @@
-"""Run one of the demo's example queries as a party: ``python -m clients.demo_query``.
+"""Run one of the demo's example queries as a party: ``python -m clients.demo.query``.
 
 A browser's GraphiQL cannot sign requests, so it reads only the ``ledger`` field; this
 runs a query file signed with a party's keystore from the demo's directory::
 
-    python -m clients.demo_query docs/queries/trace_batch.graphql \\
+    python -m clients.demo.query docs/queries/trace_batch.graphql \\
         --as agency-inspectorate --var batch=NWB101-24-007
 
 Variables are ``NAME=VALUE`` (a JSON value, else a string). The keystores' passphrase is

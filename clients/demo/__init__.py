@@ -1,9 +1,9 @@
 """``cmo-ledger demo``: a fresh embedded ledger, a real server and a story told through it.
 
 The demo creates the ledger and every party's keystore in its own directory, serves the
-API on loopback, plays :mod:`clients.demo_story` through the HTTP API (each party signs
+API on loopback, plays :mod:`clients.demo.story` through the HTTP API (each party signs
 with its own key), prints what to open, verifies the whole ledger and keeps serving until
-Ctrl-C (unless ``--no-serve``). The steps are in :mod:`clients.demo_run`, imported only
+Ctrl-C (unless ``--no-serve``). The steps are in :mod:`clients.demo.run`, imported only
 when the command runs so that the other commands start quickly.
 """
 
@@ -36,7 +36,7 @@ def demo(
     ] = 12.0,
 ) -> None:
     """Tell the sponsor-CMO story through a real server, verify it and keep serving."""
-    from clients.demo_run import run
+    from clients.demo.run import run
 
     ok = run(
         directory,

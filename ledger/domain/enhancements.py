@@ -23,13 +23,13 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.agreements import Agreement, agreement_in_force, require_agreement_party
-from ledger.batches import Batch, batch_subject
-from ledger.catalogue import Command, EventSpec, SignedAggregate, register
-from ledger.countersign import verify_countersignature
+from ledger.domain.agreements import Agreement, agreement_in_force, require_agreement_party
+from ledger.domain.batches import Batch, batch_subject
+from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.fields import Fields
+from ledger.domain.parameters import Parameter
 from ledger.errors import Forbidden, NotFound, ValidationFailed
-from ledger.fields import Fields
-from ledger.parameters import Parameter
+from ledger.log.countersign import verify_countersignature
 
 __all__ = ["ALLOWED_OWNERS", "OWNERS", "Enhancement", "commitment_of"]
 

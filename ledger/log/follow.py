@@ -46,7 +46,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ledger.errors import VersionConflict
-from ledger.mapper import is_leaf
+from ledger.log.mapper import is_leaf
 
 if TYPE_CHECKING:
     from ledger.application import Ledger, Recorded
@@ -302,7 +302,7 @@ class _Decoder:
 
     def __init__(self, ledger: Ledger) -> None:
         from ledger.application import Recorded
-        from ledger.envelope import StoredEvent
+        from ledger.log.envelope import StoredEvent
 
         self.ledger = ledger
         self.mapper = ledger.mapper

@@ -25,7 +25,7 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from clients.client import Draft, LedgerClient, Submitted
-from clients.demo_world import (
+from clients.demo.world import (
     CONTOSO,
     FABRIKAM,
     HELIOS,
@@ -43,12 +43,12 @@ from clients.demo_world import (
     parameter_payload,
     plan_batches,
 )
-from ledger.batches import batch_subject
-from ledger.enhancements import commitment_of
+from ledger.domain.batches import batch_subject
+from ledger.domain.enhancements import commitment_of
+from ledger.domain.parameters import parameter_subject
+from ledger.domain.parties import NOTARY, party_subject
+from ledger.domain.reviews import add_months
 from ledger.keys import encode_public_key
-from ledger.parameters import parameter_subject
-from ledger.parties import NOTARY, party_subject
-from ledger.reviews import add_months
 from ledger.timeutil import format_utc, now_utc
 
 __all__ = ["Story", "StoryTeller"]

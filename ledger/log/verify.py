@@ -48,20 +48,21 @@ from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
 from ledger.canonical import FOUR_BYTE_UTF8, canonical_bytes, has_float
-from ledger.checkpoints import CHECKPOINTS, COSIGNATURES
-from ledger.envelope import ENVELOPE_DOMAIN, REQUIRED_MEMBERS
+from ledger.domain.parties import NOTARY
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
-from ledger.mapper import LEAF_HEAD
-from ledger.merkle import (
+from ledger.log.checkpoints import CHECKPOINTS, COSIGNATURES
+from ledger.log.envelope import ENVELOPE_DOMAIN, REQUIRED_MEMBERS
+from ledger.log.mapper import LEAF_HEAD
+from ledger.log.merkle import (
     EMPTY_ROOT,
     Coord,
     complete_nodes_after_append,
     right_edge_after_append,
     root_from_nodes,
 )
-from ledger.merkle import leaf_hash as hash_leaf
-from ledger.notes import (
+from ledger.log.merkle import leaf_hash as hash_leaf
+from ledger.log.notes import (
     NoteError,
     cosigner_key_id,
     parse_checkpoint,
@@ -69,9 +70,8 @@ from ledger.notes import (
     verify_cosignature,
     verify_note,
 )
-from ledger.parties import NOTARY
+from ledger.log.tree import LEAVES, NODES
 from ledger.runtime import collector_paused
-from ledger.tree import LEAVES, NODES
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
@@ -586,7 +586,7 @@ class _Spec:
 
 
 def _specs() -> dict[str, _Spec]:
-    from ledger.catalogue import registered_types
+    from ledger.domain.catalogue import registered_types
 
     return {
         spec.type: _Spec(

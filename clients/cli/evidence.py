@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from clients.bundle import BundleReport, verify_bundle
-from clients.cli_common import DEFAULT_URL, KeyOption, commands, connect
+from clients.cli.common import DEFAULT_URL, KeyOption, commands, connect
 from clients.evidence import Progress, export_evidence
 
 __all__ = ["export_evidence_command", "register", "verify_bundle_command"]

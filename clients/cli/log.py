@@ -1,6 +1,6 @@
 """The log's commands: ``verify``, ``proof``, ``verify-proof`` and ``checkpoint``.
 
-``register(app)`` adds them to the ``cmo-ledger`` Typer app; ``python -m clients.cli_log``
+``register(app)`` adds them to the ``cmo-ledger`` Typer app; ``python -m clients.cli.log``
 runs them on their own. ``verify-proof`` needs no database: it reads a tlog-proof, the
 leaf bytes and the notary's verifier key from files.
 
@@ -24,7 +24,7 @@ from ledger.errors import LedgerError
 if TYPE_CHECKING:
     from ledger.application import Ledger
     from ledger.config import Settings
-    from ledger.verify import Report
+    from ledger.log.verify import Report
 
 __all__ = ["checkpoint", "log_commands", "main", "proof", "register", "verify", "verify_proof"]
 
@@ -72,7 +72,7 @@ def verify(
     max_problems: Annotated[int, typer.Option(help="Print at most this many problems")] = 200,
 ) -> None:
     """Re-check every event, key, chain link, leaf, tree node and checkpoint of the ledger."""
-    from ledger.verify import verify_ledger
+    from ledger.log.verify import verify_ledger
 
     with _open(database) as ledger, _progress() as progress:
         report = verify_ledger(ledger, workers=workers, progress=progress)
@@ -137,9 +137,9 @@ def proof(
     database: DatabaseOption = None,
 ) -> None:
     """Print a c2sp.org/tlog-proof of one leaf against a signed checkpoint."""
-    from ledger.checkpoints import Checkpoints
-    from ledger.notes import format_proof
-    from ledger.tree import MerkleTree
+    from ledger.log.checkpoints import Checkpoints
+    from ledger.log.notes import format_proof
+    from ledger.log.tree import MerkleTree
 
     with _open(database) as ledger:
         tree = MerkleTree(ledger)
@@ -160,7 +160,7 @@ def proof(
 
 def _leaf_bytes(ledger: Ledger, tree: Any, leaf: int) -> bytes:
     """The stored event of ``leaf``, as the bytes its leaf hash covers."""
-    from ledger.merkle import leaf_hash
+    from ledger.log.merkle import leaf_hash
 
     position, stored_hash = tree.leaf(leaf)
     found = ledger.read(after=position - 1, limit=1)
@@ -206,7 +206,7 @@ def checkpoint(
     database: DatabaseOption = None,
 ) -> None:
     """Print the latest signed checkpoint (with its cosignatures)."""
-    from ledger.checkpoints import Checkpoints, Notary
+    from ledger.log.checkpoints import Checkpoints, Notary
 
     settings = _settings(database)
     with _open(database) as ledger:
@@ -254,7 +254,7 @@ def register(app: typer.Typer) -> None:
 
 
 def main() -> None:
-    """Run the log's commands alone: ``python -m clients.cli_log COMMAND``."""
+    """Run the log's commands alone: ``python -m clients.cli.log COMMAND``."""
     app = typer.Typer(name="cmo-ledger", no_args_is_help=True, add_completion=False)
     register(app)
     try:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from clients.cli_common import (
+from clients.cli.common import (
     DEFAULT_URL,
     JsonOption,
     KeyOption,
@@ -39,7 +39,7 @@ from clients.importers import (
     read_events,
     stream_continuous,
 )
-from ledger.parameters import parameter_subject
+from ledger.domain.parameters import parameter_subject
 from ledger.timeutil import format_utc, now_utc
 
 __all__ = ["register"]

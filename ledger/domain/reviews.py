@@ -1,7 +1,7 @@
 """Periodic reviews: ``ReviewCompleted``, signed by both agreement parties (R21, R29).
 
 One party signs the envelope; the other countersigns the same payload beforehand
-(``ledger.countersign``), so a review on the ledger is always both parties' record.
+(``ledger.log.countersign``), so a review on the ledger is always both parties' record.
 Whether a review is overdue is computed from ``next_due`` by the projections, not stored.
 
 The subject is a UUID (uuid4) chosen by the submitting party. Payload::
@@ -24,12 +24,12 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.agreements import agreement_in_force, require_agreement_party
-from ledger.catalogue import Command, EventSpec, SignedAggregate, register
-from ledger.countersign import verify_countersignature
+from ledger.domain.agreements import agreement_in_force, require_agreement_party
+from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.fields import Fields
+from ledger.domain.parameters import Parameter
 from ledger.errors import NotFound, ValidationFailed
-from ledger.fields import Fields
-from ledger.parameters import Parameter
+from ledger.log.countersign import verify_countersignature
 from ledger.timeutil import format_utc, parse_utc
 
 __all__ = ["MAX_OUTCOME", "Review", "add_months"]

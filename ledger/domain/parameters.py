@@ -25,11 +25,11 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.agreements import Agreement, agreement_in_force, require_agreement_party
-from ledger.batches import check_unit
-from ledger.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.agreements import Agreement, agreement_in_force, require_agreement_party
+from ledger.domain.batches import check_unit
+from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.fields import Fields
 from ledger.errors import Forbidden, NotFound, ValidationFailed
-from ledger.fields import Fields
 from ledger.timeutil import parse_utc, require_aware
 
 __all__ = [

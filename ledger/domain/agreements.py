@@ -33,9 +33,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.fields import Fields
 from ledger.errors import Forbidden, NotFound, ValidationFailed
-from ledger.fields import Fields
 from ledger.timeutil import parse_utc, require_aware
 
 __all__ = [

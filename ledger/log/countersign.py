@@ -21,11 +21,11 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
 from ledger.canonical import canonical_bytes
-from ledger.catalogue import Command
-from ledger.envelope import decode_signature
+from ledger.domain.catalogue import Command
+from ledger.domain.fields import Fields
 from ledger.errors import BadSignature, Forbidden, UnknownSigner
-from ledger.fields import Fields
 from ledger.keys import decode_public_key, key_id
+from ledger.log.envelope import decode_signature
 from ledger.timeutil import format_utc, now_utc
 
 __all__ = ["COUNTERSIGN_DOMAIN", "countersign", "countersigned_bytes", "verify_countersignature"]

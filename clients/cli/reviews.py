@@ -24,7 +24,7 @@ from typing import Annotated, Any
 
 import typer
 
-from clients.cli_common import (
+from clients.cli.common import (
     DEFAULT_URL,
     JsonOption,
     KeyOption,

@@ -7,13 +7,13 @@ Tables:
 
 * ``merkle_leaves(leaf_index PK, position UNIQUE, leaf_hash)``: which event each leaf is;
 * ``merkle_nodes(level, idx, hash, PK(level, idx))``: every *complete* subtree, as
-  ``ledger.merkle`` defines them (level 0 repeats the leaf hashes, so one batched read
+  ``ledger.log.merkle`` defines them (level 0 repeats the leaf hashes, so one batched read
   of ``merkle_nodes`` serves any root or proof).
 
 Complete nodes never change once written, so readers need no lock: a root, an
 inclusion proof or a consistency proof is one query for O(log n) nodes.
 
-:class:`MerkleTree` is a :class:`~ledger.follow.Follower`: each page of events adds its
+:class:`MerkleTree` is a :class:`~ledger.log.follow.Follower`: each page of events adds its
 leaves and the nodes they complete in the page's transaction, together with the
 follower's tracking row, under the follower's lock (a PostgreSQL advisory lock, or the
 SQLite write lock). A crash in the middle of a page leaves nothing of it behind.
@@ -39,8 +39,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from ledger.errors import NotFound, ValidationFailed
-from ledger.follow import Follower
-from ledger.merkle import (
+from ledger.log.follow import Follower
+from ledger.log.merkle import (
     EMPTY_ROOT,
     Coord,
     complete_nodes_after_append,

@@ -35,10 +35,10 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.agreements import Agreement, agreement_in_force, require_agreement_party
-from ledger.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.agreements import Agreement, agreement_in_force, require_agreement_party
+from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.fields import Fields
 from ledger.errors import Forbidden, LimitExceeded, NotFound, ValidationFailed
-from ledger.fields import Fields
 from ledger.timeutil import format_utc, parse_utc
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Party-facing commands: ``party admit``, ``key add|revoke``, ``agreement ...``, ``grant``,
 ``revoke`` and ``witness cosign``; :func:`register` adds them and the other families
-(``clients.cli_data``, ``clients.cli_reviews``, ``clients.cli_queries``) to ``cmo-ledger``.
+(``clients.cli.data``, ``clients.cli.reviews``, ``clients.cli.queries``) to ``cmo-ledger``.
 
 Each talks to a server (``--url``) as the party of a keystore (``--key``), prints a table
 or ``--json``, and exits 1 with one line saying why when anything is refused.
@@ -13,8 +13,10 @@ from typing import Annotated, Any
 
 import typer
 
-from clients import cli_data, cli_queries, cli_reviews
-from clients.cli_common import (
+from clients.cli import data as cli_data
+from clients.cli import queries as cli_queries
+from clients.cli import reviews as cli_reviews
+from clients.cli.common import (
     DEFAULT_URL,
     JsonOption,
     KeyOption,

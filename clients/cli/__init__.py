@@ -11,12 +11,12 @@ import typer
 from nacl.signing import SigningKey
 from rich.console import Console
 
-from clients import cli_backup as backup_commands
-from clients import cli_evidence as evidence_commands
-from clients import cli_log as log_commands
-from clients import cli_party as party_commands
-from clients import demo as demo_commands
-from clients.cli_projections import projections_app
+import clients.demo as demo_commands
+from clients.cli import backup as backup_commands
+from clients.cli import evidence as evidence_commands
+from clients.cli import log as log_commands
+from clients.cli import party as party_commands
+from clients.cli.projections import projections_app
 from clients.errors import ClientError
 from ledger.application import Ledger
 from ledger.config import Settings
@@ -27,7 +27,7 @@ from ledger.keystore import (
     kdf_limits_from_env,
     load_keystore,
 )
-from ledger.meta import read_identity
+from ledger.log.meta import read_identity
 
 __all__ = ["app", "main"]
 

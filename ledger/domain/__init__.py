@@ -1,0 +1,1 @@
+"""The domain: each aggregate's events and rules, the catalogue of event types, grant scope."""

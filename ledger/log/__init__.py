@@ -1,0 +1,1 @@
+"""The log: signed envelopes, their stored form, the Merkle tree, checkpoints, verification."""
