@@ -6,7 +6,7 @@ anything is signed, and turns it into ``DataSubmitted`` payloads the ledger acce
 * :func:`read_discrete` and :func:`read_events` read the whole file, refuse it at the
   first fault and return :class:`ImportedRecords`;
 * :func:`stream_continuous` reads ``tag,timestamp,value,quality`` lines one by one and
-  yields a :class:`SeriesChunk` (:func:`ledger.domain.batches.encode_chunk`) as soon as a tag has
+  yields a :class:`SeriesChunk` (:func:`ledger.domain.formats.encode_chunk`) as soon as a tag has
   ``chunk_points`` points, so memory stays bounded by tags x ``chunk_points`` whatever the
   file's size; :func:`validate_continuous` is the same pass without compression, for
   refusing a file before signing any part of it;
@@ -21,7 +21,7 @@ Without an ``id``, a record's id is ``<kind>-<line>``.
 Values become the forms the ledger stores: times ``2024-03-01T08:00:00.000Z`` (RFC 3339
 UTC in, milliseconds out; naive and non-UTC times are refused, never guessed), decimals
 as strings (``"4.62"``; ``1e-3`` becomes ``"0.001"``), units checked with
-:func:`ledger.domain.batches.check_unit`. Every refusal is an :class:`ImportRefused` whose
+:func:`ledger.domain.formats.check_unit`. Every refusal is an :class:`ImportRefused` whose
 ``field`` is ``<file>:<line>:<column>``: the physical line (1 is the header) and, for
 CSV, the 1-based column number; for JSON Lines, the character position of the member's
 name on the line. The message names the column and says what was expected. Each import
@@ -47,7 +47,20 @@ from os import PathLike
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from ledger.domain.batches import CHUNK_POINTS, EVENT_KINDS, SEVERITIES, check_unit, encode_chunk
+from ledger.domain.formats import (
+    CHUNK_POINTS,
+    CLOCK_TOLERANCE,
+    DECIMAL,
+    EVENT_KINDS,
+    MAX_DECOMPRESSED_BYTES,
+    MAX_RECORDS,
+    MAX_SERIES,
+    RECORD_ID,
+    SEVERITIES,
+    TIMESTAMP,
+    check_unit,
+    encode_chunk,
+)
 from ledger.errors import ValidationFailed
 from ledger.timeutil import format_utc, now_utc
 
@@ -72,24 +85,9 @@ __all__ = [
 
 DEFAULT_MAX_POINTS = 100_000
 """Most continuous points one submission carries: a 1,000,000-row file makes 10."""
-MAX_RECORDS = 10_000
-"""Most records one ``DataSubmitted`` may carry (the ledger's limit)."""
-# The ledger's other per-submission limits: tags, and uncompressed chunk bytes.
-_MAX_SERIES = 1_000
-_MAX_CHUNK_BYTES = 64 * 1024 * 1024
-
+_QUALITIES = {str(quality): quality for quality in range(256)}
 _CONTINUOUS_COLUMNS = ("tag", "timestamp", "value", "quality")
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
-# The ledger refuses times later than its clock plus this tolerance.
-_CLOCK_TOLERANCE = timedelta(minutes=5)
-
-# The same patterns as the ledger's rules, so what passes here passes there.
-_LEDGER_TIME = re.compile(
-    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z"
-)
-_DECIMAL = re.compile(r"-?(?:0|[1-9]\d{0,17})(?:\.\d{1,12})?")
-_QUALITIES = {str(quality): quality for quality in range(256)}
-_RECORD_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
 _TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})?"
 )
@@ -332,7 +330,7 @@ def _ledger_time(value: object, latest: str) -> str:
     """``value`` as ``YYYY-MM-DDTHH:MM:SS.mmmZ``, not later than ``latest``."""
     if not isinstance(value, str):
         raise _Bad(f"{_show(value)} is not a time: expected text such as {_EXAMPLE_TIME}")
-    if _LEDGER_TIME.fullmatch(value):
+    if TIMESTAMP.fullmatch(value):
         stamp = value
         _calendar_date(stamp)
     else:
@@ -394,7 +392,7 @@ def _parse_time(value: str) -> str:
 
 def _decimal_text(value: object) -> str:
     """A decimal as the ledger stores it: a string such as ``"37.02"``."""
-    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+    if isinstance(value, str) and DECIMAL.fullmatch(value):
         return value
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise _Bad(f"{_show(value)} is not a number: expected a decimal such as 37.02")
@@ -407,7 +405,7 @@ def _decimal_text(value: object) -> str:
     if not number.is_finite():
         raise _Bad(f"{_show(value)} is not a finite number: expected a decimal such as 37.02")
     text = format(number, "f")
-    if not _DECIMAL.fullmatch(text):
+    if not DECIMAL.fullmatch(text):
         raise _Bad(f"{_show(value)} has too many digits: at most 18 before and 12 after the point")
     return text
 
@@ -465,7 +463,7 @@ _COLUMNS: dict[str, dict[str, tuple[_Convert, bool]]] = {
 
 
 def _latest() -> str:
-    return format_utc(now_utc() + _CLOCK_TOLERANCE)
+    return format_utc(now_utc() + CLOCK_TOLERANCE)
 
 
 # -- discrete and event records -----------------------------------------------------------
@@ -511,7 +509,7 @@ def _read_records(
         kind, name, columns, [str(e) for e in terms.get("confidential_elements", [])]
     )
     prefix = kind if id_prefix is None else id_prefix
-    if not _RECORD_ID.fullmatch(f"{prefix}-1"):
+    if not RECORD_ID.fullmatch(f"{prefix}-1"):
         raise ValueError(f"id prefix {prefix!r} does not make valid record ids")
     source = _File(path)
     try:
@@ -619,7 +617,7 @@ def _check_records(
         record: dict[str, Any] = {}
         raw_id = values.get("id")
         record_id = f"{prefix}-{line}" if raw_id is None else raw_id
-        if not isinstance(record_id, str) or not _RECORD_ID.fullmatch(record_id):
+        if not isinstance(record_id, str) or not RECORD_ID.fullmatch(record_id):
             raise source.refuse(
                 f"column id: {_show(record_id)} is not a record id: use 1-128 letters, digits "
                 "and . _ : / -, starting with a letter or digit",
@@ -851,8 +849,8 @@ class ContinuousImport:
                 )
             t, s, v, q = (self.columns.index(name) for name in _CONTINUOUS_COLUMNS)
             latest = _latest()
-            exact_time = _LEDGER_TIME.fullmatch
-            exact_decimal = _DECIMAL.fullmatch
+            exact_time = TIMESTAMP.fullmatch
+            exact_decimal = DECIMAL.fullmatch
             qualities = _QUALITIES.get
             day = ""
             # The hot loop of a million-row import: the common, already canonical row costs
@@ -1046,8 +1044,8 @@ def _series_submissions(
             )
         full = (
             points + item.count > max_points
-            or size + item.size > _MAX_CHUNK_BYTES
-            or (item.tag not in series and len(series) >= _MAX_SERIES)
+            or size + item.size > MAX_DECOMPRESSED_BYTES
+            or (item.tag not in series and len(series) >= MAX_SERIES)
         )
         if series and full:
             yield payload()

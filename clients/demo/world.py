@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.domain.batches import CHUNK_POINTS, encode_chunk
+from ledger.domain.formats import CHUNK_POINTS, encode_chunk
 from ledger.timeutil import format_utc
 
 __all__ = [

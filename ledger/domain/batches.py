@@ -21,15 +21,10 @@ them (R1, R12).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import gzip
-import hashlib
 import re
 import uuid
-import zlib
-from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -38,47 +33,31 @@ from eventsourcing.domain import Aggregate, event
 from ledger.domain.agreements import Agreement, agreement_in_force, require_agreement_party
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.domain.fields import Fields
-from ledger.errors import Forbidden, LimitExceeded, NotFound, ValidationFailed
+from ledger.domain.formats import (
+    ACKNOWLEDGEABLE_KINDS,
+    BATCH_ID,
+    CLOCK_TOLERANCE,
+    DATA_CLASSES,
+    EVENT_KINDS,
+    MAX_DECOMPRESSED_BYTES,
+    MAX_RECORDS,
+    MAX_SERIES,
+    RECORD_ID,
+    SEVERITIES,
+    ChunkBudget,
+    check_unit,
+    read_chunk,
+)
+from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import format_utc, parse_utc
 
 __all__ = [
-    "ACKNOWLEDGEABLE_KINDS",
     "BATCH_NAMESPACE",
-    "CHUNK_POINTS",
-    "DATA_CLASSES",
-    "EVENT_KINDS",
-    "MAX_DECOMPRESSED_BYTES",
-    "SEVERITIES",
     "Batch",
     "batch_subject",
-    "check_unit",
-    "decode_chunk",
-    "encode_chunk",
 ]
 
 BATCH_NAMESPACE = uuid.UUID("aa007c5a-1227-4c7a-9a07-0033465d20ff")
-DATA_CLASSES = ("discrete", "continuous", "event")
-EVENT_KINDS = ("deviation", "alarm", "oos", "oot", "di_incident", "other")
-ACKNOWLEDGEABLE_KINDS = ("deviation", "oos", "oot")
-SEVERITIES = ("minor", "major", "critical")
-CHUNK_POINTS = 10_000
-"""Recommended points per continuous chunk (about a week of one-minute data)."""
-MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
-"""Most uncompressed chunk bytes one submission may carry (a guard against gzip bombs)."""
-
-_BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
-_RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
-_UNIT = re.compile(r"^[!-~]{1,64}$")
-_TIMESTAMP = re.compile(
-    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z"
-)
-_DECIMAL = re.compile(r"-?(?:0|[1-9]\d{0,17})(?:\.\d{1,12})?")
-_QUALITY = re.compile(r"25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d")
-_LINE = re.compile(f"({_TIMESTAMP.pattern}),({_DECIMAL.pattern}),({_QUALITY.pattern})")
-# Signer clocks may run a little ahead of the ledger's; more than this is a wrong time.
-_CLOCK_TOLERANCE = timedelta(minutes=5)
-_MAX_RECORDS = 10_000
-_MAX_SERIES = 1_000
 
 Record = dict[str, Any]
 Chunk = dict[str, Any]
@@ -224,19 +203,8 @@ class Batch(SignedAggregate):
 # -- shared rule helpers -------------------------------------------------------------------
 
 
-def check_unit(value: object, *, field: str) -> str:
-    """A UCUM unit code such as ``Cel``, ``[pH]``, ``10*6/mL``: printable ASCII, no spaces."""
-    if not isinstance(value, str) or not _UNIT.match(value):
-        raise ValidationFailed(
-            "expected a UCUM unit code such as Cel, [pH], % or 10*6/mL "
-            "(printable ASCII without spaces, at most 64 characters)",
-            field=field,
-        )
-    return value
-
-
 def _not_in_future(when: datetime, command: Command, field: str) -> None:
-    if when > command.now + _CLOCK_TOLERANCE:
+    if when > command.now + CLOCK_TOLERANCE:
         raise ValidationFailed(
             f"{format_utc(when)} is later than the ledger's clock ({command.recorded_at})",
             field=field,
@@ -353,7 +321,7 @@ def _check_records(
                 field=record.field(extra[0]),
             )
         record_id = record.text("id", max_len=128)
-        if not _RECORD_ID.match(record_id):
+        if not RECORD_ID.match(record_id):
             raise ValidationFailed(
                 "a record id is 1-128 letters, digits and . _ : / -, starting with a letter "
                 "or digit",
@@ -381,167 +349,6 @@ def _check_records(
 # -- continuous chunks --------------------------------------------------------------------
 
 
-def encode_chunk(points: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
-    """A chunk for ``points`` of ``(timestamp, value, quality)``, in time order.
-
-    Timestamps are written as the ledger writes times (``2024-03-01T08:00:00.000Z``,
-    milliseconds, ``Z``), values as decimal strings, quality as an integer 0..255.
-    """
-    if not points:
-        raise ValueError("a chunk holds at least one point")
-    data = "".join(f"{stamp},{value},{quality}\n" for stamp, value, quality in points).encode()
-    return {
-        "start": points[0][0],
-        "end": points[-1][0],
-        "count": len(points),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        # mtime=0 makes the compressed bytes depend on the points alone.
-        "content": base64.b64encode(gzip.compress(data, compresslevel=6, mtime=0)).decode(),
-    }
-
-
-def decode_chunk(chunk: Mapping[str, Any]) -> list[tuple[str, str, int]]:
-    """The points of a chunk, after checking it as the ledger does (errors name ``chunk``)."""
-    points: list[tuple[str, str, int]] = []
-    _read_chunk(Fields(chunk, "chunk"), _Budget(MAX_DECOMPRESSED_BYTES), points)
-    return points
-
-
-class _Budget:
-    """Uncompressed bytes a submission may still decompress."""
-
-    def __init__(self, remaining: int) -> None:
-        self.remaining = remaining
-
-
-def _canonical_time(chunk: Fields, name: str) -> str:
-    value = chunk.raw(name)
-    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
-        raise ValidationFailed(
-            "expected a UTC time with milliseconds, e.g. 2024-03-01T08:00:00.000Z",
-            field=chunk.field(name),
-        )
-    _check_date(value, chunk.field(name), "")
-    return value
-
-
-def _check_date(stamp: str, field: str, where: str) -> None:
-    try:
-        date.fromisoformat(stamp[:10])
-    except ValueError:
-        raise ValidationFailed(f"{where}{stamp[:10]} is not a calendar date", field=field) from None
-
-
-def _decompress(content: object, field: str, budget: _Budget) -> bytes:
-    if not isinstance(content, str) or not content:
-        raise ValidationFailed("expected base64 of gzip-compressed CSV", field=field)
-    try:
-        compressed = base64.b64decode(content, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValidationFailed("content is not valid base64", field=field) from None
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing only
-    try:
-        data = inflater.decompress(compressed, budget.remaining + 1)
-    except zlib.error as exc:
-        raise ValidationFailed(f"content is not gzip data: {exc}", field=field) from None
-    if len(data) > budget.remaining:
-        raise LimitExceeded(
-            f"chunks of one submission may hold at most {MAX_DECOMPRESSED_BYTES} uncompressed "
-            "bytes: split the data over several submissions",
-            field=field,
-        )
-    if not inflater.eof:
-        raise ValidationFailed("the gzip stream is truncated", field=field)
-    if inflater.unused_data:
-        raise ValidationFailed("bytes follow the end of the gzip stream", field=field)
-    budget.remaining -= len(data)
-    return data
-
-
-def _explain(line: str) -> str:
-    if not line:
-        return "empty line"
-    parts = line.split(",")
-    if len(parts) != 3:
-        return f"expected timestamp,value,quality, found {len(parts)} fields"
-    stamp, value, quality = (part[:40] for part in parts)
-    if not _TIMESTAMP.fullmatch(stamp):
-        return f"timestamp {stamp!r} is not a UTC time with milliseconds (2024-03-01T08:00:00.000Z)"
-    if not _DECIMAL.fullmatch(value):
-        return f"value {value!r} is not a decimal string such as 37.02"
-    return f"quality {quality!r} is not an integer from 0 to 255"
-
-
-def _scan(text: str, field: str, points: list[tuple[str, str, int]] | None) -> tuple[int, str, str]:
-    """Check every line; return the count, first and last timestamp."""
-    if not text:
-        raise ValidationFailed("the chunk holds no points", field=field)
-    lines = text.split("\n")
-    if lines[-1]:
-        raise ValidationFailed(f"line {len(lines)}: the last line must end with \\n", field=field)
-    lines.pop()
-    match = _LINE.fullmatch
-    previous = ""
-    day = ""
-    for number, line in enumerate(lines, 1):
-        found = match(line)
-        if found is None:
-            raise ValidationFailed(f"line {number}: {_explain(line)}", field=field)
-        stamp = found[1]
-        # Fixed-width UTC timestamps order as text, so no datetime is built per line.
-        if stamp <= previous:
-            raise ValidationFailed(
-                f"line {number}: timestamp {stamp} is not after {previous}: "
-                "timestamps must strictly increase",
-                field=field,
-            )
-        if stamp[:10] != day:
-            _check_date(stamp, field, f"line {number}: ")
-            day = stamp[:10]
-        previous = stamp
-        if points is not None:
-            points.append((stamp, found[2], int(found[3])))
-    return len(lines), lines[0][:24], previous
-
-
-def _read_chunk(
-    chunk: Fields, budget: _Budget, points: list[tuple[str, str, int]] | None = None
-) -> tuple[str, str, int, str]:
-    """Check one chunk; return its start, end, count and SHA-256."""
-    chunk.only("start", "end", "count", "sha256", "content")
-    start = _canonical_time(chunk, "start")
-    end = _canonical_time(chunk, "end")
-    count = chunk.integer("count", minimum=1)
-    digest = chunk.sha256("sha256")
-    data = _decompress(chunk.raw("content"), chunk.field("content"), budget)
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != digest:
-        raise ValidationFailed(
-            f"the SHA-256 of the uncompressed content is {actual}, not the one given",
-            field=chunk.field("sha256"),
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValidationFailed(
-            f"content is not UTF-8 (byte {exc.start})", field=chunk.field("content")
-        ) from None
-    lines, first, last = _scan(text, chunk.field("content"), points)
-    if lines != count:
-        raise ValidationFailed(
-            f"count is {count} but the content holds {lines} points", field=chunk.field("count")
-        )
-    if first != start:
-        raise ValidationFailed(
-            f"start is {start} but the first point is at {first}", field=chunk.field("start")
-        )
-    if last != end:
-        raise ValidationFailed(
-            f"end is {end} but the last point is at {last}", field=chunk.field("end")
-        )
-    return start, end, count, digest
-
-
 def _check_series(
     command: Command,
     batch: Batch,
@@ -549,8 +356,8 @@ def _check_series(
     superseded: frozenset[str] = frozenset(),
 ) -> None:
     """Check every chunk; refuse duplicates and overlaps with data the batch already holds."""
-    budget = _Budget(MAX_DECOMPRESSED_BYTES)
-    latest = format_utc(command.now + _CLOCK_TOLERANCE)
+    budget = ChunkBudget(MAX_DECOMPRESSED_BYTES)
+    latest = format_utc(command.now + CLOCK_TOLERANCE)
     tags: set[str] = set()
     digests: set[str] = set()
     for entry in series:
@@ -570,7 +377,7 @@ def _check_series(
             raise ValidationFailed("a tag needs at least one chunk", field=entry.field("chunks"))
         previous_end = ""
         for chunk in chunks:
-            start, end, _count, digest = _read_chunk(chunk, budget)
+            start, end, _count, digest = read_chunk(chunk, budget)
             if digest in batch.chunks or digest in digests:
                 raise ValidationFailed(
                     f"a chunk with SHA-256 {digest} is already recorded for batch {batch.batch_id}",
@@ -606,7 +413,7 @@ def _registered_rule(command: Command) -> None:
     agreement = agreement_in_force(command, payload.uuid("agreement"))
     command.require_signer(agreement.cmo)
     batch_id = payload.text("batch", max_len=64)
-    if not _BATCH_ID.match(batch_id):
+    if not BATCH_ID.match(batch_id):
         raise ValidationFailed(
             "a batch id is 2-64 letters, digits and . _ -, starting with a letter or digit, "
             "e.g. NWB101-24-001",
@@ -679,12 +486,12 @@ def _submitted_rule(command: Command) -> None:
     if payload.has("original_sha256"):
         payload.sha256("original_sha256")
     if data_class == "continuous":
-        series = payload.objects("series", max_items=_MAX_SERIES)
+        series = payload.objects("series", max_items=MAX_SERIES)
         if not series:
             raise ValidationFailed("submit at least one series", field="payload.series")
         _check_series(command, batch, series)
     else:
-        records = payload.objects("records", max_items=_MAX_RECORDS)
+        records = payload.objects("records", max_items=MAX_RECORDS)
         if not records:
             raise ValidationFailed("submit at least one record", field="payload.records")
         _check_records(command, batch, agreement, data_class, records)
@@ -704,15 +511,15 @@ def _corrected_rule(command: Command) -> None:
         payload.sha256("original_sha256")
     if payload.has("supersedes_chunks"):
         digests = _superseded_chunks(batch, payload)
-        _check_series(command, batch, payload.objects("series", max_items=_MAX_SERIES), digests)
+        _check_series(command, batch, payload.objects("series", max_items=MAX_SERIES), digests)
         return
     data_class, replaced = _superseded_records(batch, payload)
-    records = payload.objects("records", max_items=_MAX_RECORDS)
+    records = payload.objects("records", max_items=MAX_RECORDS)
     _check_records(command, batch, agreement, data_class, records, replaced)
 
 
 def _superseded_records(batch: Batch, payload: Fields) -> tuple[str, frozenset[str]]:
-    ids = payload.texts("supersedes", max_items=_MAX_RECORDS)
+    ids = payload.texts("supersedes", max_items=MAX_RECORDS)
     if not ids:
         raise ValidationFailed(
             "name the records this correction supersedes", field="payload.supersedes"
@@ -740,7 +547,7 @@ def _superseded_records(batch: Batch, payload: Fields) -> tuple[str, frozenset[s
 
 
 def _superseded_chunks(batch: Batch, payload: Fields) -> frozenset[str]:
-    digests = payload.items("supersedes_chunks", max_items=_MAX_RECORDS)
+    digests = payload.items("supersedes_chunks", max_items=MAX_RECORDS)
     if not digests:
         raise ValidationFailed(
             "name the chunks this correction supersedes", field="payload.supersedes_chunks"
@@ -768,7 +575,7 @@ def _acknowledged_rule(command: Command) -> None:
     require_agreement_party(command, agreement)
     command.require_signer(agreement.sponsor)
     payload = command.payload.only("records")
-    ids = payload.texts("records", max_items=_MAX_RECORDS)
+    ids = payload.texts("records", max_items=MAX_RECORDS)
     if not ids:
         raise ValidationFailed("name the records you acknowledge", field="payload.records")
     for index, record_id in enumerate(ids):

@@ -26,9 +26,9 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.agreements import Agreement, agreement_in_force, require_agreement_party
-from ledger.domain.batches import check_unit
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.domain.fields import Fields
+from ledger.domain.formats import check_unit
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import parse_utc, require_aware
 

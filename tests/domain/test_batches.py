@@ -17,13 +17,8 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from ledger.domain.batches import (
-    MAX_DECOMPRESSED_BYTES,
-    Batch,
-    batch_subject,
-    decode_chunk,
-    encode_chunk,
-)
+from ledger.domain.batches import Batch, batch_subject
+from ledger.domain.formats import MAX_DECOMPRESSED_BYTES, decode_chunk, encode_chunk
 from ledger.domain.parties import party_subject
 from ledger.errors import (
     Forbidden,

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from ledger.application import Appended
-from ledger.domain.batches import CHUNK_POINTS, batch_subject, encode_chunk
+from ledger.domain.batches import batch_subject
+from ledger.domain.formats import CHUNK_POINTS, encode_chunk
 from ledger.domain.parameters import parameter_subject
 from ledger.errors import LedgerError
 from ledger.timeutil import format_utc, now_utc

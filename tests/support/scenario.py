@@ -23,8 +23,9 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from ledger.domain.batches import batch_subject, encode_chunk
+from ledger.domain.batches import batch_subject
 from ledger.domain.enhancements import commitment_of
+from ledger.domain.formats import encode_chunk
 from ledger.domain.grants import TIME_BOXED_ROLES
 from ledger.domain.parameters import parameter_subject
 from ledger.domain.parties import party_subject
