@@ -40,6 +40,7 @@ from clients.http_signing import PartyAuth
 from clients.offline import (
     Checkpoint,
     VerificationError,
+    verify_as_of,
     verify_checkpoint,
     verify_consistency_between,
     verify_inclusion_against_checkpoint,
@@ -155,6 +156,10 @@ query($a: ID!) {
 """
 _AS_OF_BODY = f"""
     position time
+    proof {{
+        position leafIndex leafHash checkpoint {{ note treeSize }}
+        inclusion {{ leafIndex treeSize hashes }}
+    }}
     parties {{ id role }}
     agreements {{ {_AGREEMENT} }}
 """
@@ -472,7 +477,12 @@ class LedgerClient:
         batch: str | None = None,
     ) -> dict[str, Any]:
         """Parties and agreements (and one agreement's or batch's state) at a past position
-        or time; give exactly one of ``position`` and ``time``."""
+        or time; give exactly one of ``position`` and ``time``.
+
+        The answer's ``proof`` (its last event, included in a signed checkpoint) is checked
+        against the pinned notary key and the checkpoints seen before; it is ``None`` until a
+        checkpoint covers that event.
+        """
         selection = _AS_OF_BODY
         variables: dict[str, Any] = {
             "p": position,
@@ -491,8 +501,19 @@ class LedgerClient:
             selection += " batch(id: $b) { id startedAt endedAt submissions { id dataClass"
             selection += " correction recordedAt } }"
         query = f"query({declared}) {{ asOf(position: $p, time: $t) {{ {selection} }} }}"
-        found = self.graphql(query, variables)["asOf"]
-        return dict(found or {})
+        found = dict(self.graphql(query, variables)["asOf"] or {})
+        if found.get("proof") is not None:
+            self._check_as_of(found["proof"])
+        return found
+
+    def _check_as_of(self, proof: Mapping[str, Any]) -> None:
+        try:
+            verified = verify_as_of(proof, self.notary_vkey, origin=self.origin)
+        except VerificationError as exc:
+            raise ProofFailed(
+                f"the as-of answer's proof does not verify: {exc}", field="proof"
+            ) from exc
+        self._check_consistent(verified.checkpoint)
 
     def event(self, position: int) -> dict[str, Any]:
         """The stored event at log ``position`` (envelope, signature, leaf bytes)."""

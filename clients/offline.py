@@ -14,6 +14,8 @@ Every failure raises ``VerificationError`` saying what did not verify. As a comm
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +49,7 @@ __all__ = [
     "Checkpoint",
     "TlogProof",
     "VerificationError",
+    "VerifiedAsOf",
     "VerifiedProof",
     "consistency_proof_of",
     "inclusion_proof_of",
@@ -57,12 +60,14 @@ __all__ = [
     "parse_note",
     "parse_proof",
     "root_of",
+    "verify_as_of",
     "verify_checkpoint",
     "verify_consistency",
     "verify_consistency_between",
     "verify_cosigners",
     "verify_inclusion",
     "verify_inclusion_against_checkpoint",
+    "verify_leaf_hash_against_checkpoint",
     "verify_proof_text",
 ]
 
@@ -83,6 +88,17 @@ class VerifiedProof:
     checkpoint: Checkpoint
     extra: bytes | None = None
     cosignatures: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VerifiedAsOf:
+    """What a verified as-of proof establishes: the answer's last event is leaf ``index``
+    (at log ``position``) of the tree that ``checkpoint`` commits to."""
+
+    position: int
+    index: int
+    leaf_hash: bytes
+    checkpoint: Checkpoint
 
 
 def verify_checkpoint(note_text: str, vkey_text: str, *, origin: str | None = None) -> Checkpoint:
@@ -134,13 +150,66 @@ def verify_inclusion_against_checkpoint(
     leaf_bytes: bytes, index: int, proof_hashes: Sequence[bytes], checkpoint: Checkpoint
 ) -> None:
     """Check that ``leaf_bytes`` is leaf ``index`` of the tree ``checkpoint`` commits to."""
+    verify_leaf_hash_against_checkpoint(leaf_hash(leaf_bytes), index, proof_hashes, checkpoint)
+
+
+def verify_leaf_hash_against_checkpoint(
+    hashed_leaf: bytes, index: int, proof_hashes: Sequence[bytes], checkpoint: Checkpoint
+) -> None:
+    """Check that the leaf hashed ``hashed_leaf`` is leaf ``index`` of ``checkpoint``'s tree."""
     if not verify_inclusion(
-        leaf_hash(leaf_bytes), index, checkpoint.size, proof_hashes, checkpoint.root_hash
+        hashed_leaf, index, checkpoint.size, proof_hashes, checkpoint.root_hash
     ):
         raise VerificationError(
             f"inclusion proof of leaf {index} does not match the checkpoint of "
             f"{checkpoint.origin!r} at size {checkpoint.size}"
         )
+
+
+def verify_as_of(
+    proof: Mapping[str, object], vkey_text: str, *, origin: str | None = None
+) -> VerifiedAsOf:
+    """Check the ``proof`` of an ``asOf`` answer (as the API returns it, camelCase) offline.
+
+    The checkpoint must be signed by the log key ``vkey_text``, the inclusion proof must be
+    of its tree size, and the leaf hash must be that leaf of the tree it commits to.
+    """
+    checkpoint_field = proof.get("checkpoint")
+    inclusion = proof.get("inclusion")
+    if not isinstance(checkpoint_field, Mapping) or not isinstance(inclusion, Mapping):
+        raise VerificationError("as-of proof: checkpoint and inclusion are required")
+    checkpoint = verify_checkpoint(str(checkpoint_field.get("note", "")), vkey_text, origin=origin)
+    index, size, position = (
+        _integer(inclusion, "leafIndex"),
+        _integer(inclusion, "treeSize"),
+        _integer(proof, "position"),
+    )
+    if size != checkpoint.size or index != _integer(proof, "leafIndex"):
+        raise VerificationError(
+            f"as-of proof: the inclusion proof is of leaf {index} in a tree of {size}, not of "
+            f"leaf {proof.get('leafIndex')} in the checkpoint's tree of {checkpoint.size}"
+        )
+    hashes = inclusion.get("hashes")
+    if not isinstance(hashes, list):
+        raise VerificationError("as-of proof: inclusion.hashes must be a list")
+    hashed_leaf = _base64(proof.get("leafHash"), "leafHash")
+    proof_hashes = [_base64(item, "inclusion.hashes") for item in hashes]
+    verify_leaf_hash_against_checkpoint(hashed_leaf, index, proof_hashes, checkpoint)
+    return VerifiedAsOf(position, index, hashed_leaf, checkpoint)
+
+
+def _integer(data: Mapping[str, object], name: str) -> int:
+    value = data.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise VerificationError(f"as-of proof: {name} must be a non-negative integer")
+    return value
+
+
+def _base64(value: object, name: str) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True) if isinstance(value, str) else b""
+    except (binascii.Error, ValueError):
+        raise VerificationError(f"as-of proof: {name} is not base64") from None
 
 
 def verify_consistency_between(

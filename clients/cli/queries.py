@@ -106,6 +106,13 @@ def asof(
         show(found, as_json=True)
         return
     typer.echo(f"as of position {found.get('position')} ({found.get('time')})")
+    proof = found.get("proof")
+    typer.echo(
+        "not yet covered by a signed checkpoint: retry after the next one"
+        if proof is None
+        else f"verified: leaf {proof['leafIndex']} (position {proof['position']}) is in the "
+        f"signed checkpoint of size {proof['checkpoint']['treeSize']}"
+    )
     show(found.get("agreements", []), as_json=False, title="agreements")
     for name in ("agreement", "parameters", "batch"):
         if found.get(name) is not None:
