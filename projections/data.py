@@ -7,6 +7,9 @@ system, schema version, format, original file hash, what a correction supersedes
 version. A correction closes the original's current row and opens one marked
 ``superseded`` (the original values stay readable, R1); a replacement under the same id is
 the next record version. Acknowledgements (R23) are marked on the record version.
+Each discrete record version names its parameter's id, the limits version in force at its
+sample time (as the ledger knew it when the record arrived) and its evaluation against
+those limits (:mod:`ledger.domain.limits`); a later revision never changes them.
 ``proj_record_confidential``: the values of the agreement's confidential elements, one
 row per record version and element, kept out of ``proj_records`` so the query layer
 returns them only to a reader whose grant includes them.
@@ -18,11 +21,18 @@ chunk itself (gzip CSV, base64), so a time range reads only the chunks it overla
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Text
 
+from ledger.domain.limits import (
+    NO_LIMITS,
+    UNREGISTERED,
+    LimitsVersion,
+    changed_limits,
+    in_force_at,
+)
 from projections.temporal import Row, temporal_table
 from projections.terms import FollowsTerms
 from projections.times import utc
@@ -100,6 +110,9 @@ RECORDS = temporal_table(
     Column("data_class", String(16), nullable=False),
     Column("submission", String(36), nullable=False),
     Column("parameter", String(200)),
+    Column("parameter_id", String(36)),
+    Column("limits_version", Integer),
+    Column("evaluation", String(16)),
     Column("value", String(40)),
     Column("unit", String(64)),
     Column("sampled_at", String(30)),
@@ -163,7 +176,12 @@ _COLUMNS = {
     "description": "description",
 }
 _TIMES = frozenset({"sampled_at", "started_at", "ended_at"})
-_EMPTY: Row = dict.fromkeys(_COLUMNS.values())
+_EMPTY: Row = dict.fromkeys([*_COLUMNS.values(), "parameter_id", "limits_version", "evaluation"])
+_BOUNDS = ("alert_low", "alert_high", "action_low", "action_high")
+
+
+def _limits_key(agreement: str, name: str) -> str:
+    return f"limits:{agreement}/{name}"
 
 
 class DataView(FollowsTerms):
@@ -179,6 +197,62 @@ class DataView(FollowsTerms):
         super().prepare(page, facts)
         later = ("DataCorrected", "DataAcknowledged")
         page.versions(RECORDS).prefetch(batch_names(page, facts, later))
+
+    @handles("ParameterDefined")
+    def _parameter_defined(self, page: Page, fact: Fact) -> None:
+        payload = fact.payload
+        agreement, name = payload["agreement"], payload["name"]
+        page.state.remember(f"parameter:{fact.subject}", [agreement, name])
+        bounds = _bounds(payload)
+        version = {"version": 1, "effective_from": fact.recorded_at, **bounds}
+        tracked = {"parameter": fact.subject, "current": bounds, "versions": [version]}
+        page.state.set(_limits_key(agreement, name), tracked)
+
+    @handles("ParameterRevisionApproved", "ParameterRetired")
+    def _parameter_changed(self, page: Page, fact: Fact) -> None:
+        known = page.state.fact(f"parameter:{fact.subject}")
+        key = None if known is None else _limits_key(known[0], known[1])
+        tracked = None if key is None else page.state.get(key)
+        if key is None or tracked is None:
+            return
+        versions: list[Row] = tracked["versions"]
+        if versions and versions[-1].get("effective_to") is None:
+            versions[-1]["effective_to"] = fact.recorded_at
+        if fact.type == "ParameterRevisionApproved":
+            changes = self._revision_changes(page, fact)
+            current = {**tracked["current"], **_only_bounds(changed_limits(changes))}
+            tracked["current"] = current
+            number = len(versions) + 1
+            versions.append({"version": number, "effective_from": fact.recorded_at, **current})
+        page.state.set(key, tracked)
+
+    @handles("ParameterRevisionProposed")
+    def _revision_proposed(self, page: Page, fact: Fact) -> None:
+        revision = fact.payload["revision"]
+        page.state.set(f"revision:{fact.subject}/{revision}", fact.payload["changes"])
+
+    def _revision_changes(self, page: Page, fact: Fact) -> dict[str, Any]:
+        key = f"revision:{fact.subject}/{fact.payload['revision']}"
+        changes: dict[str, Any] = page.state.get(key) or {}
+        return changes
+
+    def _evaluation(self, page: Page, agreement: str, record: dict[str, Any]) -> Row:
+        name, value = record.get("parameter"), record.get("value")
+        if not isinstance(name, str):
+            return {}
+        tracked = page.state.get(_limits_key(agreement, name))
+        if tracked is None:
+            return {"evaluation": UNREGISTERED}
+        found = None
+        sampled = record.get("sampled_at")
+        if isinstance(sampled, str) and isinstance(value, str):
+            versions = [LimitsVersion.of(v) for v in tracked["versions"]]
+            found = in_force_at(versions, utc(sampled))
+        return {
+            "parameter_id": tracked["parameter"],
+            "limits_version": None if found is None else found.version,
+            "evaluation": NO_LIMITS if found is None else found.evaluate(str(value)),
+        }
 
     @handles("BatchRegistered")
     def _registered(self, page: Page, fact: Fact) -> None:
@@ -331,6 +405,8 @@ class DataView(FollowsTerms):
             rid = record["id"]
             version = replaced.get(rid, 0) + 1
             row, secret = _split(record, common, confidential, known=agreement is not None)
+            if data_class == "discrete":
+                row.update(self._evaluation(page, batch[1], record))
             versions.insert((batch[0], rid, version), fact.position, row)
             for element, value in sorted(secret.items()):
                 page.versions(CONFIDENTIAL).insert(
@@ -360,6 +436,20 @@ class DataView(FollowsTerms):
                 )
                 content = {"content": chunk["content"]}
                 page.versions(CHUNK_CONTENT).insert(key, fact.position, content)
+
+
+def _bounds(source: Mapping[str, Any]) -> Row:
+    alert, action = source.get("alert") or {}, source.get("action") or {}
+    return {
+        "alert_low": alert.get("low"),
+        "alert_high": alert.get("high"),
+        "action_low": action.get("low"),
+        "action_high": action.get("high"),
+    }
+
+
+def _only_bounds(limits: Row) -> Row:
+    return {name: value for name, value in limits.items() if name in _BOUNDS}
 
 
 def batch_names(page: Page, facts: Sequence[Fact], types: Sequence[str]) -> list[str]:

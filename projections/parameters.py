@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Column, Index, Integer, MetaData, String, Text, select
 from sqlalchemy.engine import Connection
 
+from ledger.domain.limits import changed_limits
 from projections.temporal import Row, as_of, temporal_table
 from projections.view import Fact, Page, View, dumps, handles
 
@@ -188,7 +189,7 @@ class ParametersView(View):
             return
         changes = json.loads(decided["changes"])
         merged = {name: parameter[name] for name in _LIMIT_FIELDS}
-        merged.update(_changed_limits(changes))
+        merged.update(changed_limits(changes))
         version = int(parameter["limits_version"]) + 1
         page.versions(PARAMETERS).update(
             (fact.subject,),
@@ -251,16 +252,3 @@ class ParametersView(View):
                 **limits,
             },
         )
-
-
-def _changed_limits(changes: dict[str, Any]) -> Row:
-    """The limit columns a revision's ``changes`` set (a pair replaces both sides)."""
-    result: Row = {}
-    for name in ("unit", "target", "status", "rationale"):
-        if name in changes:
-            result[name] = changes[name]
-    for name in ("alert", "action"):
-        if name in changes:
-            result[f"{name}_low"] = changes[name].get("low")
-            result[f"{name}_high"] = changes[name].get("high")
-    return result

@@ -49,6 +49,17 @@ class DiscreteRecord:
     id: str
     version: int
     parameter: str | None
+    parameter_id: strawberry.ID | None = strawberry.field(
+        description="The registered parameter the record names; null when unregistered."
+    )
+    limits_version: int | None = strawberry.field(
+        description="The parameter's limits version in force at sampledAt, as the ledger knew "
+        "it when the record arrived; null when none was in force."
+    )
+    evaluation: str | None = strawberry.field(
+        description="within, alert or action (excursion) against those limits; no_limits, or "
+        "unregistered when the name is no parameter of the agreement. Never re-evaluated."
+    )
     value: str | None = strawberry.field(description="The value as submitted (a decimal).")
     unit: str | None
     sampled_at: str | None
@@ -204,6 +215,9 @@ def _discrete(row: Any, secret: tuple[list[ConfidentialValue], list[str]]) -> Di
         id=row.record_id,
         version=row.record_version,
         parameter=row.parameter,
+        parameter_id=None if row.parameter_id is None else strawberry.ID(row.parameter_id),
+        limits_version=row.limits_version,
+        evaluation=row.evaluation,
         value=row.value,
         unit=row.unit,
         sampled_at=row.sampled_at,
