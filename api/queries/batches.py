@@ -37,6 +37,7 @@ from projections.series import series
 
 if TYPE_CHECKING:
     from api.queries.agreements import Agreement
+    from api.queries.excursions import Excursion
 
 __all__ = [
     "Batch",
@@ -159,6 +160,17 @@ class Batch:
         )
         agreement = str(self.agreement_id)
         return await read(info, read_events, self.scope, agreement, self.id, wanted)
+
+    @strawberry.field(
+        description="Results outside their limits, and whether each action excursion was "
+        "reported by a deviation, OOS or OOT record within the agreement's deadline."
+    )
+    async def excursions(
+        self, info: Info
+    ) -> list[Annotated[Excursion, strawberry.lazy("api.queries.excursions")]]:
+        from api.queries.excursions import batch_excursions
+
+        return await batch_excursions(info, self.scope, str(self.agreement_id), self.id)
 
     @strawberry.field(description="One tag's points from `from` to `to` (inclusive).")
     async def continuous(

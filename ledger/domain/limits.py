@@ -6,6 +6,10 @@ it (:mod:`projections.data`), with the limits version in force at the record's s
 time as the ledger knew it then, and keep that evaluation: a later revision never changes
 how an earlier record was evaluated.
 
+An action excursion must be reported by a deviation, OOS or OOT record of the same batch
+within the agreement's ``deviation_deadline_hours`` of its sample time
+(:func:`reporting_status`).
+
 A value is ``action`` outside the action limits, else ``alert`` outside the alert limits,
 else ``within``; a missing bound does not limit. A record whose parameter has no limits in
 force at its sample time is ``no_limits``; one naming no parameter of the agreement is
@@ -16,8 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from ledger.timeutil import format_utc, parse_utc
 
 __all__ = [
     "ACTION",
@@ -29,6 +36,8 @@ __all__ = [
     "LimitsVersion",
     "changed_limits",
     "in_force_at",
+    "report_due",
+    "reporting_status",
 ]
 
 WITHIN, ALERT, ACTION = "within", "alert", "action"
@@ -82,6 +91,20 @@ def in_force_at(versions: Sequence[LimitsVersion], at: str) -> LimitsVersion | N
     """The version in force at valid time ``at``; the latest-numbered if several are."""
     found = [v for v in versions if v.covers(at)]
     return max(found, key=lambda v: v.version) if found else None
+
+
+def report_due(sampled_at: str, deadline_hours: int) -> str:
+    """When an action excursion sampled at ``sampled_at`` must have been reported by."""
+    due = parse_utc(sampled_at, field="sampled_at") + timedelta(hours=deadline_hours)
+    return format_utc(due)
+
+
+def reporting_status(due: str, reported_at: str | None, now: str) -> str:
+    """``reported`` or ``late`` once a report arrived, else ``open`` until ``due``, then
+    ``unreported``."""
+    if reported_at is not None:
+        return "reported" if reported_at <= due else "late"
+    return "open" if now <= due else "unreported"
 
 
 def changed_limits(changes: Mapping[str, Any]) -> dict[str, Any]:

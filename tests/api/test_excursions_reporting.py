@@ -1,0 +1,98 @@
+"""Action excursions are reported by a deviation within the agreement's deadline: the batch
+answers each excursion with its evaluation, when its report was due and whether it came."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from ledger.domain.limits import reporting_status
+from ledger.timeutil import format_utc, now_utc
+from tests.support.agreements import propose_and_sign
+from tests.support.batches import define_parameter, register_batch, submit_data
+from tests.support.server import Server
+from tests.support.world import World
+
+SPONSOR, CMO = "northwind-bio", "contoso-cmo"
+BATCH = "NWB101-24-031"
+
+EXCURSIONS = """
+query($b: String!) {
+  batch(id: $b) {
+    excursions {
+      record { id value evaluation limitsVersion }
+      evaluation reportDue reportedBy reporting
+    }
+  }
+}
+"""
+
+
+def result(record_id: str, value: str, sampled: datetime) -> dict[str, Any]:
+    return {
+        "id": record_id,
+        "parameter": "pH",
+        "value": value,
+        "unit": "[pH]",
+        "sampled_at": format_utc(sampled),
+        "method": "in-line probe",
+    }
+
+
+def deviation(record_id: str) -> dict[str, Any]:
+    return {
+        "id": record_id,
+        "kind": "deviation",
+        "started_at": format_utc(now_utc()),
+        "severity": "major",
+        "description": "pH above the action limit after a base pump fault",
+    }
+
+
+@pytest.fixture(scope="module")
+def excursion_world(server: Server, api_world: World) -> World:
+    agreement = propose_and_sign(api_world)
+    register_batch(api_world, agreement, BATCH)
+    define_parameter(api_world, agreement, "pH")
+    sampled = now_utc()
+    results = [result("P-1", "7.05", sampled), result("P-2", "7.17", sampled)]
+    submit_data(api_world, BATCH, "discrete", [*results, result("P-3", "7.4", sampled)])
+    submit_data(api_world, BATCH, "event", [deviation("D-1")])
+    submit_data(api_world, BATCH, "discrete", [result("P-4", "6.6", now_utc())])
+    server.services.projector.catch_up_safely(api_world.ledger.head())
+    return api_world
+
+
+def test_each_excursion_is_answered_with_its_reporting(
+    server: Server, excursion_world: World
+) -> None:
+    data, errors = server.call(excursion_world[SPONSOR], EXCURSIONS, {"b": BATCH})
+    assert errors == []
+    found = {e["record"]["id"]: e for e in data["batch"]["excursions"]}
+    assert sorted(found) == ["P-2", "P-3", "P-4"]
+    assert found["P-2"]["evaluation"] == "alert"
+    assert found["P-2"]["reporting"] == "not_required"
+    assert (found["P-3"]["evaluation"], found["P-3"]["reporting"]) == ("action", "reported")
+    assert found["P-3"]["reportedBy"] == "D-1"
+    assert found["P-3"]["record"]["limitsVersion"] == 1
+    assert (found["P-4"]["reporting"], found["P-4"]["reportedBy"]) == ("open", None)
+    assert found["P-4"]["reportDue"] > found["P-3"]["reportDue"]
+
+
+def test_excursions_need_both_the_results_and_the_deviations(
+    server: Server, excursion_world: World
+) -> None:
+    _, errors = server.call(excursion_world["fabrikam-cmo"], EXCURSIONS, {"b": BATCH})
+    assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"]
+
+
+def test_a_report_after_the_deadline_is_late_and_a_missing_one_unreported() -> None:
+    due = "2024-03-02T08:00:00.000Z"
+    assert reporting_status(due, "2024-03-02T07:59:59.999Z", "2024-03-05T00:00:00.000Z") == (
+        "reported"
+    )
+    assert reporting_status(due, "2024-03-02T08:00:00.001Z", "2024-03-05T00:00:00.000Z") == "late"
+    assert reporting_status(due, None, "2024-03-02T08:00:00.000Z") == "open"
+    assert reporting_status(due, None, "2024-03-02T08:00:00.001Z") == "unreported"
