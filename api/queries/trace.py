@@ -5,17 +5,22 @@
 It answers, at one log position (``position``, with the latest signed ``checkpoint``):
 the batch and its data (per the data rules: a part the caller may not read is refused
 on its own field), every signed event of the batch, its corrections, the terms and the
-parameter limits in force at any time while the batch ran (from its start to its end,
-or to now), the grants that open the batch to other parties, and the deviations, OOS
-and OOT records with their acknowledgements.
+parameter limits in force at any time while the batch ran, the grants that open the
+batch to other parties, and the deviations, OOS and OOT records with their
+acknowledgements.
+
+"While the batch ran" is valid time: from its ``started_at`` to its ``ended_at`` (or
+now), against each version's ``effective_from`` (:mod:`ledger.domain.validity`), as the
+ledger knew it at ``position``. A version the ledger learnt only after the batch's first
+data arrived is listed in ``termsKnownAfterData`` / ``versionsKnownAfterData``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import strawberry
-from sqlalchemy import or_, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from api.log_fields import Checkpoint, in_thread
@@ -27,10 +32,12 @@ from api.queries.common import At, Info, Scope, as_json, read, request_scope
 from api.queries.grants import Grant, grant_of, with_current
 from api.queries.parameters import LimitsVersion, limits_version
 from api.queries.records import EventRecord, RecordFilter, read_events, require_class
+from ledger.domain.validity import successive
 from ledger.errors import NotFound
 from projections.access import GRANTS
-from projections.agreements import TERMS
-from projections.audit import AUDIT, resolve_time
+from projections.agreements import AGREEMENTS, TERMS
+from projections.audit import AUDIT
+from projections.data import SUBMISSIONS
 from projections.parameters import LIMITS, PARAMETERS
 from projections.temporal import as_of
 
@@ -47,6 +54,9 @@ class ParameterLimits:
     name: str
     kind: str
     versions: list[LimitsVersion]
+    versions_known_after_data: list[int] = strawberry.field(
+        description="Versions the ledger learnt of only after the batch's first data arrived."
+    )
 
 
 @strawberry.type(description="Everything an auditor needs for one batch, at one log position.")
@@ -60,6 +70,9 @@ class BatchTrace:
     agreement: Agreement
     terms_in_force: list[TermsVersion] = strawberry.field(
         description="Every version of the terms in force at some time while the batch ran."
+    )
+    terms_known_after_data: list[int] = strawberry.field(
+        description="Terms versions the ledger learnt of only after the batch's first data."
     )
     parameter_limits: list[ParameterLimits] = strawberry.field(
         description="Each parameter's limits in force at some time while the batch ran."
@@ -84,64 +97,105 @@ class BatchTrace:
         return await read(info, read_events, self.scope, agreement, self.batch.id, wanted)
 
 
-def _span(conn: Connection, batch: Batch, at: At) -> tuple[int, int]:
-    start = min(resolve_time(conn, batch.started_at), at.position)
-    end = at.position if batch.ended_at is None else resolve_time(conn, batch.ended_at)
-    return start, min(max(end, start), at.position)
+class _Span(NamedTuple):
+    """The batch's manufacturing window in valid time, and where its data starts in the log."""
+
+    start: str
+    end: str
+    first_data: int | None
 
 
-def _overlapping(table: Any, start: int, end: int, at: At) -> Any:
-    # A row version in force at some position of [start, end], as recorded by `at`.
-    ended = or_(table.c.valid_to.is_(None), table.c.valid_to > start)
-    return (table.c.valid_from <= end) & ended & (table.c.valid_from <= at.position)
-
-
-def _terms(conn: Connection, agreement: str, start: int, end: int, at: At) -> list[TermsVersion]:
-    query = (
-        select(TERMS)
-        .where(TERMS.c.agreement == agreement, _overlapping(TERMS, start, end, at))
-        .order_by(TERMS.c.terms_version)
-    )
-    return [
-        TermsVersion(
-            version=row.terms_version,
-            effective_from=row.effective_from,
-            terms=as_json(row.terms),
-            in_force=row.valid_to is None or row.valid_to > at.position,
+def _span(conn: Connection, batch: Batch, scope: Scope) -> _Span:
+    first_data = conn.execute(
+        select(func.min(SUBMISSIONS.c.valid_from)).where(
+            SUBMISSIONS.c.batch == batch.id, SUBMISSIONS.c.valid_from <= scope.at.position
         )
-        for row in conn.execute(query)
-    ]
+    ).scalar()
+    end = batch.ended_at or max(scope.now, batch.started_at)
+    return _Span(batch.started_at, end, None if first_data is None else int(first_data))
 
 
-def _limits(
-    conn: Connection, agreement: str, start: int, end: int, at: At
-) -> list[ParameterLimits]:
+def _known(conn: Connection, table: Any, key: Any, at: At) -> dict[Any, tuple[Any, int]]:
+    """Each version recorded by ``at``: its row as it stood then, and when it was learnt."""
+    rows = conn.execute(
+        select(table).where(key, table.c.valid_from <= at.position).order_by(table.c.valid_from)
+    )
+    found: dict[Any, tuple[Any, int]] = {}
+    for row in rows:
+        version = _version_key(row)
+        first = found[version][1] if version in found else int(row.valid_from)
+        found[version] = (row, first)
+    return found
+
+
+def _version_key(row: Any) -> tuple[str, int]:
+    if hasattr(row, "terms_version"):
+        return (row.agreement, int(row.terms_version))
+    return (row.parameter, int(row.limits_version))
+
+
+def _learnt_late(first: int, span: _Span) -> bool:
+    return span.first_data is not None and first > span.first_data
+
+
+def _terms(
+    conn: Connection, agreement: str, span: _Span, scope: Scope
+) -> tuple[list[TermsVersion], list[int]]:
+    known = _known(conn, TERMS, TERMS.c.agreement == agreement, scope.at)
+    ended = conn.execute(
+        select(AGREEMENTS.c.terminated_at).where(
+            AGREEMENTS.c.agreement == agreement, as_of(AGREEMENTS, scope.at.position)
+        )
+    ).scalar()
+    intervals = successive({v: row.effective_from for (_, v), (row, _) in known.items()}, ended)
+    versions, late = [], []
+    for (_, number), (row, first) in sorted(known.items()):
+        if not intervals[number].overlaps(span.start, span.end):
+            continue
+        versions.append(
+            TermsVersion(
+                version=number,
+                effective_from=row.effective_from,
+                terms=as_json(row.terms),
+                in_force=intervals[number].covers(scope.now),
+            )
+        )
+        if _learnt_late(first, span):
+            late.append(number)
+    return versions, late
+
+
+def _limits(conn: Connection, agreement: str, span: _Span, scope: Scope) -> list[ParameterLimits]:
     names = {
         row.parameter: row
         for row in conn.execute(
             select(PARAMETERS).where(
-                PARAMETERS.c.agreement == agreement, as_of(PARAMETERS, at.position)
+                PARAMETERS.c.agreement == agreement, as_of(PARAMETERS, scope.at.position)
             )
         )
     }
-    versions: dict[str, list[LimitsVersion]] = {}
-    query = (
-        select(LIMITS)
-        .where(LIMITS.c.agreement == agreement, _overlapping(LIMITS, start, end, at))
-        .order_by(LIMITS.c.parameter, LIMITS.c.limits_version)
-    )
-    for row in conn.execute(query):
-        versions.setdefault(row.parameter, []).append(limits_version(row, at))
-    ordered = sorted(versions, key=lambda p: names[p].name if p in names else p)
-    return [
-        ParameterLimits(
-            parameter_id=strawberry.ID(p),
-            name=names[p].name if p in names else p,
-            kind=names[p].kind if p in names else "",
-            versions=versions[p],
+    known = _known(conn, LIMITS, LIMITS.c.agreement == agreement, scope.at)
+    by_parameter: dict[str, dict[int, tuple[Any, int]]] = {}
+    for (parameter, number), found in known.items():
+        by_parameter.setdefault(parameter, {})[number] = found
+    result = []
+    for parameter in sorted(by_parameter, key=lambda p: names[p].name if p in names else p):
+        own = by_parameter[parameter]
+        retired = names[parameter].retired_at if parameter in names else None
+        intervals = successive({n: row.effective_from for n, (row, _) in own.items()}, retired)
+        kept = [n for n in sorted(own) if intervals[n].overlaps(span.start, span.end)]
+        if not kept:
+            continue
+        result.append(
+            ParameterLimits(
+                parameter_id=strawberry.ID(parameter),
+                name=names[parameter].name if parameter in names else parameter,
+                kind=names[parameter].kind if parameter in names else "",
+                versions=[limits_version(own[n][0], scope.at) for n in kept],
+                versions_known_after_data=[n for n in kept if _learnt_late(own[n][1], span)],
+            )
         )
-        for p in ordered
-    ]
+    return result
 
 
 def _grants(conn: Connection, scope: Scope, agreement: str, batch: str) -> list[Grant]:
@@ -166,10 +220,12 @@ def _events(conn: Connection, subject: str, at: At) -> list[AuditEntry]:
 
 def _parts(conn: Connection, scope: Scope, batch: Batch) -> dict[str, Any]:
     agreement = str(batch.agreement_id)
-    start, end = _span(conn, batch, scope.at)
+    span = _span(conn, batch, scope)
+    terms, terms_late = _terms(conn, agreement, span, scope)
     return {
-        "terms_in_force": _terms(conn, agreement, start, end, scope.at),
-        "parameter_limits": _limits(conn, agreement, start, end, scope.at),
+        "terms_in_force": terms,
+        "terms_known_after_data": terms_late,
+        "parameter_limits": _limits(conn, agreement, span, scope),
         "grants": _grants(conn, scope, agreement, batch.id),
         "events": _events(conn, str(batch.subject), scope.at),
     }

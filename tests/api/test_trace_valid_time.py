@@ -1,0 +1,109 @@
+"""``traceBatch`` answers the terms and limits in force while the batch ran, in valid time
+(the plant's), as the ledger knows them, and marks what it learnt after the batch's data."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from ledger.domain.validity import Interval, successive
+from ledger.timeutil import now_utc
+from tests.support.agreements import propose_and_sign
+from tests.support.batches import (
+    define_parameter,
+    discrete_records,
+    end_batch,
+    register_batch,
+    submit_data,
+)
+from tests.support.server import Server
+from tests.support.world import World
+
+SPONSOR, CMO = "northwind-bio", "contoso-cmo"
+EARLIER, RUNNING = "NWB101-24-041", "NWB101-24-042"
+
+TRACE = """
+query($b: String!) {
+  traceBatch(id: $b) {
+    termsInForce { version effectiveFrom }
+    termsKnownAfterData
+    parameterLimits { name versions { version effectiveFrom } versionsKnownAfterData }
+  }
+}
+"""
+
+
+def revise(world: World, parameter: uuid.UUID) -> None:
+    revision = str(uuid.uuid4())
+    changes = {"alert": {"low": "6.97", "high": "7.13"}}
+    world[CMO].submit(
+        world.ledger,
+        "ParameterRevisionProposed",
+        parameter,
+        {"revision": revision, "changes": changes},
+        meaning="authored",
+        reason="first review: the alert band is tightened",
+    )
+    world[SPONSOR].submit(
+        world.ledger,
+        "ParameterRevisionApproved",
+        parameter,
+        {"revision": revision},
+        meaning="approved",
+    )
+
+
+@pytest.fixture(scope="module")
+def traced(server: Server, api_world: World) -> World:
+    agreement = propose_and_sign(api_world)
+    register_batch(api_world, agreement, EARLIER, started_at=now_utc() - timedelta(days=10))
+    end_batch(api_world, EARLIER, now_utc() - timedelta(days=9))
+    register_batch(api_world, agreement, RUNNING, started_at=now_utc() - timedelta(hours=1))
+    ph = define_parameter(api_world, agreement, "pH")
+    submit_data(api_world, RUNNING, "discrete", discrete_records("V", sampled_at=now_utc()))
+    revise(api_world, ph)
+    server.services.projector.catch_up_safely(api_world.ledger.head())
+    return api_world
+
+
+def trace(server: Server, world: World, batch: str) -> Any:
+    data, errors = server.call(world[SPONSOR], TRACE, {"b": batch})
+    assert errors == []
+    return data["traceBatch"]
+
+
+def test_a_batch_that_ended_before_the_terms_took_effect_has_none_in_force(
+    server: Server, traced: World
+) -> None:
+    found = trace(server, traced, EARLIER)
+    assert found["termsInForce"] == []
+    assert found["parameterLimits"] == []
+
+
+def test_a_running_batch_names_every_version_in_force_while_it_ran(
+    server: Server, traced: World
+) -> None:
+    found = trace(server, traced, RUNNING)
+    assert [t["version"] for t in found["termsInForce"]] == [1]
+    assert found["termsKnownAfterData"] == []
+    (ph,) = found["parameterLimits"]
+    assert [v["version"] for v in ph["versions"]] == [1, 2]
+    assert ph["versionsKnownAfterData"] == [2]
+
+
+def test_versions_replace_each_other_in_valid_time() -> None:
+    intervals = successive(
+        {1: "2024-01-01T00:00:00.000Z", 2: "2024-02-01T00:00:00.000Z"}, "2024-03-01T00:00:00.000Z"
+    )
+    assert intervals == {
+        1: Interval("2024-01-01T00:00:00.000Z", "2024-02-01T00:00:00.000Z"),
+        2: Interval("2024-02-01T00:00:00.000Z", "2024-03-01T00:00:00.000Z"),
+    }
+    assert intervals[1].overlaps("2023-12-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z")
+    assert not intervals[2].overlaps("2024-03-01T00:00:00.000Z", "2024-04-01T00:00:00.000Z")
+    assert not intervals[1].covers("2024-02-01T00:00:00.000Z")
+    retired_before = successive({1: "2024-01-01T00:00:00.000Z"}, "2023-06-01T00:00:00.000Z")
+    assert not retired_before[1].covers("2024-01-01T00:00:00.000Z")
