@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import hashlib
 import itertools
 import json
@@ -35,6 +34,8 @@ from clients.offline import (
     verify_checkpoint,
     verify_inclusion_against_checkpoint,
 )
+from ledger.domain.fields import Fields
+from ledger.domain.formats import MAX_DECOMPRESSED_BYTES, ChunkBudget, read_chunk
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
 from ledger.log.envelope import Envelope, event_hash
@@ -169,18 +170,18 @@ def load_events(directory: Path, report: BundleReport | None = None) -> list[Bun
     return sorted(events, key=lambda e: e.leaf_index)
 
 
-def decode_series(chunk: Mapping[str, Any]) -> list[tuple[str, str, int]]:
-    """The ``(timestamp, value, quality)`` points of a continuous chunk, after its SHA-256."""
+def decode_series(
+    chunk: Mapping[str, Any], budget: ChunkBudget | None = None
+) -> list[tuple[str, str, int]]:
+    """The ``(timestamp, value, quality)`` points of a continuous chunk, checked as the
+    ledger checks it (:mod:`ledger.domain.formats`): never inflated past ``budget``
+    (one submission's allowance when not given), and refused unless its SHA-256 matches."""
+    points: list[tuple[str, str, int]] = []
+    allowance = budget if budget is not None else ChunkBudget(MAX_DECOMPRESSED_BYTES)
     try:
-        data = gzip.decompress(base64.b64decode(chunk["content"], validate=True))
-    except (KeyError, TypeError, ValueError, OSError, binascii.Error) as exc:
-        raise VerificationError(f"continuous chunk is not gzip in base64 ({exc!r})") from exc
-    if hashlib.sha256(data).hexdigest() != chunk.get("sha256"):
-        raise VerificationError(f"continuous chunk {chunk.get('sha256')} does not match its bytes")
-    points = []
-    for line in data.decode("utf-8").splitlines():
-        stamp, value, quality = line.split(",")
-        points.append((stamp, value, int(quality)))
+        read_chunk(Fields(chunk, "chunk"), allowance, points)
+    except LedgerError as exc:
+        raise VerificationError(f"continuous chunk {chunk.get('sha256')}: {exc}") from exc
     return points
 
 
@@ -213,6 +214,8 @@ class _Context:
     keys: dict[tuple[str, str], VerifyKey] = field(default_factory=dict)
     revoked: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
     batch_subject: str | None = None
+    verified: set[str] = field(default_factory=set)
+    """Paths of the events whose leaf, proof and signature verified."""
 
 
 def verify_bundle(directory: Path, *, vkey: str | None = None) -> BundleReport:
@@ -342,7 +345,9 @@ def _check_events(context: _Context, vkey: str, checkpoint: Checkpoint) -> None:
         problem = _event_problem(context, event, checkpoint, origin)
         if problem is not None:
             context.report.fail(f"{event.path}: {problem}")
-        elif event.type in _KEY_TYPES:
+            continue
+        context.verified.add(event.path)
+        if event.type in _KEY_TYPES:
             _learn_key(context, event)
 
 
@@ -645,28 +650,34 @@ def _row_problem(
     return None
 
 
-def _tag_points(
-    events: Sequence[BundleEvent], batch_subject: str | None
-) -> dict[str, list[tuple[str, str, int]]]:
-    """Points of each tag from the current chunks of the batch's data events."""
-    chunks: dict[str, list[Mapping[str, Any]]] = {}
+def _tag_points(context: _Context) -> dict[str, list[tuple[str, str, int]]]:
+    """Points of each tag from the current chunks of the batch's verified data events.
+
+    An event that failed verification is never decompressed; each submission gets the
+    ledger's allowance of uncompressed bytes, as its rule gave it when it was stored.
+    """
+    chunks: dict[str, list[tuple[Mapping[str, Any], ChunkBudget]]] = {}
     superseded: set[str] = set()
-    for event in events:
-        if event.subject != batch_subject or event.type not in _DATA_TYPES:
+    for event in context.events:
+        if event.subject != context.batch_subject or event.type not in _DATA_TYPES:
             continue
+        if event.path not in context.verified:
+            continue
+        budget = ChunkBudget(MAX_DECOMPRESSED_BYTES)
         superseded.update(str(s) for s in event.payload.get("supersedes_chunks", []) or [])
         for series in event.payload.get("series", []) or []:
-            chunks.setdefault(str(series.get("tag")), []).extend(series.get("chunks", []))
+            found = chunks.setdefault(str(series.get("tag")), [])
+            found.extend((chunk, budget) for chunk in series.get("chunks", []))
     points: dict[str, list[tuple[str, str, int]]] = {}
     for tag, tag_chunks in chunks.items():
-        current = [c for c in tag_chunks if c.get("sha256") not in superseded]
-        points[tag] = sorted(p for c in current for p in decode_series(c))
+        current = [(c, b) for c, b in tag_chunks if c.get("sha256") not in superseded]
+        points[tag] = sorted(p for c, b in current for p in decode_series(c, b))
     return points
 
 
 def _check_tags(context: _Context, tags: Sequence[Mapping[str, Any]], partial: bool) -> None:
     try:
-        points = _tag_points(context.events, context.batch_subject)
+        points = _tag_points(context)
     except (VerificationError, ValueError) as exc:
         context.report.fail(f"{DATA}: continuous data: {exc}")
         return

@@ -175,6 +175,20 @@ def test_verify_bundle_refuses_a_changed_value(bundle: Path) -> None:
     assert found[0].startswith(f"{DATA}: discrete record R-001 v1: value '19.4' does not match")
 
 
+def test_a_chunk_of_an_event_that_failed_verification_is_never_inflated(bundle: Path) -> None:
+    name, event = next(
+        (name, event)
+        for name, event in event_files(bundle)
+        if event["event"]["envelope"]["payload"].get("series")
+    )
+    chunk = event["event"]["envelope"]["payload"]["series"][0]["chunks"][0]
+    chunk["content"] = "H4sI" + "A" * 64  # not the signed bytes, and not gzip either
+    save(bundle, name, event)
+    found = problems(bundle)
+    assert any(p.startswith(f"{name}: leaf bytes do not decode") for p in found), found
+    assert not any("continuous chunk" in p for p in found), found
+
+
 def test_verify_bundle_refuses_a_changed_correction_status(bundle: Path) -> None:
     data = load(bundle / DATA)
     row = next(r for r in data["discrete"] if r["id"] == "R-002" and r["version"] == 1)
