@@ -23,6 +23,7 @@ test: $(BIN)/cmo-ledger lint typecheck unit
 lint: $(BIN)/cmo-ledger
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/cmo-ledger
 	$(BIN)/mypy

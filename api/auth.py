@@ -42,9 +42,9 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, delete
 from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 
 from api.errors import Unauthenticated
-from api.signing_scheme import ALGORITHM, HTTP_COMPONENTS, WS_COMPONENTS, WS_TAG
 from ledger.application import Ledger
 from ledger.domain.parties import NOTARY
+from ledger.http_signatures import ALGORITHM, HTTP_COMPONENTS, WS_COMPONENTS, WS_TAG
 from ledger.keys import decode_public_key
 
 __all__ = ["Authenticator", "Caller", "ReplayGuard", "SignedRequest", "replay_table"]

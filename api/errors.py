@@ -4,8 +4,10 @@ Codes come from the ledger's refusals (``VALIDATION_FAILED``, ``BAD_SIGNATURE``,
 ``VERSION_CONFLICT``, ...) plus the API's own ``UNAUTHENTICATED`` and ``LIMIT_EXCEEDED``.
 Ledger refusals also carry ``extensions.field``. A malformed or invalid GraphQL document
 answers ``VALIDATION_FAILED``; the depth, alias and token limiters and the parser's nesting
-limit answer ``LIMIT_EXCEEDED`` (graphql-core and strawberry give those errors no code, so they are
-recognised by their messages, which the API tests pin).
+limit answer ``LIMIT_EXCEEDED``: the depth and alias rules report a
+:class:`~api.validation.LimitExceededError`, a document refused by the parser is over the
+token limit when :func:`~api.validation.over_token_limit` says so, and only the parser's own
+nesting limit (graphql-core's, which has no type of its own) is recognised by its message.
 
 Driver errors are translated here, at the boundary, with fixed messages (a driver's own
 text names tables and SQL): a lost or refused connection answers ``UNAVAILABLE`` (retry),
@@ -22,10 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 from eventsourcing import persistence
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from sqlalchemy import exc as driver
 from strawberry.extensions import MaskErrors
 
+from api.validation import LimitExceededError, over_token_limit
 from ledger.errors import LedgerError, Unavailable
 
 __all__ = [
@@ -73,13 +76,9 @@ _TRANSLATED: tuple[tuple[tuple[type[Exception], ...], str, str], ...] = (
 
 log = logging.getLogger("api.errors")
 
-# The limiters' own messages (strawberry 0.341, graphql-core 3.3).
-_LIMIT_MESSAGES = (
-    re.compile(r"^\d+ aliases found\. Allowed: \d+$"),
-    re.compile(r"exceeds maximum operation depth of \d+$"),
-    re.compile(r"Document contains more than \d+ tokens\. Parsing aborted\.$"),
-    re.compile(r"Document is nested too deeply\. Parsing aborted\.$"),
-)
+# graphql-core's parser refuses a document nested past its recursion limit with a plain
+# syntax error: its message is all that tells it apart.
+_NESTED_TOO_DEEPLY = re.compile(r"Document is nested too deeply\. Parsing aborted\.$")
 
 
 class ApiError(Exception):
@@ -109,10 +108,10 @@ def classify(error: GraphQLError) -> tuple[str, str | None]:
         return translated[0], None
     if isinstance(original, GraphQLError):
         return classify(original)
+    if isinstance(error, LimitExceededError) or _NESTED_TOO_DEEPLY.search(error.message):
+        return LIMIT_EXCEEDED, None
     if error.path is None:
         # Before execution: parsing, validation or variable coercion of the document.
-        if any(pattern.search(error.message) for pattern in _LIMIT_MESSAGES):
-            return LIMIT_EXCEEDED, None
         return VALIDATION_FAILED, None
     return INTERNAL_ERROR, None
 
@@ -159,8 +158,11 @@ class CodedErrors(MaskErrors):
         self,
         should_mask_error: Callable[[GraphQLError], bool] = is_masked,
         error_message: str = INTERNAL_MESSAGE,
+        *,
+        max_tokens: int | None = None,
     ) -> None:
         super().__init__(should_mask_error=should_mask_error, error_message=error_message)
+        self.max_tokens = max_tokens
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         code, field = classify(error)
@@ -172,6 +174,8 @@ class CodedErrors(MaskErrors):
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         processed = super()._process_errors(errors)
         for error in processed:
+            if self._over_tokens(error):
+                error.extensions = {**(error.extensions or {}), "code": LIMIT_EXCEEDED}
             if not (error.extensions and "code" in error.extensions):
                 code, field = classify(error)
                 extensions: dict[str, Any] = {**(error.extensions or {}), "code": code}
@@ -180,6 +184,12 @@ class CodedErrors(MaskErrors):
                 error.extensions = extensions
             self._count(str(error.extensions["code"]))
         return processed
+
+    def _over_tokens(self, error: GraphQLError) -> bool:
+        if self.max_tokens is None or not isinstance(error, GraphQLSyntaxError):
+            return False
+        document = getattr(self.execution_context, "query", None)
+        return isinstance(document, str) and over_token_limit(document, self.max_tokens)
 
     def _count(self, code: str) -> None:
         services = getattr(getattr(self.execution_context, "context", None), "services", None)

@@ -33,7 +33,7 @@ from api.limits import Limits
 from api.log_fields import LogQuery
 from api.mutations import LogMutation
 from api.subscriptions import LogSubscription
-from api.validation import NoNulInText
+from api.validation import NoNulInText, limiting
 
 __all__ = ["LedgerSchema", "Mutation", "Query", "Subscription", "build_schema", "schema", "sdl"]
 
@@ -81,12 +81,12 @@ def build_schema(limits: Limits | None = None) -> LedgerSchema:
     # The limiters' rule classes are built once per schema: built per request (as the
     # limiter extensions do) they would defeat the validation cache.
     rules: list[type[ASTValidationRule]] = [
-        query_depth_limiter.create_validator(chosen.max_query_depth, None, None),
-        max_aliases.create_validator(chosen.max_aliases),
+        limiting(query_depth_limiter.create_validator(chosen.max_query_depth, None, None)),
+        limiting(max_aliases.create_validator(chosen.max_aliases)),
         NoNulInText,
     ]
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        CodedErrors,
+        lambda: CodedErrors(max_tokens=chosen.max_tokens),
         lambda: MaxTokensLimiter(max_token_count=chosen.max_tokens),
         lambda: AddValidationRules(rules),
         # No ParserCache: its hook raises syntax errors outside the operation, where

@@ -37,7 +37,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from bench.support import wait_healthy
 
@@ -221,13 +221,13 @@ class Figure:
         return f"{self.name:34} {rate:8.0f} req/s   p50 {p50:7.1f} ms   p99 {p99:7.1f} ms"
 
 
-Post = Callable[[httpx.AsyncClient], Awaitable[None]]
+Post = Callable[[httpx2.AsyncClient], Awaitable[None]]
 
 
 async def _load(url: str, auth: Any, post: Post, total: int, concurrency: int) -> Figure:
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, auth=auth, limits=limits, timeout=60) as client:
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx2.AsyncClient(base_url=url, auth=auth, limits=limits, timeout=60) as client:
         remaining = total
 
         async def worker() -> None:
@@ -247,7 +247,7 @@ async def _load(url: str, auth: Any, post: Post, total: int, concurrency: int) -
 def _poster(path: str, payload: dict[str, Any], check: Callable[[Any], None]) -> Post:
     body = json.dumps(payload).encode()
 
-    async def post(client: httpx.AsyncClient) -> None:
+    async def post(client: httpx2.AsyncClient) -> None:
         response = await client.post(
             path, content=body, headers={"content-type": "application/json"}
         )

@@ -96,7 +96,7 @@ def _consume(payloads: Any, *, sign: bool) -> dict[str, Any]:
     """Go through every payload, one at a time; sign each as the CMO's historian would."""
     from nacl.signing import SigningKey
 
-    from ledger.domain.batches import batch_subject
+    from ledger.domain.subjects import batch_subject
     from ledger.keys import key_id
     from ledger.log.envelope import event_hash, sign_envelope
     from ledger.timeutil import format_utc, now_utc

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
+import httpx2
 
-from ledger.domain.batches import batch_subject
+from ledger.domain.subjects import batch_subject
 from ledger.log.envelope import event_hash
 from ledger.timeutil import format_utc, now_utc
 from tests.support.batches import data_payload, discrete_records
@@ -60,9 +60,9 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 12
         if process.poll() is not None:
             raise SystemExit("the server exited before it was ready: see its log")
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if httpx2.get(f"{url}/healthz", timeout=2).status_code == 200:
                 return
-        except httpx.HTTPError:
+        except httpx2.HTTPError:
             pass
         time.sleep(0.2)
     raise SystemExit("the server did not become ready in time")

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
+import httpx2
 from nacl.signing import SigningKey
 
 from clients.errors import (
@@ -46,10 +46,8 @@ from clients.offline import (
     verify_inclusion_against_checkpoint,
 )
 from clients.witness import Witness
-from ledger.domain.batches import batch_subject
-from ledger.domain.enhancements import commitment_of
-from ledger.domain.parameters import parameter_subject
-from ledger.domain.parties import party_subject
+from ledger.domain.commitments import commitment_of
+from ledger.domain.subjects import batch_subject, parameter_subject, party_subject
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
 from ledger.log.countersign import countersign
@@ -253,7 +251,7 @@ class LedgerClient:
         notary_key: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 3,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx2.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.party = party
@@ -264,7 +262,7 @@ class LedgerClient:
         self._origin: str | None = None
         self._vkey: str | None = None
         self._largest: Checkpoint | None = None
-        self._http = httpx.Client(
+        self._http = httpx2.Client(
             base_url=self.url, auth=PartyAuth(party, key), timeout=timeout, transport=transport
         )
 
@@ -290,11 +288,11 @@ class LedgerClient:
         body = {"query": query, "variables": dict(variables or {})}
         try:
             response = self._http.post("/graphql", json=body)
-        except httpx.TimeoutException as exc:
+        except httpx2.TimeoutException as exc:
             raise TransportFailure(
                 f"no answer from {self.url} in time: retry, or raise the timeout"
             ) from exc
-        except httpx.HTTPError as exc:
+        except httpx2.HTTPError as exc:
             raise TransportFailure(
                 f"cannot reach {self.url}: {exc}; check the URL and that the server runs"
             ) from exc
@@ -936,7 +934,7 @@ def review_body(
     }
 
 
-def _data_of(response: httpx.Response, url: str) -> dict[str, Any]:
+def _data_of(response: httpx2.Response, url: str) -> dict[str, Any]:
     if response.status_code >= 500:
         raise TransportFailure(
             f"{url} answered HTTP {response.status_code}: retry later, or ask its operator"

@@ -31,13 +31,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import httpx2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
 from nacl.signing import SigningKey
 
-from api.signing_scheme import HTTP_COMPONENTS, LABEL, WS_COMPONENTS, WS_TAG
+from ledger.http_signatures import HTTP_COMPONENTS, LABEL, WS_COMPONENTS, WS_TAG
 from ledger.keys import key_id as compute_key_id
 
 __all__ = [
@@ -73,9 +72,9 @@ def _signer(keyid: str, signing_key: SigningKey) -> HTTPMessageSigner:
     )
 
 
-# Both client stacks: gql's HTTP transport and starlette's TestClient use httpx2.
-class PartyAuth(httpx2.Auth, httpx.Auth):  # type: ignore[misc]
-    """An ``httpx2`` / ``httpx`` auth that signs each request with the party's key."""
+class PartyAuth(httpx2.Auth):
+    """An ``httpx2`` auth (the client, gql's HTTP transport, starlette's TestClient) that
+    signs each request with the party's key."""
 
     requires_request_body = True
 
@@ -87,9 +86,7 @@ class PartyAuth(httpx2.Auth, httpx.Auth):  # type: ignore[misc]
         self.sign(request)
         yield request
 
-    def sign(
-        self, request: httpx2.Request | httpx.Request, *, created: datetime | None = None
-    ) -> None:
+    def sign(self, request: httpx2.Request, *, created: datetime | None = None) -> None:
         """Add Content-Digest, Signature-Input and Signature to ``request``."""
         for name in ("content-digest", "signature", "signature-input"):
             if name in request.headers:

@@ -36,18 +36,11 @@ from eventsourcing.utils import Environment
 from nacl.signing import VerifyKey
 from sqlalchemy.engine import Engine
 
-import ledger.domain.agreements
-import ledger.domain.batches
-import ledger.domain.enhancements
-
-# Importing the aggregate modules registers their event types in the catalogue.
-import ledger.domain.grants
-import ledger.domain.parameters
-import ledger.domain.parties
-import ledger.domain.reviews  # noqa: F401  (ruff flags only the last of these submodule imports)
+import ledger.domain.registry  # noqa: F401  (registers every event type)
 from ledger.config import Settings
 from ledger.domain.catalogue import Command, EventSpec, LedgerState, SignedAggregate, lookup
-from ledger.domain.parties import NOTARY, Party, party_subject
+from ledger.domain.parties import NOTARY, Party
+from ledger.domain.subjects import party_subject
 from ledger.errors import (
     ConfigurationError,
     Forbidden,

@@ -39,7 +39,7 @@ from clients.importers import (
     read_events,
     stream_continuous,
 )
-from ledger.domain.parameters import parameter_subject
+from ledger.domain.subjects import parameter_subject
 from ledger.timeutil import format_utc, now_utc
 
 __all__ = ["register"]

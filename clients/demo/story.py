@@ -43,11 +43,10 @@ from clients.demo.world import (
     parameter_payload,
     plan_batches,
 )
-from ledger.domain.batches import batch_subject
-from ledger.domain.enhancements import commitment_of
-from ledger.domain.parameters import parameter_subject
-from ledger.domain.parties import NOTARY, party_subject
+from ledger.domain.commitments import commitment_of
+from ledger.domain.parties import NOTARY
 from ledger.domain.reviews import add_months
+from ledger.domain.subjects import batch_subject, parameter_subject, party_subject
 from ledger.keys import encode_public_key
 from ledger.timeutil import format_utc, now_utc
 

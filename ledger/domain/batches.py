@@ -22,7 +22,6 @@ them (R1, R12).
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -48,24 +47,17 @@ from ledger.domain.formats import (
     check_unit,
     read_chunk,
 )
+from ledger.domain.subjects import batch_subject
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import format_utc, parse_utc
 
 __all__ = [
-    "BATCH_NAMESPACE",
     "Batch",
-    "batch_subject",
 ]
 
-BATCH_NAMESPACE = uuid.UUID("aa007c5a-1227-4c7a-9a07-0033465d20ff")
 
 Record = dict[str, Any]
 Chunk = dict[str, Any]
-
-
-def batch_subject(batch_id: str) -> UUID:
-    """The subject id of a batch: ``uuid5(BATCH_NAMESPACE, batch_id)``."""
-    return uuid.uuid5(BATCH_NAMESPACE, batch_id)
 
 
 class Batch(SignedAggregate):

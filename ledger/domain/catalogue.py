@@ -178,7 +178,7 @@ def catalogue_markdown() -> str:
     lines = [
         "# Event catalogue",
         "",
-        "Generated from the registered event types (`python -m ledger.domain.catalogue`);",
+        "Generated from the registered event types (`python -m ledger.domain.registry`);",
         "a test fails when this file and the code differ.",
         "",
         "| type | aggregate | who may sign | meaning | reason | required payload | what it does |",
@@ -191,12 +191,3 @@ def catalogue_markdown() -> str:
             f"| {', '.join(f'`{name}`' for name in spec.required) or '-'} | {spec.description} |"
         )
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    # Run as a script this module is ``__main__``; the registry lives in
-    # ``ledger.domain.catalogue``.
-    import ledger.application  # noqa: F401  (registers every event type)
-    from ledger.domain.catalogue import catalogue_markdown as render
-
-    print(render(), end="")

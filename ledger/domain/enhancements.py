@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from typing import Any
 from uuid import UUID
@@ -24,14 +23,16 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.agreements import Agreement, agreement_in_force, require_agreement_party
-from ledger.domain.batches import Batch, batch_subject
+from ledger.domain.batches import Batch
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.commitments import opens
 from ledger.domain.fields import Fields
 from ledger.domain.parameters import Parameter
+from ledger.domain.subjects import batch_subject
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.log.countersign import verify_countersignature
 
-__all__ = ["ALLOWED_OWNERS", "OWNERS", "Enhancement", "commitment_of"]
+__all__ = ["ALLOWED_OWNERS", "OWNERS", "Enhancement"]
 
 OWNERS = ("sponsor", "cmo", "joint")
 ALLOWED_OWNERS: dict[str, tuple[str, ...]] = {
@@ -42,11 +43,6 @@ ALLOWED_OWNERS: dict[str, tuple[str, ...]] = {
 }
 """Owners each IP rule of the agreement allows."""
 _HEX = re.compile(r"^(?:[0-9a-f]{2}){16,64}$")
-
-
-def commitment_of(salt: bytes, dossier: bytes) -> str:
-    """The commitment to a dossier: hex ``SHA-256(salt || dossier)``."""
-    return hashlib.sha256(salt + dossier).hexdigest()
 
 
 class Enhancement(SignedAggregate):
@@ -274,7 +270,7 @@ def _disclosed_rule(command: Command) -> None:
         dossier = base64.b64decode(dossier_text, validate=True)
     except (binascii.Error, ValueError):
         raise ValidationFailed("expected the dossier as base64", field="payload.dossier") from None
-    if commitment_of(bytes.fromhex(salt_text), dossier) != enhancement.commitment:
+    if not opens(enhancement.commitment, bytes.fromhex(salt_text), dossier):
         raise ValidationFailed(
             "SHA-256(salt || dossier) does not match the commitment of the claim "
             f"({enhancement.commitment})",

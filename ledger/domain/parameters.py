@@ -16,7 +16,6 @@ the alert limits.
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -29,29 +28,22 @@ from ledger.domain.agreements import Agreement, agreement_in_force, require_agre
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.domain.fields import Fields
 from ledger.domain.formats import check_unit
+from ledger.domain.subjects import parameter_subject
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import parse_utc, require_aware
 
 __all__ = [
     "KINDS",
-    "PARAMETER_NAMESPACE",
     "REVISABLE",
     "STATUSES",
     "Parameter",
-    "parameter_subject",
 ]
 
-PARAMETER_NAMESPACE = uuid.UUID("b6e8d4f6-6f91-4e60-8e67-baa2ae61f79e")
 KINDS = ("CPP", "CQA", "KPI", "IPC")
 STATUSES = ("hypothesis", "confirmed")
 REVISABLE = ("target", "alert", "action", "status", "unit", "rationale")
 
 Limits = dict[str, Any]
-
-
-def parameter_subject(agreement_id: UUID | str, name: str) -> UUID:
-    """The subject id of a parameter: ``uuid5(PARAMETER_NAMESPACE, f"{agreement_id}/{name}")``."""
-    return uuid.uuid5(PARAMETER_NAMESPACE, f"{UUID(str(agreement_id))}/{name}")
 
 
 class Parameter(SignedAggregate):

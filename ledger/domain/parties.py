@@ -9,30 +9,24 @@ it may have been compromised.
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import datetime
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.subjects import party_subject
 from ledger.errors import Forbidden, KeyRevoked, UnknownSigner, ValidationFailed
 from ledger.keys import decode_public_key, key_id
 from ledger.timeutil import format_utc, parse_utc
 
-__all__ = ["NOTARY", "PARTY_NAMESPACE", "ROLES", "KeyRecord", "Party", "party_subject"]
+__all__ = ["NOTARY", "ROLES", "KeyRecord", "Party"]
 
 NOTARY = "notary"
 ROLES = ("sponsor", "cmo", "regulator", "auditor")
-PARTY_NAMESPACE = uuid.UUID("0b7d1f5e-4c0a-4a55-9a53-6f0c2f3e8d21")
 _PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 KeyRecord = dict[str, Any]
-
-
-def party_subject(party_id: str) -> uuid.UUID:
-    """The subject id of a party: ``uuid5(PARTY_NAMESPACE, party_id)``."""
-    return uuid.uuid5(PARTY_NAMESPACE, party_id)
 
 
 class Party(SignedAggregate):

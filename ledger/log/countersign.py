@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
 from ledger.canonical import canonical_bytes
-from ledger.domain.catalogue import Command
 from ledger.domain.fields import Fields
 from ledger.errors import BadSignature, Forbidden, UnknownSigner
 from ledger.keys import decode_public_key, key_id
 from ledger.log.envelope import decode_signature
 from ledger.timeutil import format_utc, now_utc
+
+if TYPE_CHECKING:
+    from ledger.domain.catalogue import Command
 
 __all__ = ["COUNTERSIGN_DOMAIN", "countersign", "countersigned_bytes", "verify_countersignature"]
 

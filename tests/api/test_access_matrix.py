@@ -21,8 +21,7 @@ from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 
 from api.permissions import AgreementRoles, Authority, DataItem, GrantScope
-from ledger.domain.batches import batch_subject
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import batch_subject, party_subject
 from projections.audit import AUDIT
 from tests.conftest import BACKENDS
 from tests.support.data_server import Served, shared_data_server

@@ -18,7 +18,7 @@ from nacl.signing import SigningKey
 from clients.http_signing import PartyAuth
 from clients.offline import verify_checkpoint
 from ledger.config import Settings
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key
 from ledger.keystore import create_keystore
 from tests.support.server import Server, codes

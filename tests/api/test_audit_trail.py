@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from ledger.domain.batches import batch_subject
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import batch_subject, party_subject
 from ledger.keys import encode_public_key
 from tests.conftest import BACKENDS
 from tests.support.data_server import Served, shared_data_server

@@ -14,7 +14,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from clients.http_signing import PartyAuth
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key, key_id
 from tests.support.server import Server, codes, running_server
 from tests.support.world import Actor, World

@@ -18,7 +18,7 @@ from clients.offline import (
     verify_proof_text,
 )
 from clients.witness import Witness
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key
 from ledger.log.notes import Checkpoint, format_proof
 from tests.support.server import Server, codes

@@ -23,7 +23,7 @@ from api.errors import LIMIT_EXCEEDED
 from api.permissions_hook import can_read_event
 from api.subscriptions import FeedItem, Subscriber
 from clients.http_signing import connection_init_payload
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import party_subject
 from ledger.errors import LimitExceeded
 from ledger.keys import encode_public_key
 from tests.support.server import Server, running_server

@@ -17,7 +17,7 @@ from clients.cli import app
 from clients.client import LedgerClient
 from ledger.application import Ledger
 from ledger.config import Settings
-from ledger.domain.parameters import parameter_subject
+from ledger.domain.subjects import parameter_subject
 from ledger.keys import encode_public_key, key_id
 from ledger.keystore import create_keystore, kdf_limits_from_env
 from ledger.timeutil import format_utc, now_utc

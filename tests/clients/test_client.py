@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 from nacl.signing import SigningKey
 
@@ -17,7 +17,7 @@ from clients.client import Draft, LedgerClient, review_body
 from clients.errors import ProofFailed, ServerRefused, TransportFailure, VersionConflict
 from ledger.application import Ledger
 from ledger.config import Settings
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key
 from ledger.log.envelope import event_hash
 from ledger.timeutil import now_utc
@@ -52,12 +52,12 @@ def server(world: World) -> Iterator[Server]:
 
 
 def client_of(
-    server: Server, actor: Actor, transport: httpx.BaseTransport | None = None, **options: object
+    server: Server, actor: Actor, transport: httpx2.BaseTransport | None = None, **options: object
 ) -> LedgerClient:
     return LedgerClient(server.url, actor.party_id, actor.key, transport=transport, **options)  # type: ignore[arg-type]
 
 
-class Meddling(httpx.BaseTransport):
+class Meddling(httpx2.BaseTransport):
     """Passes requests on, but lets a test act before a request or rewrite an answer."""
 
     def __init__(
@@ -65,12 +65,12 @@ class Meddling(httpx.BaseTransport):
         before: Callable[[dict[str, object]], None] | None = None,
         rewrite: Callable[[dict[str, object]], None] | None = None,
     ) -> None:
-        self.inner = httpx.HTTPTransport()
+        self.inner = httpx2.HTTPTransport()
         self.before = before
         self.rewrite = rewrite
         self.queries: list[str] = []
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
         self.queries.append(str(body["query"]))
         if self.before is not None:
@@ -81,7 +81,7 @@ class Meddling(httpx.BaseTransport):
         response.read()
         document = response.json()
         self.rewrite(document)
-        return httpx.Response(response.status_code, json=document)
+        return httpx2.Response(response.status_code, json=document)
 
     def close(self) -> None:
         self.inner.close()

@@ -25,8 +25,9 @@ from clients.importers import (
     validate_continuous,
 )
 from ledger.domain.agreements import Agreement
-from ledger.domain.batches import Batch, batch_subject
+from ledger.domain.batches import Batch
 from ledger.domain.formats import decode_chunk
+from ledger.domain.subjects import batch_subject
 from ledger.errors import ValidationFailed
 from ledger.timeutil import format_utc
 from tests.support.agreements import propose_and_sign

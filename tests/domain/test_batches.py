@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from nacl.signing import SigningKey
 
-from ledger.domain.batches import Batch, batch_subject
+from ledger.domain.batches import Batch
 from ledger.domain.formats import MAX_DECOMPRESSED_BYTES, decode_chunk, encode_chunk
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import batch_subject, party_subject
 from ledger.errors import (
     Forbidden,
     KeyRevoked,

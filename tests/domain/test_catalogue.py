@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import ledger.application  # noqa: F401  (registers every event type)
+import ledger.domain.registry  # noqa: F401  (registers every event type)
 from ledger.domain.catalogue import catalogue_markdown, registered_types
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
@@ -12,7 +12,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
 def test_docs_events_md_is_the_generated_catalogue() -> None:
     assert DOCS.read_text(encoding="utf-8") == catalogue_markdown(), (
-        "docs/events.md is stale: run `python -m ledger.domain.catalogue > docs/events.md`"
+        "docs/events.md is stale: run `python -m ledger.domain.registry > docs/events.md`"
     )
 
 

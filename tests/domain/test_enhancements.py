@@ -8,8 +8,10 @@ import hashlib
 import uuid
 from typing import Any
 
-from ledger.domain.batches import Batch, batch_subject
-from ledger.domain.enhancements import Enhancement, commitment_of
+from ledger.domain.batches import Batch
+from ledger.domain.commitments import commitment_of
+from ledger.domain.enhancements import Enhancement
+from ledger.domain.subjects import batch_subject
 from ledger.errors import BadSignature, Forbidden, NotFound, ValidationFailed
 from ledger.log.countersign import countersign
 from tests.support.agreements import propose_and_sign

@@ -7,8 +7,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from ledger.domain.batches import Batch, batch_subject
-from ledger.domain.parameters import Parameter, parameter_subject
+from ledger.domain.batches import Batch
+from ledger.domain.parameters import Parameter
+from ledger.domain.subjects import batch_subject, parameter_subject
 from ledger.errors import Forbidden, LedgerError, ValidationFailed, VersionConflict
 from ledger.timeutil import now_utc, parse_utc
 from tests.support.agreements import propose_and_sign

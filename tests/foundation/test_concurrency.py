@@ -7,7 +7,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import party_subject
 from ledger.errors import LedgerError, VersionConflict
 from ledger.keys import encode_public_key
 from tests.support.world import World

@@ -11,7 +11,7 @@ from nacl.signing import SigningKey
 
 from ledger.application import Ledger
 from ledger.config import Settings
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import party_subject
 from ledger.errors import LedgerError
 from ledger.keys import encode_public_key
 from ledger.log.envelope import event_hash

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from clients.cli.log import register
 from ledger.application import Ledger
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key, key_id
 from ledger.log.checkpoints import Notary
 from ledger.log.verify import verify_ledger

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.domain.enhancements import commitment_of
+from ledger.domain.commitments import commitment_of
 from ledger.log.countersign import countersign
 from ledger.timeutil import format_utc, now_utc
 from projections.agreements import AGREEMENTS, AMENDMENTS, TERMS

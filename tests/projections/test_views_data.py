@@ -7,8 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ledger.domain.batches import batch_subject
 from ledger.domain.formats import decode_chunk
+from ledger.domain.subjects import batch_subject
 from ledger.timeutil import now_utc
 from projections.data import CHUNKS, RECORDS, SUBMISSIONS
 from projections.deliveries import DELIVERIES, delivery_state

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from nacl.signing import SigningKey
 
 from ledger.application import Recorded
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key, key_id
 from ledger.log.envelope import StoredEvent
 from ledger.timeutil import format_utc, now_utc

@@ -38,15 +38,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import sqlalchemy as sa
 
 from clients.http_signing import PartyAuth
 from clients.offline import verify_checkpoint, verify_consistency_between
 from ledger.application import Ledger
 from ledger.config import Settings
-from ledger.domain.batches import batch_subject
 from ledger.domain.parties import NOTARY
+from ledger.domain.subjects import batch_subject
 from ledger.keystore import load_keystore
 from ledger.log.checkpoints import Checkpoints
 from ledger.log.envelope import event_hash
@@ -126,10 +126,10 @@ class Deployment:
     def ledger(self) -> Ledger:
         return self.world.ledger
 
-    def client(self, party_id: str, *, timeout: float = 60.0) -> httpx.Client:
+    def client(self, party_id: str, *, timeout: float = 60.0) -> httpx2.Client:
         actor = self.world.notary if party_id == NOTARY else self.world[party_id]
         auth = PartyAuth(actor.party_id, actor.key)
-        return httpx.Client(base_url=self.url, auth=auth, timeout=timeout)
+        return httpx2.Client(base_url=self.url, auth=auth, timeout=timeout)
 
     def worker_pids(self) -> list[int]:
         """The supervisor's live worker processes."""
@@ -157,11 +157,11 @@ class Deployment:
         while time.monotonic() < deadline:
             self._check_running()
             try:
-                response = httpx.get(f"{self.url}/healthz", timeout=5)
+                response = httpx2.get(f"{self.url}/healthz", timeout=5)
                 last = response.status_code
                 if response.status_code == 200 and self._all_workers_up():
                     return dict(response.json())
-            except httpx.HTTPError as error:
+            except httpx2.HTTPError as error:
                 last = error
             time.sleep(0.2)
         raise AssertionError(f"the server is not healthy ({last!r}): {self.log_tail()}")
@@ -322,11 +322,11 @@ class Outcome:
         self.code = code
 
 
-def call(client: httpx.Client, query: str, variables: dict[str, Any]) -> Outcome:
+def call(client: httpx2.Client, query: str, variables: dict[str, Any]) -> Outcome:
     """POST one operation; transport failures and 5xx become codes, never exceptions."""
     try:
         response = client.post("/graphql", json={"query": query, "variables": variables})
-    except httpx.HTTPError as error:
+    except httpx2.HTTPError as error:
         return Outcome(None, f"TRANSPORT:{type(error).__name__}")
     if response.status_code >= 500:
         return Outcome(None, f"HTTP_{response.status_code}")
@@ -380,7 +380,7 @@ class LoadClient(threading.Thread):
 
     # -- writing
 
-    def _write(self, client: httpx.Client) -> None:
+    def _write(self, client: httpx2.Client) -> None:
         if self.subject is None or self.version >= 12:
             self._new_batch()
         count = 1 if self.rng.random() < 0.5 else self.rng.randint(2, 5)
@@ -434,7 +434,7 @@ class LoadClient(threading.Thread):
         self.prev = event_hash(*items[-1])
 
     def _settle(
-        self, client: httpx.Client, submission: Submission, items: Sequence[Item], code: str
+        self, client: httpx2.Client, submission: Submission, items: Sequence[Item], code: str
     ) -> None:
         """Tell from ``nextVersion`` whether an unanswered submission was stored."""
         answer = self._next_version(client, submission.subject)
@@ -450,7 +450,7 @@ class LoadClient(threading.Thread):
             self.journal.violation(f"half-written or foreign: {submission} -> {answer}")
             self._new_batch()
 
-    def _next_version(self, client: httpx.Client, subject: uuid.UUID) -> tuple[int, str | None]:
+    def _next_version(self, client: httpx2.Client, subject: uuid.UUID) -> tuple[int, str | None]:
         deadline = time.monotonic() + 120
         while True:
             outcome = call(client, NEXT_VERSION, {"s": str(subject)})
@@ -463,7 +463,7 @@ class LoadClient(threading.Thread):
 
     # -- reading
 
-    def _read_audit_trail(self, client: httpx.Client) -> None:
+    def _read_audit_trail(self, client: httpx2.Client) -> None:
         start = time.perf_counter()
         outcome = call(client, AUDIT, {"after": None})
         if outcome.data is None:
@@ -483,9 +483,9 @@ class CheckpointWatcher(threading.Thread):
         self.stop_event = stop
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as client:
+        with httpx2.Client(base_url=self.url, timeout=10) as client:
             while not self.stop_event.wait(0.25):
-                with suppress(httpx.HTTPError):
+                with suppress(httpx2.HTTPError):
                     response = client.get("/checkpoint")
                     if response.status_code == 200:
                         size = int(response.text.split("\n")[1])
@@ -638,7 +638,7 @@ def restart_postgres(database_url: str) -> None:
 def hang_up(deployed: Deployment, actor: Actor, body: bytes, *, send: int) -> None:
     """Send a signed ``POST /graphql`` carrying the first ``send`` bytes of ``body``, then
     reset the connection without reading any answer."""
-    request = httpx.Request(
+    request = httpx2.Request(
         "POST",
         f"{deployed.url}/graphql",
         content=body,
@@ -828,7 +828,7 @@ def check_verify_passes(ledger: Ledger) -> None:
 
 
 def _final_checkpoint(deployed: Deployment) -> str:
-    response = httpx.get(f"{deployed.url}/checkpoint", timeout=10)
+    response = httpx2.get(f"{deployed.url}/checkpoint", timeout=10)
     assert response.status_code == 200, response.text
     return response.text
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from clients.cli import app
 from ledger.application import Ledger
 from ledger.config import Settings
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import party_subject
 from ledger.errors import KeyRevoked
 from ledger.keys import encode_public_key
 from ledger.log.verify import verify_ledger

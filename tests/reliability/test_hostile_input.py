@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -32,7 +32,7 @@ from schemathesis.graphql import nodes
 from schemathesis.specs.graphql import scalars
 
 from clients.http_signing import PartyAuth
-from ledger.domain.parties import party_subject
+from ledger.domain.subjects import party_subject
 from tests.conftest import BACKENDS
 from tests.support.data_server import Served, shared_data_server
 from tests.support.data_world import B1, B2, H1, SECRET
@@ -172,14 +172,14 @@ def schema(served: Served) -> Iterator[Any]:
         scalars.CUSTOM_SCALARS.update(saved)
 
 
-def signed_client(served: Served, party: str | None) -> httpx.Client:
+def signed_client(served: Served, party: str | None) -> httpx2.Client:
     """A client signing as ``party`` (``None``: unsigned)."""
     actor = None if party is None else served.data.world[party]
     auth = None if actor is None else PartyAuth(actor.party_id, actor.key)
-    return httpx.Client(base_url=served.server.url, auth=auth, timeout=60)
+    return httpx2.Client(base_url=served.server.url, auth=auth, timeout=60)
 
 
-def check_answer(response: httpx.Response, party: str | None) -> None:
+def check_answer(response: httpx2.Response, party: str | None) -> None:
     """No 5xx, every error coded and not internal, no internal text, no foreign secret."""
     assert response.status_code < 500, response.text[:500]
     text = response.text

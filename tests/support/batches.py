@@ -18,9 +18,8 @@ from typing import Any
 import pytest
 
 from ledger.application import Appended
-from ledger.domain.batches import batch_subject
 from ledger.domain.formats import CHUNK_POINTS, encode_chunk
-from ledger.domain.parameters import parameter_subject
+from ledger.domain.subjects import batch_subject, parameter_subject
 from ledger.errors import LedgerError
 from ledger.timeutil import format_utc, now_utc
 from tests.support.world import Actor, World, agreement_terms

@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ledger.domain.batches import batch_subject
-from ledger.domain.enhancements import commitment_of
-from ledger.domain.parameters import parameter_subject
+from ledger.domain.commitments import commitment_of
+from ledger.domain.subjects import batch_subject, parameter_subject
 from ledger.log.countersign import countersign
 from ledger.timeutil import format_utc, now_utc
 from tests.support.agreements import complete_review, grant, propose_and_sign

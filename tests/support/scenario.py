@@ -23,13 +23,11 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from ledger.domain.batches import batch_subject
-from ledger.domain.enhancements import commitment_of
+from ledger.domain.commitments import commitment_of
 from ledger.domain.formats import encode_chunk
 from ledger.domain.grants import TIME_BOXED_ROLES
-from ledger.domain.parameters import parameter_subject
-from ledger.domain.parties import party_subject
 from ledger.domain.reviews import add_months
+from ledger.domain.subjects import batch_subject, parameter_subject, party_subject
 from ledger.keys import encode_public_key, key_id
 from ledger.log.countersign import countersign
 from ledger.log.envelope import event_hash, sign_envelope

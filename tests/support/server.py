@@ -2,7 +2,7 @@
 
 ``running_server(settings, notary_key)`` serves ``api.app.create_app`` and yields a
 :class:`Server` that makes signed clients for any :class:`~tests.support.world.Actor`:
-``server.http(actor)`` (an ``httpx.Client``), ``server.gql(actor)`` (a ``gql`` client over
+``server.http(actor)`` (an ``httpx2.Client``), ``server.gql(actor)`` (a ``gql`` client over
 HTTP) and ``server.ws(actor)`` (a ``gql`` client over ``graphql-transport-ws``). Pass
 ``None`` for an unsigned client. ``server.call(actor, query, variables)`` runs one
 operation and returns ``(data, errors)`` without raising on GraphQL errors;
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import uvicorn
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
@@ -63,9 +63,9 @@ class Server:
         services: Services = self.app.state.services
         return services
 
-    def http(self, actor: Actor | None, *, timeout: float = 30.0) -> httpx.Client:
+    def http(self, actor: Actor | None, *, timeout: float = 30.0) -> httpx2.Client:
         auth = PartyAuth(actor.party_id, actor.key) if actor is not None else None
-        return httpx.Client(base_url=self.url, auth=auth, timeout=timeout)
+        return httpx2.Client(base_url=self.url, auth=auth, timeout=timeout)
 
     def gql(self, actor: Actor | None, *, timeout: float = 60.0) -> Client:
         auth = PartyAuth(actor.party_id, actor.key) if actor is not None else None

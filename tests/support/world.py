@@ -13,7 +13,8 @@ import rfc8785
 from nacl.signing import SigningKey
 
 from ledger.application import Appended, Ledger
-from ledger.domain.parties import NOTARY, party_subject
+from ledger.domain.parties import NOTARY
+from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key, key_id
 from ledger.log.envelope import ENVELOPE_DOMAIN
 from ledger.timeutil import format_utc, now_utc

@@ -1,7 +1,6 @@
-"""The request-signing scheme shared by the server (``api.auth``) and clients
-(``clients.http_signing``): labels, covered components and the websocket tag.
-
-Kept free of heavy imports so a client can import it alone.
+"""The request-signing scheme (RFC 9421 HTTP Message Signatures) both sides of the wire
+share: the server checks it (``api.auth``), clients sign with it (``clients.http_signing``).
+Its label, algorithm, the covered components and the websocket tag live here, below both.
 """
 
 from __future__ import annotations

@@ -1,0 +1,38 @@
+"""Subject ids derived from names, so a client addresses a party, batch or parameter by name.
+
+Each is a UUID version 5 in a namespace of its own. The module is light (standard library
+only): clients compute subjects without the ledger's aggregates or its database stack.
+"""
+
+from __future__ import annotations
+
+import uuid
+from uuid import UUID
+
+__all__ = [
+    "BATCH_NAMESPACE",
+    "PARAMETER_NAMESPACE",
+    "PARTY_NAMESPACE",
+    "batch_subject",
+    "parameter_subject",
+    "party_subject",
+]
+
+PARTY_NAMESPACE = uuid.UUID("0b7d1f5e-4c0a-4a55-9a53-6f0c2f3e8d21")
+BATCH_NAMESPACE = uuid.UUID("aa007c5a-1227-4c7a-9a07-0033465d20ff")
+PARAMETER_NAMESPACE = uuid.UUID("b6e8d4f6-6f91-4e60-8e67-baa2ae61f79e")
+
+
+def party_subject(party_id: str) -> UUID:
+    """The subject id of a party: ``uuid5(PARTY_NAMESPACE, party_id)``."""
+    return uuid.uuid5(PARTY_NAMESPACE, party_id)
+
+
+def batch_subject(batch_id: str) -> UUID:
+    """The subject id of a batch: ``uuid5(BATCH_NAMESPACE, batch_id)``."""
+    return uuid.uuid5(BATCH_NAMESPACE, batch_id)
+
+
+def parameter_subject(agreement_id: UUID | str, name: str) -> UUID:
+    """The subject id of a parameter: ``uuid5(PARAMETER_NAMESPACE, f"{agreement_id}/{name}")``."""
+    return uuid.uuid5(PARAMETER_NAMESPACE, f"{UUID(str(agreement_id))}/{name}")
