@@ -160,6 +160,11 @@ def _unstorable(text: str) -> str | None:
     return None
 
 
+def _shown(name: str) -> str:
+    """``name`` as an error may quote it: a lone surrogate written as its escape."""
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _unstorable_at(value: Any, path: str) -> tuple[str, str] | None:
     """The path of the first text (member name or string) that no database can store
     (a NUL, a lone surrogate), and what it holds; or None."""
@@ -172,7 +177,8 @@ def _unstorable_at(value: Any, path: str) -> tuple[str, str] | None:
                 return where, what
         elif type(item) is dict:
             for name, member in item.items():
-                inner = f"{where}.{name}" if where else name
+                shown = _shown(name)
+                inner = f"{where}.{shown}" if where else shown
                 what = _unstorable(name)
                 if what is not None:
                     return inner, what
