@@ -20,14 +20,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from api.permissions import (
-    AgreementRoles,
-    Authority,
-    DataItem,
-    GrantScope,
-    SubjectFacts,
-    event_readable,
-)
+from api.permissions import AgreementRoles, Authority, SubjectFacts, event_readable
+from ledger.domain.scope import DataItem, GrantScope
 from ledger.timeutil import format_utc, now_utc
 from projections.access import GRANTS
 from projections.agreements import AGREEMENTS

@@ -17,16 +17,17 @@ March does not open March data in May unless it is still valid.
 * Events: see :meth:`Authority.event_scope` (metadata) and :func:`event_readable`
   (the signed envelope, which carries the data itself).
 
+Whether one grant covers an item and is open is :mod:`ledger.domain.scope`'s to say.
 Loading an authority and the per-context cache are in :mod:`api.access`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.domain.scope import DataItem, GrantScope
 from ledger.errors import Forbidden
 from projections.times import utc
 
@@ -35,9 +36,7 @@ __all__ = [
     "PARTY_EVENTS",
     "AgreementRoles",
     "Authority",
-    "DataItem",
     "EventScope",
-    "GrantScope",
     "SubjectFacts",
     "event_readable",
     "forbidden",
@@ -69,96 +68,6 @@ CONFIDENTIAL_FREE_MEMBERS = frozenset(
 def forbidden(message: str, field: str | None = None) -> Forbidden:
     """A ``FORBIDDEN`` refusal naming what was refused."""
     return Forbidden(message, field=field)
-
-
-@dataclass(frozen=True, slots=True)
-class DataItem:
-    """One piece of data as the rules see it; ``data_time`` is canonical UTC text."""
-
-    agreement: str
-    data_class: str
-    batch: str
-    parameter: str | None = None
-    data_time: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GrantScope:
-    """A grant row of the access view, parsed."""
-
-    id: str
-    agreement: str
-    grantor: str
-    grantee: str
-    data_classes: frozenset[str]
-    parameters: frozenset[str]
-    batches: frozenset[str]
-    window_from: str | None
-    window_until: str | None
-    starts_at: str
-    ends_at: str | None
-    granted_at: str
-    revoked_at: str | None
-    include_confidential: bool
-
-    @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> GrantScope:
-        """The scope of a ``proj_grants`` row."""
-        return cls(
-            id=str(row["grant_id"]),
-            agreement=str(row["agreement"]),
-            grantor=str(row["grantor"]),
-            grantee=str(row["grantee"]),
-            data_classes=frozenset(json.loads(row["data_classes"])),
-            parameters=frozenset(json.loads(row["parameters"])),
-            batches=frozenset(json.loads(row["batches"])),
-            window_from=row["window_from"],
-            window_until=row["window_until"],
-            starts_at=str(row["starts_at"]),
-            ends_at=row["ends_at"],
-            granted_at=str(row["granted_at"]),
-            revoked_at=row["revoked_at"],
-            include_confidential=bool(row["include_confidential"]),
-        )
-
-    def is_active_at(self, now: str) -> bool:
-        """Open at ``now``: started (never before it was recorded), not ended, not revoked."""
-        if now < max(self.starts_at, self.granted_at):
-            return False
-        if self.ends_at is not None and now >= self.ends_at:
-            return False
-        return self.revoked_at is None or now < self.revoked_at
-
-    def opens_batch(self, batch: str) -> bool:
-        """True when the grant's batch restriction (if any) names ``batch``."""
-        return not self.batches or batch in self.batches
-
-    def covers(self, item: DataItem) -> bool:
-        """The item is in scope (as ``ledger.domain.grants.Grant.covers``; not whether active)."""
-        if item.agreement != self.agreement or item.data_class not in self.data_classes:
-            return False
-        if self.parameters and item.parameter not in self.parameters:
-            return False
-        if not self.opens_batch(item.batch):
-            return False
-        if self.window_from is None and self.window_until is None:
-            return True
-        if item.data_time is None:
-            return False
-        if self.window_from is not None and item.data_time < self.window_from:
-            return False
-        return self.window_until is None or item.data_time < self.window_until
-
-    def describe(self) -> str:
-        """The scope in words, for refusals."""
-        parts = [f"grant {self.id}: {', '.join(sorted(self.data_classes))}"]
-        if self.parameters:
-            parts.append(f"parameters {', '.join(sorted(self.parameters))}")
-        if self.batches:
-            parts.append(f"batches {', '.join(sorted(self.batches))}")
-        if self.window_from is not None or self.window_until is not None:
-            parts.append(f"data from {self.window_from or '-'} until {self.window_until or '-'}")
-        return "; ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

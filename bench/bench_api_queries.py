@@ -182,7 +182,7 @@ async def plain_series(request: Any) -> Any:
     from starlette.responses import JSONResponse
 
     from api.access import now_text
-    from api.permissions import DataItem
+    from ledger.domain.scope import DataItem
     from projections.data import BATCHES
     from projections.series import series
 

@@ -6,25 +6,24 @@ parameters and batches as JSON lists, empty = no restriction; an optional data-t
 window), ``starts_at``/``ends_at`` (the grant's validity), ``granted_at``, purpose,
 ``include_confidential``, and once revoked ``revoked_at``/``revoked_by``/reason.
 
-A grant is open at time ``t`` when ``max(starts_at, granted_at) <= t < ends_at`` and it
-was not revoked by ``t`` (:func:`is_open`), as ``ledger.domain.grants.Grant.is_active_at``
-decides. :func:`grants_as_of` is the indexed query behind "which grants did this party
-hold at position P".
+Whether a row's grant covers an item and is open at a time is
+:class:`ledger.domain.scope.GrantScope`'s to say (``GrantScope.from_row``).
+:func:`grants_as_of` is the indexed query behind "which grants did this party hold at
+position P".
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, Column, Index, MetaData, String, Text, select
 from sqlalchemy.engine import Connection
 
 from projections.temporal import Row, as_of, temporal_table
-from projections.times import as_text, utc
+from projections.times import utc
 from projections.view import Fact, Page, View, dumps, handles
 
-__all__ = ["GRANTS", "AccessView", "grants_as_of", "is_open"]
+__all__ = ["GRANTS", "AccessView", "grants_as_of"]
 
 metadata = MetaData()
 
@@ -69,17 +68,6 @@ def grants_as_of(
     if agreement is not None:
         query = query.where(GRANTS.c.agreement == agreement)
     return [dict(row._mapping) for row in conn.execute(query.order_by(GRANTS.c.grant_id))]
-
-
-def is_open(grant: Row, when: datetime | str) -> bool:
-    """True when the grant row opens data at ``when``."""
-    at = as_text(when)
-    start = max(grant["starts_at"], grant["granted_at"])
-    if at < start:
-        return False
-    if grant["ends_at"] is not None and at >= grant["ends_at"]:
-        return False
-    return grant["revoked_at"] is None or at < grant["revoked_at"]
 
 
 class AccessView(View):

@@ -19,7 +19,7 @@ import strawberry
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from api.permissions import DataItem, forbidden
+from api.permissions import forbidden
 from api.queries.common import At, Info, Scope, at_position, loader, read, scope_of, time_text
 from api.queries.records import (
     DiscreteRecord,
@@ -31,6 +31,7 @@ from api.queries.records import (
     require_class,
 )
 from api.queries.series import Columns, downsample, parse_every
+from ledger.domain.scope import DataItem
 from ledger.errors import NotFound
 from projections.data import BATCHES, CHUNKS, SUBMISSIONS
 from projections.series import series

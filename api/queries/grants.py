@@ -12,9 +12,9 @@ import strawberry
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Connection
 
-from api.permissions import GrantScope
 from api.queries.agreements import require_agreement
 from api.queries.common import At, Info, Scope, at_position, loader, read, scope_of
+from ledger.domain.scope import GrantScope
 from projections.access import GRANTS
 
 __all__ = ["Grant", "agreement_grants", "grant_of", "list_grants", "with_current"]

@@ -21,8 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from strawberry.scalars import JSON
 
-from api.permissions import DataItem, forbidden
+from api.permissions import forbidden
 from api.queries.common import At, Scope, as_optional_json, at_position
+from ledger.domain.scope import DataItem
 from projections.data import CONFIDENTIAL, RECORDS
 
 _R = TypeVar("_R")

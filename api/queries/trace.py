@@ -24,7 +24,6 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from api.log_fields import Checkpoint, in_thread
-from api.permissions import GrantScope
 from api.queries.agreements import Agreement, TermsVersion, load_agreement
 from api.queries.audit import ENTRY_COLUMNS, AuditEntry, audit_entry
 from api.queries.batches import Batch, Submission, find_batch
@@ -32,6 +31,7 @@ from api.queries.common import At, Info, Scope, as_json, read, request_scope
 from api.queries.grants import Grant, grant_of, with_current
 from api.queries.parameters import LimitsVersion, limits_version
 from api.queries.records import EventRecord, RecordFilter, read_events, require_class
+from ledger.domain.scope import GrantScope
 from ledger.domain.validity import successive
 from ledger.errors import NotFound
 from projections.access import GRANTS

@@ -29,8 +29,9 @@ from eventsourcing.domain import Aggregate, event
 from ledger.domain.agreements import DATA_CLASSES, agreement_in_force
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.domain.fields import Fields
+from ledger.domain.scope import GrantScope
 from ledger.errors import Forbidden, NotFound, ValidationFailed
-from ledger.timeutil import format_utc, parse_utc, require_aware
+from ledger.timeutil import format_utc, parse_utc
 
 __all__ = ["MAX_TIME_BOXED", "TIME_BOXED_ROLES", "Grant"]
 
@@ -103,46 +104,26 @@ class Grant(SignedAggregate):
         self.revoked_by = envelope["signer"]
         self.revoke_reason = envelope.get("reason")
 
-    def is_active_at(self, when: datetime) -> bool:
-        """True when the grant was open at ``when``: started, not expired, not revoked."""
-        when = require_aware(when, field="when")
-        # A grant never opens data before it was recorded, whatever valid_from says, so
-        # what a party could see on a past date never changes afterwards (R27).
-        start = max(_time(self.valid_from), _time(self.granted_at))
-        if when < start:
-            return False
-        if self.valid_until is not None and when >= _time(self.valid_until):
-            return False
-        return self.revoked_at is None or when < _time(self.revoked_at)
-
-    def covers(
-        self,
-        data_class: str,
-        parameter: str | None = None,
-        batch: str | None = None,
-        data_time: datetime | None = None,
-    ) -> bool:
-        """True when the item is in the grant's scope (not whether the grant is active).
-
-        Each restriction the grant makes (parameters, batches, window) must be met by
-        the matching argument; an argument left ``None`` does not meet a restriction.
-        """
-        if data_class not in self.data_classes:
-            return False
-        if self.parameters and parameter not in self.parameters:
-            return False
-        if self.batches and batch not in self.batches:
-            return False
-        if self.window is not None:
-            if data_time is None:
-                return False
-            data_time = require_aware(data_time, field="data_time")
-            start, until = self.window["from"], self.window["until"]
-            if start is not None and data_time < _time(start):
-                return False
-            if until is not None and data_time >= _time(until):
-                return False
-        return True
+    @property
+    def scope(self) -> GrantScope:
+        """What the grant opens, to whom and when (:mod:`ledger.domain.scope` decides)."""
+        window = self.window or {}
+        return GrantScope(
+            id=str(self.id),
+            agreement=self.agreement,
+            grantor=self.grantor,
+            grantee=self.grantee,
+            data_classes=frozenset(self.data_classes),
+            parameters=frozenset(self.parameters),
+            batches=frozenset(self.batches),
+            window_from=window.get("from"),
+            window_until=window.get("until"),
+            starts_at=self.valid_from,
+            ends_at=self.valid_until,
+            granted_at=self.granted_at,
+            revoked_at=self.revoked_at,
+            include_confidential=self.include_confidential,
+        )
 
 
 def _unique_names(payload: Fields, name: str, *, optional: bool) -> list[str]:

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 
-from api.permissions import AgreementRoles, Authority, DataItem, GrantScope
+from api.permissions import AgreementRoles, Authority
+from ledger.domain.scope import DataItem, GrantScope
 from ledger.domain.subjects import batch_subject, party_subject
 from projections.audit import AUDIT
 from tests.conftest import BACKENDS

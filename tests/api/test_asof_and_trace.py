@@ -199,6 +199,7 @@ def test_the_regulator_traces_a_batch_end_to_end(served: Served) -> None:
 def test_every_signature_in_a_trace_verifies_offline(served: Served) -> None:
     trace = ask(served, REGULATOR, TRACE, b=B1)["traceBatch"]
     keys = public_keys(served, REGULATOR)
+    assert trace["events"], "the trace holds no events"
     for entry in trace["events"]:
         envelope, signature = entry["event"]["envelope"], entry["event"]["signature"]
         assert envelope["signer"] == entry["signer"]

@@ -109,6 +109,7 @@ def test_a_subscription_replays_what_the_caller_may_read_in_log_order(
     add_key(server, api_world["helios-tx"])
     for party_id in (CMO, "helios-tx"):
         expected = visible_positions(server, api_world, party_id)
+        assert expected, f"{party_id} may read no event"
         got = receive(server, api_world[party_id], {"after": 0}, len(expected))
         assert [event["position"] for event in got] == expected
         assert all(event["leafIndex"] is not None for event in got)

@@ -173,6 +173,7 @@ def test_each_sponsor_sees_only_its_own_agreement(demo: Demo) -> None:
 
 
 def test_sponsor_a_never_sees_sponsor_b_batches(demo: Demo) -> None:
+    assert demo.story["helios_batches"] and demo.story["batches"], "the demo made no batches"
     for batch in demo.story["helios_batches"]:
         assert demo.ask(NORTHWIND, BATCH, b=batch)[1] == ["FORBIDDEN"]
     for batch in demo.story["batches"]:
@@ -216,6 +217,7 @@ def test_the_cmo_sees_both_sponsors_and_the_confidential_elements(demo: Demo) ->
 
 
 def test_northwind_process_history_is_open_to_fabrikam_and_helios_is_not(demo: Demo) -> None:
+    assert demo.story["batches"], "the demo made no batches"
     for batch in demo.story["batches"]:
         found = demo.data(FABRIKAM, BATCH, b=batch)["batch"]
         assert [tag["points"] for tag in found["tags"]] == [120, 120, 120]
@@ -227,6 +229,7 @@ def test_the_regulator_sees_only_the_inspected_batch_for_two_weeks(demo: Demo) -
     found = demo.data(REGULATOR, BATCH, b=inspected)["batch"]
     assert len(found["discrete"]) == 5
     others = [b for b in demo.story["batches"] if b != inspected]
+    assert others and demo.story["helios_batches"], "the demo made no other batches"
     for batch in [*others, *demo.story["helios_batches"]]:
         assert demo.ask(REGULATOR, BATCH, b=batch)[1] == ["FORBIDDEN"]
     query = "{ grants { id grantor grantee validFrom validUntil activeNow includeConfidential } }"
@@ -307,6 +310,7 @@ def test_the_disclosed_dossier_matches_its_commitment(demo: Demo) -> None:
 
 
 def test_deviations_are_acknowledged_by_the_sponsor(demo: Demo) -> None:
+    assert demo.story["deviation_batches"], "the demo recorded no deviations"
     for batch in demo.story["deviation_batches"]:
         events = demo.data(NORTHWIND, BATCH, b=batch)["batch"]["events"]
         deviation = next(e for e in events if e["kind"] == "deviation")

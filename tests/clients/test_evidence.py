@@ -312,6 +312,7 @@ def test_the_report_shows_the_timeline_limits_corrections_and_a_chart_per_cpp(
 ) -> None:
     html = (exported / REPORT).read_text("utf-8")
     trace = load(exported / TRACE)
+    assert trace["events"], "the trace holds no events"
     assert html.count('<tr class="event">') == len(trace["events"])
     for entry in trace["events"]:
         assert (

@@ -10,11 +10,12 @@ import sqlalchemy as sa
 from nacl.signing import SigningKey
 
 from ledger.application import Recorded
+from ledger.domain.scope import GrantScope
 from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key, key_id
 from ledger.log.envelope import StoredEvent
 from ledger.timeutil import format_utc, now_utc
-from projections.access import grants_as_of, is_open
+from projections.access import grants_as_of
 from projections.audit import AUDIT, AuditView, resolve_time
 from projections.parties import KEYS
 from projections.runner import Projector
@@ -75,8 +76,9 @@ def test_a_grant_is_open_until_revoked_and_stays_in_the_history(
         (now,) = grants_as_of(conn, world.ledger.head(), grantee="fabrikam-cmo")
         assert grants_as_of(conn, granted, grantee="helios-tx") == []
     assert (then["status"], now["status"]) == ("active", "revoked")
-    assert is_open(then, then["granted_at"]) and is_open(now, then["granted_at"])
-    assert not is_open(now, now["revoked_at"])
+    assert GrantScope.from_row(then).is_active_at(then["granted_at"])
+    assert GrantScope.from_row(now).is_active_at(then["granted_at"])
+    assert not GrantScope.from_row(now).is_active_at(now["revoked_at"])
     assert then["include_confidential"] is False
     assert then["data_classes"] == '["continuous","discrete","event"]'
 
