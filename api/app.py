@@ -34,9 +34,7 @@ from ledger.config import Settings
 from ledger.errors import ConfigurationError
 from ledger.keystore import PASSPHRASE_FILE, load_keystore
 
-__all__ = ["NOTARY_KEYSTORE", "create_app", "load_notary_key"]
-
-NOTARY_KEYSTORE = "notary.key"
+__all__ = ["create_app", "load_notary_key"]
 
 
 def load_notary_key(settings: Settings) -> SigningKey:
@@ -51,7 +49,7 @@ def load_notary_key(settings: Settings) -> SigningKey:
             "the server signs checkpoints with the notary key: set CMO_LEDGER_PASSPHRASE",
             field="CMO_LEDGER_PASSPHRASE",
         )
-    _, key = load_keystore(settings.data_dir / NOTARY_KEYSTORE, passphrase)
+    _, key = load_keystore(settings.notary_keystore, passphrase)
     return key
 
 

@@ -25,18 +25,21 @@ from ledger.errors import LimitExceeded, ValidationFailed
 
 __all__ = ["Limits"]
 
+#: The defaults are the settings' own (each written once, in ``ledger.config``).
+_DEFAULT = Settings()
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     """Every limit the API enforces."""
 
-    max_query_depth: int = 10
-    max_aliases: int = 15
-    max_tokens: int = 2000
-    max_page_size: int = 500
-    max_body_bytes: int = 64 * 1024 * 1024
-    max_subscriptions: int = 10
-    request_max_age: float = 300.0
+    max_query_depth: int = _DEFAULT.max_query_depth
+    max_aliases: int = _DEFAULT.max_aliases
+    max_tokens: int = _DEFAULT.max_tokens
+    max_page_size: int = _DEFAULT.max_page_size
+    max_body_bytes: int = _DEFAULT.max_body_bytes
+    max_subscriptions: int = _DEFAULT.max_subscriptions
+    request_max_age: float = _DEFAULT.request_max_age
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:

@@ -153,7 +153,7 @@ class serving:
     def __enter__(self) -> str:
         settings = self.world.ledger.settings
         create_keystore(
-            settings.data_dir / "notary.key",
+            settings.notary_keystore,
             "notary",
             PASSPHRASE,
             signing_key=self.world.notary.key,

@@ -30,14 +30,18 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from ledger.errors import ConfigurationError
 
-__all__ = ["DEFAULT_DATABASE_URL", "PREFIX", "Settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "KDF_PROFILES", "NOTARY_KEYSTORE", "PREFIX", "Settings"]
 
 PREFIX = "CMO_LEDGER_"
 DEFAULT_DATABASE_URL = "sqlite:///./.cmo-ledger/ledger.db"
+NOTARY_KEYSTORE = "notary.key"
+"""The notary's keystore file, in the data directory."""
+KDF_PROFILES = ("moderate", "interactive", "min")
+"""argon2id cost profiles of new keystores (:mod:`ledger.keystore` maps each to its limits)."""
 _T = TypeVar("_T")
 _SCHEMES = ("sqlite:///", "postgresql+psycopg://", "postgresql://")
 
@@ -65,30 +69,40 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read ``CMO_LEDGER_*`` variables; unknown ones are refused to catch typos."""
+        """Read ``CMO_LEDGER_*`` variables; unknown ones are refused to catch typos.
+
+        A variable left unset takes the field's default: each default is written once,
+        on the field above.
+        """
         env = os.environ if environ is None else environ
         known = {PREFIX + name.upper() for name in cls.__dataclass_fields__}
         for name in env:
             if name.startswith(PREFIX) and name not in known:
                 raise ConfigurationError("unknown setting (check the spelling)", field=name)
+        default = _Defaults(cls)
         return cls(
-            database_url=_database_url(env.get(PREFIX + "DATABASE_URL", DEFAULT_DATABASE_URL)),
-            data_dir=Path(env.get(PREFIX + "DATA_DIR", ".cmo-ledger")),
+            database_url=_database_url(env.get(PREFIX + "DATABASE_URL") or default.database_url),
+            data_dir=Path(env.get(PREFIX + "DATA_DIR") or default.data_dir),
             passphrase=env.get(PREFIX + "PASSPHRASE") or None,
-            checkpoint_interval=_number(env, "CHECKPOINT_INTERVAL", 1.0, float, minimum=0.01),
-            max_envelope_bytes=_number(env, "MAX_ENVELOPE_BYTES", 32 * 1024 * 1024, int),
-            max_batch=_number(env, "MAX_BATCH", 1000, int),
-            max_clock_skew=_number(env, "MAX_CLOCK_SKEW", 300.0, float, minimum=0.0),
-            max_signature_age=_number(env, "MAX_SIGNATURE_AGE", 86400.0, float),
-            kdf_profile=_choice(env, "KDF_PROFILE", "moderate", ("moderate", "interactive", "min")),
-            max_query_depth=_number(env, "MAX_QUERY_DEPTH", 10, int),
-            max_aliases=_number(env, "MAX_ALIASES", 15, int),
-            max_tokens=_number(env, "MAX_TOKENS", 2000, int),
-            max_page_size=_number(env, "MAX_PAGE_SIZE", 500, int),
-            max_body_bytes=_number(env, "MAX_BODY_BYTES", 64 * 1024 * 1024, int),
-            max_subscriptions=_number(env, "MAX_SUBSCRIPTIONS", 10, int),
-            request_max_age=_number(env, "REQUEST_MAX_AGE", 300.0, float),
+            checkpoint_interval=_number(env, "CHECKPOINT_INTERVAL", default, float, minimum=0.01),
+            max_envelope_bytes=_number(env, "MAX_ENVELOPE_BYTES", default, int),
+            max_batch=_number(env, "MAX_BATCH", default, int),
+            max_clock_skew=_number(env, "MAX_CLOCK_SKEW", default, float, minimum=0.0),
+            max_signature_age=_number(env, "MAX_SIGNATURE_AGE", default, float),
+            kdf_profile=_choice(env, "KDF_PROFILE", default, KDF_PROFILES),
+            max_query_depth=_number(env, "MAX_QUERY_DEPTH", default, int),
+            max_aliases=_number(env, "MAX_ALIASES", default, int),
+            max_tokens=_number(env, "MAX_TOKENS", default, int),
+            max_page_size=_number(env, "MAX_PAGE_SIZE", default, int),
+            max_body_bytes=_number(env, "MAX_BODY_BYTES", default, int),
+            max_subscriptions=_number(env, "MAX_SUBSCRIPTIONS", default, int),
+            request_max_age=_number(env, "REQUEST_MAX_AGE", default, float),
         )
+
+    @property
+    def notary_keystore(self) -> Path:
+        """The notary's keystore: ``NOTARY_KEYSTORE`` in the data directory."""
+        return self.data_dir / NOTARY_KEYSTORE
 
     @property
     def is_postgres(self) -> bool:
@@ -127,17 +141,31 @@ def _database_url(value: str) -> str:
     return value
 
 
+class _Defaults:
+    """The dataclass defaults of :class:`Settings`, by field name."""
+
+    def __init__(self, settings: type[Settings]) -> None:
+        self._fields = settings.__dataclass_fields__
+
+    def __getattr__(self, name: str) -> Any:
+        return self._fields[name].default
+
+    def of(self, variable: str) -> Any:
+        """The default of the field a variable (without the prefix) sets."""
+        return self._fields[variable.lower()].default
+
+
 def _number(
     env: Mapping[str, str],
     name: str,
-    default: _T,
+    defaults: _Defaults,
     kind: Callable[[str], _T],
     *,
     minimum: float = 1,
 ) -> _T:
     raw = env.get(PREFIX + name)
     if raw is None or raw == "":
-        return default
+        return cast(_T, defaults.of(name))
     try:
         value = kind(raw)
     except ValueError as exc:
@@ -147,8 +175,10 @@ def _number(
     return value
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env.get(PREFIX + name) or default
+def _choice(
+    env: Mapping[str, str], name: str, defaults: _Defaults, choices: tuple[str, ...]
+) -> str:
+    value = env.get(PREFIX + name) or str(defaults.of(name))
     if value not in choices:
         raise ConfigurationError(f"expected one of {', '.join(choices)}", field=PREFIX + name)
     return value

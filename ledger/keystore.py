@@ -34,6 +34,7 @@ from nacl.exceptions import CryptoError
 from nacl.signing import SigningKey
 
 from ledger.canonical import canonical_bytes
+from ledger.config import PREFIX, Settings
 from ledger.errors import ConfigurationError, ValidationFailed
 from ledger.keys import decode_public_key, encode_public_key, key_id
 
@@ -96,11 +97,11 @@ class Keystore:
 
 def kdf_limits_from_env(environ: Mapping[str, str]) -> tuple[int, int]:
     """argon2id (opslimit, memlimit) for ``CMO_LEDGER_KDF_PROFILE`` (default ``moderate``)."""
-    profile = environ.get("CMO_LEDGER_KDF_PROFILE") or "moderate"
+    profile = environ.get(PREFIX + "KDF_PROFILE") or Settings().kdf_profile
     if profile not in _PROFILES:
         raise ConfigurationError(
             f"unknown KDF profile {profile!r}: set it to one of {', '.join(_PROFILES)}",
-            field="CMO_LEDGER_KDF_PROFILE",
+            field=PREFIX + "KDF_PROFILE",
         )
     return _PROFILES[profile]
 

@@ -40,7 +40,6 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-NOTARY_KEYSTORE = "notary.key"
 DEFAULT_ORIGIN = "localhost/cmo-ledger"
 
 
@@ -62,7 +61,7 @@ def _passphrase(settings: Settings, *, confirm: bool) -> str:
 
 def _init_ledger(settings: Settings, origin: str, passphrase: str) -> str:
     """Create the notary keystore and the ledger; return the notary public key."""
-    keystore_path = settings.data_dir / NOTARY_KEYSTORE
+    keystore_path = settings.notary_keystore
     if keystore_path.exists():
         raise LedgerError(
             f"{keystore_path} already exists; refusing to overwrite the notary key",
@@ -105,7 +104,7 @@ def init(
     settings = _settings()
     public_key = _init_ledger(settings, origin, _passphrase(settings, confirm=True))
     out.print(f"ledger {origin} created at {settings.database_url}")
-    out.print(f"notary keystore: {settings.data_dir / NOTARY_KEYSTORE}")
+    out.print(f"notary keystore: {settings.notary_keystore}")
     out.print(f"notary public key: {public_key}")
 
 
@@ -157,7 +156,7 @@ def serve(
     import uvicorn
 
     settings = _settings()
-    if init_if_missing and not (settings.data_dir / NOTARY_KEYSTORE).exists():
+    if init_if_missing and not (settings.notary_keystore).exists():
         _first_run(settings, origin)
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
 
@@ -172,7 +171,7 @@ def _first_run(settings: Settings, origin: str) -> None:
         os.environ["CMO_LEDGER_PASSPHRASE"] = passphrase
     public_key = _init_ledger(settings, origin, passphrase)
     out.print(f"first run: created ledger {origin} at {settings.database_url}")
-    out.print(f"notary keystore {settings.data_dir / NOTARY_KEYSTORE} is protected by {source}")
+    out.print(f"notary keystore {settings.notary_keystore} is protected by {source}")
     out.print(f"notary public key: {public_key}")
 
 

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["checkpoint", "log_commands", "main", "proof", "register", "verify", "verify_proof"]
 
-NOTARY_KEYSTORE = "notary.key"
 err = Console(stderr=True)
 
 DatabaseOption = Annotated[
@@ -232,7 +231,7 @@ def _notary_key(settings: Settings) -> Any:
         raise LedgerError(
             "set CMO_LEDGER_PASSPHRASE to unlock the notary keystore", field="CMO_LEDGER_PASSPHRASE"
         )
-    _, signing_key = load_keystore(settings.data_dir / NOTARY_KEYSTORE, settings.passphrase)
+    _, signing_key = load_keystore(settings.notary_keystore, settings.passphrase)
     return signing_key
 
 

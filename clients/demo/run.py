@@ -108,7 +108,7 @@ def _create_ledger(settings: Settings, passphrase: str) -> SigningKey:
     key = SigningKey.generate()
     opslimit, memlimit = _kdf(settings)
     create_keystore(
-        settings.data_dir / "notary.key",
+        settings.notary_keystore,
         NOTARY,
         passphrase,
         signing_key=key,

@@ -115,7 +115,7 @@ def _free_port() -> int:
 def served_by_cli(api_settings: Settings, api_world: World, tmp_path: Path) -> Iterator[str]:
     """`cmo-ledger serve --workers 2` on the module's ledger, as an operator starts it."""
     create_keystore(
-        api_settings.data_dir / "notary.key",
+        api_settings.notary_keystore,
         "notary",
         "operator passphrase",
         signing_key=api_world.notary.key,

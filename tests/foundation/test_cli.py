@@ -45,7 +45,7 @@ def test_init_creates_a_ledger_and_prints_the_notary_key(cli_env: dict[str, str]
         assert ledger.identity.notary_public_key == public_key
     finally:
         ledger.close()
-    keystore, _ = load_keystore(settings.data_dir / "notary.key", cli_env["CMO_LEDGER_PASSPHRASE"])
+    keystore, _ = load_keystore(settings.notary_keystore, cli_env["CMO_LEDGER_PASSPHRASE"])
     assert keystore.public_key == public_key
 
 

@@ -30,7 +30,7 @@ def cli_env(world: World, tmp_path: Path) -> dict[str, str]:
     opslimit, memlimit = kdf_limits_from_env({"CMO_LEDGER_KDF_PROFILE": "min"})
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     create_keystore(
-        settings.data_dir / "notary.key",
+        settings.notary_keystore,
         "notary",
         PASSPHRASE,
         signing_key=world.notary.key,
