@@ -30,7 +30,7 @@ from ledger.errors import Forbidden, LedgerError, NotFound, ValidationFailed
 from ledger.log.checkpoints import SignedCheckpoint
 from ledger.log.envelope import StoredEvent
 from ledger.log.tree import LEAVES
-from ledger.timeutil import format_utc, parse_utc
+from ledger.timeutil import format_utc
 
 if TYPE_CHECKING:
     from api.services import Services
@@ -168,8 +168,9 @@ class LogEvent:
         return b64(await in_thread(self.stored.leaf_bytes))
 
     @strawberry.field(
-        description="True when the signer has since revoked this key as compromised from a "
-        "time at or before signedAt: the signature may not be the signer's (verify warns too)."
+        description="True when the event is signed under a compromised key: its signedAt or "
+        "recordedAt is at or after the key's compromisedSince. The signature may not be the "
+        "signer's; verify and verify-bundle report it alike (exit 2)."
     )
     async def compromised(self, info: Info) -> bool:
         return await in_thread(_signed_while_compromised, info.context.ledger, self.stored)
@@ -218,11 +219,11 @@ def _signed_while_compromised(ledger: Ledger, stored: StoredEvent) -> bool:
     envelope = stored.envelope
     signer = str(envelope["signer"])
     party = None if signer == NOTARY else ledger.party(signer)
-    record = None if party is None else party.keys.get(str(envelope["key"]))
-    since = None if record is None else record["compromised_since"]
-    if since is None:
+    if party is None:
         return False
-    return parse_utc(envelope["signed_at"], field="signed_at") >= parse_utc(since, field="key")
+    return party.key_history.compromised(
+        str(envelope["key"]), str(envelope["signed_at"]), stored.recorded_at
+    )
 
 
 def _unix_time(timestamp: int) -> str:

@@ -36,6 +36,7 @@ from clients.offline import (
 )
 from ledger.domain.fields import Fields
 from ledger.domain.formats import MAX_DECOMPRESSED_BYTES, ChunkBudget, read_chunk
+from ledger.domain.key_history import KEY_EVENTS, KeyHistory, exit_status, finding
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
 from ledger.log.envelope import Envelope, event_hash
@@ -47,7 +48,6 @@ from ledger.log.notes import (
     parse_vkey,
     verify_note_cosignatures,
 )
-from ledger.timeutil import parse_utc
 
 __all__ = [
     "CHECKPOINT",
@@ -190,16 +190,24 @@ def decode_series(
 
 @dataclass
 class BundleReport:
-    """What verification found: ``problems`` fail the bundle, ``notes`` only inform."""
+    """What verification found: ``problems`` fail the bundle, ``compromised`` lists events
+    signed under a compromised key (:mod:`ledger.domain.key_history`), ``notes`` inform."""
 
     problems: list[str] = field(default_factory=list)
+    compromised: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     events: int = 0
     checkpoint: Checkpoint | None = None
 
     @property
     def ok(self) -> bool:
+        """True when the bundle is intact (events under compromised keys aside)."""
         return not self.problems
+
+    @property
+    def exit_status(self) -> int:
+        """0 clean, 1 the bundle is not intact, 2 only events signed under a compromised key."""
+        return exit_status(intact=self.ok, compromised=bool(self.compromised))
 
     def fail(self, message: str) -> None:
         self.problems.append(message)
@@ -212,7 +220,8 @@ class _Context:
     manifest: Mapping[str, Any]
     events: list[BundleEvent]
     keys: dict[tuple[str, str], VerifyKey] = field(default_factory=dict)
-    revoked: dict[tuple[str, str], tuple[str, bool]] = field(default_factory=dict)
+    histories: dict[str, KeyHistory] = field(default_factory=dict)
+    revoked_at_leaf: dict[tuple[str, str], int] = field(default_factory=dict)
     batch_subject: str | None = None
     verified: set[str] = field(default_factory=set)
     """Paths of the events whose leaf, proof and signature verified."""
@@ -386,27 +395,29 @@ def _signature_problem(context: _Context, event: BundleEvent) -> str | None:
             f"key {key} of {signer} is not evidenced in the bundle (no PartyAdmitted or "
             "KeyAdded event for it): its signature cannot be checked"
         )
-    revoked = context.revoked.get((signer, key))
-    if revoked is not None:
-        since, compromised = revoked
-        if _after(event.recorded_at, since, inclusive=compromised):
-            what = "compromised since" if compromised else "revoked at"
-            return f"signed with key {key} of {signer}, {what} {since}"
+    revoked_at = context.revoked_at_leaf.get((signer, key))
+    if revoked_at is not None and event.leaf_index > revoked_at:
+        return f"signed with key {key} of {signer} after it was revoked (leaf {revoked_at})"
     try:
         Envelope.parse(dict(event.envelope)).verify(verify_key, event.signature)
     except LedgerError as exc:
         return f"envelope signature by {signer} does not verify ({exc.field}: {exc})"
+    _judge_compromise(context, event, signer, key)
     return None
 
 
-def _after(recorded_at: str, since: str, *, inclusive: bool) -> bool:
-    """Whether ``recorded_at`` is after ``since`` (or at it, when ``inclusive``)."""
+def _judge_compromise(context: _Context, event: BundleEvent, signer: str, key: str) -> None:
+    history = context.histories.get(signer)
+    record = None if history is None else history.get(key)
+    if history is None or record is None or record["compromised_since"] is None:
+        return
     try:
-        recorded = parse_utc(recorded_at, field="recorded_at")
-        limit = parse_utc(since, field="compromised_since")
+        caught = history.compromised(key, str(event.envelope.get("signed_at")), event.recorded_at)
     except LedgerError:
-        return True  # an unreadable time cannot show the signature came first
-    return recorded > limit or (inclusive and recorded == limit)
+        caught = True  # an unreadable time cannot show the signature came first
+    if caught:
+        said = finding(signer, key, str(record["compromised_since"]))
+        context.report.compromised.append(f"{event.path}: {said}")
 
 
 def _learn_key(context: _Context, event: BundleEvent) -> None:
@@ -425,14 +436,22 @@ def _learn_key(context: _Context, event: BundleEvent) -> None:
 
 
 def _learn_revocations(context: _Context) -> None:
-    """Every revocation first: a compromise reaches back before the event that records it."""
+    """Every key's history first: a compromise reaches back before the event that records it.
+
+    Only what the signed key events say is replayed (:class:`KeyHistory`); which keys are
+    trusted to sign is learnt as events verify (:func:`_learn_key`).
+    """
     for event in context.events:
-        party = _party_of(context, event) if event.type == "KeyRevoked" else None
+        party = _party_of(context, event) if event.type in KEY_EVENTS else None
         if party is None:
             continue
-        since = event.payload.get("compromised_since")
-        revoked = (str(since), True) if since else (event.recorded_at, False)
-        context.revoked[(party, str(event.payload.get("key")))] = revoked
+        history = context.histories.setdefault(party, KeyHistory(party))
+        try:
+            history.apply(event.type, event.payload, event.recorded_at)
+        except (KeyError, LedgerError):
+            continue  # a revocation of a key the bundle never added, or a malformed key
+        if event.type == "KeyRevoked":
+            context.revoked_at_leaf[(party, str(event.payload.get("key")))] = event.leaf_index
 
 
 def _party_of(context: _Context, event: BundleEvent) -> str | None:

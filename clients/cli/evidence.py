@@ -2,7 +2,9 @@
 
 ``register(app)`` adds both to the ``cmo-ledger`` Typer app. ``verify-bundle`` needs no
 server and no database. Exit codes: 0 when the bundle verifies (or was written), 1 with
-each problem listed otherwise.
+each problem listed when it does not, 2 when it is intact but some events are signed under
+a compromised key (their ``signed_at`` or ``recorded_at`` at or after the key's
+``compromised_since``), each listed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import typer
 from clients.bundle import BundleReport, verify_bundle
 from clients.cli.common import DEFAULT_URL, KeyOption, commands, connect
 from clients.evidence import Progress, export_evidence
+from ledger.domain.key_history import COMPROMISED
 
 __all__ = ["export_evidence_command", "register", "verify_bundle_command"]
 
@@ -70,7 +73,12 @@ def verify_bundle_command(
         typer.Option("--vkey", help="The notary's verifier key you trust, or a file holding it"),
     ] = None,
 ) -> None:
-    """Check an evidence bundle offline: files, signatures, proofs, checkpoint, chains, data."""
+    """Check an evidence bundle offline: files, signatures, proofs, checkpoint, chains, data.
+
+    Exit 0 when it verifies, 1 when it is not intact, 2 when it is intact but some events
+    are signed under a compromised key (signed_at or recorded_at at or after the key's
+    compromised_since).
+    """
     if not bundle.is_dir():
         typer.echo(f"FAILED: {bundle} is not a directory", err=True)
         raise typer.Exit(1)
@@ -79,7 +87,7 @@ def verify_bundle_command(
         trusted = Path(vkey).read_text("utf-8") if Path(vkey).is_file() else vkey
     report = verify_bundle(bundle, vkey=trusted)
     _print(report)
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(report.exit_status)
 
 
 def _print(report: BundleReport) -> None:
@@ -87,14 +95,19 @@ def _print(report: BundleReport) -> None:
         typer.echo(f"note: {note}")
     for problem in report.problems:
         typer.echo(f"problem: {problem}")
+    for line in report.compromised:
+        typer.echo(f"compromised: {line}")
     where = ""
     if report.checkpoint is not None:
         where = f" against the checkpoint of {report.checkpoint.origin} at size "
         where += str(report.checkpoint.size)
-    if report.ok:
-        typer.echo(f"OK: {report.events} events verified{where}")
-    else:
+    if not report.ok:
         typer.echo(f"FAILED: {len(report.problems)} problem(s) in {report.events} events{where}")
+    elif report.compromised:
+        count = len(report.compromised)
+        typer.echo(f"COMPROMISED: {report.events} events intact{where}; {count} {COMPROMISED}")
+    else:
+        typer.echo(f"OK: {report.events} events verified{where}")
 
 
 def register(app: typer.Typer) -> None:

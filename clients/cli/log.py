@@ -4,7 +4,10 @@
 runs them on their own. ``verify-proof`` needs no database: it reads a tlog-proof, the
 leaf bytes and the notary's verifier key from files.
 
-Exit codes: 0 when everything holds, 1 when verification fails or a command is refused.
+Exit codes: 0 when everything holds, 1 when verification fails (the log is not intact) or
+a command is refused, 2 when the log is intact but some events are signed under a
+compromised key (their ``signed_at`` or ``recorded_at`` at or after the key's
+``compromised_since``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from ledger.domain.key_history import COMPROMISED
 from ledger.errors import LedgerError
 
 if TYPE_CHECKING:
@@ -70,13 +74,18 @@ def verify(
     ] = None,
     max_problems: Annotated[int, typer.Option(help="Print at most this many problems")] = 200,
 ) -> None:
-    """Re-check every event, key, chain link, leaf, tree node and checkpoint of the ledger."""
+    """Re-check every event, key, chain link, leaf, tree node and checkpoint of the ledger.
+
+    Exit 0 when everything holds, 1 when the log is not intact, 2 when it is intact but some
+    events are signed under a compromised key (signed_at or recorded_at at or after the
+    key's compromised_since).
+    """
     from ledger.log.verify import verify_ledger
 
     with _open(database) as ledger, _progress() as progress:
         report = verify_ledger(ledger, workers=workers, progress=progress)
     _print_report(report, max_problems)
-    raise typer.Exit(0 if report.ok else 1)
+    raise typer.Exit(report.exit_status)
 
 
 @contextmanager
@@ -110,11 +119,13 @@ def _print_report(report: Report, limit: int) -> None:
     if hidden > 0:
         typer.echo(f"... and {hidden} more")
     what = f"{_count(report.events, 'event')}, {_count(report.checkpoints, 'checkpoint')}"
-    if report.ok:
-        warned = f" ({_count(len(report.warnings), 'warning')})" if report.warnings else ""
-        typer.echo(f"OK: {what} verified{warned}")
-    else:
+    if not report.ok:
         typer.echo(f"FAILED: {_count(len(report.errors), 'problem')} in {what}")
+    elif report.compromised:
+        caught = _count(len(report.compromised), "event")
+        typer.echo(f"COMPROMISED: {what} intact; {caught} {COMPROMISED}")
+    else:
+        typer.echo(f"OK: {what} verified")
 
 
 def _count(number: int, noun: str) -> str:

@@ -15,18 +15,17 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.key_history import KeyHistory, KeyRecord
 from ledger.domain.subjects import party_subject
-from ledger.errors import Forbidden, KeyRevoked, UnknownSigner, ValidationFailed
+from ledger.errors import Forbidden, ValidationFailed
 from ledger.keys import decode_public_key, key_id
-from ledger.timeutil import format_utc, parse_utc
+from ledger.timeutil import format_utc
 
 __all__ = ["NOTARY", "ROLES", "KeyRecord", "Party"]
 
 NOTARY = "notary"
 ROLES = ("sponsor", "cmo", "regulator", "auditor")
 _PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-
-KeyRecord = dict[str, Any]
 
 
 class Party(SignedAggregate):
@@ -45,56 +44,26 @@ class Party(SignedAggregate):
         self.legal_name: str = payload["legal_name"]
         self.role: str = payload["role"]
         self.keys: dict[str, KeyRecord] = {}
-        self._add_key(payload["public_key"], recorded_at, "party", None)
+        self.key_history.apply("PartyAdmitted", payload, recorded_at)
 
     @event("KeyAdded", topic="cmo.KeyAdded.v1")
     def _key_added(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
         self._track(envelope, signature, recorded_at)
-        payload = envelope["payload"]
-        self._add_key(
-            payload["public_key"],
-            recorded_at,
-            payload.get("purpose", "party"),
-            payload.get("source"),
-        )
+        self.key_history.apply("KeyAdded", envelope["payload"], recorded_at)
 
     @event("KeyRevoked", topic="cmo.KeyRevoked.v1")
     def _key_revoked(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
         self._track(envelope, signature, recorded_at)
-        payload = envelope["payload"]
-        record = self.keys[payload["key"]]
-        record["revoked_at"] = recorded_at
-        record["compromised_since"] = payload.get("compromised_since") or recorded_at
+        self.key_history.apply("KeyRevoked", envelope["payload"], recorded_at)
 
-    def _add_key(self, public_key: str, at: str, purpose: str, source: str | None) -> None:
-        kid = key_id(decode_public_key(public_key))
-        self.keys[kid] = {
-            "public_key": public_key,
-            "added_at": at,
-            "revoked_at": None,
-            "compromised_since": None,
-            "purpose": purpose,
-            "source": source,
-        }
+    @property
+    def key_history(self) -> KeyHistory:
+        """The party's keys through time (read and written in :attr:`keys`)."""
+        return KeyHistory(self.party_id, self.keys)
 
     def key_for_new_signature(self, kid: str, signed_at: datetime, skew: float) -> str:
         """The public key text for a new envelope; refuse unknown, revoked or not-yet keys."""
-        record = self.keys.get(kid)
-        if record is None:
-            raise UnknownSigner(f"key {kid} is not a key of {self.party_id}", field="key")
-        if record["revoked_at"] is not None:
-            since = record["compromised_since"]
-            raise KeyRevoked(
-                f"key {kid} of {self.party_id} was revoked (compromised since {since})",
-                field="key",
-            )
-        added = parse_utc(record["added_at"], field="key")
-        if (added - signed_at).total_seconds() > skew:
-            raise UnknownSigner(
-                f"key {kid} was not yet registered to {self.party_id} at signed_at",
-                field="signed_at",
-            )
-        return str(record["public_key"])
+        return self.key_history.key_for_new_signature(kid, signed_at, skew)
 
 
 def _admit_rule(command: Command) -> None:

@@ -39,6 +39,7 @@ from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table,
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from ledger.domain.key_history import KeyHistory, KeyRecord, compromised, finding
 from ledger.errors import (
     BadSignature,
     ConfigurationError,
@@ -76,7 +77,6 @@ from ledger.timeutil import format_utc, now_utc, parse_utc
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
-    from ledger.domain.parties import KeyRecord
 
 __all__ = [
     "CHECKPOINTS",
@@ -226,13 +226,13 @@ class Checkpoints:
         party = self.ledger.party(party_id)
         if party is None:
             raise UnknownSigner(f"no admitted party {party_id!r}", field="witness")
-        timestamp, record = _verify_line(line, checkpoint.body, party_id, party.keys)
-        self._check_time(timestamp, checkpoint, party_id, record)
+        timestamp, kid = _verify_line(line, checkpoint.body, party_id, party.keys)
+        self._check_time(timestamp, checkpoint, party.key_history, kid)
         cosignature = Cosignature(party_id, line.removesuffix("\n") + "\n", timestamp)
         return self._store_cosignature(size, cosignature)
 
     def _check_time(
-        self, timestamp: int, checkpoint: SignedCheckpoint, party_id: str, record: KeyRecord
+        self, timestamp: int, checkpoint: SignedCheckpoint, keys: KeyHistory, kid: str
     ) -> None:
         at = datetime.fromtimestamp(timestamp, UTC)
         skew = timedelta(seconds=self.ledger.settings.max_clock_skew)
@@ -240,17 +240,20 @@ class Checkpoints:
             raise ValidationFailed("cosignature timestamp is in the future", field="line")
         if at < parse_utc(checkpoint.signed_at, field="signed_at") - skew:
             raise ValidationFailed("cosignature timestamp precedes the checkpoint", field="line")
-        if parse_utc(record["added_at"], field="added_at") - skew > at:
-            raise UnknownSigner(
-                f"the key of {party_id} was added after the cosignature's timestamp", field="line"
-            )
-        for name in ("revoked_at", "compromised_since"):
-            if record[name] is not None and at >= parse_utc(record[name], field=name):
+        record = keys.get(kid)
+        if record is not None and record["compromised_since"] is not None:
+            # The cosignature's timestamp is both when it was signed and when it arrives.
+            since = parse_utc(record["compromised_since"], field="compromised_since")
+            if compromised(at, at, since):
                 raise KeyRevoked(
-                    f"the key of {party_id} was revoked (compromised since "
-                    f"{record['compromised_since']}) at the cosignature's timestamp",
+                    f"{finding(keys.party, kid, record['compromised_since'])}: "
+                    "at the cosignature's timestamp",
                     field="line",
                 )
+        refusal = keys.refusal_at(kid, at, skew)
+        if refusal is not None:
+            error = KeyRevoked if "revoked" in refusal else UnknownSigner
+            raise error(f"{refusal}: at the cosignature's timestamp", field="line")
 
     def _store_cosignature(self, size: int, cosignature: Cosignature) -> Cosignature:
         row = {
@@ -460,8 +463,8 @@ def _with_cosignatures(
 
 def _verify_line(
     line: str, body: str, party_id: str, keys: dict[str, KeyRecord]
-) -> tuple[int, KeyRecord]:
-    """The timestamp of a cosignature line and the party key that made it."""
+) -> tuple[int, str]:
+    """The timestamp of a cosignature line and the id of the party key that made it."""
     try:
         _, signatures = parse_note(body + "\n" + line.removesuffix("\n") + "\n")
     except NoteError as exc:
@@ -474,12 +477,12 @@ def _verify_line(
             f"the cosignature's key name is {signature.name!r}, not the party id {party_id!r}",
             field="line",
         )
-    for record in keys.values():
+    for kid, record in keys.items():
         verify_key = decode_public_key(record["public_key"])
         if cosigner_key_id(party_id, verify_key) != signature.key_id:
             continue
         try:
-            return verify_cosignature(line, body, party_id, verify_key), record
+            return verify_cosignature(line, body, party_id, verify_key), kid
         except NoteError as exc:
             raise BadSignature(f"cosignature does not verify: {exc}", field="line") from exc
     raise UnknownSigner(f"the cosignature's key is not a key of {party_id}", field="line")

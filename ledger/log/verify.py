@@ -48,6 +48,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
 
 from ledger.canonical import FOUR_BYTE_UTF8, canonical_bytes, has_float
+from ledger.domain.key_history import compromised, exit_status, finding
 from ledger.domain.parties import NOTARY
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
@@ -72,6 +73,7 @@ from ledger.log.notes import (
 )
 from ledger.log.tree import LEAVES, NODES
 from ledger.runtime import collector_paused
+from ledger.timeutil import format_utc
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
@@ -113,6 +115,7 @@ _RECORDED_HEAD = b',"recorded_at":"'
 _SIGNATURE_HEAD = b'","signature":"'
 _SIGNATURE_MEMBER = b',"signature":"'
 _FIRST = -(2**63)
+COMPROMISED_SEVERITY = "compromised"
 
 
 # --------------------------------------------------------------------------- results
@@ -126,6 +129,7 @@ class Problem:
     leaf_index: int | None
     message: str
     severity: str = "error"
+    """``error`` (the log is not intact) or ``compromised`` (signed under a compromised key)."""
 
     def __str__(self) -> str:
         if self.position is not None and self.leaf_index is not None:
@@ -136,7 +140,7 @@ class Problem:
             where = f"leaf {self.leaf_index}: "
         else:
             where = ""
-        return f"{where}{'warning: ' if self.severity == 'warning' else ''}{self.message}"
+        return f"{where}{self.message}"
 
 
 @dataclass
@@ -154,14 +158,19 @@ class Report:
         return [p for p in self.problems if p.severity == "error"]
 
     @property
-    def warnings(self) -> list[Problem]:
-        """Findings that do not fail verification (signatures by compromised keys)."""
-        return [p for p in self.problems if p.severity == "warning"]
+    def compromised(self) -> list[Problem]:
+        """Events signed under a compromised key (the log itself may still be intact)."""
+        return [p for p in self.problems if p.severity == COMPROMISED_SEVERITY]
 
     @property
     def ok(self) -> bool:
-        """True when nothing failed."""
+        """True when the log is intact (events under compromised keys aside)."""
         return not self.errors
+
+    @property
+    def exit_status(self) -> int:
+        """0 clean, 1 the log is not intact, 2 only events signed under a compromised key."""
+        return exit_status(intact=self.ok, compromised=bool(self.compromised))
 
 
 class Checked(NamedTuple):
@@ -543,8 +552,8 @@ class _Findings:
         if position is not None:
             self.failed.add(position)
 
-    def warn(self, position: int | None, index: int | None, message: str) -> None:
-        self.problems.append(Problem(position, index, message, "warning"))
+    def compromised(self, position: int | None, index: int | None, message: str) -> None:
+        self.problems.append(Problem(position, index, message, COMPROMISED_SEVERITY))
 
 
 # ---------------------------------------------------------------- the log's order
@@ -564,9 +573,9 @@ class _Key:
     revoked_at: datetime | None = None
     revoked_position: int | None = None
     compromised_since: datetime | None = None
-    # When, where and at which leaf this key signed, until it is revoked.
-    signed: tuple[array[float], array[int], array[int]] = field(
-        default_factory=lambda: (array("d"), array("q"), array("q"))
+    # When it signed, when the ledger recorded it, where and at which leaf, until revoked.
+    signed: tuple[array[float], array[float], array[int], array[int]] = field(
+        default_factory=lambda: (array("d"), array("d"), array("q"), array("q"))
     )
 
 
@@ -638,16 +647,22 @@ class _LogCheck:
                 current.version, current.event_hash = version, digest
             else:
                 self._chain(Checked._make(row), index, spec)
-            signer, key, _, signed_time, signature, _, payload = row[9:]
+            signer, key, _, signed_time, signature, recorded_at, payload = row[9:]
             if signature != SIGNATURE_OK or not self._valid_key(
-                signer, key, signed_time, position, index
+                signer, key, signed_time, recorded_at, position, index
             ):
                 self._signature(Checked._make(row), index)
             if payload is not None:
                 self._key_history(Checked._make(row), index)
 
     def _valid_key(
-        self, signer: str, key: str, signed_time: float | None, position: int, index: int
+        self,
+        signer: str,
+        key: str,
+        signed_time: float | None,
+        recorded_at: str,
+        position: int,
+        index: int,
     ) -> bool:
         """True, with the signature recorded, when the key was the signer's and valid."""
         if signer == NOTARY:
@@ -661,10 +676,7 @@ class _LogCheck:
             or signed_time < found.earliest
         ):
             return False
-        times, positions, indexes = found.signed
-        times.append(signed_time)
-        positions.append(position)
-        indexes.append(index)
+        _remember(found, signed_time, recorded_at, position, index)
         return True
 
     def _chain(self, c: Checked, index: int, spec: _Spec | None) -> None:
@@ -747,10 +759,7 @@ class _LogCheck:
             return
         if signed_time < key.earliest:
             error(position, index, f"signed at {c.signed_at}, before key {c.key} was added")
-        times, positions, indexes = key.signed
-        times.append(signed_time)
-        positions.append(position)
-        indexes.append(index)
+        _remember(key, signed_time, c.recorded_at, position, index)
 
     def _key_history(self, c: Checked, index: int) -> None:
         payload = c.payload or {}
@@ -800,17 +809,23 @@ class _LogCheck:
             self.found.error(position, index, f"compromised_since {raw_since!r} is not UTC")
             since = at
         key.revoked_at, key.revoked_position, key.compromised_since = at, position, since
-        times, positions, indexes = key.signed
         limit = since.timestamp()
-        for signed_at, signed_position, signed_index in zip(times, positions, indexes, strict=True):
-            if signed_at >= limit:
-                self.found.warn(
-                    signed_position,
-                    signed_index,
-                    f"signed by key {kid} of {party} at or after it was compromised "
-                    f"({since.isoformat()}; revoked at position {position})",
+        said = finding(party, kid, format_utc(since))
+        for signed_at, recorded, signed_position, signed_index in zip(*key.signed, strict=True):
+            if compromised(signed_at, recorded, limit):
+                self.found.compromised(
+                    signed_position, signed_index, f"{said} (revoked at position {position})"
                 )
-        key.signed = (array("d"), array("q"), array("q"))
+        key.signed = (array("d"), array("d"), array("q"), array("q"))
+
+
+def _remember(key: _Key, signed_time: float, recorded_at: str, position: int, index: int) -> None:
+    """Keep what a later revocation needs to judge this signature by the compromise rule."""
+    times, recorded, positions, indexes = key.signed
+    times.append(signed_time)
+    recorded.append(_timestamp(recorded_at) or float("inf"))
+    positions.append(position)
+    indexes.append(index)
 
 
 def _parse_time(text: object) -> datetime | None:
@@ -1083,8 +1098,9 @@ def _cosignature_problem(
         except NoteError:
             return "does not verify"
         at = datetime.fromtimestamp(timestamp, UTC)
-        if key.compromised_since is not None and at >= key.compromised_since:
-            return "was made after its key was compromised"
+        if compromised(at, at, key.compromised_since):
+            since = format_utc(key.compromised_since) if key.compromised_since else ""
+            return f"is {finding(witness, key_id(key.public_key), since)}"
         return None
     return "is not by a key of that party"
 

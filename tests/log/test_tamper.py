@@ -215,7 +215,9 @@ def test_workers_find_what_one_process_finds(built: World) -> None:
     assert not alone.ok
 
 
-def test_signatures_after_a_key_compromise_are_warned_about_not_failed(built: World) -> None:
+def test_events_signed_under_a_compromised_key_are_reported_with_exit_status_2(
+    built: World,
+) -> None:
     ledger = built.ledger
     contoso = built["contoso-cmo"]
     # The notary revokes contoso's first key, compromised since before it signed KeyAdded.
@@ -232,8 +234,10 @@ def test_signatures_after_a_key_compromise_are_warned_about_not_failed(built: Wo
     )
     report = verify_ledger(ledger)
     assert report.ok
-    flagged = [p.position for p in report.warnings]
+    flagged = [p.position for p in report.compromised]
     assert flagged == [positions(ledger)[6]]  # contoso's KeyAdded, signed with that key
+    assert report.exit_status == 2
     code, lines = run_verify(ledger)
-    assert code == 0
-    assert any("warning: signed by key" in line for line in lines)
+    assert code == 2
+    assert any("signed under a compromised key: key" in line for line in lines)
+    assert lines[-1].startswith("COMPROMISED:")

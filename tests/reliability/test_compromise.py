@@ -1,10 +1,12 @@
-"""Key compromise: once a party's key is revoked as compromised since a past time, the events
-it signed from then on are flagged (by `verify` and by the API's ``compromised``), new
-ones are refused, and the events it signed before stay valid."""
+"""Key compromise: once a party's key is revoked as compromised since a past time, every event
+it signed or the ledger recorded from then on is reported as signed under a compromised key
+(by `verify`, exit 2, and by the API's ``compromised``), new ones are refused, and the events
+signed and recorded before stay valid."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,18 +63,26 @@ def add_key(world: World, actor: Actor, key: SigningKey, signed_at: datetime) ->
     return world.ledger.append(envelope, signature).position
 
 
+def a_later_millisecond(than: str) -> datetime:
+    """Wait until the clock has passed ``than`` (a recorded time), so ordering is certain."""
+    limit = parse_utc(than, field="recorded_at")
+    while now_utc() <= limit:
+        time.sleep(0.001)
+    return now_utc()
+
+
 @pytest.fixture
 def compromise(world: World) -> Compromise:
     stolen = world[CMO]
-    party = world.ledger.party(CMO)
-    assert party is not None
-    added = parse_utc(party.keys[stolen.key_id]["added_at"], field="added_at")
-    # Signatures may predate their receipt by the clock skew (300 s): room on both sides.
-    since = added - timedelta(seconds=120)
-    before = [add_key(world, stolen, new_key("spare"), added - timedelta(seconds=240))]
+    before = [add_key(world, stolen, new_key("spare"), now_utc())]
     spare = Actor(CMO, new_key("spare"))
+    since = a_later_millisecond(
+        world.ledger.read(after=before[0] - 1, limit=1)[0].event.recorded_at
+    )
+    a_later_millisecond(format_utc(since))
     after = [
-        add_key(world, stolen, new_key("b1"), added - timedelta(seconds=60)),
+        # Backdated to before the compromise: caught by when the ledger recorded it.
+        add_key(world, stolen, new_key("b1"), since - timedelta(seconds=60)),
         add_key(world, stolen, new_key("b2"), now_utc()),
     ]
     by_spare = [add_key(world, spare, new_key("c1"), now_utc())]
@@ -98,16 +108,16 @@ def test_verify_flags_exactly_the_events_signed_after_the_compromise(
 ) -> None:
     report = verify_ledger(compromise.world.ledger, workers=1)
     assert report.ok, [str(p) for p in report.errors]
-    assert [p.position for p in report.warnings] == compromise.after
+    assert [p.position for p in report.compromised] == compromise.after
 
 
-def test_the_verify_command_warns_about_them_and_still_passes(
+def test_the_verify_command_reports_them_and_exits_2(
     compromise: Compromise, settings: Settings
 ) -> None:
     env = {"CMO_LEDGER_DATABASE_URL": settings.database_url}
     result = CliRunner().invoke(app, ["verify", "--workers", "1"], env=env)
-    assert result.exit_code == 0, result.output
-    warned = [line for line in result.output.splitlines() if "warning:" in line]
+    assert result.exit_code == 2, result.output
+    warned = [line for line in result.output.splitlines() if "compromised key:" in line]
     assert len(warned) == len(compromise.after)
     for position in compromise.after:
         assert any(f"position {position} " in line for line in warned)
@@ -166,7 +176,7 @@ def test_the_spare_key_keeps_working_after_the_revocation(compromise: Compromise
     position = add_key(world, compromise.spare, new_key(str(uuid.uuid4())), now_utc())
     report = verify_ledger(world.ledger, workers=1)
     assert report.ok
-    assert position not in [p.position for p in report.warnings]
+    assert position not in [p.position for p in report.compromised]
 
 
 def test_a_restarted_ledger_flags_the_same_events(
@@ -177,4 +187,4 @@ def test_a_restarted_ledger_flags_the_same_events(
         report = verify_ledger(reopened, workers=1)
     finally:
         reopened.close()
-    assert [p.position for p in report.warnings] == compromise.after
+    assert [p.position for p in report.compromised] == compromise.after

@@ -1,0 +1,159 @@
+"""A party's keys through time: when each was added, revoked, and compromised since.
+
+One definition for every layer that asks whether a key could sign: the command path
+(:class:`~ledger.domain.parties.Party`), ``verify``, the notary checking a cosignature,
+the API's ``LogEvent.compromised`` and the offline bundle verifier. Light: the standard
+library and :mod:`ledger.keys` only.
+
+The compromise rule: an event whose ``signed_at`` *or* ``recorded_at`` is at or after its
+key's ``compromised_since`` is **signed under a compromised key** (:func:`compromised`).
+Either time alone could be the forger's: a stolen key can sign with any ``signed_at``,
+and whatever the ledger recorded after the compromise may be the thief's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from ledger.errors import KeyRevoked, UnknownSigner
+from ledger.keys import decode_public_key, key_id
+from ledger.timeutil import parse_utc
+
+__all__ = [
+    "COMPROMISED",
+    "EXIT_BROKEN",
+    "EXIT_COMPROMISED",
+    "EXIT_OK",
+    "KEY_EVENTS",
+    "KeyHistory",
+    "KeyRecord",
+    "compromised",
+    "exit_status",
+    "finding",
+]
+
+COMPROMISED = "signed under a compromised key"
+"""The words every layer uses for an event the compromise rule catches."""
+KEY_EVENTS = frozenset({"PartyAdmitted", "KeyAdded", "KeyRevoked"})
+
+EXIT_OK, EXIT_BROKEN, EXIT_COMPROMISED = 0, 1, 2
+"""Exit statuses of ``verify`` and ``verify-bundle``: clean; the log (or bundle) is not
+intact; intact, but some events are signed under a compromised key."""
+
+KeyRecord = dict[str, Any]
+"""``{"public_key", "added_at", "revoked_at", "compromised_since", "purpose", "source"}``."""
+
+
+class _Ordered(Protocol):
+    def __lt__(self, other: Any, /) -> bool: ...
+    def __le__(self, other: Any, /) -> bool: ...
+
+
+_T = TypeVar("_T", bound=_Ordered)
+
+
+def compromised(signed_at: _T, recorded_at: _T, compromised_since: _T | None) -> bool:
+    """The compromise rule, over times of one kind (datetimes, or POSIX timestamps)."""
+    if compromised_since is None:
+        return False
+    return compromised_since <= signed_at or compromised_since <= recorded_at
+
+
+def exit_status(*, intact: bool, compromised: bool) -> int:
+    """The exit status of a verification: a broken log outranks a compromised key."""
+    if not intact:
+        return EXIT_BROKEN
+    return EXIT_COMPROMISED if compromised else EXIT_OK
+
+
+def finding(party: str, kid: str, since: str) -> str:
+    """The one sentence every layer reports a caught event with."""
+    return f"{COMPROMISED}: key {kid} of {party}, compromised since {since}"
+
+
+class KeyHistory:
+    """One party's keys, replayed from its key events, keyed by key id.
+
+    It reads and writes ``records`` in place (a :class:`~ledger.domain.parties.Party`
+    keeps them in its state, so snapshots hold plain JSON).
+    """
+
+    def __init__(self, party: str, records: MutableMapping[str, KeyRecord] | None = None) -> None:
+        self.party = party
+        self.records: MutableMapping[str, KeyRecord] = {} if records is None else records
+
+    def apply(self, event_type: str, payload: Mapping[str, Any], recorded_at: str) -> None:
+        """Replay one ``PartyAdmitted``, ``KeyAdded`` or ``KeyRevoked``."""
+        if event_type == "KeyRevoked":
+            since = payload.get("compromised_since")
+            self.revoke(str(payload["key"]), recorded_at, None if since is None else str(since))
+            return
+        purpose = str(payload.get("purpose") or "party")
+        source = payload.get("source")
+        self.add(str(payload["public_key"]), recorded_at, purpose, source)
+
+    def add(self, public_key: str, at: str, purpose: str = "party", source: Any = None) -> str:
+        """Register a key added at ``at``; its key id."""
+        kid = key_id(decode_public_key(public_key))
+        self.records[kid] = {
+            "public_key": public_key,
+            "added_at": at,
+            "revoked_at": None,
+            "compromised_since": None,
+            "purpose": purpose,
+            "source": source,
+        }
+        return kid
+
+    def revoke(self, kid: str, at: str, compromised_since: str | None) -> None:
+        """Revoke a key at ``at``; without a compromise time, it is compromised from then."""
+        record = self.records[kid]
+        record["revoked_at"] = at
+        record["compromised_since"] = compromised_since or at
+
+    def get(self, kid: str) -> KeyRecord | None:
+        """The key's record, or ``None`` when it is not this party's."""
+        return self.records.get(kid)
+
+    def compromised(self, kid: str, signed_at: str, recorded_at: str) -> bool:
+        """Whether an event signed with ``kid`` falls under the compromise rule."""
+        record = self.records.get(kid)
+        since = None if record is None else record["compromised_since"]
+        if since is None:
+            return False
+        at = parse_utc(since, field="compromised_since")
+        signed = parse_utc(signed_at, field="signed_at")
+        return compromised(signed, parse_utc(recorded_at, field="recorded_at"), at)
+
+    def key_for_new_signature(self, kid: str, signed_at: datetime, skew: float) -> str:
+        """The public key text for a new envelope; refuse unknown, revoked or not-yet keys."""
+        record = self.records.get(kid)
+        if record is None:
+            raise UnknownSigner(f"key {kid} is not a key of {self.party}", field="key")
+        if record["revoked_at"] is not None:
+            since = record["compromised_since"]
+            raise KeyRevoked(
+                f"key {kid} of {self.party} was revoked (compromised since {since})", field="key"
+            )
+        added = parse_utc(record["added_at"], field="key")
+        if (added - signed_at).total_seconds() > skew:
+            raise UnknownSigner(
+                f"key {kid} was not yet registered to {self.party} at signed_at",
+                field="signed_at",
+            )
+        return str(record["public_key"])
+
+    def refusal_at(self, kid: str, at: datetime, skew: timedelta) -> str | None:
+        """Why ``kid`` could not sign at ``at`` (not yet added, revoked, compromised), or None."""
+        record = self.records.get(kid)
+        if record is None:
+            return f"key {kid} is not a key of {self.party}"
+        if parse_utc(record["added_at"], field="added_at") - skew > at:
+            return f"the key of {self.party} was added after {at.isoformat()}"
+        for name in ("revoked_at", "compromised_since"):
+            if record[name] is not None and at >= parse_utc(record[name], field=name):
+                since = record["compromised_since"]
+                return f"the key of {self.party} was revoked (compromised since {since})"
+        return None
