@@ -99,10 +99,9 @@ class ReplayGuard:
     def accept(self, signature: bytes, expires_at: int) -> None:
         """Record ``signature``; refuse one recorded before."""
         digest = hashlib.sha256(signature).hexdigest()
-        datastore: Any = self._ledger.recorder.datastore  # type: ignore[attr-defined]
         try:
-            # The datastore's transaction shares the process's SQLite write lock.
-            with datastore.transaction(commit=True) as session:
+            # The library's transaction shares the process's SQLite write lock.
+            with self._ledger.storage.transaction(commit=True) as session:
                 session.execute(replay_table.insert().values(digest=digest, expires_at=expires_at))
         except (IntegrityError, SQLAlchemyIntegrityError):
             raise Unauthenticated(
@@ -116,8 +115,7 @@ class ReplayGuard:
             if now - self._last_prune < self.prune_every:
                 return
             self._last_prune = now
-        datastore: Any = self._ledger.recorder.datastore  # type: ignore[attr-defined]
-        with datastore.transaction(commit=True) as session:
+        with self._ledger.storage.transaction(commit=True) as session:
             session.execute(delete(replay_table).where(replay_table.c.expires_at < int(now)))
 
 

@@ -152,7 +152,7 @@ class _Cloner:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.table = ledger.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+        self.table = ledger.storage.events_table
         columns = (self.table.c.originator_id, self.table.c.originator_version)
         with ledger.engine.connect() as conn:
             query = sa.select(*columns, self.table.c.topic, self.table.c.state)

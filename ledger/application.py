@@ -56,6 +56,7 @@ from ledger.keys import decode_public_key
 from ledger.log.envelope import Envelope, StoredEvent
 from ledger.log.mapper import LeafMapper, is_leaf
 from ledger.log.meta import LedgerIdentity, read_identity, write_identity
+from ledger.log.storage import Storage
 from ledger.timeutil import format_utc, now_utc
 
 __all__ = ["Appended", "Ledger", "Recorded"]
@@ -95,11 +96,7 @@ class Ledger(Application[UUID]):
         self.settings = settings
         _ensure_sqlite_dir(settings)
         super().__init__(env=settings.eventsourcing_env())
-        if settings.is_postgres:
-            # The library builds the engine without options. Checking a pooled connection
-            # before use replaces the ones a database restart broke, instead of failing the
-            # next request on each of them.
-            self.engine.pool._pre_ping = True
+        self.storage = Storage(self.recorder)
         identity = read_identity(self.engine)
         self._identity = identity
         self._listeners: list[Callable[[int], None]] = []
@@ -149,7 +146,7 @@ class Ledger(Application[UUID]):
     @property
     def engine(self) -> Engine:
         """The SQLAlchemy engine shared by events, views and the Merkle tables."""
-        return cast(Engine, self.recorder.datastore.engine)  # type: ignore[attr-defined]
+        return self.storage.engine
 
     @property
     def identity(self) -> LedgerIdentity:
@@ -340,10 +337,8 @@ class Ledger(Application[UUID]):
         """The stored events at ``positions`` (one query), by position."""
         if not positions:
             return {}
-        recorder: Any = self.recorder
-        record_class = recorder.events_record_cls
-        with recorder.transaction(commit=False) as session:
-            rows = session.query(record_class).filter(record_class.id.in_(list(positions))).all()
+        with self.storage.transaction(commit=False) as session:
+            rows = list(self.storage.events_in(session, list(positions)))
             notifications = [
                 Notification(
                     id=row.id,

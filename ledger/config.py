@@ -115,7 +115,7 @@ class Settings:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://") :]
         return {
-            "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+            "PERSISTENCE_MODULE": "ledger.log.storage:LedgerFactory",
             "SQLALCHEMY_URL": url,
             "AGGREGATE_CACHE_MAXSIZE": "4096",
             "AGGREGATE_CACHE_FASTFORWARD": "y",

@@ -197,7 +197,7 @@ def _fast_commits(conn: Connection, is_postgres: bool) -> Iterator[None]:
 
 
 def _events_after(ledger: Ledger, position: int) -> int:
-    table = ledger.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+    table = ledger.storage.events_table
     with ledger.engine.connect() as conn:
         query = select(func.count()).select_from(table).where(table.c.id > position)
         count = conn.execute(query).scalar()

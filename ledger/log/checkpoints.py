@@ -306,8 +306,7 @@ class Notary(Checkpoints):
         return self.get(signed.size) or signed
 
     def _sign_tree(self) -> SignedCheckpoint:
-        datastore: Any = self.ledger.recorder.datastore  # type: ignore[attr-defined]
-        with datastore.transaction(commit=True) as session:
+        with self.ledger.storage.transaction(commit=True) as session:
             begin_page(session, self.ledger)
             if self.ledger.settings.is_postgres:
                 session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -41,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import resolve_topic
-from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
@@ -65,14 +63,7 @@ class Follower(ABC):
         if not self.name or len(self.name) > 32:
             raise ValueError("a follower needs a name of 1-32 characters")
         self.ledger = ledger
-        with warnings.catch_warnings():
-            # The library names every tracking record class alike; SQLAlchemy says so
-            # once per follower. The tables themselves are distinct.
-            warnings.filterwarnings("ignore", "This declarative base already contains")
-            self.tracking = SQLAlchemyTrackingRecorder(
-                datastore=ledger.recorder.datastore,  # type: ignore[attr-defined]
-                tracking_table_name=f"{self.name}_tracking",
-            )
+        self.tracking = ledger.storage.tracking_recorder(f"{self.name}_tracking")
         self._lock = threading.Lock()
         self._lock_key = int.from_bytes(
             hashlib.sha256(self.name.encode()).digest()[:8], "big", signed=True
@@ -263,7 +254,7 @@ def read_events(
     session: Session, ledger: Ledger, after: int, limit: int, stop: int | None = None
 ) -> list[Recorded]:
     """Stored events after ``after`` (up to ``stop``, inclusive), as ``Ledger.read`` gives."""
-    table = ledger.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+    table = ledger.storage.events_table
     query = select(
         table.c.id, table.c.originator_id, table.c.originator_version, table.c.topic, table.c.state
     ).where(table.c.id > after)

@@ -1183,7 +1183,7 @@ class _EventSql:
 
     def __init__(self, conn: Connection, ledger: Ledger) -> None:
         self.conn = conn
-        table = ledger.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+        table = ledger.storage.events_table
         name = conn.dialect.identifier_preparer.format_table(table)
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         # The state as bytes even where a tampered SQLite row holds text.

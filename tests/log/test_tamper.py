@@ -181,7 +181,7 @@ def test_a_row_signed_by_a_valid_key_but_inserted_behind_the_ledger_is_found(
     # Make room at the target position, then insert the forged row there.
     execute(ledger, f"UPDATE {EVENTS} SET id = -id WHERE id >= :p", p=target)
     execute(ledger, f"UPDATE {EVENTS} SET id = 1 - id WHERE id < 0")
-    table = ledger.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+    table = ledger.storage.events_table
     with ledger.engine.begin() as conn:
         conn.execute(
             table.insert().values(

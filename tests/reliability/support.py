@@ -769,7 +769,7 @@ def wait_until_settled(deployed: Deployment, timeout: float = 120.0) -> dict[str
 
 
 def _event_count(ledger: Ledger) -> int:
-    table = ledger.recorder.events_record_cls.__table__  # type: ignore[attr-defined]
+    table = ledger.storage.events_table
     with ledger.engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() or 0)
 

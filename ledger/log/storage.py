@@ -1,0 +1,92 @@
+"""The ledger's database, the eventsourcing way: one factory builds the engine with its
+options, and one :class:`Storage` hands out the engine, the events table, transactions and
+tracking recorders. Nothing else reaches into the library's recorder.
+
+``Settings.eventsourcing_env`` names :class:`LedgerFactory` as the ``PERSISTENCE_MODULE``;
+the application builds it, and its datastore builds the engine:
+
+* on PostgreSQL with ``pool_pre_ping``: a pooled connection is checked before use, so a
+  database restart replaces the connections it broke instead of failing the next request
+  on each of them;
+* on SQLite as the library does (a file database, WAL mode, one writer at a time).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any, cast
+
+from eventsourcing.persistence import ApplicationRecorder
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
+from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
+from eventsourcing_sqlalchemy.recorders import (
+    SQLAlchemyApplicationRecorder,
+    SQLAlchemyTrackingRecorder,
+)
+from sqlalchemy import Table
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from ledger.errors import ConfigurationError
+
+__all__ = ["LedgerDatastore", "LedgerFactory", "Storage"]
+
+
+class LedgerDatastore(SQLAlchemyDatastore):
+    """The library's datastore, with the engine options the ledger needs."""
+
+    def __init__(self, *, url: str | None = None, **options: Any) -> None:
+        if url is not None and url.startswith("postgresql"):
+            options.setdefault("pool_pre_ping", True)
+        super().__init__(url=url, **options)
+
+
+class LedgerFactory(SQLAlchemyFactory):
+    """eventsourcing-sqlalchemy's infrastructure factory, with :class:`LedgerDatastore`."""
+
+    datastore_class = LedgerDatastore
+
+
+class Storage:
+    """The events table and its database, as the application's recorder keeps them."""
+
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        if not isinstance(recorder, SQLAlchemyApplicationRecorder):
+            raise ConfigurationError(
+                "the ledger stores its events through eventsourcing-sqlalchemy",
+                field="CMO_LEDGER_DATABASE_URL",
+            )
+        self._recorder = recorder
+        self._datastore = recorder.datastore
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine shared by the events, the views and the Merkle tables."""
+        return cast(Engine, self._datastore.engine)
+
+    @property
+    def events_table(self) -> Table:
+        """The table of stored events (``id`` is the log position)."""
+        return cast(Table, self._recorder.events_record_cls.__table__)
+
+    def transaction(self, *, commit: bool) -> AbstractContextManager[Session]:
+        """A session in the library's transaction (on SQLite, under its write lock)."""
+        return cast(AbstractContextManager[Session], self._datastore.transaction(commit=commit))
+
+    def tracking_recorder(self, table_name: str) -> SQLAlchemyTrackingRecorder:
+        """A tracking recorder on its own table in this database."""
+        with warnings.catch_warnings():
+            # The library names every tracking record class alike; SQLAlchemy says so once
+            # per table. The tables themselves are distinct.
+            warnings.filterwarnings("ignore", "This declarative base already contains")
+            return SQLAlchemyTrackingRecorder(
+                datastore=self._datastore, tracking_table_name=table_name
+            )
+
+    def events_in(self, session: Session, positions: list[int]) -> Iterator[Any]:
+        """The stored rows at ``positions`` (id, originator id and version, topic, state)."""
+        table = self.events_table
+        query = table.select().where(table.c.id.in_(positions))
+        yield from session.execute(query)
