@@ -14,7 +14,7 @@ def test_defaults_point_at_an_embedded_sqlite_ledger() -> None:
     settings = Settings.from_env({})
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.sqlite_path() == Path("./.cmo-ledger/ledger.db")
-    assert settings.eventsourcing_env()["PERSISTENCE_MODULE"] == "eventsourcing_sqlalchemy"
+    assert settings.eventsourcing_env()["PERSISTENCE_MODULE"] == "ledger.log.storage:LedgerFactory"
 
 
 def test_postgres_urls_select_the_psycopg_driver() -> None:
