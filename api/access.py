@@ -21,8 +21,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from api.permissions import AgreementRoles, Authority, SubjectFacts, event_readable
+from ledger.clock import Clock
 from ledger.domain.scope import DataItem, GrantScope
-from ledger.timeutil import format_utc, now_utc
+from ledger.timeutil import format_utc
 from projections.access import GRANTS
 from projections.agreements import AGREEMENTS
 from projections.audit import AUDIT
@@ -75,9 +76,9 @@ _authorities = _Lru(_CACHE_SIZE)
 _subjects = _Lru(100_000)
 
 
-def now_text() -> str:
-    """The current time as the views write times."""
-    return format_utc(now_utc())
+def now_text(clock: Clock) -> str:
+    """The current time on ``clock``, as the views write times."""
+    return format_utc(clock.now())
 
 
 def views_head(conn: Connection) -> int:
@@ -213,4 +214,4 @@ def can_read_event(context: Any, recorded: Recorded) -> bool:
         return True
     authority = authority_for(context, recorded.position)
     facts = ViewFacts(context.ledger.engine)
-    return event_readable(authority, recorded.event.envelope, facts, now_text())
+    return event_readable(authority, recorded.event.envelope, facts, now_text(context.ledger.clock))

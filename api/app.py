@@ -11,6 +11,7 @@ projector, the notary's checkpoint signer and the event feed, and stops them on 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -30,6 +31,7 @@ from api.metrics import CONTENT_TYPE, Metrics, render
 from api.schema import build_schema
 from api.services import Services
 from api.view import LedgerGraphQL
+from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
 from ledger.errors import ConfigurationError
 from ledger.keystore import PASSPHRASE_FILE, load_keystore
@@ -168,11 +170,12 @@ def create_app(
     notary_key: SigningKey | None = None,
     limits: Limits | None = None,
     projections: bool = True,
+    clock: Clock = SYSTEM,
 ) -> Starlette:
     """Build the app; the ledger opens on start-up and closes on shutdown.
 
     ``notary_key`` defaults to the keystore in ``settings.data_dir``; ``limits`` to
-    ``Limits.from_settings(settings)``.
+    ``Limits.from_settings(settings)``; ``clock`` is the time every part of the app reads.
     """
     resolved = settings or Settings.from_env()
     chosen = limits or Limits.from_settings(resolved)
@@ -182,7 +185,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await run_in_threadpool(
-            Services.open, resolved, chosen, key, projections=projections, metrics=counters
+            functools.partial(
+                Services.open,
+                resolved,
+                chosen,
+                key,
+                projections=projections,
+                metrics=counters,
+                clock=clock,
+            )
         )
         try:
             await run_in_threadpool(services.start)

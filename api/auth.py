@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -110,7 +109,7 @@ class ReplayGuard:
         self._maybe_prune()
 
     def _maybe_prune(self) -> None:
-        now = time.time()
+        now = self._ledger.clock.now().timestamp()
         with self._lock:
             if now - self._last_prune < self.prune_every:
                 return
@@ -196,7 +195,7 @@ class Authenticator:
         return caller
 
     def _check_fresh(self, created: int) -> None:
-        now = time.time()
+        now = self._ledger.clock.now().timestamp()
         if created < now - self._max_age:
             raise Unauthenticated(
                 f"request signature is stale (created over {int(self._max_age)} s ago): "

@@ -29,6 +29,7 @@ from api.log_fields import leaf_indexes
 from api.metrics import Metrics
 from api.subscriptions import EventFeed
 from ledger.application import Ledger, Recorded
+from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
 from ledger.errors import NotFound
 from ledger.keys import decode_public_key
@@ -92,9 +93,10 @@ class Services:
         *,
         projections: bool = True,
         metrics: Metrics | None = None,
+        clock: Clock = SYSTEM,
     ) -> Services:
         """Open the ledger and build (not start) everything else."""
-        ledger = Ledger.open(settings)
+        ledger = Ledger.open(settings, clock)
         try:
             with _one_at_a_time(ledger):
                 tree = MerkleTree(ledger)

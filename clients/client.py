@@ -46,6 +46,7 @@ from clients.offline import (
     verify_inclusion_against_checkpoint,
 )
 from clients.witness import Witness
+from ledger.clock import SYSTEM, Clock
 from ledger.domain.commitments import commitment_of
 from ledger.domain.subjects import batch_subject, parameter_subject, party_subject
 from ledger.errors import LedgerError
@@ -53,7 +54,7 @@ from ledger.keys import decode_public_key, key_id
 from ledger.log.countersign import countersign
 from ledger.log.envelope import event_hash, sign_envelope
 from ledger.log.notes import vkey as note_vkey
-from ledger.timeutil import format_utc, now_utc
+from ledger.timeutil import format_utc
 
 __all__ = [
     "Draft",
@@ -252,18 +253,23 @@ class LedgerClient:
         timeout: float = 30.0,
         max_retries: int = 3,
         transport: httpx2.BaseTransport | None = None,
+        clock: Clock = SYSTEM,
     ) -> None:
         self.url = url.rstrip("/")
         self.party = party
         self.key_id = key_id(key.verify_key)
         self.max_retries = max_retries
+        self.clock = clock
         self._key = key
         self._notary_key = notary_key
         self._origin: str | None = None
         self._vkey: str | None = None
         self._largest: Checkpoint | None = None
         self._http = httpx2.Client(
-            base_url=self.url, auth=PartyAuth(party, key), timeout=timeout, transport=transport
+            base_url=self.url,
+            auth=PartyAuth(party, key, clock=clock),
+            timeout=timeout,
+            transport=transport,
         )
 
     def __enter__(self) -> LedgerClient:
@@ -356,7 +362,7 @@ class LedgerClient:
             "payload": dict(draft.payload),
             "signer": self.party,
             "key": self.key_id,
-            "signed_at": format_utc(now_utc()),
+            "signed_at": format_utc(self.clock.now()),
             "meaning": draft.meaning,
         }
         if draft.reason is not None:
@@ -432,7 +438,9 @@ class LedgerClient:
 
     def countersign(self, type: str, subject: SubjectId, body: Mapping[str, Any]) -> dict[str, str]:
         """This party's countersignature of ``body`` for the other party's ``type`` event."""
-        return countersign(self.origin, type, str(subject), body, self.party, self._key)
+        return countersign(
+            self.origin, type, str(subject), body, self.party, self._key, clock=self.clock
+        )
 
     # -- queries -----------------------------------------------------------------------
 

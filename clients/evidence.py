@@ -29,8 +29,9 @@ from clients.bundle import (
     sha256_file,
 )
 from clients.report import render_report
+from ledger.clock import SYSTEM, Clock
 from ledger.errors import LedgerError
-from ledger.timeutil import format_utc, now_utc
+from ledger.timeutil import format_utc
 
 __all__ = ["EvidenceRefused", "GraphQLClient", "Progress", "export_evidence"]
 
@@ -304,11 +305,12 @@ def export_evidence(
     *,
     progress: Progress | None = None,
     checkpoint_wait: float = 30.0,
+    clock: Clock = SYSTEM,
 ) -> Path:
     """Write the evidence bundle of ``batch`` into the new or empty ``out_dir``; return it.
 
     Waits up to ``checkpoint_wait`` seconds for a signed checkpoint covering the batch's
-    latest events.
+    latest events; ``clock`` dates the export.
     """
     _prepare(out_dir)
     export = _Export(client, batch, progress, checkpoint_wait)
@@ -329,11 +331,13 @@ def export_evidence(
     _write_json(out_dir / TRACE, trace)
     _write_json(out_dir / DATA, data)
     (out_dir / REPORT).write_text(render_report(trace, data, events, export.withheld), "utf-8")
-    _write_manifest(out_dir, trace, export.withheld)
+    _write_manifest(out_dir, trace, export.withheld, clock)
     return out_dir
 
 
-def _write_manifest(out_dir: Path, trace: Mapping[str, Any], withheld: list[Any]) -> None:
+def _write_manifest(
+    out_dir: Path, trace: Mapping[str, Any], withheld: list[Any], clock: Clock
+) -> None:
     files = {
         path.relative_to(out_dir).as_posix(): sha256_file(path)
         for path in sorted(out_dir.rglob("*"))
@@ -346,7 +350,7 @@ def _write_manifest(out_dir: Path, trace: Mapping[str, Any], withheld: list[Any]
         "tree_size": trace["checkpoint"]["treeSize"],
         "position": trace["position"],
         "exported_by": trace["me"],
-        "exported_at": format_utc(now_utc()),
+        "exported_at": format_utc(clock.now()),
         "withheld": withheld,
         "files": files,
     }

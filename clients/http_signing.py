@@ -28,7 +28,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx2
@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from http_message_signatures import HTTPMessageSigner, HTTPSignatureKeyResolver, algorithms
 from nacl.signing import SigningKey
 
+from ledger.clock import SYSTEM, Clock
 from ledger.http_signatures import HTTP_COMPONENTS, LABEL, WS_COMPONENTS, WS_TAG
 from ledger.keys import key_id as compute_key_id
 
@@ -78,9 +79,10 @@ class PartyAuth(httpx2.Auth):
 
     requires_request_body = True
 
-    def __init__(self, party_id: str, signing_key: SigningKey) -> None:
+    def __init__(self, party_id: str, signing_key: SigningKey, *, clock: Clock = SYSTEM) -> None:
         self.keyid = keyid_for(party_id, signing_key)
         self._signer = _signer(self.keyid, signing_key)
+        self._clock = clock
 
     def auth_flow(self, request: Any) -> Generator[Any, Any, None]:
         self.sign(request)
@@ -94,7 +96,7 @@ class PartyAuth(httpx2.Auth):
         self._signer.sign(
             request,
             key_id=self.keyid,
-            created=created or datetime.now(UTC),
+            created=created or self._clock.now(),
             nonce=secrets.token_urlsafe(16),
             label=LABEL,
             covered_component_ids=HTTP_COMPONENTS,
@@ -115,6 +117,7 @@ def connection_init_payload(
     *,
     path: str = "/graphql",
     created: datetime | None = None,
+    clock: Clock = SYSTEM,
 ) -> dict[str, str]:
     """The ``connection_init`` payload that authenticates a websocket."""
     keyid = keyid_for(party_id, signing_key)
@@ -123,7 +126,7 @@ def connection_init_payload(
     _signer(keyid, signing_key).sign(
         request,
         key_id=keyid,
-        created=created or datetime.now(UTC),
+        created=created or clock.now(),
         nonce=secrets.token_urlsafe(16),
         label=LABEL,
         tag=WS_TAG,

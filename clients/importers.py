@@ -47,6 +47,7 @@ from os import PathLike
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ledger.clock import SYSTEM, Clock
 from ledger.domain.formats import (
     CHUNK_POINTS,
     CLOCK_TOLERANCE,
@@ -62,7 +63,7 @@ from ledger.domain.formats import (
     encode_chunk,
 )
 from ledger.errors import ValidationFailed
-from ledger.timeutil import format_utc, now_utc
+from ledger.timeutil import format_utc
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -462,8 +463,8 @@ _COLUMNS: dict[str, dict[str, tuple[_Convert, bool]]] = {
 }
 
 
-def _latest() -> str:
-    return format_utc(now_utc() + CLOCK_TOLERANCE)
+def _latest(clock: Clock = SYSTEM) -> str:
+    return format_utc(clock.now() + CLOCK_TOLERANCE)
 
 
 # -- discrete and event records -----------------------------------------------------------

@@ -37,6 +37,7 @@ from nacl.signing import VerifyKey
 from sqlalchemy.engine import Engine
 
 import ledger.domain.registry  # noqa: F401  (registers every event type)
+from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
 from ledger.domain.catalogue import Command, EventSpec, LedgerState, SignedAggregate, lookup
 from ledger.domain.parties import NOTARY, Party
@@ -57,7 +58,7 @@ from ledger.log.envelope import Envelope, StoredEvent
 from ledger.log.mapper import LeafMapper, is_leaf
 from ledger.log.meta import LedgerIdentity, read_identity, write_identity
 from ledger.log.storage import Storage
-from ledger.timeutil import format_utc, now_utc
+from ledger.timeutil import format_utc
 
 __all__ = ["Appended", "Ledger", "Recorded"]
 
@@ -92,7 +93,8 @@ class Ledger(Application[UUID]):
 
     name = "Ledger"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM) -> None:
+        self.clock = clock
         self.settings = settings
         _ensure_sqlite_dir(settings)
         super().__init__(env=settings.eventsourcing_env())
@@ -111,7 +113,7 @@ class Ledger(Application[UUID]):
         return Environment(name, dict(env or {}))
 
     @classmethod
-    def open(cls, settings: Settings) -> Ledger:
+    def open(cls, settings: Settings, clock: Clock = SYSTEM) -> Ledger:
         """Open an initialised ledger; refuse a database that holds none."""
         path = settings.sqlite_path()
         if path is not None and not path.exists():
@@ -119,7 +121,7 @@ class Ledger(Application[UUID]):
                 f"no ledger at {path}: run `cmo-ledger init --origin ORIGIN` first",
                 field="CMO_LEDGER_DATABASE_URL",
             )
-        ledger = cls(settings)
+        ledger = cls(settings, clock)
         if ledger._identity is None:
             ledger.close()
             raise ConfigurationError(
@@ -129,13 +131,15 @@ class Ledger(Application[UUID]):
         return ledger
 
     @classmethod
-    def initialise(cls, settings: Settings, origin: str, notary_public_key: str) -> Ledger:
+    def initialise(
+        cls, settings: Settings, origin: str, notary_public_key: str, clock: Clock = SYSTEM
+    ) -> Ledger:
         """Create the tables and record the ledger's origin and notary key."""
         _check_origin(origin)
         decode_public_key(notary_public_key, field="notary_public_key")
-        ledger = cls(settings)
+        ledger = cls(settings, clock)
         try:
-            identity = LedgerIdentity(origin, notary_public_key, format_utc(now_utc()))
+            identity = LedgerIdentity(origin, notary_public_key, format_utc(clock.now()))
             write_identity(ledger.engine, identity)
         except BaseException:
             ledger.close()
@@ -172,7 +176,7 @@ class Ledger(Application[UUID]):
             raise LimitExceeded(
                 f"at most {self.settings.max_batch} envelopes per batch", field="envelopes"
             )
-        now = now_utc()
+        now = self.clock.now()
         state = _BatchState(self)
         events: list[DomainEventProtocol[Any]] = []
         accepted: list[tuple[Envelope, str]] = []

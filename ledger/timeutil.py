@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from ledger.clock import SYSTEM
 from ledger.errors import ValidationFailed
 
 __all__ = ["format_utc", "now_utc", "parse_utc", "require_aware"]
@@ -20,9 +21,9 @@ _RFC3339 = re.compile(
 
 
 def now_utc() -> datetime:
-    """The server's clock, UTC, to the millisecond."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=(now.microsecond // 1000) * 1000)
+    """The system clock's time (:data:`ledger.clock.SYSTEM`): code that reads the time is
+    given a clock instead; this serves scripts and tests."""
+    return SYSTEM.now()
 
 
 def require_aware(value: datetime, *, field: str) -> datetime:

@@ -73,7 +73,7 @@ class Scope:
 async def request_scope(info: Info) -> Scope:
     """The scope of a root field: the caller's authority, data at the views' head."""
     authority = await in_thread(authority_for, info.context)
-    now = now_text()
+    now = now_text(info.context.ledger.clock)
     return Scope(authority, now, At(authority.position, now))
 
 
@@ -95,7 +95,7 @@ def _scoped(context: Context, carried: Scope | None, fn: Callable[..., _T], args
         scope = carried
         if scope is None:
             authority = authority_for(context, conn=conn)
-            now = now_text()
+            now = now_text(context.ledger.clock)
             scope = Scope(authority, now, At(authority.position, now))
         return fn(conn, scope, *args)
 

@@ -39,8 +39,9 @@ from clients.importers import (
     read_events,
     stream_continuous,
 )
+from ledger.clock import SYSTEM
 from ledger.domain.subjects import parameter_subject
-from ledger.timeutil import format_utc, now_utc
+from ledger.timeutil import format_utc
 
 __all__ = ["register"]
 
@@ -67,7 +68,7 @@ def batch_register(
     as_json: JsonOption = False,
 ) -> None:
     """Register a batch under an agreement in force."""
-    when = started_at or format_utc(now_utc())
+    when = started_at or format_utc(SYSTEM.now())
     with connect(url, key) as client:
         stored = client.register_batch(
             agreement, batch, product=product, site=site, started_at=when
@@ -86,7 +87,7 @@ def batch_end(
 ) -> None:
     """Record when a batch ended; delivery deadlines count from it."""
     with connect(url, key) as client:
-        stored = client.end_batch(batch, ended_at=ended_at or format_utc(now_utc()))
+        stored = client.end_batch(batch, ended_at=ended_at or format_utc(client.clock.now()))
         show_submitted(stored, as_json=as_json)
 
 

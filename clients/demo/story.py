@@ -43,12 +43,13 @@ from clients.demo.world import (
     parameter_payload,
     plan_batches,
 )
+from ledger.clock import SYSTEM
 from ledger.domain.commitments import commitment_of
 from ledger.domain.parties import NOTARY
 from ledger.domain.reviews import add_months
 from ledger.domain.subjects import batch_subject, parameter_subject, party_subject
 from ledger.keys import encode_public_key
-from ledger.timeutil import format_utc, now_utc
+from ledger.timeutil import format_utc
 
 __all__ = ["Story", "StoryTeller"]
 
@@ -107,7 +108,7 @@ class StoryTeller:
         }
         self.notary = LedgerClient(url, NOTARY, notary_key, timeout=_TIMEOUT)
         self.story = Story()
-        self.now = now_utc()
+        self.now = SYSTEM.now()
         self.count, self.minutes = batches, run_minutes
         self._progress = progress or (lambda step, done: None)
         self._submissions: dict[str, str] = {}
@@ -422,7 +423,7 @@ class StoryTeller:
             "grantee": REGULATOR,
             "data_classes": ["discrete", "continuous", "event"],
             "batches": [inspected],
-            "valid_until": format_utc(now_utc() + timedelta(days=INSPECTION_DAYS)),
+            "valid_until": format_utc(self.now + timedelta(days=INSPECTION_DAYS)),
             "purpose": f"inspection of {inspected}: batch record and process data",
         }
         for grantor, name, extra in (

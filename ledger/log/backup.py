@@ -37,9 +37,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
 from ledger.errors import ConfigurationError, ValidationFailed
-from ledger.timeutil import format_utc, now_utc
+from ledger.timeutil import format_utc
 
 __all__ = ["FORMAT", "BackupSummary", "backup", "restore"]
 
@@ -63,7 +64,7 @@ class BackupSummary:
 # ------------------------------------------------------------------------ backup
 
 
-def backup(settings: Settings, out: Path) -> BackupSummary:
+def backup(settings: Settings, out: Path, *, clock: Clock = SYSTEM) -> BackupSummary:
     """Write a consistent snapshot of the ledger database to ``out`` (see the module)."""
     engine = _engine(settings, must_exist=True)
     try:
@@ -75,7 +76,7 @@ def backup(settings: Settings, out: Path) -> BackupSummary:
                     field="CMO_LEDGER_DATABASE_URL",
                 )
             ddl = _ddl(conn, settings, tables)
-            header = _header(conn, settings, ddl)
+            header = _header(conn, settings, ddl, clock)
             counts = _write_file(conn, out, header, tables)
             conn.rollback()
     finally:
@@ -144,7 +145,9 @@ def _sqlite_ddl(conn: Connection) -> dict[str, Any]:
     return found
 
 
-def _header(conn: Connection, settings: Settings, ddl: dict[str, Any]) -> dict[str, Any]:
+def _header(
+    conn: Connection, settings: Settings, ddl: dict[str, Any], clock: Clock
+) -> dict[str, Any]:
     origin = conn.execute(sa.text(f"SELECT value FROM {_META} WHERE name = 'origin'")).scalar()
     head = conn.execute(sa.text(f"SELECT MAX(id) FROM {_EVENTS}")).scalar()
     return {
@@ -152,7 +155,7 @@ def _header(conn: Connection, settings: Settings, ddl: dict[str, Any]) -> dict[s
         "backend": "postgresql" if settings.is_postgres else "sqlite",
         "origin": str(origin or ""),
         "head": int(head or 0),
-        "taken_at": format_utc(now_utc()),
+        "taken_at": format_utc(clock.now()),
         "tables": ddl,
     }
 

@@ -73,7 +73,7 @@ from ledger.log.notes import (
     vkey,
 )
 from ledger.log.tree import MerkleTree, read_nodes, tree_size
-from ledger.timeutil import format_utc, now_utc, parse_utc
+from ledger.timeutil import format_utc, parse_utc
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
@@ -236,7 +236,7 @@ class Checkpoints:
     ) -> None:
         at = datetime.fromtimestamp(timestamp, UTC)
         skew = timedelta(seconds=self.ledger.settings.max_clock_skew)
-        if at > now_utc() + skew:
+        if at > self.ledger.clock.now() + skew:
             raise ValidationFailed("cosignature timestamp is in the future", field="line")
         if at < parse_utc(checkpoint.signed_at, field="signed_at") - skew:
             raise ValidationFailed("cosignature timestamp precedes the checkpoint", field="line")
@@ -318,7 +318,10 @@ class Notary(Checkpoints):
             root = self._root_extending(conn, latest, size)
             body = format_checkpoint(self.origin, size, root)
             signed = SignedCheckpoint(
-                size, root, sign_note(body, self.origin, self._key), format_utc(now_utc())
+                size,
+                root,
+                sign_note(body, self.origin, self._key),
+                format_utc(self.ledger.clock.now()),
             )
             conn.execute(
                 CHECKPOINTS.insert(),

@@ -21,11 +21,12 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey
 
 from ledger.canonical import canonical_bytes
+from ledger.clock import SYSTEM, Clock
 from ledger.domain.fields import Fields
 from ledger.errors import BadSignature, Forbidden, UnknownSigner
 from ledger.keys import decode_public_key, key_id
 from ledger.log.envelope import decode_signature
-from ledger.timeutil import format_utc, now_utc
+from ledger.timeutil import format_utc
 
 if TYPE_CHECKING:
     from ledger.domain.catalogue import Command
@@ -64,10 +65,12 @@ def countersign(
     body: Mapping[str, Any],
     signer: str,
     signing_key: SigningKey,
+    *,
+    clock: Clock = SYSTEM,
 ) -> dict[str, str]:
-    """The ``countersignature`` object for ``body``, signed by ``signer``."""
+    """The ``countersignature`` object for ``body``, signed by ``signer`` at ``clock``'s now."""
     kid = key_id(signing_key.verify_key)
-    signed_at = format_utc(now_utc())
+    signed_at = format_utc(clock.now())
     message = countersigned_bytes(ledger, event_type, subject, body, signer, kid, signed_at)
     signature = base64.b64encode(signing_key.sign(message).signature).decode("ascii")
     return {"signer": signer, "key": kid, "signed_at": signed_at, "signature": signature}

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.application import Ledger
+from ledger.clock import FakeClock
 from ledger.config import Settings
 from tests.support.data_world import DataWorld, build_data_world
 from tests.support.server import Server, running_server
@@ -71,10 +72,13 @@ def shared_data_server(request: pytest.FixtureRequest, backend: str) -> Served:
     folder = request.getfixturevalue("tmp_path_factory").mktemp("data-dir")
     settings = Settings(database_url=url, data_dir=folder, kdf_profile="min")
     notary = notary_actor()
-    ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
+    # Running with the machine's clock; the short grant's expiry is reached by moving it
+    # forward, not by sleeping.
+    clock = FakeClock(ticking=True)
+    ledger = Ledger.initialise(settings, ORIGIN, notary.public_key, clock)
     stack.callback(ledger.close)
     data = build_data_world(build_world(ledger, notary))
-    server = stack.enter_context(running_server(settings, notary.key))
+    server = stack.enter_context(running_server(settings, notary.key, clock=clock))
     stack.callback(_running.pop, backend, None)
     _running[backend] = Served(server, data)
     return _running[backend]

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ledger.clock import FakeClock
 from ledger.domain.commitments import commitment_of
 from ledger.domain.subjects import batch_subject, parameter_subject
 from ledger.log.countersign import countersign
@@ -236,7 +237,7 @@ def _grants(data: DataWorld) -> None:
         )
     )
     data.positions["auditor_grants"] = world.ledger.head()
-    data.expires_at = now_utc() + timedelta(seconds=1)
+    data.expires_at = world.ledger.clock.now() + timedelta(seconds=1)
     data.grants["expired"] = str(
         grant(world, a1, NORTHWIND, AUDITOR, valid_until=format_utc(data.expires_at))
     )
@@ -277,7 +278,10 @@ def build_data_world(world: World) -> DataWorld:
     data.enhancements["sealed"] = _claim(data, "Harvest timing", disclose=False)
     _grants(data)
     data.positions["built"] = world.ledger.head()
-    wait = (data.expires_at - now_utc()).total_seconds()
-    if wait > 0:
-        time.sleep(wait + 0.01)
+    clock = world.ledger.clock
+    if isinstance(clock, FakeClock):
+        clock.advance(timedelta(seconds=2))
+    else:
+        while clock.now() <= data.expires_at:
+            time.sleep(0.01)
     return data

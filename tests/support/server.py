@@ -33,6 +33,7 @@ from api.app import create_app
 from api.limits import Limits
 from api.services import Services
 from clients.http_signing import PartyAuth, connection_init_payload
+from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
 from tests.support.world import Actor
 
@@ -169,9 +170,10 @@ def running_server(
     notary_key: SigningKey,
     *,
     limits: Limits | None = None,
+    clock: Clock = SYSTEM,
 ) -> Iterator[Server]:
     """Serve the API for ``settings`` until the block ends."""
-    app = create_app(settings, notary_key=notary_key, limits=limits)
+    app = create_app(settings, notary_key=notary_key, limits=limits, clock=clock)
     sock = _free_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")
