@@ -33,6 +33,7 @@ from api.services import Services
 from api.view import LedgerGraphQL
 from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
+from ledger.domain.payloads import PAYLOADS, schema_bytes
 from ledger.errors import ConfigurationError
 from ledger.keystore import PASSPHRASE_FILE, load_keystore
 
@@ -83,6 +84,22 @@ async def checkpoint(request: Request) -> Response:
     if latest is None:
         return PlainTextResponse("no checkpoint is signed yet: retry shortly\n", status_code=503)
     return PlainTextResponse(latest.text)
+
+
+async def schema_index(request: Request) -> JSONResponse:
+    """The event types whose payload JSON Schemas are served."""
+    return JSONResponse({"event_types": [f"/schema/{name}.json" for name in PAYLOADS]})
+
+
+async def payload_schema(request: Request) -> Response:
+    """``GET /schema/<EventType>.json``: that event type's payload JSON Schema."""
+    event_type = str(request.path_params["event_type"])
+    if event_type not in PAYLOADS:
+        document = error_document(
+            "NOT_FOUND", f"no event type {event_type!r}: see /schema/", "event_type"
+        )
+        return JSONResponse(document, status_code=404)
+    return Response(schema_bytes(event_type), media_type="application/schema+json")
 
 
 def _gauges(services: Services) -> dict[str, float]:
@@ -212,6 +229,8 @@ def create_app(
         Route("/checkpoint", checkpoint),
         Route("/healthz", healthz),
         Route("/metrics", metrics),
+        Route("/schema/", schema_index),
+        Route("/schema/{event_type}.json", payload_schema),
     ]
     middleware = [Middleware(BodyLimit, max_bytes=chosen.max_body_bytes, metrics=counters)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

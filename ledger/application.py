@@ -41,6 +41,7 @@ from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
 from ledger.domain.catalogue import Command, EventSpec, LedgerState, SignedAggregate, lookup
 from ledger.domain.parties import NOTARY, Party
+from ledger.domain.payloads import decode_payload
 from ledger.domain.subjects import party_subject
 from ledger.errors import (
     ConfigurationError,
@@ -227,6 +228,7 @@ class Ledger(Application[UUID]):
         spec.check_meaning_and_reason(envelope)
         subject = self._check_sequence(envelope, spec, state)
         command = Command(envelope, signature, format_utc(now), now, subject, state)
+        decode_payload(spec.type, envelope.payload)
         spec.rule(command)
         return command, spec
 

@@ -302,7 +302,7 @@ def _require_status(agreement: Agreement, status: str, what: str) -> None:
 
 
 def _proposed_rule(command: Command) -> None:
-    payload = command.payload.only("terms")
+    payload = command.payload
     terms = validate_terms(command, payload.object("terms"))
     if command.signer not in (terms["sponsor"], terms["cmo"]):
         raise Forbidden(
@@ -314,7 +314,6 @@ def _proposed_rule(command: Command) -> None:
 
 def _signed_rule(command: Command) -> None:
     agreement: Agreement = command.subject
-    command.payload.only()
     _require_status(agreement, "proposed", "only a proposed agreement can be signed")
     if command.signer == agreement.proposed_by:
         raise Forbidden(
@@ -335,7 +334,7 @@ def _amended_rule(command: Command) -> None:
             "sign or reject it first",
             field="subject",
         )
-    payload = command.payload.only("terms")
+    payload = command.payload
     terms_fields = payload.object("terms")
     for role in ("sponsor", "cmo"):
         current = getattr(agreement, role)
@@ -351,7 +350,6 @@ def _amended_rule(command: Command) -> None:
 
 def _amendment_signed_rule(command: Command) -> None:
     agreement: Agreement = command.subject
-    command.payload.only()
     require_agreement_party(command, agreement)
     _require_status(agreement, "effective", "only an agreement in force can be amended")
     pending = agreement.pending_amendment
@@ -367,7 +365,6 @@ def _amendment_signed_rule(command: Command) -> None:
 
 def _amendment_rejected_rule(command: Command) -> None:
     agreement: Agreement = command.subject
-    command.payload.only()
     require_agreement_party(command, agreement)
     if agreement.pending_amendment is None:
         raise Forbidden("no amendment is pending", field="subject")
@@ -375,7 +372,6 @@ def _amendment_rejected_rule(command: Command) -> None:
 
 def _terminated_rule(command: Command) -> None:
     agreement: Agreement = command.subject
-    command.payload.only()
     require_agreement_party(command, agreement)
     if agreement.status == "terminated":
         raise Forbidden("the agreement is already terminated", field="subject")
@@ -390,7 +386,6 @@ register(
         frozenset({"authored"}),
         _proposed_rule,
         signers="the sponsor or the CMO named in the terms",
-        required=("terms",),
         description="proposes quality-agreement terms; nothing is in force until the other signs",
     ),
     EventSpec(
@@ -400,7 +395,6 @@ register(
         _signed_rule,
         apply="_signed",
         signers="the counterparty of the proposer",
-        required=(),
         description="signs the proposed terms: they are in force from this event's recorded_at",
     ),
     EventSpec(
@@ -411,7 +405,6 @@ register(
         apply="_amended",
         reason_required=True,
         signers="the sponsor or the CMO",
-        required=("terms (the full new terms; sponsor and cmo unchanged)",),
         description="proposes new terms; they take effect only when the other party signs",
     ),
     EventSpec(
@@ -421,7 +414,6 @@ register(
         _amendment_signed_rule,
         apply="_amendment_signed",
         signers="the counterparty of the amendment's proposer",
-        required=(),
         description="countersigns the pending amendment: its terms are in force from now",
     ),
     EventSpec(
@@ -432,7 +424,6 @@ register(
         apply="_amendment_rejected",
         reason_required=True,
         signers="the sponsor or the CMO",
-        required=(),
         description="withdraws (proposer) or rejects (counterparty) the pending amendment",
     ),
     EventSpec(
@@ -443,7 +434,6 @@ register(
         apply="_terminated",
         reason_required=True,
         signers="the sponsor or the CMO",
-        required=(),
         description="ends the agreement (or withdraws a proposal); nothing more is recorded "
         "under it, its history stays readable",
     ),

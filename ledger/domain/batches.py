@@ -353,7 +353,6 @@ def _check_series(
     tags: set[str] = set()
     digests: set[str] = set()
     for entry in series:
-        entry.only("tag", "chunks")
         tag = entry.text("tag")
         if tag in tags:
             raise ValidationFailed(
@@ -401,7 +400,7 @@ def _check_series(
 
 
 def _registered_rule(command: Command) -> None:
-    payload = command.payload.only("agreement", "batch", "product", "site", "started_at")
+    payload = command.payload
     agreement = agreement_in_force(command, payload.uuid("agreement"))
     command.require_signer(agreement.cmo)
     batch_id = payload.text("batch", max_len=64)
@@ -433,7 +432,7 @@ def _ended_rule(command: Command) -> None:
         raise Forbidden(
             f"batch {batch.batch_id} already ended at {batch.ended_at}", field="subject"
         )
-    payload = command.payload.only("ended_at")
+    payload = command.payload
     ended = payload.time("ended_at")
     if ended < parse_utc(batch.started_at, field="started_at"):
         raise ValidationFailed(
@@ -566,7 +565,7 @@ def _acknowledged_rule(command: Command) -> None:
     agreement = _batch_agreement(command, batch)
     require_agreement_party(command, agreement)
     command.require_signer(agreement.sponsor)
-    payload = command.payload.only("records")
+    payload = command.payload
     ids = payload.texts("records", max_items=MAX_RECORDS)
     if not ids:
         raise ValidationFailed("name the records you acknowledge", field="payload.records")
@@ -601,7 +600,6 @@ register(
         frozenset({"authored"}),
         _registered_rule,
         signers="the agreement's CMO (party key); the agreement must be in force",
-        required=("agreement", "batch", "product", "site", "started_at"),
         description="registers a batch of one of the agreement's products at one of its sites",
     ),
     EventSpec(
@@ -611,7 +609,6 @@ register(
         _ended_rule,
         apply="_ended",
         signers="the agreement's CMO (party key)",
-        required=("ended_at",),
         description="records when the batch ended (once); delivery deadlines count from it",
     ),
     EventSpec(
@@ -623,15 +620,6 @@ register(
         source_keys=True,
         signers="the agreement's CMO, with a party key or a registered source-system key; "
         "the agreement must be in force",
-        required=(
-            "submission",
-            "kind",
-            "source_system",
-            "schema_version",
-            "format",
-            "original_sha256 (optional)",
-            "records (discrete, event) or series (continuous)",
-        ),
         description="delivers discrete results, event records or continuous chunks in the "
         "agreement's format",
     ),
@@ -643,11 +631,6 @@ register(
         apply="_data_corrected",
         reason_required=True,
         signers="the agreement's CMO (party key)",
-        required=(
-            "submission",
-            "supersedes and records, or supersedes_chunks and series",
-            "original_sha256 (optional)",
-        ),
         description="supersedes records or chunks with replacements; the originals stay readable",
     ),
     EventSpec(
@@ -657,7 +640,6 @@ register(
         _acknowledged_rule,
         apply="_data_acknowledged",
         signers="the agreement's sponsor (party key)",
-        required=("records",),
         description="acknowledges deviation, OOS and OOT event records (R23)",
     ),
 )

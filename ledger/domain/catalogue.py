@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate
 
 from ledger.domain.fields import Fields
+from ledger.domain.payloads import members
 from ledger.errors import Forbidden, ValidationFailed
 from ledger.log.envelope import Envelope, event_hash
 
@@ -117,7 +118,11 @@ class EventSpec:
     source_keys: bool = False
     description: str = ""
     signers: str = ""
-    required: tuple[str, ...] = field(default=())
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The payload's members, optional ones marked (:mod:`ledger.domain.payloads`)."""
+        return members(self.type)
 
     @property
     def creates(self) -> bool:

@@ -184,15 +184,7 @@ def _require_status(enhancement: Enhancement, *allowed: str, what: str) -> None:
 
 
 def _claimed_rule(command: Command) -> None:
-    payload = command.payload.only(
-        "agreement",
-        "title",
-        "summary",
-        "commitment",
-        "parameter_versions",
-        "evidence",
-        "ownership_claimed",
-    )
+    payload = command.payload
     agreement_id = payload.uuid("agreement")
     agreement = agreement_in_force(command, agreement_id)
     require_agreement_party(command, agreement)
@@ -215,14 +207,12 @@ def _acknowledged_rule(command: Command) -> None:
     enhancement: Enhancement = command.subject
     _require_counterparty(command, enhancement)
     _require_status(enhancement, "claimed", what="only a new claim can be acknowledged")
-    command.payload.only()
 
 
 def _disputed_rule(command: Command) -> None:
     enhancement: Enhancement = command.subject
     _require_counterparty(command, enhancement)
     _require_status(enhancement, "claimed", what="only a new claim can be disputed")
-    command.payload.only()
 
 
 def _resolved_rule(command: Command) -> None:
@@ -235,7 +225,7 @@ def _resolved_rule(command: Command) -> None:
         "disputed",
         what="a claim is resolved once the other party acknowledged or disputed it",
     )
-    payload = command.payload.only("owner", "countersignature")
+    payload = command.payload
     owner = payload.choice("owner", OWNERS)
     _check_owner(agreement, owner, "payload.owner")
     if not payload.has("countersignature"):
@@ -257,7 +247,7 @@ def _disclosed_rule(command: Command) -> None:
         raise Forbidden(
             f"the dossier was already disclosed at {enhancement.disclosed_at}", field="subject"
         )
-    payload = command.payload.only("dossier", "salt")
+    payload = command.payload
     salt_text = payload.text("salt", max_len=128)
     if not _HEX.match(salt_text):
         raise ValidationFailed(
@@ -285,15 +275,6 @@ register(
         frozenset({"authored"}),
         _claimed_rule,
         signers="the agreement's sponsor or CMO (party key); the agreement must be in force",
-        required=(
-            "agreement",
-            "title",
-            "summary",
-            "commitment",
-            "parameter_versions",
-            "evidence",
-            "ownership_claimed",
-        ),
         description="claims a process enhancement under the agreement's IP rule; its log "
         "position is its priority",
     ),
@@ -304,7 +285,6 @@ register(
         _acknowledged_rule,
         apply="_acknowledged",
         signers="the claimant's counterparty (party key)",
-        required=(),
         description="accepts the claim as made",
     ),
     EventSpec(
@@ -315,7 +295,6 @@ register(
         apply="_disputed",
         reason_required=True,
         signers="the claimant's counterparty (party key)",
-        required=(),
         description="disputes the claim; the reason says why",
     ),
     EventSpec(
@@ -325,7 +304,6 @@ register(
         _resolved_rule,
         apply="_resolved",
         signers="one party in the envelope, the other in payload.countersignature",
-        required=("owner", "countersignature"),
         description="records the owner both parties agreed, after acknowledgement or dispute",
     ),
     EventSpec(
@@ -335,7 +313,6 @@ register(
         _disclosed_rule,
         apply="_disclosed",
         signers="the claimant (party key)",
-        required=("dossier", "salt"),
         description="reveals the committed dossier; SHA-256(salt || dossier) must equal the "
         "commitment",
     ),

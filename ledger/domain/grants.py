@@ -37,18 +37,6 @@ __all__ = ["MAX_TIME_BOXED", "TIME_BOXED_ROLES", "Grant"]
 
 TIME_BOXED_ROLES = ("regulator", "auditor")
 MAX_TIME_BOXED = timedelta(days=90)
-_PAYLOAD = (
-    "agreement",
-    "grantee",
-    "data_classes",
-    "parameters",
-    "batches",
-    "window",
-    "valid_from",
-    "valid_until",
-    "purpose",
-    "include_confidential",
-)
 
 
 def _utc(text: str | None) -> str | None:
@@ -141,7 +129,7 @@ def _unique_names(payload: Fields, name: str, *, optional: bool) -> list[str]:
 
 
 def _granted_rule(command: Command) -> None:
-    payload = command.payload.only(*_PAYLOAD)
+    payload = command.payload
     agreement = agreement_in_force(command, payload.uuid("agreement"))
     grantee_id = payload.text("grantee", max_len=63)
     grantee = command.state.party(grantee_id)
@@ -223,7 +211,6 @@ def _check_validity(command: Command, payload: Fields, grantee_role: str) -> Non
 
 def _revoked_rule(command: Command) -> None:
     grant: Grant = command.subject
-    command.payload.only()
     command.require_signer(grant.grantor)
     if grant.revoked_at is not None:
         raise Forbidden(f"the grant was already revoked at {grant.revoked_at}", field="subject")
@@ -237,14 +224,6 @@ register(
         _granted_rule,
         signers="the owner of every data class in scope; the agreement's CMO for "
         "include_confidential",
-        required=(
-            "agreement",
-            "grantee",
-            "data_classes",
-            "purpose",
-            "valid_until (regulator and auditor grantees)",
-            "parameters, batches, window, valid_from, include_confidential (optional)",
-        ),
         description="opens data of an agreement (or only its confidential elements) to a party",
     ),
     EventSpec(
@@ -255,7 +234,6 @@ register(
         apply="_revoked",
         reason_required=True,
         signers="the grantor",
-        required=(),
         description="closes a grant from now on; it stays in the history",
     ),
 )

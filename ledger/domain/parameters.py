@@ -276,9 +276,7 @@ def _require_active(parameter: Parameter) -> None:
 
 
 def _defined_rule(command: Command) -> None:
-    payload = command.payload.only(
-        "agreement", "name", "kind", "unit", "target", "alert", "action", "rationale", "status"
-    )
+    payload = command.payload
     agreement_id = payload.uuid("agreement")
     agreement = agreement_in_force(command, agreement_id)
     require_agreement_party(command, agreement)
@@ -310,7 +308,7 @@ def _proposed_rule(command: Command) -> None:
             "approve or reject it first",
             field="subject",
         )
-    payload = command.payload.only("revision", "changes")
+    payload = command.payload
     revision = payload.uuid("revision")
     if revision.version != 4 or str(revision) in parameter.revisions:
         raise ValidationFailed(
@@ -360,7 +358,7 @@ def _decision_rule(command: Command) -> None:
         else _find_agreement(command, parameter)
     )
     require_agreement_party(command, agreement)
-    payload = command.payload.only("revision")
+    payload = command.payload
     revision = str(payload.uuid("revision"))
     if parameter.pending is None or parameter.pending != revision:
         record = parameter.revisions.get(revision)
@@ -389,7 +387,6 @@ def _retired_rule(command: Command) -> None:
     parameter: Parameter = command.subject
     require_agreement_party(command, _find_agreement(command, parameter))
     _require_active(parameter)
-    command.payload.only()
 
 
 register(
@@ -399,17 +396,6 @@ register(
         frozenset({"authored"}),
         _defined_rule,
         signers="the agreement's sponsor or CMO (party key); the agreement must be in force",
-        required=(
-            "agreement",
-            "name",
-            "kind",
-            "unit",
-            "target (optional)",
-            "alert",
-            "action",
-            "rationale",
-            "status",
-        ),
         description="defines a CPP, CQA, KPI or IPC with its unit and limits (limits version 1)",
     ),
     EventSpec(
@@ -420,7 +406,6 @@ register(
         apply="_revision_proposed",
         reason_required=True,
         signers="the agreement's sponsor or CMO (party key)",
-        required=("revision", "changes"),
         description="proposes new values for some of target, alert, action, status, unit, "
         "rationale; at most one revision is pending",
     ),
@@ -431,7 +416,6 @@ register(
         _decision_rule,
         apply="_revision_approved",
         signers="the counterparty of the proposer (party key)",
-        required=("revision",),
         description="approves the pending revision: its values are in force from now, as a "
         "new limits version",
     ),
@@ -443,7 +427,6 @@ register(
         apply="_revision_rejected",
         reason_required=True,
         signers="the counterparty of the proposer (party key)",
-        required=("revision",),
         description="rejects the pending revision; the limits stay as they are",
     ),
     EventSpec(
@@ -454,7 +437,6 @@ register(
         apply="_retired",
         reason_required=True,
         signers="the agreement's sponsor or CMO (party key)",
-        required=(),
         description="retires the parameter; a pending revision is withdrawn, no limits apply "
         "from now",
     ),

@@ -68,7 +68,7 @@ class Party(SignedAggregate):
 
 def _admit_rule(command: Command) -> None:
     command.require_signer(NOTARY)
-    payload = command.payload.only("party", "legal_name", "role", "public_key")
+    payload = command.payload
     party_id = payload.text("party", max_len=63)
     if not _PARTY_ID.match(party_id) or party_id == NOTARY:
         raise ValidationFailed(
@@ -87,7 +87,7 @@ def _admit_rule(command: Command) -> None:
 def _key_added_rule(command: Command) -> None:
     party: Party = command.subject
     command.require_signer(party.party_id)
-    payload = command.payload.only("public_key", "purpose", "source")
+    payload = command.payload
     public_key = decode_public_key(payload.raw("public_key"), field="payload.public_key")
     purpose = payload.choice("purpose", ("party", "source-system"))
     if purpose == "source-system":
@@ -101,7 +101,7 @@ def _key_added_rule(command: Command) -> None:
 def _key_revoked_rule(command: Command) -> None:
     party: Party = command.subject
     command.require_signer(party.party_id, NOTARY)
-    payload = command.payload.only("key", "compromised_since")
+    payload = command.payload
     kid = payload.text("key", max_len=32)
     record = party.keys.get(kid)
     if record is None:
@@ -127,7 +127,6 @@ register(
         frozenset({"approved"}),
         _admit_rule,
         signers="the notary",
-        required=("party", "legal_name", "role", "public_key"),
         description="admits an organisation with its role and first key",
     ),
     EventSpec(
@@ -137,7 +136,6 @@ register(
         _key_added_rule,
         apply="_key_added",
         signers="the party, with a valid key",
-        required=("public_key", "purpose", "source (source-system keys)"),
         description="adds a party key or a source-system key",
     ),
     EventSpec(
@@ -148,7 +146,6 @@ register(
         apply="_key_revoked",
         reason_required=True,
         signers="the party or the notary",
-        required=("key", "compromised_since (optional)"),
         description="revokes a key; signatures at or after compromised_since are flagged",
     ),
 )

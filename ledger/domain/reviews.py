@@ -35,15 +35,6 @@ from ledger.timeutil import format_utc, parse_utc
 __all__ = ["MAX_OUTCOME", "Review", "add_months"]
 
 MAX_OUTCOME = 4000
-_PAYLOAD = (
-    "agreement",
-    "period_end",
-    "outcome",
-    "parameters_confirmed",
-    "parameters_revised",
-    "next_due",
-    "countersignature",
-)
 
 
 def add_months(when: datetime, months: int) -> datetime:
@@ -106,7 +97,7 @@ def _parameter_ids(command: Command, payload: Fields, name: str, agreement: str)
 
 
 def _completed_rule(command: Command) -> None:
-    payload = command.payload.only(*_PAYLOAD)
+    payload = command.payload
     agreement = agreement_in_force(command, payload.uuid("agreement"))
     require_agreement_party(command, agreement)
     counterparty = agreement.counterparty(command.signer)
@@ -149,14 +140,6 @@ register(
         frozenset({"completed", "reviewed"}),
         _completed_rule,
         signers="one agreement party, countersigned in the payload by the other",
-        required=(
-            "agreement",
-            "period_end",
-            "outcome",
-            "next_due",
-            "countersignature",
-            "parameters_confirmed, parameters_revised (optional)",
-        ),
         description="records a periodic review both parties signed, and when the next is due",
     ),
 )

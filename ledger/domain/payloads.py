@@ -1,0 +1,328 @@
+"""Event payloads: one typed definition per event type.
+
+Each payload is a msgspec ``Struct``: its members, their JSON types, which are optional,
+and the bounds that need no other entity (list lengths, the chunk's shape). From it come
+the command path's first check of every new envelope (:func:`decode_payload`, whose
+refusals name ``payload.a.b[3].c``), the catalogue's list of members
+(:func:`members`, ``docs/events.md``), the JSON Schema of each event type
+(:func:`json_schema`, ``docs/schema/``, served at ``/schema/<type>.json``) and the client's
+payload builders (:func:`build`). The aggregate modules' rules keep what needs the ledger's
+state: agreements in force, signers, records that exist, formats of the agreement, time.
+
+Light: msgspec and the standard library, so a client imports it without the database.
+Stored events are never decoded through these types: replay reads what was stored.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
+
+from ledger.domain.formats import MAX_RECORDS, MAX_SERIES
+from ledger.errors import ValidationFailed
+
+__all__ = [
+    "PAYLOADS",
+    "Payload",
+    "build",
+    "decode_payload",
+    "json_schema",
+    "members",
+]
+
+Records = Annotated[list[dict[str, Any]], Meta(max_length=MAX_RECORDS)]
+Ids = Annotated[list[str], Meta(max_length=MAX_RECORDS)]
+Object = dict[str, Any]
+
+
+class Payload(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Base of every payload: unknown members are refused; unset optional ones are omitted."""
+
+
+class Chunk(Payload):
+    """One continuous chunk: gzip CSV in base64, and what it claims to hold."""
+
+    start: str
+    end: str
+    count: Annotated[int, Meta(ge=1)]
+    sha256: str
+    content: str
+
+
+class Series(Payload):
+    """The chunks of one tag, in time order."""
+
+    tag: str
+    chunks: list[Chunk]
+
+
+# -- parties and keys ----------------------------------------------------------------------
+
+
+class PartyAdmitted(Payload):
+    party: str
+    legal_name: str
+    role: str
+    public_key: str
+
+
+class KeyAdded(Payload):
+    public_key: str
+    purpose: str
+    source: str | None = None
+
+
+class KeyRevoked(Payload):
+    key: str
+    compromised_since: str | None = None
+
+
+# -- agreements ----------------------------------------------------------------------------
+
+
+class AgreementProposed(Payload):
+    terms: Object
+
+
+class AgreementAmended(Payload):
+    terms: Object
+
+
+class NoMembers(Payload):
+    """A payload with no members: the envelope says it all."""
+
+
+# -- batches and data ----------------------------------------------------------------------
+
+
+class BatchRegistered(Payload):
+    agreement: str
+    batch: str
+    product: str
+    site: str
+    started_at: str
+
+
+class BatchEnded(Payload):
+    ended_at: str
+
+
+class DataSubmitted(Payload):
+    submission: str
+    kind: str
+    source_system: str
+    schema_version: str
+    format: str
+    original_sha256: str | None = None
+    records: Records | None = None
+    series: Annotated[list[Series], Meta(max_length=MAX_SERIES)] | None = None
+
+
+class DataCorrected(Payload):
+    submission: str
+    original_sha256: str | None = None
+    supersedes: Ids | None = None
+    records: Records | None = None
+    supersedes_chunks: Ids | None = None
+    series: Annotated[list[Series], Meta(max_length=MAX_SERIES)] | None = None
+
+
+class DataAcknowledged(Payload):
+    records: Ids
+
+
+# -- parameters ----------------------------------------------------------------------------
+
+
+class ParameterDefined(Payload):
+    agreement: str
+    name: str
+    kind: str
+    unit: str
+    alert: Object
+    action: Object
+    rationale: str
+    status: str
+    target: str | None = None
+
+
+class ParameterRevisionProposed(Payload):
+    revision: str
+    changes: Object
+
+
+class ParameterRevisionDecided(Payload):
+    revision: str
+
+
+# -- enhancements --------------------------------------------------------------------------
+
+
+class EnhancementClaimed(Payload):
+    agreement: str
+    title: str
+    summary: str
+    commitment: str
+    parameter_versions: list[Object]
+    evidence: list[Object]
+    ownership_claimed: str
+
+
+class EnhancementResolved(Payload):
+    owner: str
+    countersignature: Object | None = None
+
+
+class EnhancementDisclosed(Payload):
+    dossier: str
+    salt: str
+
+
+# -- access and reviews --------------------------------------------------------------------
+
+
+class AccessGranted(Payload):
+    agreement: str
+    grantee: str
+    data_classes: list[str]
+    purpose: str
+    valid_until: str | None = None
+    valid_from: str | None = None
+    parameters: list[str] | None = None
+    batches: list[str] | None = None
+    window: Object | None = None
+    include_confidential: bool | None = None
+
+
+class ReviewCompleted(Payload):
+    agreement: str
+    period_end: str
+    outcome: str
+    next_due: str
+    countersignature: Object | None = None
+    parameters_confirmed: list[Any] | None = None
+    parameters_revised: list[Any] | None = None
+
+
+PAYLOADS: Mapping[str, type[Payload]] = {
+    "PartyAdmitted": PartyAdmitted,
+    "KeyAdded": KeyAdded,
+    "KeyRevoked": KeyRevoked,
+    "AgreementProposed": AgreementProposed,
+    "AgreementSigned": NoMembers,
+    "AgreementAmended": AgreementAmended,
+    "AgreementAmendmentSigned": NoMembers,
+    "AgreementAmendmentRejected": NoMembers,
+    "AgreementTerminated": NoMembers,
+    "BatchRegistered": BatchRegistered,
+    "BatchEnded": BatchEnded,
+    "DataSubmitted": DataSubmitted,
+    "DataCorrected": DataCorrected,
+    "DataAcknowledged": DataAcknowledged,
+    "ParameterDefined": ParameterDefined,
+    "ParameterRevisionProposed": ParameterRevisionProposed,
+    "ParameterRevisionApproved": ParameterRevisionDecided,
+    "ParameterRevisionRejected": ParameterRevisionDecided,
+    "ParameterRetired": NoMembers,
+    "EnhancementClaimed": EnhancementClaimed,
+    "EnhancementAcknowledged": NoMembers,
+    "EnhancementDisputed": NoMembers,
+    "EnhancementResolved": EnhancementResolved,
+    "EnhancementDisclosed": EnhancementDisclosed,
+    "AccessGranted": AccessGranted,
+    "AccessRevoked": NoMembers,
+    "ReviewCompleted": ReviewCompleted,
+}
+"""The payload type of every event type."""
+
+# msgspec ends each refusal with the JSON path of what it refused: "- at `$.a[3].b`".
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]+)`$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]+)`$")
+
+
+def payload_type(event_type: str) -> type[Payload]:
+    """The payload type of ``event_type`` (``VALIDATION_FAILED`` naming ``type`` if none)."""
+    found = PAYLOADS.get(event_type)
+    if found is None:
+        raise ValidationFailed(f"unknown event type {event_type!r}", field="type")
+    return found
+
+
+def decode_payload(event_type: str, payload: object) -> Payload:
+    """``payload`` checked against its event type's definition; refusals name the member."""
+    kind = payload_type(event_type)
+    try:
+        return msgspec.convert(payload, type=kind, strict=True)
+    except msgspec.ValidationError as exc:
+        message, field = _refusal(str(exc))
+        raise ValidationFailed(message, field=field) from None
+
+
+def _refusal(text: str) -> tuple[str, str]:
+    found = _AT.match(text)
+    message = found["message"] if found else text
+    path = "payload" + ((found["path"] or "") if found else "")
+    for pattern, what in ((_MISSING, "required field is missing"), (_UNKNOWN, "unknown field")):
+        named = pattern.match(message)
+        if named is not None:
+            return what, f"{path}.{named['name']}"
+    return message, path
+
+
+def members(event_type: str) -> tuple[str, ...]:
+    """The payload's members, optional ones marked, as the catalogue lists them."""
+    fields = msgspec.structs.fields(payload_type(event_type))
+    return tuple(f.name if f.required else f"{f.name} (optional)" for f in fields)
+
+
+def json_schema(event_type: str) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of ``event_type``'s payload."""
+    schema: dict[str, Any] = msgspec.json.schema(payload_type(event_type))
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"{event_type} payload"
+    return schema
+
+
+def build(kind: type[Payload], **values: Any) -> dict[str, Any]:
+    """A payload of ``kind`` as JSON values: checked, unset optional members left out."""
+    try:
+        payload = kind(**values)
+    except TypeError as exc:
+        raise ValidationFailed(str(exc), field="payload") from None
+    built: dict[str, Any] = msgspec.to_builtins(payload)
+    decode_payload(_type_name(kind), built)
+    return built
+
+
+def _type_name(kind: type[Payload]) -> str:
+    return next(name for name, found in PAYLOADS.items() if found is kind)
+
+
+def write_schemas(directory: Path) -> list[Path]:
+    """Write ``<type>.json`` for every event type into ``directory``; the files written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for event_type in PAYLOADS:
+        path = directory / f"{event_type}.json"
+        path.write_bytes(schema_bytes(event_type))
+        written.append(path)
+    return written
+
+
+def schema_bytes(event_type: str) -> bytes:
+    """The committed form of an event type's JSON Schema: sorted, indented, one newline."""
+    encoded = msgspec.json.encode(json_schema(event_type), order="sorted")
+    return msgspec.json.format(encoded, indent=2) + b"\n"
+
+
+if __name__ == "__main__":
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schema")
+    for path in write_schemas(target):
+        print(path)
