@@ -47,7 +47,9 @@ from clients.offline import (
 )
 from clients.witness import Witness
 from ledger.clock import SYSTEM, Clock
+from ledger.domain import payloads
 from ledger.domain.commitments import commitment_of
+from ledger.domain.payloads import build, decode_payload
 from ledger.domain.subjects import batch_subject, parameter_subject, party_subject
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
@@ -368,6 +370,8 @@ class LedgerClient:
         if draft.reason is not None:
             envelope["reason"] = draft.reason
         try:
+            # The ledger's own definition of the payload: a mistake is found before signing.
+            decode_payload(draft.type, envelope["payload"])
             return envelope, sign_envelope(envelope, self._key)
         except LedgerError as exc:
             raise ClientError(
@@ -731,18 +735,19 @@ class LedgerClient:
         started_at: str | datetime,
     ) -> Submitted:
         """(CMO) register a batch of one of the agreement's products at one of its sites."""
-        payload = {
-            "agreement": str(agreement_id),
-            "batch": batch,
-            "product": product,
-            "site": site,
-            "started_at": _time(started_at),
-        }
+        payload = build(
+            payloads.BatchRegistered,
+            agreement=str(agreement_id),
+            batch=batch,
+            product=product,
+            site=site,
+            started_at=_time(started_at),
+        )
         return self.submit("BatchRegistered", batch_subject(batch), payload, meaning="authored")
 
     def end_batch(self, batch: str, *, ended_at: str | datetime) -> Submitted:
         """(CMO) record when the batch ended; delivery deadlines count from it."""
-        payload = {"ended_at": _time(ended_at)}
+        payload = build(payloads.BatchEnded, ended_at=_time(ended_at))
         return self.submit("BatchEnded", batch_subject(batch), payload, meaning="completed")
 
     def submit_data(self, batch: str, payload: Mapping[str, Any]) -> Submitted:
