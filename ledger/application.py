@@ -56,7 +56,8 @@ from ledger.errors import (
 )
 from ledger.keys import decode_public_key
 from ledger.log.envelope import Envelope, StoredEvent
-from ledger.log.mapper import LeafMapper, is_leaf
+from ledger.log.leaf import is_leaf
+from ledger.log.mapper import LeafMapper
 from ledger.log.meta import LedgerIdentity, read_identity, write_identity
 from ledger.log.storage import Storage
 from ledger.timeutil import format_utc

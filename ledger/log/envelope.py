@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -43,6 +42,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from ledger.canonical import canonical_bytes, check_json_value
 from ledger.errors import BadSignature, ValidationFailed
+from ledger.log.leaf import event_hash, leaf_bytes
 from ledger.log.merkle import leaf_hash
 from ledger.timeutil import parse_utc
 
@@ -151,13 +151,7 @@ class StoredEvent:
         """The Merkle leaf: canonical form of envelope, signature and recorded_at."""
         if self.leaf is not None:
             return self.leaf
-        return canonical_bytes(
-            {
-                "envelope": dict(self.envelope),
-                "recorded_at": self.recorded_at,
-                "signature": self.signature,
-            }
-        )
+        return leaf_bytes(self.envelope, self.recorded_at, self.signature)
 
     def leaf_hash(self) -> str:
         """RFC 6962 leaf hash of the leaf bytes, hex."""
@@ -166,12 +160,6 @@ class StoredEvent:
     def event_hash(self) -> str:
         """The hash the subject's next envelope carries as ``prev``."""
         return event_hash(self.envelope, self.signature)
-
-
-def event_hash(envelope: Mapping[str, Any], signature: str) -> str:
-    """``SHA-256(RFC8785({"envelope", "signature"}))`` as hex: the next event's ``prev``."""
-    document = {"envelope": dict(envelope), "signature": signature}
-    return hashlib.sha256(canonical_bytes(document)).hexdigest()
 
 
 def sign_envelope(envelope: Mapping[str, Any], signing_key: SigningKey) -> str:

@@ -44,7 +44,7 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ledger.errors import VersionConflict
-from ledger.log.mapper import is_leaf
+from ledger.log.leaf import is_leaf
 
 if TYPE_CHECKING:
     from ledger.application import Ledger, Recorded

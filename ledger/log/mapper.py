@@ -28,18 +28,11 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
-from ledger.canonical import canonical_bytes
+from ledger.log.leaf import is_leaf, leaf_bytes
 
-__all__ = ["LEAF_HEAD", "LeafMapper", "is_leaf"]
+__all__ = ["LeafMapper"]
 
-#: How every state in leaf form starts (RFC 8785 sorts ``envelope`` first).
-LEAF_HEAD = b'{"envelope":'
 _SIGNED_FIELDS = frozenset({"timestamp", "envelope", "signature", "recorded_at"})
-
-
-def is_leaf(state: bytes) -> bool:
-    """True when ``state`` is in leaf form (it may still be tampered with)."""
-    return state[:12] == LEAF_HEAD
 
 
 @cache
@@ -67,13 +60,7 @@ class LeafMapper(Mapper[Any]):
             ordered = object.__new__(type(domain_event))
             object.__setattr__(ordered, "__dict__", {"timestamp": state["timestamp"], **state})
             return super().to_stored_event(ordered)
-        leaf = canonical_bytes(
-            {
-                "envelope": state["envelope"],
-                "recorded_at": state["recorded_at"],
-                "signature": state["signature"],
-            }
-        )
+        leaf = leaf_bytes(state["envelope"], state["recorded_at"], state["signature"])
         if self.compressor:
             leaf = self.compressor.compress(leaf)
         if self.cipher:
