@@ -35,7 +35,9 @@ __all__ = ["MARKER", "run"]
 
 MARKER = "demo.json"
 ORIGIN = "localhost/cmo-ledger-demo"
-QUERIES = Path(__file__).resolve().parent.parent / "docs" / "queries"
+# The example queries: a wheel ships docs/queries inside the demo, a checkout has them in docs/.
+_SHIPPED = Path(__file__).resolve().parent / "queries"
+QUERIES = _SHIPPED if _SHIPPED.is_dir() else _SHIPPED.parents[2] / "docs" / "queries"
 _CHECKPOINT_WAIT = 30.0
 out = Console()
 
