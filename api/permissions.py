@@ -7,8 +7,10 @@ the grants it holds. Whether a grant is *active* is decided at the moment of the
 (``now``, RFC 3339 UTC text), never at the position a query reads: a grant valid in
 March does not open March data in May unless it is still valid.
 
-* Agreements, and their parameters, reviews, deliveries, enhancements and grants: the
-  sponsor and the CMO, and a party holding an active grant under the agreement.
+* Agreements, and their parameters, reviews, deliveries and grants: the sponsor and the
+  CMO, and a party holding an active grant under the agreement.
+* Enhancement claims, their commitments and disclosed dossiers (and their events): the
+  sponsor and the CMO, and an active grantee whose grant names ``enhancements``.
 * Batches: the sponsor and the CMO, and an active grantee whose grant opens the batch.
 * Data of a class: the class's owner and the CMO, and an active grantee whose grant
   (without ``include_confidential``) covers the class, parameter, batch and data time.
@@ -47,6 +49,15 @@ __all__ = [
 PARTY_EVENTS = frozenset({"PartyAdmitted", "KeyAdded", "KeyRevoked"})
 GRANT_EVENTS = frozenset({"AccessGranted", "AccessRevoked"})
 BATCH_EVENTS = frozenset({"BatchRegistered", "BatchEnded"})
+ENHANCEMENT_EVENTS = frozenset(
+    {
+        "EnhancementClaimed",
+        "EnhancementAcknowledged",
+        "EnhancementDisputed",
+        "EnhancementResolved",
+        "EnhancementDisclosed",
+    }
+)
 #: Record members that are never confidential: the id and the columns of WORLD.md's formats.
 CONFIDENTIAL_FREE_MEMBERS = frozenset(
     {
@@ -139,6 +150,13 @@ class Authority:
     def sees_agreement(self, agreement: str, now: str) -> bool:
         """Sponsor, CMO, or an active grantee under the agreement."""
         return self.is_party(agreement) or bool(self.active_grants(agreement, now))
+
+    def sees_enhancements(self, agreement: str, now: str) -> bool:
+        """Sponsor, CMO, or an active grantee whose grant names ``enhancements``: claims,
+        their commitments and disclosed dossiers are confidential to the agreement."""
+        return self.is_party(agreement) or any(
+            g.enhancements for g in self.active_grants(agreement, now)
+        )
 
     def visible_agreements(self, now: str) -> list[str]:
         """Every agreement the caller may see at ``now``, sorted."""
@@ -283,6 +301,8 @@ def event_readable(
             return False
     if batch is None and event_type == "BatchRegistered":
         batch = str(envelope["payload"].get("batch"))
+    if event_type in ENHANCEMENT_EVENTS:
+        return authority.sees_enhancements(agreement, now)
     if batch is None:
         return authority.sees_agreement(agreement, now)
     if not authority.sees_batch(agreement, batch, now):

@@ -115,7 +115,9 @@ def _by_agreement(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Enh
 
 
 async def agreement_enhancements(scope: Scope, info: Info, agreement: str) -> list[Enhancement]:
-    """The claims under an agreement the caller may see."""
+    """The claims under an agreement the caller may see (none without ``enhancements``)."""
+    if not scope.authority.sees_enhancements(agreement, scope.now):
+        return []
     return await loader(info, "enhancements", _by_agreement).load((scope.at, agreement))
 
 
@@ -129,6 +131,7 @@ async def list_enhancements(
         agreements = [agreement]
     else:
         agreements = scope.authority.visible_agreements(scope.now)
+    agreements = [a for a in agreements if scope.authority.sees_enhancements(a, scope.now)]
     result: list[Enhancement] = []
     found = await loader(info, "enhancements", _by_agreement).load_many(
         [(scope.at, a) for a in agreements]

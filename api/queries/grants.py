@@ -38,6 +38,9 @@ class Grant:
     include_confidential: bool = strawberry.field(
         description="Opens only the confidential elements of the data in scope."
     )
+    enhancements: bool = strawberry.field(
+        description="Opens the agreement's enhancement claims, commitments and dossiers."
+    )
     status: str = strawberry.field(description="active or revoked (as recorded).")
     revoked_at: str | None
     revoked_by: str | None
@@ -81,6 +84,7 @@ def grant_of(versions: Versions, scope: Scope) -> Grant:
         granted_at=row.granted_at,
         purpose=row.purpose,
         include_confidential=bool(row.include_confidential),
+        enhancements=bool(row.enhancements),
         status=row.status,
         revoked_at=row.revoked_at,
         revoked_by=row.revoked_by,

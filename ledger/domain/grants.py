@@ -17,6 +17,7 @@ The subject is a UUID (uuid4) chosen by the grantor. Payload::
     valid_until             optional; required (<= valid_from + 90 days) for regulators/auditors
     purpose                 text
     include_confidential    optional, default false
+    enhancements            optional, default false: opens the agreement's enhancement claims
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Grant(SignedAggregate):
         self.valid_until: str | None = _utc(payload.get("valid_until"))
         self.purpose: str = payload["purpose"]
         self.include_confidential: bool = bool(payload.get("include_confidential", False))
+        self.enhancements: bool = bool(payload.get("enhancements", False))
         self.revoked_at: str | None = None
         self.revoked_by: str | None = None
         self.revoke_reason: str | None = None
@@ -111,6 +113,7 @@ class Grant(SignedAggregate):
             granted_at=self.granted_at,
             revoked_at=self.revoked_at,
             include_confidential=self.include_confidential,
+            enhancements=bool(self.__dict__.get("enhancements", False)),
         )
 
 
@@ -156,6 +159,9 @@ def _granted_rule(command: Command) -> None:
                 )
     _unique_names(payload, "parameters", optional=True)
     _unique_names(payload, "batches", optional=True)
+    # Only owners of a data class grant, and they are the agreement's parties: either may
+    # open the agreement's enhancement claims to the grantee.
+    payload.boolean("enhancements", default=False)
     _check_window(payload)
     _check_validity(command, payload, grantee.role)
     payload.text("purpose", max_len=1000)

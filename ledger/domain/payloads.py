@@ -198,6 +198,7 @@ class AccessGranted(Payload):
     batches: list[str] | None = None
     window: Object | None = None
     include_confidential: bool | None = None
+    enhancements: bool | None = None
 
 
 class ReviewCompleted(Payload):

@@ -52,6 +52,8 @@ class GrantScope:
     granted_at: str
     revoked_at: str | None
     include_confidential: bool
+    enhancements: bool = False
+    """Opens the agreement's enhancement claims, commitments and disclosed dossiers."""
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> GrantScope:
@@ -71,6 +73,7 @@ class GrantScope:
             granted_at=str(row["granted_at"]),
             revoked_at=row["revoked_at"],
             include_confidential=bool(row["include_confidential"]),
+            enhancements=bool(row.get("enhancements") or False),
         )
 
     def is_active_at(self, now: str) -> bool:

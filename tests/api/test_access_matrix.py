@@ -89,6 +89,7 @@ def names(items: list[dict[str, Any]]) -> set[str]:
 
 
 SPONSOR_SIDE = (NORTHWIND, CONTOSO, FABRIKAM, REGULATOR)
+A1_PARTIES = (NORTHWIND, CONTOSO)
 HELIOS_SIDE = (HELIOS, CONTOSO, REGULATOR)
 PER_AGREEMENT = {
     NORTHWIND: {"A1"},
@@ -193,14 +194,22 @@ CASES = [
         "enhancements",
         "{ enhancements { title } }",
         ("enhancements",),
-        {role: CLAIMS if role in SPONSOR_SIDE else set() for role in ROLES},
+        {role: CLAIMS if role in A1_PARTIES else set() for role in ROLES},
         lambda claims: {e["title"] for e in claims},
     ),
     Case(
-        "enhancements(A1)",
+        "enhancements(A1): grants without `enhancements` open no claim",
         "query($a: ID!) { enhancements(agreementId: $a) { title } }",
         ("enhancements",),
-        only(*SPONSOR_SIDE, value=2),
+        {**only(*SPONSOR_SIDE, value=0), NORTHWIND: 2, CONTOSO: 2},
+        len,
+        a1,
+    ),
+    Case(
+        "agreement(A1) enhancements: claims, commitments and dossiers",
+        "query($a: ID!) { agreement(id: $a) { enhancements { commitment dossier { salt } } } }",
+        ("agreement", "enhancements"),
+        {**only(*SPONSOR_SIDE, value=0), NORTHWIND: 2, CONTOSO: 2},
         len,
         a1,
     ),
@@ -404,6 +413,9 @@ def test_no_answer_carries_a_secret_the_role_may_not_see(served: Served, role: s
     for secret in a1_secrets:
         assert (secret in text) == (role in SEES_SECRETS), (role, secret)
     assert (helios_secret in text) == (role == CONTOSO)
+    # Claims, commitments and dossiers reach only the parties (no grant names enhancements).
+    for claim in CLAIMS:
+        assert (claim in text) == (role in A1_PARTIES), (role, claim)
     if role in (HELIOS, AUDITOR):
         assert B1 not in text
     if role == HELIOS:  # the auditor reads its own (lapsed) grants, which name A1
