@@ -316,7 +316,7 @@ ENHANCEMENTS = "{ enhancements { id title commitment status owner dossier { doss
 def test_a_dossier_is_served_only_once_disclosed_and_matches_its_commitment(
     served: Served,
 ) -> None:
-    claims = {e["id"]: e for e in ask(served, REGULATOR, ENHANCEMENTS)["enhancements"]}
+    claims = {e["id"]: e for e in ask(served, NORTHWIND, ENHANCEMENTS)["enhancements"]}
     sealed = claims[served.data.enhancements["sealed"]]
     assert sealed["dossier"] is None and sealed["status"] == "claimed"
     disclosed = claims[served.data.enhancements["disclosed"]]
