@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ from tests.support.batches import (
     discrete_records,
     end_batch,
     register_batch,
+    revise_parameter,
     submit_data,
 )
 from tests.support.server import Server
@@ -36,26 +36,6 @@ query($b: String!) {
 """
 
 
-def revise(world: World, parameter: uuid.UUID) -> None:
-    revision = str(uuid.uuid4())
-    changes = {"alert": {"low": "6.97", "high": "7.13"}}
-    world[CMO].submit(
-        world.ledger,
-        "ParameterRevisionProposed",
-        parameter,
-        {"revision": revision, "changes": changes},
-        meaning="authored",
-        reason="first review: the alert band is tightened",
-    )
-    world[SPONSOR].submit(
-        world.ledger,
-        "ParameterRevisionApproved",
-        parameter,
-        {"revision": revision},
-        meaning="approved",
-    )
-
-
 @pytest.fixture(scope="module")
 def traced(server: Server, api_world: World) -> World:
     agreement = propose_and_sign(api_world)
@@ -64,7 +44,7 @@ def traced(server: Server, api_world: World) -> World:
     register_batch(api_world, agreement, RUNNING, started_at=now_utc() - timedelta(hours=1))
     ph = define_parameter(api_world, agreement, "pH")
     submit_data(api_world, RUNNING, "discrete", discrete_records("V", sampled_at=now_utc()))
-    revise(api_world, ph)
+    revise_parameter(api_world, ph, {"alert": {"low": "6.97", "high": "7.13"}})
     server.services.projector.catch_up_safely(api_world.ledger.head())
     return api_world
 

@@ -3,7 +3,6 @@ sample time, kept with the record, never changed by a later revision."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,12 @@ from ledger.timeutil import format_utc, now_utc
 from projections.data import RECORDS
 from projections.runner import Projector
 from tests.support.agreements import propose_and_sign
-from tests.support.batches import define_parameter, register_batch, submit_data
+from tests.support.batches import (
+    define_parameter,
+    register_batch,
+    revise_parameter,
+    submit_data,
+)
 from tests.support.world import World
 
 BATCH = "NWB101-24-001"
@@ -38,25 +42,6 @@ def evaluations(world: World) -> dict[str, tuple[Any, Any, Any]]:
         rows = [row._mapping for row in conn.execute(query)]
     assert rows, "the records view is empty"
     return {r["record_id"]: (r["evaluation"], r["limits_version"], r["parameter_id"]) for r in rows}
-
-
-def approve_revision(world: World, parameter: uuid.UUID, changes: dict[str, Any]) -> None:
-    revision = str(uuid.uuid4())
-    world[CMO].submit(
-        world.ledger,
-        "ParameterRevisionProposed",
-        parameter,
-        {"revision": revision, "changes": changes},
-        meaning="authored",
-        reason="six-month review: the pH action limits are tightened",
-    )
-    world[SPONSOR].submit(
-        world.ledger,
-        "ParameterRevisionApproved",
-        parameter,
-        {"revision": revision},
-        meaning="approved",
-    )
 
 
 def test_each_result_is_evaluated_against_the_limits_in_force_at_its_sample_time(
@@ -92,7 +77,7 @@ def test_a_later_revision_does_not_change_how_an_earlier_result_was_evaluated(
     register_batch(world, agreement)
     ph = define_parameter(world, agreement, "pH")
     submit_data(world, BATCH, "discrete", [result("R-1", "pH", "7.18", "[pH]", now_utc())])
-    approve_revision(
+    revise_parameter(
         world,
         ph,
         {"alert": {"low": "6.95", "high": "7.20"}, "action": {"low": "6.90", "high": "7.25"}},

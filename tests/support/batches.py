@@ -37,6 +37,7 @@ __all__ = [
     "event_records",
     "refusal",
     "register_batch",
+    "revise_parameter",
     "submit_data",
 ]
 
@@ -271,3 +272,30 @@ def define_parameter(
     subject: uuid.UUID = payload.pop("subject", None) or parameter_subject(agreement_id, name)
     world[by].submit(world.ledger, "ParameterDefined", subject, payload, meaning="authored")
     return subject
+
+
+def revise_parameter(
+    world: World,
+    parameter: uuid.UUID,
+    changes: dict[str, Any],
+    *,
+    reason: str = "six-month review: the limits are revised",
+) -> uuid.UUID:
+    """The CMO proposes a revision of a parameter's limits and the sponsor approves it."""
+    revision = uuid.uuid4()
+    world[CMO].submit(
+        world.ledger,
+        "ParameterRevisionProposed",
+        parameter,
+        {"revision": str(revision), "changes": changes},
+        meaning="authored",
+        reason=reason,
+    )
+    world[SPONSOR].submit(
+        world.ledger,
+        "ParameterRevisionApproved",
+        parameter,
+        {"revision": str(revision)},
+        meaning="approved",
+    )
+    return revision
