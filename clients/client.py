@@ -694,9 +694,19 @@ class LedgerClient:
         payload = {"terms": dict(terms)}
         return self.submit("AgreementProposed", subject, payload, meaning="authored")
 
-    def sign_agreement(self, agreement_id: SubjectId) -> Submitted:
-        """Sign the terms the other party proposed: they are in force from now."""
-        return self.submit("AgreementSigned", agreement_id, {}, meaning="signed")
+    def sign_agreement(
+        self,
+        agreement_id: SubjectId,
+        *,
+        effective_from: str | datetime | None = None,
+        reason: str | None = None,
+    ) -> Submitted:
+        """Sign the terms the other party proposed: in force from now, or from an earlier
+        ``effective_from`` (a migration from paper; a ``reason`` is then required)."""
+        payload = build(payloads.TermsSigned, effective_from=_optional_time(effective_from))
+        return self.submit(
+            "AgreementSigned", agreement_id, payload, meaning="signed", reason=reason
+        )
 
     def amend_agreement(
         self, agreement_id: SubjectId, terms: Mapping[str, Any], *, reason: str
@@ -809,8 +819,11 @@ class LedgerClient:
         rationale: str,
         status: str,
         target: str | None = None,
+        effective_from: str | datetime | None = None,
+        reason: str | None = None,
     ) -> Submitted:
-        """Define a CPP, CQA, KPI or IPC with its limits (limits version 1)."""
+        """Define a CPP, CQA, KPI or IPC with its limits (limits version 1): in force from
+        now, or from an earlier ``effective_from`` (a ``reason`` is then required)."""
         payload = _drop_none(
             {
                 "agreement": str(agreement_id),
@@ -822,10 +835,11 @@ class LedgerClient:
                 "action": dict(action),
                 "rationale": rationale,
                 "status": status,
+                "effective_from": _optional_time(effective_from),
             }
         )
         subject = parameter_subject(agreement_id, name)
-        return self.submit("ParameterDefined", subject, payload, meaning="authored")
+        return self.submit("ParameterDefined", subject, payload, meaning="authored", reason=reason)
 
     def propose_revision(
         self,
@@ -841,10 +855,24 @@ class LedgerClient:
             "ParameterRevisionProposed", parameter_id, payload, meaning="authored", reason=reason
         )
 
-    def approve_revision(self, parameter_id: SubjectId, revision: SubjectId) -> Submitted:
-        """Approve the other party's pending revision: in force from now."""
-        payload = {"revision": str(revision)}
-        return self.submit("ParameterRevisionApproved", parameter_id, payload, meaning="approved")
+    def approve_revision(
+        self,
+        parameter_id: SubjectId,
+        revision: SubjectId,
+        *,
+        effective_from: str | datetime | None = None,
+        reason: str | None = None,
+    ) -> Submitted:
+        """Approve the other party's pending revision: in force from now, or from an earlier
+        ``effective_from`` (a late approval; a ``reason`` is then required)."""
+        payload = build(
+            payloads.ParameterRevisionApproved,
+            revision=str(revision),
+            effective_from=_optional_time(effective_from),
+        )
+        return self.submit(
+            "ParameterRevisionApproved", parameter_id, payload, meaning="approved", reason=reason
+        )
 
     def reject_revision(
         self, parameter_id: SubjectId, revision: SubjectId, *, reason: str
@@ -973,6 +1001,10 @@ def _data_of(response: httpx2.Response, url: str) -> dict[str, Any]:
 
 def _time(value: str | datetime) -> str:
     return format_utc(value) if isinstance(value, datetime) else value
+
+
+def _optional_time(value: str | datetime | None) -> str | None:
+    return None if value is None else _time(value)
 
 
 def _drop_none(payload: Mapping[str, Any]) -> dict[str, Any]:

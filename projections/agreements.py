@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Boolean, Column, Integer, MetaData, String, Text
 
+from ledger.domain.validity import effective_from
 from projections.temporal import POSITION, Row, temporal_table
 from projections.terms import normalised_terms
 from projections.view import Fact, Page, View, dumps, handles
@@ -53,6 +54,7 @@ TERMS = temporal_table(
         Column("terms_version", Integer, nullable=False),
     ],
     Column("effective_from", String(30), nullable=False),
+    Column("retroactive", Boolean, nullable=False),
     Column("terms", Text, nullable=False),
 )
 
@@ -192,10 +194,15 @@ class AgreementsView(View):
         version = int(row["terms_version"]) + 1
         if row["terms_version"]:
             page.versions(TERMS).end((fact.subject, row["terms_version"]), fact.position)
+        effective = effective_from(fact.payload, fact.recorded_at)
         page.versions(TERMS).put(
             (fact.subject, version),
             fact.position,
-            {"effective_from": fact.recorded_at, "terms": terms},
+            {
+                "effective_from": effective,
+                "retroactive": effective < fact.recorded_at,
+                "terms": terms,
+            },
         )
         parsed = json.loads(terms)
         page.versions(AGREEMENTS).update(
@@ -204,7 +211,7 @@ class AgreementsView(View):
             status=status,
             title=parsed["title"],
             terms_version=version,
-            effective_from=fact.recorded_at,
+            effective_from=effective,
             terms=terms,
             pending=False,
             pending_amendment=None,

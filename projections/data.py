@@ -33,6 +33,7 @@ from ledger.domain.limits import (
     changed_limits,
     in_force_at,
 )
+from ledger.domain.validity import effective_from
 from projections.temporal import Row, temporal_table
 from projections.terms import FollowsTerms
 from projections.times import utc
@@ -204,7 +205,8 @@ class DataView(FollowsTerms):
         agreement, name = payload["agreement"], payload["name"]
         page.state.remember(f"parameter:{fact.subject}", [agreement, name])
         bounds = _bounds(payload)
-        version = {"version": 1, "effective_from": fact.recorded_at, **bounds}
+        when = effective_from(payload, fact.recorded_at)
+        version = {"version": 1, "effective_from": when, **bounds}
         tracked = {"parameter": fact.subject, "current": bounds, "versions": [version]}
         page.state.set(_limits_key(agreement, name), tracked)
 
@@ -216,14 +218,15 @@ class DataView(FollowsTerms):
         if key is None or tracked is None:
             return
         versions: list[Row] = tracked["versions"]
+        when = effective_from(fact.payload, fact.recorded_at)
         if versions and versions[-1].get("effective_to") is None:
-            versions[-1]["effective_to"] = fact.recorded_at
+            versions[-1]["effective_to"] = when
         if fact.type == "ParameterRevisionApproved":
             changes = self._revision_changes(page, fact)
             current = {**tracked["current"], **_only_bounds(changed_limits(changes))}
             tracked["current"] = current
             number = len(versions) + 1
-            versions.append({"version": number, "effective_from": fact.recorded_at, **current})
+            versions.append({"version": number, "effective_from": when, **current})
         page.state.set(key, tracked)
 
     @handles("ParameterRevisionProposed")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Text, select
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Text, select
 from sqlalchemy.engine import Connection
 
 from ledger.domain.limits import changed_limits
+from ledger.domain.validity import effective_from
 from projections.temporal import Row, as_of, temporal_table
 from projections.view import Fact, Page, View, dumps, handles
 
@@ -68,6 +69,7 @@ LIMITS = temporal_table(
     ],
     Column("agreement", String(36), nullable=False),
     Column("effective_from", String(30), nullable=False),
+    Column("retroactive", Boolean, nullable=False),
     Column("revision", String(36)),
     *_limit_columns(),
     Index("ix_proj_parameter_limits_agreement", "agreement", "valid_from"),
@@ -242,12 +244,14 @@ class ParametersView(View):
         revision: str | None,
         limits: Row,
     ) -> None:
+        effective = effective_from(fact.payload, fact.recorded_at)
         page.versions(LIMITS).insert(
             (fact.subject, version),
             fact.position,
             {
                 "agreement": agreement,
-                "effective_from": fact.recorded_at,
+                "effective_from": effective,
+                "retroactive": effective < fact.recorded_at,
                 "revision": revision,
                 **limits,
             },

@@ -46,6 +46,9 @@ __all__ = [
 class TermsVersion:
     version: int
     effective_from: str
+    retroactive: bool = strawberry.field(
+        description="Made effective from a time before its approval was recorded (with a reason)."
+    )
     terms: JSON
     in_force: bool = strawberry.field(description="In force at the position asked about.")
 
@@ -197,6 +200,7 @@ def _terms_history(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Te
                 TermsVersion(
                     version=row.terms_version,
                     effective_from=row.effective_from,
+                    retroactive=bool(row.retroactive),
                     terms=as_json(row.terms),
                     in_force=in_force,
                 )

@@ -39,6 +39,9 @@ class Limits:
 class LimitsVersion:
     version: int
     effective_from: str
+    retroactive: bool = strawberry.field(
+        description="Made effective from a time before its approval was recorded (with a reason)."
+    )
     revision: str | None = strawberry.field(description="The approved revision (null: defined).")
     unit: str
     target: str | None
@@ -104,6 +107,7 @@ def limits_version(row: Any, at: At) -> LimitsVersion:
     return LimitsVersion(
         version=row.limits_version,
         effective_from=row.effective_from,
+        retroactive=bool(row.retroactive),
         revision=row.revision,
         unit=row.unit,
         target=row.target,

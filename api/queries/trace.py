@@ -156,6 +156,7 @@ def _terms(
             TermsVersion(
                 version=number,
                 effective_from=row.effective_from,
+                retroactive=bool(row.retroactive),
                 terms=as_json(row.terms),
                 in_force=intervals[number].covers(scope.now),
             )

@@ -87,6 +87,10 @@ class Story:
 
 Progress = Callable[[str, int], None]
 
+MIGRATED_TERMS = timedelta(days=30)
+"""How long before the story the agreements were in force on paper."""
+MIGRATION = "migrated from the paper quality agreement and its approved limits"
+
 
 class StoryTeller:
     """Plays the story against a running server; ``progress(step, batches_done)``."""
@@ -151,6 +155,8 @@ class StoryTeller:
         self._progress(name, len(self.story.batches))
 
     # -- parties and agreements ------------------------------------------------------
+    # The story's agreements and limits were in force on paper before the ledger: they are
+    # recorded as migrated, effective from a month before, so every batch's trace names them.
 
     def admit_parties(self) -> None:
         drafts = [
@@ -176,7 +182,12 @@ class StoryTeller:
             self._note(
                 self[sponsor].submit("AgreementProposed", agreement, payload, meaning="authored")
             )
-            self._note(self[CONTOSO].submit("AgreementSigned", agreement, {}, meaning="signed"))
+            signed = {"effective_from": format_utc(self.now - MIGRATED_TERMS)}
+            self._note(
+                self[CONTOSO].submit(
+                    "AgreementSigned", agreement, signed, meaning="signed", reason=MIGRATION
+                )
+            )
             self.story.agreements[sponsor] = str(agreement)
 
     def define_parameters(self) -> None:
@@ -185,8 +196,9 @@ class StoryTeller:
         for name in PARAMETERS:
             subject = parameter_subject(uuid.UUID(a1), name)
             self.story.parameters[name] = str(subject)
+            payload = {**parameter_payload(a1, name), "effective_from": self._limits_since()}
             drafts.append(
-                Draft("ParameterDefined", str(subject), parameter_payload(a1, name), "authored")
+                Draft("ParameterDefined", str(subject), payload, "authored", reason=MIGRATION)
             )
         self.story.positions["parameters_defined"] = self._note(self[NORTHWIND].submit_many(drafts))
         a2 = self.story.agreements[HELIOS]
@@ -194,10 +206,15 @@ class StoryTeller:
             self[HELIOS].submit(
                 "ParameterDefined",
                 parameter_subject(uuid.UUID(a2), "pH"),
-                parameter_payload(a2, "pH"),
+                {**parameter_payload(a2, "pH"), "effective_from": self._limits_since()},
                 meaning="authored",
+                reason=MIGRATION,
             )
         )
+
+    def _limits_since(self) -> str:
+        """Limits agreed on paper a day after the terms, before any batch of the story."""
+        return format_utc(self.now - MIGRATED_TERMS + timedelta(days=1))
 
     # -- batches --------------------------------------------------------------------
 

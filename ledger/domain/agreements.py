@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -35,6 +35,7 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.domain.fields import Fields
+from ledger.domain.validity import effective_from, effective_time
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import parse_utc, require_aware
 
@@ -103,7 +104,8 @@ class Agreement(SignedAggregate):
     def _signed(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
         self._track(envelope, signature, recorded_at)
         self.status = "effective"
-        self._take_effect(self.terms, envelope["version"], recorded_at)
+        when = effective_from(envelope["payload"], recorded_at)
+        self._take_effect(self.terms, envelope["version"], when)
 
     @event("AgreementAmended", topic="cmo.AgreementAmended.v1")
     def _amended(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
@@ -121,7 +123,8 @@ class Agreement(SignedAggregate):
         pending = self.pending_amendment
         assert pending is not None  # the rule refuses a signature with nothing pending
         self.pending_amendment = None
-        self._take_effect(pending["terms"], envelope["version"], recorded_at)
+        when = effective_from(envelope["payload"], recorded_at)
+        self._take_effect(pending["terms"], envelope["version"], when)
 
     @event("AgreementAmendmentRejected", topic="cmo.AgreementAmendmentRejected.v1")
     def _amendment_rejected(
@@ -138,13 +141,13 @@ class Agreement(SignedAggregate):
         self.terminated_at = recorded_at
         self.terminated_by = envelope["signer"]
 
-    def _take_effect(self, terms: Terms, event_version: int, recorded_at: str) -> None:
+    def _take_effect(self, terms: Terms, event_version: int, effective: str) -> None:
         self.terms = terms
         self.history = [
             *self.history,
             {
                 "version": len(self.history) + 1,
-                "effective_from": recorded_at,
+                "effective_from": effective,
                 "event_version": event_version,
                 "terms": copy.deepcopy(terms),
             },
@@ -322,6 +325,18 @@ def _signed_rule(command: Command) -> None:
             field="signer",
         )
     command.require_signer(agreement.counterparty(agreement.proposed_by))
+    _effective(command, None)
+
+
+def _effective(command: Command, not_before: str | None) -> None:
+    skew = timedelta(seconds=command.state.max_clock_skew)
+    effective_time(
+        command.envelope.payload,
+        command.now,
+        skew=skew,
+        reason=command.envelope.reason,
+        not_before=not_before,
+    )
 
 
 def _amended_rule(command: Command) -> None:
@@ -361,6 +376,7 @@ def _amendment_signed_rule(command: Command) -> None:
             f"{agreement.counterparty(pending['proposed_by'])} must countersign it",
             field="signer",
         )
+    _effective(command, agreement.history[-1]["effective_from"] if agreement.history else None)
 
 
 def _amendment_rejected_rule(command: Command) -> None:

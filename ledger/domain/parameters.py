@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -29,6 +29,7 @@ from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, registe
 from ledger.domain.fields import Fields
 from ledger.domain.formats import check_unit
 from ledger.domain.subjects import parameter_subject
+from ledger.domain.validity import effective_from, effective_time
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import parse_utc, require_aware
 
@@ -81,7 +82,7 @@ class Parameter(SignedAggregate):
         self.retired_at: str | None = None
         self.retired_by: str | None = None
         self.limits_history: list[dict[str, Any]] = []
-        self._take_effect(None, envelope["version"], recorded_at)
+        self._take_effect(None, envelope["version"], effective_from(payload, recorded_at))
 
     @event("ParameterRevisionProposed", topic="cmo.ParameterRevisionProposed.v1")
     def _revision_proposed(
@@ -113,7 +114,8 @@ class Parameter(SignedAggregate):
         for name in ("alert", "action"):
             if name in changes:
                 setattr(self, name, _pair(changes[name]))
-        self._take_effect(envelope["payload"]["revision"], envelope["version"], recorded_at)
+        when = effective_from(envelope["payload"], recorded_at)
+        self._take_effect(envelope["payload"]["revision"], envelope["version"], when)
 
     @event("ParameterRevisionRejected", topic="cmo.ParameterRevisionRejected.v1")
     def _revision_rejected(
@@ -138,11 +140,11 @@ class Parameter(SignedAggregate):
         self.pending = None
         return record
 
-    def _take_effect(self, revision: str | None, event_version: int, recorded_at: str) -> None:
+    def _take_effect(self, revision: str | None, event_version: int, effective: str) -> None:
         self.limits_history.append(
             {
                 "version": len(self.limits_history) + 1,
-                "effective_from": recorded_at,
+                "effective_from": effective,
                 "event_version": event_version,
                 "revision": revision,
                 "limits": self.current_limits(),
@@ -294,6 +296,18 @@ def _defined_rule(command: Command) -> None:
     payload.text("rationale", max_len=2000)
     payload.choice("status", STATUSES)
     _check_limits(target, alert, action, lambda name: f"payload.{name}")
+    in_force = agreement.history[0]["effective_from"] if agreement.history else None
+    _effective(command, in_force)
+
+
+def _effective(command: Command, not_before: str | None) -> None:
+    effective_time(
+        command.envelope.payload,
+        command.now,
+        skew=timedelta(seconds=command.state.max_clock_skew),
+        reason=command.envelope.reason,
+        not_before=not_before,
+    )
 
 
 def _proposed_rule(command: Command) -> None:
@@ -374,6 +388,8 @@ def _decision_rule(command: Command) -> None:
             f"{agreement.counterparty(proposer)} may approve or reject it",
             field="signer",
         )
+    if command.envelope.type == "ParameterRevisionApproved":
+        _effective(command, parameter.limits_history[-1]["effective_from"])
 
 
 def _find_agreement(command: Command, parameter: Parameter) -> Agreement:

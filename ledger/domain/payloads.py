@@ -94,6 +94,10 @@ class AgreementAmended(Payload):
     terms: Object
 
 
+class TermsSigned(Payload):
+    effective_from: str | None = None
+
+
 class NoMembers(Payload):
     """A payload with no members: the envelope says it all."""
 
@@ -150,11 +154,17 @@ class ParameterDefined(Payload):
     rationale: str
     status: str
     target: str | None = None
+    effective_from: str | None = None
 
 
 class ParameterRevisionProposed(Payload):
     revision: str
     changes: Object
+
+
+class ParameterRevisionApproved(Payload):
+    revision: str
+    effective_from: str | None = None
 
 
 class ParameterRevisionDecided(Payload):
@@ -216,9 +226,9 @@ PAYLOADS: Mapping[str, type[Payload]] = {
     "KeyAdded": KeyAdded,
     "KeyRevoked": KeyRevoked,
     "AgreementProposed": AgreementProposed,
-    "AgreementSigned": NoMembers,
+    "AgreementSigned": TermsSigned,
     "AgreementAmended": AgreementAmended,
-    "AgreementAmendmentSigned": NoMembers,
+    "AgreementAmendmentSigned": TermsSigned,
     "AgreementAmendmentRejected": NoMembers,
     "AgreementTerminated": NoMembers,
     "BatchRegistered": BatchRegistered,
@@ -228,7 +238,7 @@ PAYLOADS: Mapping[str, type[Payload]] = {
     "DataAcknowledged": DataAcknowledged,
     "ParameterDefined": ParameterDefined,
     "ParameterRevisionProposed": ParameterRevisionProposed,
-    "ParameterRevisionApproved": ParameterRevisionDecided,
+    "ParameterRevisionApproved": ParameterRevisionApproved,
     "ParameterRevisionRejected": ParameterRevisionDecided,
     "ParameterRetired": NoMembers,
     "EnhancementClaimed": EnhancementClaimed,

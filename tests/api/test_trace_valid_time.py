@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from ledger.domain.validity import Interval, successive
-from ledger.timeutil import now_utc
-from tests.support.agreements import propose_and_sign
+from ledger.timeutil import format_utc, now_utc
+from tests.support.agreements import MIGRATED, propose_and_sign, sign_retroactively
 from tests.support.batches import (
     define_parameter,
     discrete_records,
@@ -23,14 +23,14 @@ from tests.support.server import Server
 from tests.support.world import World
 
 SPONSOR, CMO = "northwind-bio", "contoso-cmo"
-EARLIER, RUNNING = "NWB101-24-041", "NWB101-24-042"
+EARLIER, RUNNING, MIGRATED_BATCH = "NWB101-24-041", "NWB101-24-042", "NWB101-24-043"
 
 TRACE = """
 query($b: String!) {
   traceBatch(id: $b) {
-    termsInForce { version effectiveFrom }
+    termsInForce { version effectiveFrom retroactive }
     termsKnownAfterData
-    parameterLimits { name versions { version effectiveFrom } versionsKnownAfterData }
+    parameterLimits { name versions { version effectiveFrom retroactive } versionsKnownAfterData }
   }
 }
 """
@@ -45,6 +45,18 @@ def traced(server: Server, api_world: World) -> World:
     ph = define_parameter(api_world, agreement, "pH")
     submit_data(api_world, RUNNING, "discrete", discrete_records("V", sampled_at=now_utc()))
     revise_parameter(api_world, ph, {"alert": {"low": "6.97", "high": "7.13"}})
+    # History migrated from paper: terms and limits in force since before the batch started.
+    since = now_utc() - timedelta(days=60)
+    migrated = sign_retroactively(api_world, format_utc(since))
+    define_parameter(
+        api_world,
+        migrated,
+        "culture temperature",
+        effective_from=format_utc(since + timedelta(days=1)),
+        reason=MIGRATED,
+    )
+    register_batch(api_world, migrated, MIGRATED_BATCH, started_at=since + timedelta(days=10))
+    end_batch(api_world, MIGRATED_BATCH, since + timedelta(days=24))
     server.services.projector.catch_up_safely(api_world.ledger.head())
     return api_world
 
@@ -72,6 +84,16 @@ def test_a_running_batch_names_every_version_in_force_while_it_ran(
     (ph,) = found["parameterLimits"]
     assert [v["version"] for v in ph["versions"]] == [1, 2]
     assert ph["versionsKnownAfterData"] == [2]
+
+
+def test_terms_and_limits_migrated_from_paper_are_named_and_shown_retroactive(
+    server: Server, traced: World
+) -> None:
+    found = trace(server, traced, MIGRATED_BATCH)
+    assert [(t["version"], t["retroactive"]) for t in found["termsInForce"]] == [(1, True)]
+    (temperature,) = found["parameterLimits"]
+    assert temperature["name"] == "culture temperature"
+    assert [(v["version"], v["retroactive"]) for v in temperature["versions"]] == [(1, True)]
 
 
 def test_versions_replace_each_other_in_valid_time() -> None:

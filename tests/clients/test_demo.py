@@ -522,3 +522,26 @@ def _check_the_full_story(demo: Demo) -> None:
     assert {d["dataClass"] for d in late["deliveries"]} == {"event"}
     database = f"sqlite:///{demo.directory / 'ledger.db'}"
     assert run_cli("verify", "--database", database).returncode == 0
+
+
+TRACE_TERMS = """
+query($b: String!) {
+  traceBatch(id: $b) {
+    termsInForce { version retroactive }
+    parameterLimits { name versions { version } }
+  }
+}
+"""
+
+
+def test_every_demo_batch_s_trace_names_its_terms_and_limits(demo: Demo) -> None:
+    batches = demo.story["batches"]
+    assert batches, "the demo made no batches"
+    for batch in batches:
+        trace = demo.data(NORTHWIND, TRACE_TERMS, b=batch)["traceBatch"]
+        assert [t["version"] for t in trace["termsInForce"]][:1] == [1], batch
+        assert trace["termsInForce"][0]["retroactive"] is True
+        assert {p["name"] for p in trace["parameterLimits"]}, batch
+    inspected = demo.story["inspected_batch"]
+    trace = demo.data(REGULATOR, TRACE_TERMS, b=inspected)["traceBatch"]
+    assert trace["termsInForce"] and trace["parameterLimits"]

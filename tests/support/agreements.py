@@ -60,6 +60,33 @@ def propose_and_sign(
     return agreement_id
 
 
+MIGRATED = "quality agreement QA-2023-07, in force on paper before it was recorded here"
+
+
+def sign_retroactively(
+    world: World,
+    since: str,
+    reason: str | None = MIGRATED,
+    sponsor: str = "northwind-bio",
+    cmo: str = "contoso-cmo",
+) -> uuid.UUID:
+    """An agreement whose terms the CMO signs as in force since ``since`` (a migration)."""
+    agreement_id = uuid.uuid4()
+    payload = {"terms": agreement_terms(sponsor, cmo)}
+    world[sponsor].submit(
+        world.ledger, "AgreementProposed", agreement_id, payload, meaning="authored"
+    )
+    world[cmo].submit(
+        world.ledger,
+        "AgreementSigned",
+        agreement_id,
+        {"effective_from": since},
+        meaning="signed",
+        reason=reason,
+    )
+    return agreement_id
+
+
 def grant(
     world: World, agreement_id: uuid.UUID, grantor: str, grantee: str, **scope: Any
 ) -> uuid.UUID:

@@ -252,6 +252,7 @@ def define_parameter(
     /,
     *,
     by: str = SPONSOR,
+    reason: str | None = None,
     **overrides: Any,
 ) -> uuid.UUID:
     """Define a WORLD.md parameter; ``overrides`` replace payload members (None drops)."""
@@ -270,7 +271,9 @@ def define_parameter(
     payload.update(overrides)
     payload = {key: value for key, value in payload.items() if value is not None}
     subject: uuid.UUID = payload.pop("subject", None) or parameter_subject(agreement_id, name)
-    world[by].submit(world.ledger, "ParameterDefined", subject, payload, meaning="authored")
+    world[by].submit(
+        world.ledger, "ParameterDefined", subject, payload, meaning="authored", reason=reason
+    )
     return subject
 
 
