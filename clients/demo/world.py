@@ -113,6 +113,8 @@ def agreement_terms(sponsor: str, cmo: str = CONTOSO) -> dict[str, Any]:
         "ip_rule": "negotiated",
         "review_cadence_months": 6,
         "deviation_deadline_hours": 24,
+        # Results of parameters not (yet) in the registry are stored, flagged.
+        "unregistered": "flag",
     }
 
 

@@ -64,7 +64,11 @@ _TERMS_MEMBERS = (
     "ip_rule",
     "review_cadence_months",
     "deviation_deadline_hours",
+    "unregistered",
 )
+UNREGISTERED = ("refuse", "flag")
+"""What a discrete result naming no registered parameter meets: refusal (the default), or
+storage flagged as unregistered."""
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 Terms = dict[str, Any]
@@ -260,6 +264,8 @@ def validate_terms(command: Command, terms: Fields) -> Terms:
     if terms.has("review_cadence_months"):
         terms.integer("review_cadence_months", minimum=1, maximum=60)
     terms.integer("deviation_deadline_hours", minimum=1, maximum=720)
+    if terms.has("unregistered"):
+        terms.choice("unregistered", UNREGISTERED)
     return _normalised(dict(terms.data))
 
 

@@ -47,7 +47,8 @@ from ledger.domain.formats import (
     check_unit,
     read_chunk,
 )
-from ledger.domain.subjects import batch_subject
+from ledger.domain.parameters import Parameter
+from ledger.domain.subjects import batch_subject, parameter_subject
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import format_utc, parse_utc
 
@@ -303,6 +304,7 @@ def _check_records(
     confidential: list[str] = list(agreement.terms.get("confidential_elements", []))
     allowed = {"id", *columns, *confidential}
     typed = _COLUMNS.get(data_class, {})
+    registry = _Registry(command, agreement) if data_class == "discrete" else None
     seen: set[str] = set()
     for record in records:
         extra = sorted(set(record.data) - allowed)
@@ -330,12 +332,40 @@ def _check_records(
             )
         for column in columns:
             typed.get(column, _text_column)(record, column, command)
+        if registry is not None and record.has("parameter"):
+            registry.check(record)
         for element in confidential:
             if element in record.data:
                 record.text(element)
         ended = record.optional_time("ended_at") if data_class == "event" else None
         if ended is not None and ended < record.time("started_at"):
             raise ValidationFailed("ended_at is before started_at", field=record.field("ended_at"))
+
+
+class _Registry:
+    """The agreement's parameter registry, as a discrete result must name it.
+
+    A result names a parameter defined (and not retired) under the agreement, unless the
+    terms say ``unregistered: flag``: then it is stored, and the views mark it unregistered.
+    """
+
+    def __init__(self, command: Command, agreement: Agreement) -> None:
+        self.command = command
+        self.agreement = agreement
+        self.flag = agreement.terms.get("unregistered") == "flag"
+        self.known: dict[str, bool] = {}
+
+    def check(self, record: Fields) -> None:
+        name = record.text("parameter")
+        if name not in self.known:
+            found = self.command.state.find(parameter_subject(self.agreement.id, name), Parameter)
+            self.known[name] = found is not None and found.retired_at is None
+        if not self.known[name] and not self.flag:
+            raise ValidationFailed(
+                f"{name!r} is no parameter of the agreement's registry: define it first, or "
+                "agree terms with unregistered: flag to store such results flagged",
+                field=record.field("parameter"),
+            )
 
 
 # -- continuous chunks --------------------------------------------------------------------

@@ -213,4 +213,6 @@ def agreement_terms(sponsor: str = "northwind-bio", cmo: str = "contoso-cmo") ->
         "ip_rule": "negotiated",
         "review_cadence_months": 6,
         "deviation_deadline_hours": 24,
+        # Results of parameters not (yet) in the registry are stored, flagged.
+        "unregistered": "flag",
     }
