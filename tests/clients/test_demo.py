@@ -421,6 +421,8 @@ def _terms_for_fabrikam(path: Path) -> Path:
         "ip_rule": "negotiated",
         "review_cadence_months": 6,
         "deviation_deadline_hours": 24,
+        # The transferred process's parameters are not registered under this agreement yet.
+        "unregistered": "flag",
     }
     path.write_text(json.dumps(terms), "utf-8")
     return path
