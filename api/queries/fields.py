@@ -8,15 +8,17 @@ At the root the parent is ``None`` and a field reads the views at their head; un
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 
 from api.queries.agreements import Agreement, get_agreement, list_agreements
 from api.queries.audit import AuditFilter, AuditTrail, audit_trail
 from api.queries.batches import Batch, get_batch
-from api.queries.common import Info
+from api.queries.common import Info, time_text
 from api.queries.deliveries import Delivery, list_deliveries
 from api.queries.enhancements import Enhancement, list_enhancements
-from api.queries.grants import Grant, list_grants
+from api.queries.grants import Grant, grants_at, list_grants
 from api.queries.parameters import Parameter, list_parameters
 from api.queries.parties import Party, list_parties
 from api.queries.reviews import ReviewStatus, list_reviews
@@ -57,6 +59,15 @@ class DataFields:
         self, info: Info, agreement_id: strawberry.ID | None = None, active: bool | None = None
     ) -> list[Grant] | None:
         return await list_grants(self, info, _text(agreement_id), active)
+
+    @strawberry.field(
+        description="Access as it was: the grants `party` held in force at `validAt`, as the "
+        "ledger knew them at position `knownAt` (default: now). Only grants you may see."
+    )
+    async def grants_at(
+        self, info: Info, party: str, valid_at: datetime, known_at: int | None = None
+    ) -> list[Grant] | None:
+        return await grants_at(self, info, party, str(time_text(valid_at, "validAt")), known_at)
 
     @strawberry.field(description="Enhancement claims under agreements you may see.")
     async def enhancements(

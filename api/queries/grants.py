@@ -15,9 +15,17 @@ from sqlalchemy.engine import Connection
 from api.queries.agreements import require_agreement
 from api.queries.common import At, Info, Scope, at_position, loader, read, scope_of
 from ledger.domain.scope import GrantScope
+from ledger.errors import ValidationFailed
 from projections.access import GRANTS
 
-__all__ = ["Grant", "agreement_grants", "grant_of", "list_grants", "with_current"]
+__all__ = [
+    "Grant",
+    "agreement_grants",
+    "grant_of",
+    "grants_at",
+    "list_grants",
+    "with_current",
+]
 
 
 @strawberry.type(description="An access grant: who may see which data of an agreement, when.")
@@ -143,3 +151,20 @@ async def list_grants(
         rows = await read(info, _visible, scope.at, visible, scope.party)
         grants = [grant_of(row, scope) for row in rows]
     return [g for g in grants if active is None or g.active == active]
+
+
+async def grants_at(
+    source: Any, info: Info, party: str, valid_at: str, known_at: int | None
+) -> list[Grant]:
+    """The grants ``party`` held in force at ``valid_at``, as the ledger knew them at
+    position ``known_at`` (default: the views' head); only grants the caller may see."""
+    scope = await scope_of(source, info)
+    head = scope.at.position
+    if known_at is not None and not 0 <= known_at <= head:
+        raise ValidationFailed(f"knownAt must be between 0 and {head}", field="knownAt")
+    at = At(head if known_at is None else known_at, valid_at)
+    visible = scope.authority.visible_agreements(scope.now)
+    rows = await read(info, _visible, at, visible, scope.party)
+    then = Scope(scope.authority, scope.now, at)
+    held = [grant_of(versions, then) for versions in rows if versions[0].grantee == party]
+    return [grant for grant in held if grant.active]
