@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -35,7 +35,7 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.domain.fields import Fields
-from ledger.domain.validity import effective_from, effective_time
+from ledger.domain.validity import effective_from
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import parse_utc, require_aware
 
@@ -331,18 +331,7 @@ def _signed_rule(command: Command) -> None:
             field="signer",
         )
     command.require_signer(agreement.counterparty(agreement.proposed_by))
-    _effective(command, None)
-
-
-def _effective(command: Command, not_before: str | None) -> None:
-    skew = timedelta(seconds=command.state.max_clock_skew)
-    effective_time(
-        command.envelope.payload,
-        command.now,
-        skew=skew,
-        reason=command.envelope.reason,
-        not_before=not_before,
-    )
+    command.effective_time()
 
 
 def _amended_rule(command: Command) -> None:
@@ -382,7 +371,7 @@ def _amendment_signed_rule(command: Command) -> None:
             f"{agreement.counterparty(pending['proposed_by'])} must countersign it",
             field="signer",
         )
-    _effective(command, agreement.history[-1]["effective_from"] if agreement.history else None)
+    command.effective_time(agreement.history[-1]["effective_from"] if agreement.history else None)
 
 
 def _amendment_rejected_rule(command: Command) -> None:

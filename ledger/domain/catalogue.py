@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate
 
 from ledger.domain.fields import Fields
 from ledger.domain.payloads import members
+from ledger.domain.validity import effective_time
 from ledger.errors import Forbidden, ValidationFailed
 from ledger.log.envelope import Envelope, event_hash
 
@@ -88,6 +89,17 @@ class Command:
     def signer(self) -> str:
         """The signing party's id."""
         return self.envelope.signer
+
+    def effective_time(self, not_before: str | None = None) -> datetime:
+        """When the approval this command records takes effect (``payload.effective_from``
+        checked by :func:`ledger.domain.validity.effective_time`)."""
+        return effective_time(
+            self.envelope.payload,
+            self.now,
+            skew=timedelta(seconds=self.state.max_clock_skew),
+            reason=self.envelope.reason,
+            not_before=not_before,
+        )
 
     def require_signer(self, *allowed: str) -> None:
         """Refuse unless one of ``allowed`` parties signed."""

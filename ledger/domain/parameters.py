@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -29,7 +29,7 @@ from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, registe
 from ledger.domain.fields import Fields
 from ledger.domain.formats import check_unit
 from ledger.domain.subjects import parameter_subject
-from ledger.domain.validity import effective_from, effective_time
+from ledger.domain.validity import effective_from
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import parse_utc, require_aware
 
@@ -297,17 +297,7 @@ def _defined_rule(command: Command) -> None:
     payload.choice("status", STATUSES)
     _check_limits(target, alert, action, lambda name: f"payload.{name}")
     in_force = agreement.history[0]["effective_from"] if agreement.history else None
-    _effective(command, in_force)
-
-
-def _effective(command: Command, not_before: str | None) -> None:
-    effective_time(
-        command.envelope.payload,
-        command.now,
-        skew=timedelta(seconds=command.state.max_clock_skew),
-        reason=command.envelope.reason,
-        not_before=not_before,
-    )
+    command.effective_time(in_force)
 
 
 def _proposed_rule(command: Command) -> None:
@@ -389,7 +379,7 @@ def _decision_rule(command: Command) -> None:
             field="signer",
         )
     if command.envelope.type == "ParameterRevisionApproved":
-        _effective(command, parameter.limits_history[-1]["effective_from"])
+        command.effective_time(parameter.limits_history[-1]["effective_from"])
 
 
 def _find_agreement(command: Command, parameter: Parameter) -> Agreement:
