@@ -412,7 +412,7 @@ def _ensure_sqlite_dir(settings: Settings) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-_ORIGIN = re.compile(r"^[\x21-\x2a\x2c-\x7e]{1,200}$")
+_ORIGIN = re.compile(r"^[\x21-\x2a\x2c-\x7e]{1,200}\Z")
 
 
 def _check_origin(origin: str) -> None:

@@ -35,6 +35,7 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.domain.fields import Fields
+from ledger.domain.formats import DATA_CLASSES
 from ledger.domain.validity import effective_from
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import parse_utc, require_aware
@@ -49,7 +50,6 @@ __all__ = [
     "validate_terms",
 ]
 
-DATA_CLASSES = ("continuous", "discrete", "event")
 IP_RULES = ("sponsor", "cmo", "joint", "negotiated")
 DELIVERY_AFTER = ("batch_end", "detection")
 DEFAULT_REVIEW_CADENCE_MONTHS = 6
@@ -69,7 +69,7 @@ _TERMS_MEMBERS = (
 UNREGISTERED = ("refuse", "flag")
 """What a discrete result naming no registered parameter meets: refusal (the default), or
 storage flagged as unregistered."""
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 
 Terms = dict[str, Any]
 

@@ -42,7 +42,7 @@ ALLOWED_OWNERS: dict[str, tuple[str, ...]] = {
     "negotiated": OWNERS,
 }
 """Owners each IP rule of the agreement allows."""
-_HEX = re.compile(r"^(?:[0-9a-f]{2}){16,64}$")
+_HEX = re.compile(r"^(?:[0-9a-f]{2}){16,64}\Z")
 
 
 class Enhancement(SignedAggregate):

@@ -18,7 +18,7 @@ from ledger.timeutil import parse_utc
 
 __all__ = ["Fields"]
 
-_DECIMAL = re.compile(r"^-?(0|[1-9]\d{0,17})(\.\d{1,12})?$")
+_DECIMAL = re.compile(r"^-?(0|[1-9]\d{0,17})(\.\d{1,12})?\Z", re.ASCII)
 
 
 class Fields:

@@ -45,7 +45,7 @@ __all__ = [
     "read_chunk",
 ]
 
-DATA_CLASSES = ("discrete", "continuous", "event")
+DATA_CLASSES = ("continuous", "discrete", "event")
 EVENT_KINDS = ("deviation", "alarm", "oos", "oot", "di_incident", "other")
 ACKNOWLEDGEABLE_KINDS = ("deviation", "oos", "oot")
 SEVERITIES = ("minor", "major", "critical")
@@ -60,17 +60,18 @@ MAX_SERIES = 1_000
 CLOCK_TOLERANCE = timedelta(minutes=5)
 """How far a time in the data may lead the ledger's clock: signer clocks run a little ahead."""
 
-BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$")
-RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
-UNIT = re.compile(r"^[!-~]{1,64}$")
+BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}\Z")
+RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}\Z")
+UNIT = re.compile(r"^[!-~]{1,64}\Z")
 TIMESTAMP = re.compile(
-    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z"
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z",
+    re.ASCII,
 )
 """A time as the ledger writes it: UTC, milliseconds, ``Z``."""
-DECIMAL = re.compile(r"-?(?:0|[1-9]\d{0,17})(?:\.\d{1,12})?")
+DECIMAL = re.compile(r"-?(?:0|[1-9]\d{0,17})(?:\.\d{1,12})?", re.ASCII)
 """A decimal string such as ``37.02`` (at most 18 integer and 12 fraction digits)."""
-_QUALITY = re.compile(r"25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d")
-_LINE = re.compile(f"({TIMESTAMP.pattern}),({DECIMAL.pattern}),({_QUALITY.pattern})")
+_QUALITY = re.compile(r"25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d", re.ASCII)
+_LINE = re.compile(f"({TIMESTAMP.pattern}),({DECIMAL.pattern}),({_QUALITY.pattern})", re.ASCII)
 
 
 def check_unit(value: object, *, field: str) -> str:

@@ -25,7 +25,7 @@ __all__ = ["NOTARY", "ROLES", "KeyRecord", "Party"]
 
 NOTARY = "notary"
 ROLES = ("sponsor", "cmo", "regulator", "auditor")
-_PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_PARTY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}\Z")
 
 
 class Party(SignedAggregate):

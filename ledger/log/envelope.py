@@ -70,10 +70,10 @@ REQUIRED_MEMBERS = (
     "meaning",
 )
 _ALLOWED = frozenset((*REQUIRED_MEMBERS, "reason"))
-_IDENT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
-_HEX32 = re.compile(r"^[0-9a-f]{64}$")
-_KEY_ID = re.compile(r"^[0-9a-f]{32}$")
+_IDENT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
+_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
+_HEX32 = re.compile(r"^[0-9a-f]{64}\Z")
+_KEY_ID = re.compile(r"^[0-9a-f]{32}\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,3 +53,19 @@ def test_terms_naming_another_treatment_of_unregistered_results_are_refused(
 ) -> None:
     with refused(world, ValidationFailed, "payload.terms.unregistered"):
         propose_and_sign(world, terms={**strict_terms(), "unregistered": "ignore"})
+
+
+def test_an_identifier_with_a_trailing_newline_is_refused(world: World) -> None:
+    agreement = propose_and_sign(world)
+    register_batch(world, agreement, BATCH)
+    record = {**results("viable cell density, day 7")[0], "id": "G-1\n"}
+    with refused(world, ValidationFailed, "payload.records[0].id"):
+        submit_data(world, BATCH, "discrete", [record])
+
+
+def test_a_value_with_digits_of_another_script_is_refused(world: World) -> None:
+    agreement = propose_and_sign(world)
+    register_batch(world, agreement, BATCH)
+    record = {**results("viable cell density, day 7")[0], "value": "١٨.٤"}
+    with refused(world, ValidationFailed, "payload.records[0].value"):
+        submit_data(world, BATCH, "discrete", [record])
