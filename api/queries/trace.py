@@ -115,23 +115,20 @@ def _span(conn: Connection, batch: Batch, scope: Scope) -> _Span:
     return _Span(batch.started_at, end, None if first_data is None else int(first_data))
 
 
-def _known(conn: Connection, table: Any, key: Any, at: At) -> dict[Any, tuple[Any, int]]:
-    """Each version recorded by ``at``: its row as it stood then, and when it was learnt."""
+def _known(
+    conn: Connection, table: Any, key: Any, at: At, columns: tuple[str, str]
+) -> dict[Any, tuple[Any, int]]:
+    """Each version recorded by ``at`` (keyed by ``columns``: subject and version number):
+    its row as it stood then, and the position it was first recorded at."""
     rows = conn.execute(
         select(table).where(key, table.c.valid_from <= at.position).order_by(table.c.valid_from)
     )
     found: dict[Any, tuple[Any, int]] = {}
     for row in rows:
-        version = _version_key(row)
+        version = (getattr(row, columns[0]), int(getattr(row, columns[1])))
         first = found[version][1] if version in found else int(row.valid_from)
         found[version] = (row, first)
     return found
-
-
-def _version_key(row: Any) -> tuple[str, int]:
-    if hasattr(row, "terms_version"):
-        return (row.agreement, int(row.terms_version))
-    return (row.parameter, int(row.limits_version))
 
 
 def _learnt_late(first: int, span: _Span) -> bool:
@@ -141,7 +138,9 @@ def _learnt_late(first: int, span: _Span) -> bool:
 def _terms(
     conn: Connection, agreement: str, span: _Span, scope: Scope
 ) -> tuple[list[TermsVersion], list[int]]:
-    known = _known(conn, TERMS, TERMS.c.agreement == agreement, scope.at)
+    known = _known(
+        conn, TERMS, TERMS.c.agreement == agreement, scope.at, ("agreement", "terms_version")
+    )
     ended = conn.execute(
         select(AGREEMENTS.c.terminated_at).where(
             AGREEMENTS.c.agreement == agreement, as_of(AGREEMENTS, scope.at.position)
@@ -175,7 +174,9 @@ def _limits(conn: Connection, agreement: str, span: _Span, scope: Scope) -> list
             )
         )
     }
-    known = _known(conn, LIMITS, LIMITS.c.agreement == agreement, scope.at)
+    known = _known(
+        conn, LIMITS, LIMITS.c.agreement == agreement, scope.at, ("parameter", "limits_version")
+    )
     by_parameter: dict[str, dict[int, tuple[Any, int]]] = {}
     for (parameter, number), found in known.items():
         by_parameter.setdefault(parameter, {})[number] = found

@@ -145,15 +145,20 @@ class KeyHistory:
             )
         return str(record["public_key"])
 
-    def refusal_at(self, kid: str, at: datetime, skew: timedelta) -> str | None:
-        """Why ``kid`` could not sign at ``at`` (not yet added, revoked, compromised), or None."""
+    def check_signed_at(self, kid: str, at: datetime, skew: timedelta, *, field: str) -> None:
+        """Refuse a signature ``kid`` made at ``at`` (both times it was signed and arrived):
+        ``UnknownSigner`` for a key not (yet) the party's, ``KeyRevoked`` for one revoked or
+        compromised by then (in the compromise rule's words)."""
         record = self.records.get(kid)
         if record is None:
-            return f"key {kid} is not a key of {self.party}"
+            raise UnknownSigner(f"key {kid} is not a key of {self.party}", field=field)
         if parse_utc(record["added_at"], field="added_at") - skew > at:
-            return f"the key of {self.party} was added after {at.isoformat()}"
-        for name in ("revoked_at", "compromised_since"):
-            if record[name] is not None and at >= parse_utc(record[name], field=name):
-                since = record["compromised_since"]
-                return f"the key of {self.party} was revoked (compromised since {since})"
-        return None
+            raise UnknownSigner(
+                f"the key of {self.party} was added after {at.isoformat()}", field=field
+            )
+        since = record["compromised_since"]
+        if since is not None and compromised(at, at, parse_utc(since, field="since")):
+            raise KeyRevoked(finding(self.party, kid, since), field=field)
+        revoked = record["revoked_at"]
+        if revoked is not None and at >= parse_utc(revoked, field="revoked_at"):
+            raise KeyRevoked(f"the key of {self.party} was revoked at {revoked}", field=field)

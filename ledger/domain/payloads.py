@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -327,6 +328,7 @@ def write_schemas(directory: Path) -> list[Path]:
     return written
 
 
+@cache
 def schema_bytes(event_type: str) -> bytes:
     """The committed form of an event type's JSON Schema: sorted, indented, one newline."""
     encoded = msgspec.json.encode(json_schema(event_type), order="sorted")

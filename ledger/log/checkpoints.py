@@ -39,11 +39,10 @@ from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table,
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ledger.domain.key_history import KeyHistory, KeyRecord, compromised, finding
+from ledger.domain.key_history import KeyHistory, KeyRecord
 from ledger.errors import (
     BadSignature,
     ConfigurationError,
-    KeyRevoked,
     LedgerError,
     NotFound,
     UnknownSigner,
@@ -240,20 +239,7 @@ class Checkpoints:
             raise ValidationFailed("cosignature timestamp is in the future", field="line")
         if at < parse_utc(checkpoint.signed_at, field="signed_at") - skew:
             raise ValidationFailed("cosignature timestamp precedes the checkpoint", field="line")
-        record = keys.get(kid)
-        if record is not None and record["compromised_since"] is not None:
-            # The cosignature's timestamp is both when it was signed and when it arrives.
-            since = parse_utc(record["compromised_since"], field="compromised_since")
-            if compromised(at, at, since):
-                raise KeyRevoked(
-                    f"{finding(keys.party, kid, record['compromised_since'])}: "
-                    "at the cosignature's timestamp",
-                    field="line",
-                )
-        refusal = keys.refusal_at(kid, at, skew)
-        if refusal is not None:
-            error = KeyRevoked if "revoked" in refusal else UnknownSigner
-            raise error(f"{refusal}: at the cosignature's timestamp", field="line")
+        keys.check_signed_at(kid, at, skew, field="line")
 
     def _store_cosignature(self, size: int, cosignature: Cosignature) -> Cosignature:
         row = {

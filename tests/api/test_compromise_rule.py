@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from clients.bundle import verify_bundle
+from clients.cli import app
 from clients.client import LedgerClient
 from clients.evidence import export_evidence
 from ledger.domain.key_history import EXIT_COMPROMISED, finding
@@ -112,6 +114,9 @@ def test_verify_bundle_reports_the_same_event_in_the_same_words(
     assert len(report.compromised) == 1
     assert expected(caught) in report.compromised[0]
     assert report.exit_status == EXIT_COMPROMISED
+    result = CliRunner().invoke(app, ["verify-bundle", str(bundle), "--vkey", vkey])
+    assert result.exit_code == EXIT_COMPROMISED, result.output
+    assert result.output.splitlines()[-1].startswith("COMPROMISED:")
 
 
 def test_the_notary_refuses_a_cosignature_in_the_same_words(server: Server, caught: Caught) -> None:
