@@ -21,18 +21,20 @@ chunk itself (gzip CSV, base64), so a time range reads only the chunks it overla
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Text
 
 from ledger.domain.limits import (
+    BOUNDS,
     NO_LIMITS,
     UNREGISTERED,
     LimitsVersion,
     changed_limits,
     in_force_at,
 )
+from ledger.domain.limits import bounds as limit_bounds
 from ledger.domain.validity import effective_from
 from projections.temporal import Row, temporal_table
 from projections.terms import FollowsTerms
@@ -178,7 +180,6 @@ _COLUMNS = {
 }
 _TIMES = frozenset({"sampled_at", "started_at", "ended_at"})
 _EMPTY: Row = dict.fromkeys([*_COLUMNS.values(), "parameter_id", "limits_version", "evaluation"])
-_BOUNDS = ("alert_low", "alert_high", "action_low", "action_high")
 
 
 def _limits_key(agreement: str, name: str) -> str:
@@ -204,7 +205,7 @@ class DataView(FollowsTerms):
         payload = fact.payload
         agreement, name = payload["agreement"], payload["name"]
         page.state.remember(f"parameter:{fact.subject}", [agreement, name])
-        bounds = _bounds(payload)
+        bounds = limit_bounds(payload)
         when = effective_from(payload, fact.recorded_at)
         version = {"version": 1, "effective_from": when, **bounds}
         tracked = {"parameter": fact.subject, "current": bounds, "versions": [version]}
@@ -441,18 +442,8 @@ class DataView(FollowsTerms):
                 page.versions(CHUNK_CONTENT).insert(key, fact.position, content)
 
 
-def _bounds(source: Mapping[str, Any]) -> Row:
-    alert, action = source.get("alert") or {}, source.get("action") or {}
-    return {
-        "alert_low": alert.get("low"),
-        "alert_high": alert.get("high"),
-        "action_low": action.get("low"),
-        "action_high": action.get("high"),
-    }
-
-
 def _only_bounds(limits: Row) -> Row:
-    return {name: value for name, value in limits.items() if name in _BOUNDS}
+    return {name: value for name, value in limits.items() if name in BOUNDS}
 
 
 def batch_names(page: Page, facts: Sequence[Fact], types: Sequence[str]) -> list[str]:

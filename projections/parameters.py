@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Text, select
 from sqlalchemy.engine import Connection
 
-from ledger.domain.limits import changed_limits
+from ledger.domain.limits import bounds, changed_limits
 from ledger.domain.validity import effective_from
 from projections.temporal import Row, as_of, temporal_table
 from projections.view import Fact, Page, View, dumps, handles
@@ -116,14 +116,10 @@ def parameters_as_of(conn: Connection, position: int, agreement: str) -> list[Ro
 
 
 def _limits(source: dict[str, Any]) -> Row:
-    alert, action = source.get("alert") or {}, source.get("action") or {}
     return {
         "unit": source["unit"],
         "target": source.get("target"),
-        "alert_low": alert.get("low"),
-        "alert_high": alert.get("high"),
-        "action_low": action.get("low"),
-        "action_high": action.get("high"),
+        **bounds(source),
         "status": source["status"],
         "rationale": source["rationale"],
     }

@@ -29,11 +29,13 @@ from ledger.timeutil import format_utc, parse_utc
 __all__ = [
     "ACTION",
     "ALERT",
+    "BOUNDS",
     "EVALUATIONS",
     "NO_LIMITS",
     "UNREGISTERED",
     "WITHIN",
     "LimitsVersion",
+    "bounds",
     "changed_limits",
     "in_force_at",
     "report_due",
@@ -44,7 +46,8 @@ WITHIN, ALERT, ACTION = "within", "alert", "action"
 NO_LIMITS, UNREGISTERED = "no_limits", "unregistered"
 EVALUATIONS = (WITHIN, ALERT, ACTION, NO_LIMITS, UNREGISTERED)
 
-_BOUNDS = ("alert_low", "alert_high", "action_low", "action_high")
+#: The bound columns of a limits version, in one order everywhere.
+BOUNDS = ("alert_low", "alert_high", "action_low", "action_high")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +69,7 @@ class LimitsVersion:
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> LimitsVersion:
         """From a mapping with the same member names (a view's state, a row)."""
-        bounds = {name: row.get(name) for name in _BOUNDS}
+        bounds = {name: row.get(name) for name in BOUNDS}
         return cls(
             int(row["version"]), str(row["effective_from"]), row.get("effective_to"), **bounds
         )
@@ -107,16 +110,27 @@ def reporting_status(due: str, reported_at: str | None, now: str) -> str:
     return "open" if now <= due else "unreported"
 
 
+def bounds(source: Mapping[str, Any]) -> dict[str, Any]:
+    """The four bound columns of a definition's (or revision's) ``alert`` and ``action``
+    pairs; a missing pair or side is ``None``."""
+    alert, action = source.get("alert") or {}, source.get("action") or {}
+    return {
+        "alert_low": alert.get("low"),
+        "alert_high": alert.get("high"),
+        "action_low": action.get("low"),
+        "action_high": action.get("high"),
+    }
+
+
 def changed_limits(changes: Mapping[str, Any]) -> dict[str, Any]:
     """The limit columns a revision's ``changes`` set (a pair replaces both of its sides)."""
     result: dict[str, Any] = {}
     for name in ("unit", "target", "status", "rationale"):
         if name in changes:
             result[name] = changes[name]
-    for name in ("alert", "action"):
-        if name in changes:
-            result[f"{name}_low"] = changes[name].get("low")
-            result[f"{name}_high"] = changes[name].get("high")
+    for name, value in bounds(changes).items():
+        if name.rsplit("_", 1)[0] in changes:
+            result[name] = value
     return result
 
 
