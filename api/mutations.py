@@ -5,6 +5,9 @@
 An envelope's ``signer`` must be the authenticated caller (``FORBIDDEN`` otherwise): the
 API relays what a party signed, never what another party signed. ``submitEvents`` stores
 all of its envelopes or none, and names a refused one as ``envelopes[<index>].<field>``.
+The openings of an envelope's committed confidential elements travel beside it
+(``openings``), are checked against the commitments and stored apart from the log; a
+purge (``ElementsPurged``) answers the commitments whose openings it deleted.
 A mutation returns once the read models reflect it.
 """
 
@@ -22,13 +25,32 @@ from ledger.application import Appended, Recorded
 from ledger.errors import Forbidden, LimitExceeded, ValidationFailed
 from ledger.log.envelope import StoredEvent
 
-__all__ = ["LogMutation", "SignedEnvelopeInput", "Submitted"]
+__all__ = ["LogMutation", "OpeningInput", "SignedEnvelopeInput", "Submitted"]
+
+
+@strawberry.input(
+    description="The salt and value of one committed confidential element of a record."
+)
+class OpeningInput:
+    record: str
+    element: str
+    salt: str = strawberry.field(description="32 random bytes, lowercase hex.")
+    value: JSON = strawberry.field(description="The element's value (text).")
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "record": self.record,
+            "element": self.element,
+            "salt": self.salt,
+            "value": self.value,
+        }
 
 
 @strawberry.input(description="One signed envelope of a submitEvents batch.")
 class SignedEnvelopeInput:
     envelope: JSON
     signature: str
+    openings: list[OpeningInput] | None = None
 
 
 @strawberry.type(description="An accepted envelope: where it was stored, and when.")
@@ -38,6 +60,11 @@ class Submitted:
     recorded_at: str
     event_hash: str = strawberry.field(description="Hex hash the subject's next 'prev' carries.")
     event: LogEvent
+    purged: list[str] = strawberry.field(
+        default_factory=list,
+        description="For ElementsPurged, the receipt: the commitments whose openings were "
+        "deleted. The commitments and the log stay.",
+    )
 
 
 def _check_signers(caller_id: str, items: Sequence[tuple[Any, Any]]) -> None:
@@ -54,14 +81,20 @@ def _check_signers(caller_id: str, items: Sequence[tuple[Any, Any]]) -> None:
             )
 
 
-def _submit(context: Context, items: Sequence[tuple[Any, Any]]) -> list[Submitted]:
+Openings = list[OpeningInput] | None
+
+
+def _submit(
+    context: Context, items: Sequence[tuple[Any, Any]], openings: Sequence[Openings]
+) -> list[Submitted]:
     caller = context.require_party()
     limit = context.settings.max_batch
     if len(items) > limit:
         raise LimitExceeded(f"at most {limit} envelopes per batch: split it", field="envelopes")
     _check_signers(caller.party_id, items)
     services = context.services
-    appended = context.ledger.append_many([(dict(e), s) for e, s in items])
+    sent = [None if o is None else [i.as_json() for i in o] for o in openings]
+    appended = context.ledger.append_many([(dict(e), s) for e, s in items], sent)
     services.metrics.appended(len(appended))
     services.index(appended[-1].position)
     leaves = services.leaf_indexes([a.position for a in appended])
@@ -82,6 +115,7 @@ def _submitted(
         recorded_at=appended.recorded_at,
         event_hash=appended.event_hash,
         event=LogEvent.of(recorded, leaf_index),
+        purged=list(appended.purged),
     )
 
 
@@ -95,17 +129,26 @@ def _cosign(context: Context, tree_size: int, cosignature: str) -> Checkpoint:
 class LogMutation:
     """Root mutations over the log."""
 
-    @strawberry.mutation(description="Store one envelope signed by the caller.")
-    async def submit_event(self, info: Info, envelope: JSON, signature: str) -> Submitted:
+    @strawberry.mutation(
+        description="Store one envelope signed by the caller, with the openings of its "
+        "committed confidential elements."
+    )
+    async def submit_event(
+        self,
+        info: Info,
+        envelope: JSON,
+        signature: str,
+        openings: list[OpeningInput] | None = None,
+    ) -> Submitted:
         info.context.require_party()
-        submitted = await in_thread(_submit, info.context, [(envelope, signature)])
+        submitted = await in_thread(_submit, info.context, [(envelope, signature)], [openings])
         return submitted[0]
 
     @strawberry.mutation(description="Store envelopes signed by the caller: all of them or none.")
     async def submit_events(self, info: Info, events: list[SignedEnvelopeInput]) -> list[Submitted]:
         info.context.require_party()
         items = [(item.envelope, item.signature) for item in events]
-        return await in_thread(_submit, info.context, items)
+        return await in_thread(_submit, info.context, items, [i.openings for i in events])
 
     @strawberry.mutation(
         description="Add the caller's C2SP cosignature/v1 line (key name: the caller's party "

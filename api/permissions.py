@@ -17,7 +17,9 @@ March does not open March data in May unless it is still valid.
 * Confidential elements: the CMO, and an active grantee whose ``include_confidential``
   grant, signed by the CMO, covers the item.
 * Events: see :meth:`Authority.event_scope` (metadata) and :func:`event_readable`
-  (the signed envelope, which carries the data itself).
+  (the signed envelope, which carries the data itself). A confidential element signed as
+  a commitment does not withhold its envelope; one signed in clear (before commitments)
+  does, from anyone who may not see it.
 
 Whether one grant covers an item and is open is :mod:`ledger.domain.scope`'s to say.
 Loading an authority and the per-context cache are in :mod:`api.access`.
@@ -29,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.domain.commitments import committed
 from ledger.domain.scope import DataItem, GrantScope
 from ledger.errors import Forbidden
 from projections.times import utc
@@ -368,7 +371,11 @@ def _records_readable(
         item = record_item(agreement, data_class, batch, record)
         if not authority.sees_data(item, now):
             return False
-        secret = any(member not in CONFIDENTIAL_FREE_MEMBERS for member in record)
+        # A committed element shows only its commitment: the envelope stays readable.
+        secret = any(
+            member not in CONFIDENTIAL_FREE_MEMBERS and committed(value) is None
+            for member, value in record.items()
+        )
         if secret and not authority.sees_confidential(item, now):
             return False
     return True

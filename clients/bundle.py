@@ -34,6 +34,7 @@ from clients.offline import (
     verify_checkpoint,
     verify_inclusion_against_checkpoint,
 )
+from ledger.domain.commitments import committed, element_commitment
 from ledger.domain.fields import Fields
 from ledger.domain.formats import MAX_DECOMPRESSED_BYTES, ChunkBudget, read_chunk
 from ledger.domain.key_history import KEY_EVENTS, KeyHistory, exit_status, finding
@@ -198,6 +199,35 @@ class BundleReport:
     notes: list[str] = field(default_factory=list)
     events: int = 0
     checkpoint: Checkpoint | None = None
+    openings_verified: int = 0
+    openings_withheld: int = 0
+    openings_purged: int = 0
+    withheld: list[str] = field(default_factory=list)
+    unchecked: int = 0
+    """Rows of ``data.json`` not checked because the events carrying them were withheld."""
+
+    @property
+    def partial(self) -> bool:
+        """True when something was withheld or left unchecked: never answered as OK."""
+        return bool(
+            self.withheld or self.unchecked or self.openings_withheld or self.openings_purged
+        )
+
+    def summary(self) -> str:
+        """One line: what was verified, and what was withheld from the exporter."""
+        verified = f"{self.events} events"
+        if self.openings_verified:
+            verified += f", {self.openings_verified} openings of confidential elements"
+        held = list(self.withheld)
+        if self.openings_withheld:
+            held.append(f"{self.openings_withheld} openings (no confidential grant)")
+        if self.openings_purged:
+            held.append(f"{self.openings_purged} openings purged by their owner")
+        if self.unchecked:
+            held.append(f"{self.unchecked} data rows not checked")
+        return f"verified {verified}; " + (
+            f"withheld {', '.join(held)}" if held else "nothing withheld"
+        )
 
     @property
     def ok(self) -> bool:
@@ -248,6 +278,7 @@ def verify_bundle(directory: Path, *, vkey: str | None = None) -> BundleReport:
     _check_data(context)
     for item in _withheld(context):
         report.notes.append(f"withheld from the exporter: {_describe(item)}")
+        report.withheld.append(_describe(item))
     return report
 
 
@@ -615,7 +646,9 @@ def _check_data(context: _Context) -> None:
         rows = data.get(table)
         if rows is None:
             context.report.notes.append(f"{DATA}: {table} was withheld from the exporter")
+            context.report.withheld.append(f"{table} data")
             continue
+        _count_openings(context, rows)
         for row in rows:
             seen.add(str(row.get("id")))
             problem = _row_problem(row, versions, fields)
@@ -626,6 +659,7 @@ def _check_data(context: _Context) -> None:
                 context.report.notes.append(
                     f"{where}: not checked, the events carrying the batch's data were withheld"
                 )
+                context.report.unchecked += 1
             elif not partial:
                 context.report.fail(f"{where}: {problem}")
     if data.get("discrete") is not None and data.get("events") is not None:
@@ -660,13 +694,52 @@ def _row_problem(
             signed = record.get(member)
             return f"{shown} {row.get(shown)!r} does not match the signed payload ({signed!r})"
     for item in row.get("confidential") or []:
-        value = item.get("value")
-        if value is not None and value != record.get(item.get("element")):
-            return f"confidential {item.get('element')} does not match the signed payload"
+        problem = _opening_problem(item, record.get(item.get("element")))
+        if problem is not None:
+            return problem
     expected = "current" if version == len(history) else "superseded"
     if row.get("status") != expected:
         return f"status {row.get('status')!r}, but the signed payloads make it {expected!r}"
     return None
+
+
+def _opening_problem(item: Mapping[str, Any], signed: Any) -> str | None:
+    """What is wrong with a confidential element shown in ``data.json``, if anything.
+
+    A committed element must show the commitment the envelope signed, and an opening
+    (value and salt) that opens it; an element signed in clear must show that value."""
+    element, value = item.get("element"), item.get("value")
+    commitment = committed(signed)
+    if commitment is None:
+        if value is not None and value != signed:
+            return f"confidential {element} does not match the signed payload"
+        return None
+    if item.get("commitment") != commitment:
+        return f"confidential {element}: the commitment shown is not the one signed"
+    if value is None:
+        return None
+    salt = item.get("salt")
+    try:
+        opened = isinstance(salt, str) and element_commitment(bytes.fromhex(salt), value)
+    except ValueError:
+        opened = False
+    if opened != commitment:
+        return f"confidential {element}: the opening does not open the signed commitment"
+    return None
+
+
+def _count_openings(context: _Context, rows: Sequence[Mapping[str, Any]]) -> None:
+    report = context.report
+    for row in rows:
+        for item in row.get("confidential") or []:
+            if item.get("commitment") is None:
+                continue
+            if item.get("purged"):
+                report.openings_purged += 1
+            elif item.get("value") is None:
+                report.openings_withheld += 1
+            else:
+                report.openings_verified += 1
 
 
 def _tag_points(context: _Context) -> dict[str, list[tuple[str, str, int]]]:
@@ -709,6 +782,7 @@ def _check_tags(context: _Context, tags: Sequence[Mapping[str, Any]], partial: b
         }
         shown = {name: tag.get(name) for name in expected}
         if partial and shown != expected:
+            context.report.unchecked += 1
             context.report.notes.append(
                 f"{DATA}: tag {tag.get('tag')} not checked, the events carrying the batch's "
                 "data were withheld"

@@ -48,7 +48,7 @@ from clients.offline import (
 from clients.witness import Witness
 from ledger.clock import SYSTEM, Clock
 from ledger.domain import payloads
-from ledger.domain.commitments import commitment_of
+from ledger.domain.commitments import Opening, commit_records, commitment_of
 from ledger.domain.payloads import build, decode_payload
 from ledger.domain.subjects import batch_subject, parameter_subject, party_subject
 from ledger.errors import LedgerError
@@ -70,10 +70,13 @@ __all__ = [
 
 SubjectId = str | uuid.UUID
 
-_SUBMITTED = "position leafIndex recordedAt eventHash event { type subject version }"
+_SUBMITTED = "position leafIndex recordedAt eventHash purged event { type subject version }"
 SUBMIT = f"""
-mutation($e: JSON!, $s: String!) {{ submitEvent(envelope: $e, signature: $s) {{ {_SUBMITTED} }} }}
+mutation($e: JSON!, $s: String!, $o: [OpeningInput!]) {{
+  submitEvent(envelope: $e, signature: $s, openings: $o) {{ {_SUBMITTED} }}
+}}
 """
+BATCH_TERMS = "query($b: String!) { batch(id: $b) { agreement { terms } } }"
 SUBMIT_MANY = f"""
 mutation($events: [SignedEnvelopeInput!]!) {{ submitEvents(events: $events) {{ {_SUBMITTED} }} }}
 """
@@ -175,6 +178,7 @@ class Draft:
     payload: Mapping[str, Any]
     meaning: str
     reason: str | None = None
+    openings: tuple[Opening, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,11 +192,13 @@ class Submitted:
     subject: str
     version: int
     recorded_at: str = ""
+    purged: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, answer: Mapping[str, Any]) -> Submitted:
         event = answer["event"]
         return cls(
+            purged=tuple(answer.get("purged") or ()),
             position=int(answer["position"]),
             leaf_index=answer.get("leafIndex"),
             event_hash=str(answer["eventHash"]),
@@ -267,6 +273,7 @@ class LedgerClient:
         self._origin: str | None = None
         self._vkey: str | None = None
         self._largest: Checkpoint | None = None
+        self._confidential: dict[str, list[str]] = {}
         self._http = httpx2.Client(
             base_url=self.url,
             auth=PartyAuth(party, key, clock=clock),
@@ -386,9 +393,11 @@ class LedgerClient:
         *,
         meaning: str,
         reason: str | None = None,
+        openings: Sequence[Opening] = (),
     ) -> Submitted:
-        """Sign and store one event as the subject's next version."""
-        draft = Draft(type, str(subject), payload, meaning, reason)
+        """Sign and store one event as the subject's next version (with the openings of
+        its committed confidential elements)."""
+        draft = Draft(type, str(subject), payload, meaning, reason, tuple(openings))
         return self.submit_many([draft])[0]
 
     def submit_many(self, drafts: Sequence[Draft]) -> list[Submitted]:
@@ -420,7 +429,7 @@ class LedgerClient:
 
     def _sign_chain(
         self, drafts: Sequence[Draft], heads: Mapping[str, tuple[int, str | None]]
-    ) -> list[tuple[dict[str, Any], str]]:
+    ) -> list[tuple[dict[str, Any], str, list[dict[str, str]] | None]]:
         chain = dict(heads)
         signed = []
         for draft in drafts:
@@ -428,15 +437,18 @@ class LedgerClient:
             version, prev = chain[subject]
             envelope, signature = self.envelope(draft, version, prev)
             chain[subject] = (version + 1, event_hash(envelope, signature))
-            signed.append((envelope, signature))
+            openings = [o.as_json() for o in draft.openings] or None
+            signed.append((envelope, signature, openings))
         return signed
 
-    def _send(self, signed: list[tuple[dict[str, Any], str]]) -> list[Submitted]:
+    def _send(
+        self, signed: list[tuple[dict[str, Any], str, list[dict[str, str]] | None]]
+    ) -> list[Submitted]:
         if len(signed) == 1:
-            envelope, signature = signed[0]
-            answer = self.graphql(SUBMIT, {"e": envelope, "s": signature})
+            envelope, signature, openings = signed[0]
+            answer = self.graphql(SUBMIT, {"e": envelope, "s": signature, "o": openings})
             return [Submitted.of(answer["submitEvent"])]
-        events = [{"envelope": e, "signature": s} for e, s in signed]
+        events = [{"envelope": e, "signature": s, "openings": o} for e, s, o in signed]
         answers = self.graphql(SUBMIT_MANY, {"events": events})["submitEvents"]
         return [Submitted.of(answer) for answer in answers]
 
@@ -760,15 +772,52 @@ class LedgerClient:
         payload = build(payloads.BatchEnded, ended_at=_time(ended_at))
         return self.submit("BatchEnded", batch_subject(batch), payload, meaning="completed")
 
+    def confidential_elements(self, batch: str) -> list[str]:
+        """The confidential elements of the agreement ``batch`` is made under."""
+        if batch not in self._confidential:
+            found = self.graphql(BATCH_TERMS, {"b": batch})["batch"]
+            terms = ((found or {}).get("agreement") or {}).get("terms") or {}
+            self._confidential[batch] = [str(e) for e in terms.get("confidential_elements", [])]
+        return self._confidential[batch]
+
+    def commit_payload(
+        self, batch: str, payload: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], list[Opening]]:
+        """``payload`` with the confidential elements of its records in clear replaced by
+        their commitments, and the openings to send beside it."""
+        records = payload.get("records")
+        if not records:
+            return dict(payload), []
+        committed, openings = commit_records(records, self.confidential_elements(batch))
+        return {**payload, "records": committed}, openings
+
     def submit_data(self, batch: str, payload: Mapping[str, Any]) -> Submitted:
-        """Deliver one ``DataSubmitted`` payload (from ``clients.importers.build_submissions``)."""
-        return self.submit("DataSubmitted", batch_subject(batch), payload, meaning="submitted")
+        """Deliver one ``DataSubmitted`` payload (from ``clients.importers.build_submissions``);
+        confidential elements in clear are committed and opened beside the envelope."""
+        committed, openings = self.commit_payload(batch, payload)
+        subject = batch_subject(batch)
+        return self.submit(
+            "DataSubmitted", subject, committed, meaning="submitted", openings=openings
+        )
 
     def correct_data(self, batch: str, payload: Mapping[str, Any], *, reason: str) -> Submitted:
         """Supersede records (``supersedes`` + ``records``) or chunks with replacements."""
+        committed, openings = self.commit_payload(batch, payload)
         return self.submit(
-            "DataCorrected", batch_subject(batch), payload, meaning="corrected", reason=reason
+            "DataCorrected",
+            batch_subject(batch),
+            committed,
+            meaning="corrected",
+            reason=reason,
+            openings=openings,
         )
+
+    def purge_elements(self, batch: str, commitments: Sequence[str], *, reason: str) -> Submitted:
+        """(CMO) Delete the openings of committed confidential elements of ``batch``; the
+        answer's ``purged`` is the receipt."""
+        payload = {"commitments": list(commitments)}
+        subject = batch_subject(batch)
+        return self.submit("ElementsPurged", subject, payload, meaning="purged", reason=reason)
 
     def acknowledge_data(self, batch: str, records: Sequence[str]) -> Submitted:
         """(Sponsor) acknowledge deviation, OOS and OOT event records by id."""

@@ -84,7 +84,10 @@ query($b: String!) {
   }
 }
 """
-_RECORD = "id version status submission supersededBy recordedAt confidential { element value }"
+_RECORD = (
+    "id version status submission supersededBy recordedAt "
+    "confidential { element value commitment salt purged }"
+)
 DISCRETE_QUERY = f"""
 query($b: String!) {{ batch(id: $b) {{ discrete(includeSuperseded: true) {{
   {_RECORD} parameter value unit sampledAt method masked }} }} }}

@@ -6,8 +6,10 @@
 2. finds the signer's key, valid now and at ``signed_at``, and verifies the signature;
 3. checks the meaning and reason the event type allows;
 4. checks ``version`` and ``prev`` against the subject's history;
-5. applies the event type's domain rule;
-6. saves, with the server's ``recorded_at``.
+5. applies the event type's domain rule, which takes the openings sent beside the
+   envelope for its committed confidential elements (:mod:`ledger.domain.commitments`);
+6. saves, with the server's ``recorded_at``, storing those openings (and deleting the
+   ones a purge names) in the same transaction (:mod:`ledger.log.openings`).
 
 Any refusal raises a ``LedgerError`` and stores nothing.
 """
@@ -40,6 +42,7 @@ import ledger.domain.registry  # noqa: F401  (registers every event type)
 from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
 from ledger.domain.catalogue import Command, EventSpec, LedgerState, SignedAggregate, lookup
+from ledger.domain.commitments import Openings
 from ledger.domain.parties import NOTARY, Party
 from ledger.domain.payloads import decode_payload
 from ledger.domain.subjects import party_subject
@@ -59,6 +62,7 @@ from ledger.log.envelope import Envelope, StoredEvent
 from ledger.log.leaf import is_leaf
 from ledger.log.mapper import LeafMapper
 from ledger.log.meta import LedgerIdentity, read_identity, write_identity
+from ledger.log.openings import create_openings, purge_openings, store_openings, truncate_wal
 from ledger.log.storage import Storage
 from ledger.timeutil import format_utc
 
@@ -77,6 +81,7 @@ class Appended:
     type: str
     recorded_at: str
     event_hash: str
+    purged: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,7 @@ class Ledger(Application[UUID]):
         super().__init__(env=settings.eventsourcing_env())
         self.storage = Storage(self.recorder)
         identity = read_identity(self.engine)
+        create_openings(self.engine)
         self._identity = identity
         self._listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
@@ -166,12 +172,21 @@ class Ledger(Application[UUID]):
         with self._listeners_lock:
             self._listeners.append(listener)
 
-    def append(self, envelope: Mapping[str, Any], signature: str) -> Appended:
-        """Verify, check and store one signed envelope."""
-        return self.append_many([(envelope, signature)])[0]
+    def append(
+        self, envelope: Mapping[str, Any], signature: str, openings: Sequence[Any] | None = None
+    ) -> Appended:
+        """Verify, check and store one signed envelope (and the openings beside it)."""
+        return self.append_many([(envelope, signature)], [openings])[0]
 
-    def append_many(self, items: Sequence[tuple[Mapping[str, Any], str]]) -> list[Appended]:
-        """Verify, check and store envelopes in order: all of them or none."""
+    def append_many(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], str]],
+        openings: Sequence[Sequence[Any] | None] | None = None,
+    ) -> list[Appended]:
+        """Verify, check and store envelopes in order: all of them or none.
+
+        ``openings[i]`` lists the openings sent beside envelope ``i`` (JSON objects with
+        ``record``, ``element``, ``salt``, ``value``), or is ``None``."""
         if not items:
             raise ValidationFailed("nothing to append", field="envelopes")
         if len(items) > self.settings.max_batch:
@@ -180,11 +195,16 @@ class Ledger(Application[UUID]):
             )
         now = self.clock.now()
         state = _BatchState(self)
+        sent = list(openings or [None] * len(items))
+        if len(sent) != len(items):
+            raise ValidationFailed("one list of openings per envelope", field="openings")
         events: list[DomainEventProtocol[Any]] = []
         accepted: list[tuple[Envelope, str]] = []
+        commands: list[Command] = []
         for index, (raw, signature) in enumerate(items):
             try:
-                command, spec = self._admit(raw, signature, now, state)
+                offered = Openings.parse(sent[index])
+                command, spec = self._admit(raw, signature, now, state, offered)
                 aggregate = spec.record(command)
             except LedgerError as error:
                 if len(items) > 1:
@@ -193,7 +213,8 @@ class Ledger(Application[UUID]):
             state.changed(aggregate)
             events.extend(aggregate.collect_events())
             accepted.append((command.envelope, aggregate.last_event_hash or ""))
-        recordings = self._save_translated(events)
+            commands.append(command)
+        recordings = self._save_translated(events, commands)
         results = [
             Appended(
                 position=recording.notification.id,
@@ -202,14 +223,22 @@ class Ledger(Application[UUID]):
                 type=envelope.type,
                 recorded_at=format_utc(now),
                 event_hash=chain,
+                purged=tuple(command.openings.purged),
             )
-            for recording, (envelope, chain) in zip(recordings, accepted, strict=True)
+            for recording, (envelope, chain), command in zip(
+                recordings, accepted, commands, strict=True
+            )
         ]
         self._tell_listeners(results[-1].position)
         return results
 
     def _admit(
-        self, raw: Mapping[str, Any], signature: str, now: datetime, state: _BatchState
+        self,
+        raw: Mapping[str, Any],
+        signature: str,
+        now: datetime,
+        state: _BatchState,
+        openings: Openings,
     ) -> tuple[Command, EventSpec]:
         envelope = Envelope.parse(raw)
         if envelope.ledger != self.identity.origin:
@@ -228,9 +257,14 @@ class Ledger(Application[UUID]):
         envelope.verify(self._signing_key(envelope, spec, state), signature)
         spec.check_meaning_and_reason(envelope)
         subject = self._check_sequence(envelope, spec, state)
-        command = Command(envelope, signature, format_utc(now), now, subject, state)
+        command = Command(envelope, signature, format_utc(now), now, subject, state, openings)
         decode_payload(spec.type, envelope.payload)
         spec.rule(command)
+        for index, _ in openings.leftover()[:1]:
+            raise ValidationFailed(
+                f"this {spec.type} commits no confidential element: send no openings",
+                field=f"openings[{index}]",
+            )
         return command, spec
 
     def _check_clock(self, envelope: Envelope, now: datetime) -> None:
@@ -292,9 +326,19 @@ class Ledger(Application[UUID]):
             )
         return current
 
-    def _save_translated(self, events: list[DomainEventProtocol[Any]]) -> list[Any]:
+    def _save_translated(
+        self, events: list[DomainEventProtocol[Any]], commands: Sequence[Command]
+    ) -> list[Any]:
+        purged = False
         try:
-            return list(self.save(*events))
+            with self.storage.transaction(commit=True) as session:
+                for index, command in enumerate(commands):
+                    envelope, kept = command.envelope, command.openings
+                    prefix = f"envelopes[{index}].openings" if len(commands) > 1 else "openings"
+                    taken = list(kept.taken.values())
+                    store_openings(session, str(envelope.subject), envelope.version, taken, prefix)
+                    purged = bool(purge_openings(session, kept.purged)) or purged
+                recordings = list(self.save(*events))
         except IntegrityError as exc:
             raise VersionConflict(
                 "another writer stored this version first: re-read and re-sign", field="version"
@@ -303,6 +347,9 @@ class Ledger(Application[UUID]):
             raise Unavailable(f"the database is unavailable: {exc}") from exc
         except PersistenceError as exc:
             raise Unavailable(f"the database refused the write: {exc}") from exc
+        if purged:
+            truncate_wal(self.engine)
+        return recordings
 
     def _tell_listeners(self, position: int) -> None:
         with self._listeners_lock:

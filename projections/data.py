@@ -10,9 +10,11 @@ the next record version. Acknowledgements (R23) are marked on the record version
 Each discrete record version names its parameter's id, the limits version in force at its
 sample time (as the ledger knew it when the record arrived) and its evaluation against
 those limits (:mod:`ledger.domain.limits`); a later revision never changes them.
-``proj_record_confidential``: the values of the agreement's confidential elements, one
-row per record version and element, kept out of ``proj_records`` so the query layer
-returns them only to a reader whose grant includes them.
+``proj_record_confidential``: the agreement's confidential elements, one row per record
+version and element, kept out of ``proj_records`` so the query layer returns them only
+to a reader whose grant includes them: the commitment the envelope signed (its opening
+is read from ``ledger.log.openings``, never copied here, so a purge leaves no value
+behind), or the value itself for records signed in clear before elements were committed.
 ``proj_chunks``: continuous data, one row per chunk (tag, first and last timestamp,
 count, status) indexed by batch, tag and start time; ``proj_chunk_content`` holds the
 chunk itself (gzip CSV, base64), so a time range reads only the chunks it overlaps
@@ -26,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Text
 
+from ledger.domain.commitments import committed
 from ledger.domain.limits import (
     BOUNDS,
     NO_LIMITS,
@@ -138,7 +141,8 @@ CONFIDENTIAL = temporal_table(
     "proj_record_confidential",
     metadata,
     [*_record_key(), Column("element", String(64), nullable=False)],
-    Column("value", Text, nullable=False),
+    Column("value", Text),
+    Column("commitment", String(64)),
 )
 
 CHUNKS = temporal_table(
@@ -413,8 +417,12 @@ class DataView(FollowsTerms):
                 row.update(self._evaluation(page, batch[1], record))
             versions.insert((batch[0], rid, version), fact.position, row)
             for element, value in sorted(secret.items()):
+                commitment = committed(value)
+                shown = {"value": None, "commitment": commitment}
+                if commitment is None:  # signed in clear, before elements were committed
+                    shown["value"] = str(value)
                 page.versions(CONFIDENTIAL).insert(
-                    (batch[0], rid, version, element), fact.position, {"value": str(value)}
+                    (batch[0], rid, version, element), fact.position, shown
                 )
 
     def _add_chunks(

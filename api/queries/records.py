@@ -5,14 +5,18 @@
 A list is answered whole or refused: every record left after the caller's own filters
 (``parameters``, ``kinds``, ``from``, ``to``) must be one the caller may read, else the
 answer is FORBIDDEN naming the first record refused and the scope of the caller's grants.
-Confidential elements come back as ``{element, value}`` with ``value`` null and the
-element named in ``masked`` unless the caller is the CMO or holds an active
-``include_confidential`` grant covering the record.
+Confidential elements come back as ``{element, commitment, value, salt, purged}``: the
+commitment the envelope signed for everyone who reads the record; the opening (value and
+salt, checkable against the commitment) only for the CMO and an active
+``include_confidential`` grantee covering the record, and the element named in ``masked``
+for everyone else. Openings are read from :mod:`ledger.log.openings`; a purged one
+answers ``purged`` and no value. Records signed in clear before elements were committed
+answer their value with no commitment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,7 +27,9 @@ from strawberry.scalars import JSON
 
 from api.permissions import forbidden
 from api.queries.common import At, Scope, as_optional_json, at_position
+from ledger.domain.commitments import Opening
 from ledger.domain.scope import DataItem
+from ledger.log.openings import read_openings
 from projections.data import CONFIDENTIAL, RECORDS
 
 _R = TypeVar("_R")
@@ -43,6 +49,17 @@ __all__ = [
 class ConfidentialValue:
     element: str
     value: str | None
+    commitment: str | None = strawberry.field(
+        default=None,
+        description="SHA-256(salt || RFC 8785 value) as the envelope signed it; null for "
+        "records signed in clear.",
+    )
+    salt: str | None = strawberry.field(
+        default=None, description="The opening's salt (hex), given with the value."
+    )
+    purged: bool = strawberry.field(
+        default=False, description="The owner purged the opening: the value is gone."
+    )
 
 
 @strawberry.type(description="One version of a discrete result.")
@@ -129,9 +146,13 @@ def require_class(scope: Scope, agreement: str, batch: str, data_class: str) -> 
     )
 
 
+#: A confidential element as the view holds it: (value signed in clear, commitment).
+Secret = tuple[str | None, str | None]
+
+
 def _rows(
     conn: Connection, at: At, batch: str, data_class: str
-) -> tuple[list[Any], dict[tuple[str, int], dict[str, str]]]:
+) -> tuple[list[Any], dict[tuple[str, int], dict[str, Secret]]]:
     rows = list(
         conn.execute(
             select(RECORDS)
@@ -140,15 +161,16 @@ def _rows(
             .order_by(RECORDS.c.record_id, RECORDS.c.record_version)
         )
     )
-    secrets: dict[tuple[str, int], dict[str, str]] = {}
+    secrets: dict[tuple[str, int], dict[str, Secret]] = {}
     query = select(
         CONFIDENTIAL.c.record_id,
         CONFIDENTIAL.c.record_version,
         CONFIDENTIAL.c.element,
         CONFIDENTIAL.c.value,
+        CONFIDENTIAL.c.commitment,
     ).where(CONFIDENTIAL.c.batch == batch, at_position(CONFIDENTIAL, at))
-    for record_id, version, element, value in conn.execute(query):
-        secrets.setdefault((record_id, version), {})[element] = value
+    for record_id, version, element, value, commitment in conn.execute(query):
+        secrets.setdefault((record_id, version), {})[element] = (value, commitment)
     return rows, secrets
 
 
@@ -179,7 +201,7 @@ def _read(
     build: Callable[[Any, Masking], _R],
 ) -> list[_R]:
     rows, secrets = _rows(conn, scope.at, batch, data_class)
-    result: list[_R] = []
+    kept: list[tuple[Any, dict[str, Secret], bool]] = []
     for row in rows:
         data_time = row.sampled_at if data_class == "discrete" else row.started_at
         if not wanted.keeps(row, data_time):
@@ -187,9 +209,10 @@ def _read(
         item = DataItem(agreement, data_class, batch, row.parameter, data_time)
         _check(scope, item, row.record_id)
         shown = scope.authority.sees_confidential(item, scope.now)
-        values = secrets.get((row.record_id, row.record_version), {})
-        result.append(build(row, _confidential(values, shown)))
-    return result
+        kept.append((row, secrets.get((row.record_id, row.record_version), {}), shown))
+    wanted_openings = [c for _, values, shown in kept if shown for _, c in values.values() if c]
+    openings = read_openings(conn, wanted_openings)
+    return [build(row, _confidential(values, shown, openings)) for row, values, shown in kept]
 
 
 def _check(scope: Scope, item: DataItem, record_id: str) -> None:
@@ -204,11 +227,22 @@ def _check(scope: Scope, item: DataItem, record_id: str) -> None:
     )
 
 
-def _confidential(values: dict[str, str], shown: bool) -> tuple[list[ConfidentialValue], list[str]]:
-    elements = sorted(values)
-    if shown:
-        return [ConfidentialValue(element=e, value=values[e]) for e in elements], []
-    return [ConfidentialValue(element=e, value=None) for e in elements], elements
+def _confidential(
+    values: dict[str, Secret], shown: bool, openings: Mapping[str, Opening]
+) -> tuple[list[ConfidentialValue], list[str]]:
+    result = []
+    for element in sorted(values):
+        value, commitment = values[element]
+        answer = ConfidentialValue(element=element, value=None, commitment=commitment)
+        if shown and commitment is None:
+            answer.value = value
+        elif shown and commitment is not None:
+            opening = openings.get(commitment)
+            answer.purged = opening is None
+            if opening is not None:
+                answer.value, answer.salt = opening.value, opening.salt
+        result.append(answer)
+    return result, [] if shown else sorted(values)
 
 
 def _discrete(row: Any, secret: tuple[list[ConfidentialValue], list[str]]) -> DiscreteRecord:

@@ -106,8 +106,10 @@ def _print(report: BundleReport) -> None:
     elif report.compromised:
         count = len(report.compromised)
         typer.echo(f"COMPROMISED: {report.events} events intact{where}; {count} {COMPROMISED}")
+    elif report.partial:
+        typer.echo(f"PARTIAL: {report.summary()}{where}")
     else:
-        typer.echo(f"OK: {report.events} events verified{where}")
+        typer.echo(f"OK: {report.summary()}{where}")
 
 
 def register(app: typer.Typer) -> None:

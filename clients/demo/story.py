@@ -26,6 +26,7 @@ from nacl.signing import SigningKey
 
 from clients.client import Draft, LedgerClient, Submitted
 from clients.demo.world import (
+    CONFIDENTIAL_ELEMENTS,
     CONTOSO,
     FABRIKAM,
     HELIOS,
@@ -44,7 +45,7 @@ from clients.demo.world import (
     plan_batches,
 )
 from ledger.clock import SYSTEM
-from ledger.domain.commitments import commitment_of
+from ledger.domain.commitments import Opening, commit_records, commitment_of
 from ledger.domain.parties import NOTARY
 from ledger.domain.reviews import add_months
 from ledger.domain.subjects import batch_subject, parameter_subject, party_subject
@@ -279,7 +280,11 @@ class StoryTeller:
             "format": data_format(kind),
             **content,
         }
-        return Draft("DataSubmitted", str(batch_subject(plan.name)), payload, "submitted")
+        openings: list[Opening] = []
+        if "records" in payload:
+            payload["records"], openings = commit_records(payload["records"], CONFIDENTIAL_ELEMENTS)
+        subject = str(batch_subject(plan.name))
+        return Draft("DataSubmitted", subject, payload, "submitted", openings=tuple(openings))
 
     # -- review and limits -----------------------------------------------------------
 
@@ -356,11 +361,9 @@ class StoryTeller:
             "records": [corrected],
         }
         self._note(
-            self[CONTOSO].submit(
-                "DataCorrected",
-                batch_subject(batch),
+            self[CONTOSO].correct_data(
+                batch,
                 payload,
-                meaning="corrected",
                 reason="transcription error: the LIMS value was keyed with two digits swapped",
             )
         )

@@ -1,5 +1,5 @@
 """Batches and their data: ``BatchRegistered``, ``BatchEnded``, ``DataSubmitted``,
-``DataCorrected``, ``DataAcknowledged``.
+``DataCorrected``, ``DataAcknowledged``, ``ElementsPurged``.
 
 A batch is made by the CMO of one agreement in force. Its subject is derived from the
 batch name (see :func:`batch_subject`), so a client addresses ``NWB101-24-001`` without a
@@ -17,6 +17,11 @@ The aggregate keeps metadata only: which submissions, record ids and chunks exis
 were superseded by a correction, and when each class first arrived. Values and chunk
 content stay in the event log, where projections read them; a correction never removes
 them (R1, R12).
+
+A confidential element of the agreement is signed as a commitment
+(:mod:`ledger.domain.commitments`); its opening arrives beside the envelope and is stored
+apart from the log. The CMO, whose elements they are, may purge openings
+(``ElementsPurged``): the commitments and the log stay, the values are gone.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.agreements import Agreement, agreement_in_force, require_agreement_party
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.commitments import COMMITMENT, committed
 from ledger.domain.fields import Fields
 from ledger.domain.formats import (
     ACKNOWLEDGEABLE_KINDS,
@@ -69,6 +75,8 @@ class Batch(SignedAggregate):
     the submission of each version (the last one is current), ``superseded_by`` is the
     correction that withdrew the record without replacing it. ``chunks`` maps a chunk's
     SHA-256 to ``{"tag", "start", "end", "count", "submission", "superseded_by"}``.
+    ``commitments`` maps each committed confidential element's commitment to
+    ``{"record", "element", "purged"}``.
     """
 
     TOPIC = "cmo.Batch.v1"
@@ -91,6 +99,7 @@ class Batch(SignedAggregate):
         self.records: dict[str, Record] = {}
         self.chunks: dict[str, Chunk] = {}
         self.first_arrival: dict[str, str] = {}
+        self.commitments: dict[str, dict[str, Any]] = {}
 
     @event("BatchEnded", topic="cmo.BatchEnded.v1")
     def _ended(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
@@ -146,8 +155,20 @@ class Batch(SignedAggregate):
             record["acknowledged_version"] = record["version"]
             record["acknowledged_at"] = recorded_at
 
+    @event("ElementsPurged", topic="cmo.ElementsPurged.v1")
+    def _elements_purged(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
+        self._track(envelope, signature, recorded_at)
+        for commitment in envelope["payload"]["commitments"]:
+            self.commitments[commitment]["purged"] = True
+
     def _add_records(self, records: list[dict[str, Any]], data_class: str, submission: str) -> None:
         for item in records:
+            for member, value in item.items():
+                commitment = committed(value)
+                if commitment is not None:
+                    self.commitments.setdefault(
+                        commitment, {"record": item["id"], "element": member, "purged": False}
+                    )
             event_kind = item.get("kind") if data_class == "event" else None
             existing = self.records.get(item["id"])
             if existing is None:
@@ -336,10 +357,53 @@ def _check_records(
             registry.check(record)
         for element in confidential:
             if element in record.data:
-                record.text(element)
+                _committed_element(command, batch, record, record_id, element)
         ended = record.optional_time("ended_at") if data_class == "event" else None
         if ended is not None and ended < record.time("started_at"):
             raise ValidationFailed("ended_at is before started_at", field=record.field("ended_at"))
+    _refuse_leftover_openings(command, confidential)
+
+
+def _committed_element(
+    command: Command, batch: Batch, record: Fields, record_id: str, element: str
+) -> None:
+    """A confidential element is signed as its commitment, opened beside the envelope."""
+    value = record.data[element]
+    commitment = committed(value)
+    if commitment is None:
+        if isinstance(value, str):
+            raise ValidationFailed(
+                f"confidential element {element} is sent in clear: sign "
+                f'{{"{COMMITMENT}": SHA-256(salt || RFC 8785 value)}} and send the salt and '
+                "value as an opening beside the envelope",
+                field=record.field(element),
+            )
+        raise ValidationFailed(
+            f'a confidential element is signed as {{"{COMMITMENT}": "<64 lowercase hex>"}}',
+            field=record.field(element),
+        )
+    if commitment in batch.commitments or commitment in command.openings.taken:
+        raise ValidationFailed(
+            f"commitment {commitment} is already used: commit with a fresh salt",
+            field=record.field(element),
+        )
+    command.openings.take(record_id, element, commitment, record.field(element))
+
+
+def _refuse_leftover_openings(command: Command, confidential: list[str]) -> None:
+    openings = command.openings
+    for index, opening in openings.leftover():
+        where = f"{openings.prefix}[{index}]"
+        if opening.element not in confidential:
+            raise ValidationFailed(
+                f"{opening.element} is not a confidential element of the agreement: "
+                "send it in the record, not as an opening",
+                field=f"{where}.element",
+            )
+        raise ValidationFailed(
+            f"no record {opening.record} of the envelope commits element {opening.element}",
+            field=f"{where}.record",
+        )
 
 
 class _Registry:
@@ -623,6 +687,32 @@ def _acknowledged_rule(command: Command) -> None:
             )
 
 
+def _purged_rule(command: Command) -> None:
+    batch: Batch = command.subject
+    command.require_signer(_batch_agreement(command, batch).cmo)
+    commitments = command.payload.texts("commitments", max_items=MAX_RECORDS)
+    if not commitments:
+        raise ValidationFailed(
+            "name the commitments whose openings to purge", field="payload.commitments"
+        )
+    for index, commitment in enumerate(commitments):
+        field = f"payload.commitments[{index}]"
+        found = batch.commitments.get(commitment)
+        if found is None:
+            raise NotFound(
+                f"batch {batch.batch_id} has no committed element {commitment}", field=field
+            )
+        if found["purged"] or commitment in commitments[:index]:
+            raise ValidationFailed(
+                f"the opening of {commitment} (record {found['record']} element "
+                f"{found['element']}) is already purged"
+                if found["purged"]
+                else f"commitment {commitment} is listed twice",
+                field=field,
+            )
+    command.openings.purge(commitments)
+
+
 register(
     EventSpec(
         "BatchRegistered",
@@ -671,5 +761,16 @@ register(
         apply="_data_acknowledged",
         signers="the agreement's sponsor (party key)",
         description="acknowledges deviation, OOS and OOT event records (R23)",
+    ),
+    EventSpec(
+        "ElementsPurged",
+        Batch,
+        frozenset({"purged"}),
+        _purged_rule,
+        apply="_elements_purged",
+        reason_required=True,
+        signers="the agreement's CMO, whose confidential elements they are (party key)",
+        description="deletes the openings of committed confidential elements; the commitments "
+        "and the log stay",
     ),
 )

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain.commitments import Openings
 from ledger.domain.fields import Fields
 from ledger.domain.payloads import members
 from ledger.domain.validity import effective_time
@@ -79,6 +80,7 @@ class Command:
     now: datetime
     subject: Any
     state: LedgerState
+    openings: Openings = field(default_factory=Openings)
 
     @property
     def payload(self) -> Fields:

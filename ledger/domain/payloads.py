@@ -142,6 +142,10 @@ class DataAcknowledged(Payload):
     records: Ids
 
 
+class ElementsPurged(Payload):
+    commitments: Ids
+
+
 # -- parameters ----------------------------------------------------------------------------
 
 
@@ -237,6 +241,7 @@ PAYLOADS: Mapping[str, type[Payload]] = {
     "DataSubmitted": DataSubmitted,
     "DataCorrected": DataCorrected,
     "DataAcknowledged": DataAcknowledged,
+    "ElementsPurged": ElementsPurged,
     "ParameterDefined": ParameterDefined,
     "ParameterRevisionProposed": ParameterRevisionProposed,
     "ParameterRevisionApproved": ParameterRevisionApproved,

@@ -8,7 +8,9 @@ the application builds it, and its datastore builds the engine:
 * on PostgreSQL with ``pool_pre_ping``: a pooled connection is checked before use, so a
   database restart replaces the connections it broke instead of failing the next request
   on each of them;
-* on SQLite as the library does (a file database, WAL mode, one writer at a time).
+* on SQLite as the library does (a file database, WAL mode, one writer at a time), with
+  ``secure_delete`` on every connection: deleted rows (a purged opening) are overwritten,
+  not left in free pages.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
     SQLAlchemyTrackingRecorder,
 )
-from sqlalchemy import Table
+from sqlalchemy import Table, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -41,6 +43,14 @@ class LedgerDatastore(SQLAlchemyDatastore):
         if url is not None and url.startswith("postgresql"):
             options.setdefault("pool_pre_ping", True)
         super().__init__(url=url, **options)
+        if self.engine is not None and self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _secure_delete)
+
+
+def _secure_delete(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA secure_delete = ON")
+    cursor.close()
 
 
 class LedgerFactory(SQLAlchemyFactory):

@@ -29,7 +29,8 @@ def test_the_contract_names_are_in_the_schema() -> None:
         "inclusionProof(leafIndex: Int!, treeSize: Int = null): InclusionProof!",
         "consistencyProof(fromSize: Int!, toSize: Int = null): ConsistencyProof!",
         "nextVersion(subject: ID!): NextVersion!",
-        "submitEvent(envelope: JSON!, signature: String!): Submitted!",
+        "submitEvent(envelope: JSON!, signature: String!, openings: [OpeningInput!] = null): "
+        "Submitted!",
         "submitEvents(events: [SignedEnvelopeInput!]!): [Submitted!]!",
         "cosignCheckpoint(treeSize: Int!, cosignature: String!): Checkpoint!",
         "events(filter: EventFilter = null): LogEvent!",

@@ -258,7 +258,8 @@ def test_the_exported_evidence_bundle_verifies_offline(demo: Demo) -> None:
     assert str(bundle) in demo.output
     result = run_cli("verify-bundle", str(bundle))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "withheld" not in result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1].startswith("OK: verified"), result.stdout
+    assert "nothing withheld" in result.stdout
 
 
 # --------------------------------------------------------- reviews, limits, claims

@@ -360,22 +360,46 @@ def test_the_report_needs_no_script_and_no_external_asset(exported: Path) -> Non
 # -- what the exporter may not read --------------------------------------------------------
 
 
-def test_a_sponsor_s_bundle_lists_what_was_withheld_and_still_verifies(
+def test_a_sponsor_s_bundle_verifies_every_envelope_and_names_the_openings_withheld(
     served: Served, tmp_path: Path
 ) -> None:
     with client_of(served, NORTHWIND) as client:
         out = export_evidence(client, B1, tmp_path / "sponsor")
-    withheld = load(out / MANIFEST)["withheld"]
-    assert [w["type"] for w in withheld if "type" in w] == [
-        "DataSubmitted",
-        "DataSubmitted",
-        "DataCorrected",
-    ]
+    assert [w for w in load(out / MANIFEST)["withheld"] if "type" in w] == []
     report = verify_bundle(out, vkey=notary_vkey(served))
     assert report.problems == []
-    assert any(n.startswith("withheld from the exporter: DataCorrected") for n in report.notes)
-    html = (out / REPORT).read_text("utf-8")
-    assert html.count("<td>withheld from the exporter</td>") == 3
+    # R-002 v1 and v2 carry media_lot_supplier, E-001 other_client_ref: the CMO's.
+    assert (report.openings_verified, report.openings_withheld) == (0, 3)
+    assert report.partial
+    assert "withheld 3 openings (no confidential grant)" in report.summary()
+    result = CliRunner().invoke(app, ["verify-bundle", str(out), "--vkey", notary_vkey(served)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].startswith("PARTIAL: verified")
+    assert "OK:" not in result.output
+
+
+def test_a_bundle_with_a_tampered_opening_fails(bundle: Path) -> None:
+    data = load(bundle / DATA)
+    row = next(r for r in data["discrete"] if r["id"] == "R-002")
+    [item] = row["confidential"]
+    assert item["value"] is not None and item["commitment"] is not None
+    item["value"] = item["value"] + " (edited)"
+    save(bundle, DATA, data)
+    found = problems(bundle)
+    assert found == [
+        f"{DATA}: discrete record R-002 v1: confidential media_lot_supplier: the opening does "
+        "not open the signed commitment"
+    ]
+    result = CliRunner().invoke(app, ["verify-bundle", str(bundle)])
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-1].startswith("FAILED:")
+
+
+def test_the_regulator_s_bundle_verifies_the_openings_its_grant_opens(exported: Path) -> None:
+    report = verify_bundle(exported)
+    assert report.problems == []
+    assert (report.openings_verified, report.openings_withheld) == (3, 0)
+    assert "3 openings of confidential elements" in report.summary()
 
 
 def test_the_bundle_verifier_imports_no_database_server_or_projection_package() -> None:

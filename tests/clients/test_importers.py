@@ -26,9 +26,11 @@ from clients.importers import (
 )
 from ledger.domain.agreements import Agreement
 from ledger.domain.batches import Batch
+from ledger.domain.commitments import committed
 from ledger.domain.formats import decode_chunk
 from ledger.domain.subjects import batch_subject
 from ledger.errors import ValidationFailed
+from ledger.log.openings import read_openings
 from ledger.timeutil import format_utc
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import (
@@ -172,7 +174,11 @@ def test_discrete_results_are_imported_and_accepted_by_the_ledger(
     first = stored[0]["records"][0]
     assert first["parameter"] == "viable cell density, day 7"
     assert (first["value"], first["unit"]) == ("18.4", "10*6/mL")
-    assert first["media_lot_supplier"] == "Irvine Scientific lot 4471"
+    # Signed as its commitment; the value is the opening stored beside the event.
+    commitment = committed(first["media_lot_supplier"])
+    assert commitment is not None
+    opening = read_openings(world.ledger.engine, [commitment])[commitment]
+    assert opening.value == "Irvine Scientific lot 4471"
     assert "media_lot_supplier" not in stored[0]["records"][1]
     assert set(_batch(world).records) == {r["id"] for r in imported.records}
 

@@ -18,6 +18,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from ledger.domain.batches import Batch
+from ledger.domain.commitments import committed
 from ledger.domain.formats import MAX_DECOMPRESSED_BYTES, decode_chunk, encode_chunk
 from ledger.domain.subjects import batch_subject, party_subject
 from ledger.errors import (
@@ -244,9 +245,17 @@ def test_discrete_results_are_delivered_and_the_batch_keeps_only_their_metadata(
     assert batch.first_arrival == {"discrete": appended.recorded_at}
     state = json.dumps(batch.__dict__, default=str)
     assert "4.62" not in state and "supplier 7" not in state
-    # The values live in the log, exactly as signed.
+    # The values live in the log, exactly as signed; the confidential element as its
+    # commitment only.
     stored = world.ledger.read(appended.position - 1, 1)[0].event.envelope
-    assert stored["payload"]["records"] == records
+    signed = stored["payload"]["records"]
+    secret = "media_lot_supplier"
+    assert [{k: v for k, v in r.items() if k != secret} for r in signed] == [
+        {k: v for k, v in r.items() if k != secret} for r in records
+    ]
+    commitments = [committed(r[secret]) for r in signed if secret in r]
+    assert commitments and all(commitments)
+    assert "supplier 7" not in json.dumps(stored)
 
 
 def test_submission_by_the_wrong_party_is_refused(world: World):
@@ -318,7 +327,10 @@ def test_a_bad_record_is_refused_naming_the_record_and_field(world: World):
         (lambda r: r[0].update(id="OLD-001"), "payload.records[0].id"),
         (lambda r: r[0].update(id="has space"), "payload.records[0].id"),
         (lambda r: r[1].update(method=""), "payload.records[1].method"),
-        (lambda r: r[1].update(other_client_ref=7), "payload.records[1].other_client_ref"),
+        (
+            lambda r: r[1].update(other_client_ref={"commitment": "7"}),
+            "payload.records[1].other_client_ref",
+        ),
     ]
     for change, field in discrete_cases:
         records = discrete_records("NEW")

@@ -208,9 +208,11 @@ def submit_data(
     /,
     *,
     by: str | Actor = CMO,
+    openings: list[dict[str, Any]] | None = None,
     **overrides: Any,
 ) -> Appended:
-    """Deliver ``content`` (records or series) for a batch, signed by a party or an actor."""
+    """Deliver ``content`` (records or series) for a batch, signed by a party or an actor;
+    confidential elements in clear are committed unless ``openings`` are given."""
     actor = world[by] if isinstance(by, str) else by
     return actor.submit(
         world.ledger,
@@ -218,6 +220,7 @@ def submit_data(
         batch_subject(batch_id),
         data_payload(kind, content, **overrides),
         meaning="submitted",
+        openings=openings,
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from ledger.domain.commitments import commitment_of
+from ledger.domain.commitments import Opening, commit_records, commitment_of
 from ledger.domain.formats import encode_chunk
 from ledger.domain.grants import TIME_BOXED_ROLES
 from ledger.domain.reviews import add_months
@@ -33,7 +33,7 @@ from ledger.log.countersign import countersign
 from ledger.log.envelope import event_hash, sign_envelope
 from ledger.timeutil import format_utc, now_utc
 from tests.support.batches import continuous_points, discrete_records, event_records
-from tests.support.world import ORIGIN, World, agreement_terms
+from tests.support.world import CONFIDENTIAL_ELEMENTS, ORIGIN, World, agreement_terms
 
 __all__ = ["DATA_HEAVY", "SECRET_PREFIX", "Scenario"]
 
@@ -81,6 +81,7 @@ class Batch:
     submissions: list[str] = field(default_factory=list)
     next_minute: dict[str, int] = field(default_factory=dict)
     serial: int = 0
+    commitments: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -128,7 +129,7 @@ class Scenario:
         self.weights = dict(weights or {})
         self.rng = random.Random(seed)
         self.chain: dict[uuid.UUID, tuple[int, str]] = {}
-        self.pending: list[tuple[dict[str, Any], str]] = []
+        self.pending: list[tuple[dict[str, Any], str, list[dict[str, Any]] | None]] = []
         self.flush_at = 1
         self.appended = 0
         self.agreements: list[Agreement] = []
@@ -174,6 +175,7 @@ class Scenario:
             "correct_records": (self.correct_records, 3),
             "correct_chunk": (self.correct_chunk, 2),
             "acknowledge": (self.acknowledge, 3),
+            "purge": (self.purge, 1),
             "define": (self.define, 4),
             "propose_revision": (self.propose_revision, 3),
             "decide_revision": (self.decide_revision, 3),
@@ -204,12 +206,13 @@ class Scenario:
         self.grant()
         self.revoke_grant()
         self.register()
-        self.discrete()
+        self.discrete(confidential=True)
         self.events()
         self.continuous()
         self.correct_records()
         self.correct_chunk()
         self.acknowledge()
+        self.purge()
         self.end_batch()
         for acknowledge in (True, False):
             self.claim()
@@ -236,8 +239,16 @@ class Scenario:
         meaning: str,
         reason: str | None = None,
         key: SigningKey | None = None,
-    ) -> None:
-        """Sign the subject's next envelope and queue it; flush at the batch size."""
+    ) -> list[Opening]:
+        """Sign the subject's next envelope and queue it; flush at the batch size.
+
+        Confidential elements of records are committed; answers their openings."""
+        openings: list[Opening] = []
+        if type_ in ("DataSubmitted", "DataCorrected") and "records" in payload:
+            records, openings = commit_records(
+                payload["records"], CONFIDENTIAL_ELEMENTS, salt=lambda: self.rng.randbytes(32)
+            )
+            payload = {**payload, "records": records}
         version, prev = self.chain.get(subject) or self.world.ledger.next_version(subject)
         signing_key = key or self._key(signer)
         envelope: dict[str, Any] = {
@@ -256,14 +267,16 @@ class Scenario:
             envelope["reason"] = reason
         signature = sign_envelope(envelope, signing_key)
         self.chain[subject] = (version + 1, event_hash(envelope, signature))
-        self.pending.append((envelope, signature))
+        self.pending.append((envelope, signature, [o.as_json() for o in openings] or None))
         if len(self.pending) >= self.flush_at:
             self.flush()
+        return openings
 
     def flush(self) -> None:
         """Store the queued envelopes, all or none."""
         if self.pending:
-            self.world.ledger.append_many(self.pending)
+            items = [(envelope, signature) for envelope, signature, _ in self.pending]
+            self.world.ledger.append_many(items, [openings for *_, openings in self.pending])
             self.appended += len(self.pending)
             self.pending = []
         self.flush_at = self.rng.choice((1, 1, 2, 3, 5, 8, 13))
@@ -439,18 +452,32 @@ class Scenario:
         if kind == "continuous" and agreement.cmo in self.source_keys and self.rng.random() < 0.5:
             key = self.source_keys[agreement.cmo]
         subject = batch_subject(batch.name)
-        self.emit(agreement.cmo, "DataSubmitted", subject, payload, "submitted", key=key)
+        opened = self.emit(agreement.cmo, "DataSubmitted", subject, payload, "submitted", key=key)
+        batch.commitments.extend(o.commitment for o in opened)
         batch.submissions.append(submission)
         return submission
 
-    def discrete(self) -> None:
+    def purge(self) -> None:
+        """The CMO purges the openings of some of a batch's confidential elements."""
+        found = [(a, b) for a in self.agreements for b in a.batches if b.commitments]
+        if not found:
+            return
+        agreement, batch = self.rng.choice(found)
+        chosen = self.rng.sample(batch.commitments, min(len(batch.commitments), 2))
+        for commitment in chosen:
+            batch.commitments.remove(commitment)
+        payload = {"commitments": chosen}
+        subject = batch_subject(batch.name)
+        self.emit(agreement.cmo, "ElementsPurged", subject, payload, "purged", "retention ended")
+
+    def discrete(self, confidential: bool | None = None) -> None:
         found = self._batch(open_only=False)
         if found is None:
             return
         agreement, batch = found
         batch.serial += 1
         extra = {}
-        if self.rng.random() < 0.5:
+        if confidential if confidential is not None else self.rng.random() < 0.5:
             extra["media_lot_supplier"] = f"{SECRET_PREFIX}supplier-{self.rng.randrange(1000)}"
         records = discrete_records(f"R{batch.serial}", **extra)
         for index, record in enumerate(records):
@@ -531,7 +558,8 @@ class Scenario:
         payload = {"submission": str(self._uuid4()), "supersedes": chosen, "records": records}
         reason = "transcription error in the LIMS export"
         subject = batch_subject(batch.name)
-        self.emit(agreement.cmo, "DataCorrected", subject, payload, "corrected", reason)
+        opened = self.emit(agreement.cmo, "DataCorrected", subject, payload, "corrected", reason)
+        batch.commitments.extend(o.commitment for o in opened)
         batch.submissions.append(payload["submission"])
         for rid in chosen:
             batch.records[rid].superseded = True

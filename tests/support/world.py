@@ -13,6 +13,7 @@ import rfc8785
 from nacl.signing import SigningKey
 
 from ledger.application import Appended, Ledger
+from ledger.domain.commitments import commit_records
 from ledger.domain.parties import NOTARY
 from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key, key_id
@@ -114,11 +115,16 @@ class Actor:
         *,
         meaning: str,
         reason: str | None = None,
+        openings: list[dict[str, Any]] | None = None,
     ) -> Appended:
+        """Sign and append; confidential elements in clear are committed and opened
+        beside the envelope unless ``openings`` are given."""
+        if openings is None:
+            payload, openings = committed_payload(payload)
         envelope, signature = self.prepare(
             ledger, type_, subject, payload, meaning=meaning, reason=reason
         )
-        return ledger.append(envelope, signature)
+        return ledger.append(envelope, signature, openings or None)
 
 
 @dataclass
@@ -172,6 +178,18 @@ def build_world(ledger: Ledger, notary: Actor) -> World:
 
 
 CONFIDENTIAL_ELEMENTS = ["media_lot_supplier", "shared_equipment_schedule", "other_client_ref"]
+
+
+def committed_payload(
+    payload: Mapping[str, Any],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``payload`` with the confidential elements of its records committed, and their
+    openings (as sent beside the envelope)."""
+    records = payload.get("records")
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        return dict(payload), []
+    committed, openings = commit_records(records, CONFIDENTIAL_ELEMENTS)
+    return {**payload, "records": committed}, [o.as_json() for o in openings]
 
 
 def agreement_terms(sponsor: str = "northwind-bio", cmo: str = "contoso-cmo") -> dict[str, Any]:
