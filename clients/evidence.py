@@ -109,6 +109,15 @@ query($a: ID!) {
 }
 """
 TAGS_QUERY = "query($b: String!) { batch(id: $b) { tags { tag first last points } } }"
+_REPORTING = "reportDue reportedBy reportedAt reporting"
+EXCURSIONS_QUERY = f"""
+query($b: String!) {{ batch(id: $b) {{
+  excursions {{
+    record {{ id parameter value unit sampledAt limitsVersion }} evaluation {_REPORTING}
+  }}
+  seriesExcursions {{ tag limitsVersion evaluation first last count worst {_REPORTING} }}
+}} }}
+"""
 ADMITTED_QUERY = """
 query($after: String) {
   auditTrail(filter: {type: "PartyAdmitted"}, first: 200, after: $after) {
@@ -205,6 +214,8 @@ class _Export:
             tables[name] = None if answer is None else answer["batch"][member]
             if answer is None:
                 self.withheld.append({"data": name, "reason": "FORBIDDEN"})
+        excursions = _optional(self.client, EXCURSIONS_QUERY, {"b": self.batch})
+        tables["excursions"] = None if excursions is None else excursions["batch"]
         return tables
 
     def key_entries(self, signers: Iterable[str]) -> list[dict[str, Any]]:

@@ -20,8 +20,9 @@ from typing import Any
 
 from clients.bundle import decode_series
 from clients.offline import VerificationError
+from ledger.domain.limits import tag_for
 
-__all__ = ["render_report", "tag_for"]
+__all__ = ["render_report"]
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -30,6 +31,7 @@ th, td { border: 1px solid #bbb; padding: 0.2em 0.5em; text-align: left; }
 th { background: #eee; }
 tr.superseded td { text-decoration: line-through; color: #777; }
 tr.superseded td:last-child { text-decoration: none; color: #b00; font-weight: bold; }
+tr.unreported td { color: #b00; font-weight: bold; }
 .note { color: #555; }
 svg { border: 1px solid #ccc; margin-bottom: 1.5em; }
 """
@@ -165,19 +167,6 @@ def _records(
 
 
 # ------------------------------------------------------------------------ charts
-
-
-def tag_for(name: str, tags: Sequence[str]) -> str | None:
-    """The continuous tag that measures the parameter ``name``, if one does."""
-    words = name.lower().split()
-    initials = "".join(w[0] for w in words) if len(words) > 1 else None
-    for tag in tags:
-        suffix = tag.rsplit(".", 1)[-1].lower()
-        if suffix == "".join(words) or suffix == initials:
-            return tag
-        if len(suffix) >= 3 and any(w.startswith(suffix) for w in words):
-            return tag
-    return None
 
 
 def _time(text: str) -> float:
@@ -382,6 +371,31 @@ def _charts(
     return "".join(parts)
 
 
+def _excursions(data: Mapping[str, Any]) -> str:
+    found = data.get("excursions")
+    if found is None:
+        return "<h2>Excursions</h2><p class='note'>withheld from the exporter</p>"
+    headers = ["what", "when", "value", "limits version", "evaluation", "due", "reported by"]
+    headers.append("reporting")
+    rows = []
+    for item in found.get("excursions") or []:
+        record = item["record"]
+        what = f"{record['parameter']} ({record['id']})"
+        value = f"{record['value']} {record['unit']}"
+        rows.append((item, [what, record["sampledAt"], value, record["limitsVersion"]]))
+    for item in found.get("seriesExcursions") or []:
+        when = f"{item['first']} to {item['last']} ({item['count']} points)"
+        rows.append((item, [item["tag"], when, f"worst {item['worst']}", item["limitsVersion"]]))
+    lines = [
+        (
+            "unreported" if item["reporting"] == "unreported" else "current",
+            [*cells, item["evaluation"], item["reportDue"], item["reportedBy"], item["reporting"]],
+        )
+        for item, cells in rows
+    ]
+    return "<h2>Excursions</h2>" + _table(headers, lines)
+
+
 def _withheld(withheld: Sequence[Mapping[str, Any]]) -> str:
     if not withheld:
         return ""
@@ -402,6 +416,7 @@ def render_report(
         _timeline(trace, events),
         _limits(trace),
         _data(trace, data),
+        _excursions(data),
         _charts(trace, data, events),
         _withheld(withheld),
         "<p class='note'>Check this bundle offline with "

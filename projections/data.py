@@ -18,7 +18,10 @@ behind), or the value itself for records signed in clear before elements were co
 ``proj_chunks``: continuous data, one row per chunk (tag, first and last timestamp,
 count, status) indexed by batch, tag and start time; ``proj_chunk_content`` holds the
 chunk itself (gzip CSV, base64), so a time range reads only the chunks it overlaps
-(see :mod:`projections.series`).
+(see :mod:`projections.series`). ``proj_chunk_excursions``: per chunk, limits version
+and level (alert, action), the points outside the limits of the parameter the tag
+measures (:func:`ledger.domain.limits.tag_for`): first and last time, count, worst value,
+evaluated when the chunk arrived and never again.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Text
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Text
 
 from ledger.domain.commitments import committed
+from ledger.domain.formats import stored_points
 from ledger.domain.limits import (
     BOUNDS,
     NO_LIMITS,
@@ -36,6 +40,8 @@ from ledger.domain.limits import (
     LimitsVersion,
     changed_limits,
     in_force_at,
+    series_excursions,
+    tag_for,
 )
 from ledger.domain.limits import bounds as limit_bounds
 from ledger.domain.validity import effective_from
@@ -48,6 +54,7 @@ __all__ = [
     "BATCHES",
     "CHUNKS",
     "CHUNK_CONTENT",
+    "CHUNK_EXCURSIONS",
     "CONFIDENTIAL",
     "RECORDS",
     "SUBMISSIONS",
@@ -167,6 +174,25 @@ CHUNK_CONTENT = temporal_table(
     Column("content", Text, nullable=False),
 )
 
+CHUNK_EXCURSIONS = temporal_table(
+    "proj_chunk_excursions",
+    metadata,
+    [
+        _batch(),
+        Column("sha256", String(64), nullable=False),
+        Column("limits_version", Integer, nullable=False),
+        Column("evaluation", String(8), nullable=False),
+    ],
+    Column("agreement", String(36), nullable=False),
+    Column("tag", String(200), nullable=False),
+    Column("parameter_id", String(36), nullable=False),
+    Column("first", String(30), nullable=False),
+    Column("last", String(30), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("worst", String(50), nullable=False),
+    Column("excess", Float, nullable=False),
+)
+
 STATE = state_table("proj_data_state", metadata)
 
 # Record members with a column of their own (``kind`` is stored as ``event_kind``).
@@ -194,7 +220,7 @@ class DataView(FollowsTerms):
     """Batches, submissions, record versions, confidential values and chunks."""
 
     name = "data"
-    tables = (BATCHES, SUBMISSIONS, RECORDS, CONFIDENTIAL, CHUNKS, CHUNK_CONTENT)
+    tables = (BATCHES, SUBMISSIONS, RECORDS, CONFIDENTIAL, CHUNKS, CHUNK_CONTENT, CHUNK_EXCURSIONS)
     state = STATE
 
     def prepare(self, page: Page, facts: Sequence[Fact]) -> None:
@@ -214,6 +240,8 @@ class DataView(FollowsTerms):
         version = {"version": 1, "effective_from": when, **bounds}
         tracked = {"parameter": fact.subject, "current": bounds, "versions": [version]}
         page.state.set(_limits_key(agreement, name), tracked)
+        names = page.state.get(f"parameters:{agreement}") or []
+        page.state.set(f"parameters:{agreement}", sorted({*names, name}))
 
     @handles("ParameterRevisionApproved", "ParameterRetired")
     def _parameter_changed(self, page: Page, fact: Fact) -> None:
@@ -448,6 +476,35 @@ class DataView(FollowsTerms):
                 )
                 content = {"content": chunk["content"]}
                 page.versions(CHUNK_CONTENT).insert(key, fact.position, content)
+                self._chunk_excursions(page, fact, batch, entry["tag"], chunk)
+
+    def _chunk_excursions(
+        self, page: Page, fact: Fact, batch: list[str], tag: str, chunk: dict[str, Any]
+    ) -> None:
+        """The chunk's points outside the limits of the parameter its tag measures, in
+        force at each point's time as the ledger knew them when the chunk arrived."""
+        names = page.state.get(f"parameters:{batch[1]}") or []
+        name = next((n for n in names if tag_for(n, [tag]) == tag), None)
+        tracked = None if name is None else page.state.get(_limits_key(batch[1], name))
+        if tracked is None:
+            return
+        versions = [LimitsVersion.of(v) for v in tracked["versions"]]
+        stamps, values, _ = stored_points(chunk["content"])
+        for run in series_excursions(stamps, values, versions):
+            page.versions(CHUNK_EXCURSIONS).insert(
+                (batch[0], chunk["sha256"], run.version, run.evaluation),
+                fact.position,
+                {
+                    "agreement": batch[1],
+                    "tag": tag,
+                    "parameter_id": tracked["parameter"],
+                    "first": run.first,
+                    "last": run.last,
+                    "count": run.count,
+                    "worst": run.worst,
+                    "excess": run.excess,
+                },
+            )
 
 
 def _only_bounds(limits: Row) -> Row:

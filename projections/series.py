@@ -6,13 +6,12 @@ start), and they come back column-wise: ``timestamps``, ``values``, ``quality``.
 
 from __future__ import annotations
 
-import base64
-import gzip
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from ledger.domain.formats import stored_points
 from projections.data import CHUNK_CONTENT, CHUNKS
 from projections.temporal import as_of, current
 
@@ -33,14 +32,7 @@ def decode_points(content: str) -> Series:
 
     The ledger checked every chunk before storing it, so this reads without re-checking.
     """
-    result = Series()
-    text = gzip.decompress(base64.b64decode(content)).decode("utf-8")
-    for line in text.splitlines():
-        stamp, value, quality = line.split(",")
-        result.timestamps.append(stamp)
-        result.values.append(value)
-        result.quality.append(int(quality))
-    return result
+    return Series(*stored_points(content))
 
 
 def series(

@@ -38,7 +38,7 @@ from projections.series import series
 
 if TYPE_CHECKING:
     from api.queries.agreements import Agreement
-    from api.queries.excursions import Excursion
+    from api.queries.excursions import Excursion, SeriesExcursion
 
 __all__ = [
     "Batch",
@@ -172,6 +172,17 @@ class Batch:
         from api.queries.excursions import batch_excursions
 
         return await batch_excursions(info, self.scope, str(self.agreement_id), self.id)
+
+    @strawberry.field(
+        description="Continuous tags outside the limits of the parameter each measures, and "
+        "whether each action excursion was reported within the agreement's deadline."
+    )
+    async def series_excursions(
+        self, info: Info
+    ) -> list[Annotated[SeriesExcursion, strawberry.lazy("api.queries.excursions")]]:
+        from api.queries.excursions import series_excursions
+
+        return await series_excursions(info, self.scope, str(self.agreement_id), self.id)
 
     @strawberry.field(description="One tag's points from `from` to `to` (inclusive).")
     async def continuous(

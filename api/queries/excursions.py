@@ -7,15 +7,18 @@ Built from the records the caller may read (:func:`api.queries.records.read_disc
 :func:`~api.queries.records.read_events` check every record), evaluated as the views
 recorded them (:mod:`ledger.domain.limits`). An action excursion counts as reported by the
 first current deviation, OOS or OOT record of the batch that arrived at or after its sample
-time; it is due ``deviation_deadline_hours`` after that time.
+time; it is due ``deviation_deadline_hours`` after that time. ``seriesExcursions`` does
+the same for continuous tags, from the excursions the data view recorded per chunk
+(first and last time, count, worst value), over the tags and times the caller may read.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection
 
 from api.queries.common import At, Info, Scope, at_position, read
@@ -29,9 +32,11 @@ from api.queries.records import (
 )
 from ledger.domain.formats import ACKNOWLEDGEABLE_KINDS
 from ledger.domain.limits import ACTION, ALERT, report_due, reporting_status
+from ledger.domain.scope import DataItem
 from projections.agreements import AGREEMENTS
+from projections.data import CHUNK_EXCURSIONS, CHUNKS
 
-__all__ = ["Excursion", "batch_excursions"]
+__all__ = ["Excursion", "SeriesExcursion", "batch_excursions", "series_excursions"]
 
 
 @strawberry.type(description="A result outside its limits, and how it was reported.")
@@ -60,30 +65,39 @@ def _deadline_hours(conn: Connection, at: At, agreement: str) -> int | None:
     return None if hours is None else int(hours)
 
 
+@dataclass(frozen=True, slots=True)
+class _Reporting:
+    due: str | None = None
+    by: str | None = None
+    at: str | None = None
+    status: str = "not_required"
+
+
+def _reporting(
+    evaluation: str, since: str | None, reports: list[EventRecord], hours: int | None, now: str
+) -> _Reporting:
+    """Whether an excursion first seen at ``since`` was reported in time (action only)."""
+    if evaluation != ACTION or hours is None or since is None:
+        return _Reporting()
+    report = next((r for r in reports if r.recorded_at >= since), None)
+    due = report_due(since, hours)
+    reported_at = None if report is None else report.recorded_at
+    by = None if report is None else report.id
+    return _Reporting(due, by, reported_at, reporting_status(due, reported_at, now))
+
+
 def _excursion(
     record: DiscreteRecord, reports: list[EventRecord], hours: int | None, now: str
 ) -> Excursion:
     evaluation = str(record.evaluation)
-    if evaluation != ACTION or hours is None or record.sampled_at is None:
-        return Excursion(
-            record=record,
-            evaluation=evaluation,
-            report_due=None,
-            reported_by=None,
-            reported_at=None,
-            reporting="not_required",
-        )
-    sampled = record.sampled_at
-    report = next((r for r in reports if r.recorded_at >= sampled), None)
-    due = report_due(sampled, hours)
-    reported_at = None if report is None else report.recorded_at
+    reporting = _reporting(evaluation, record.sampled_at, reports, hours, now)
     return Excursion(
         record=record,
         evaluation=evaluation,
-        report_due=due,
-        reported_by=None if report is None else report.id,
-        reported_at=reported_at,
-        reporting=reporting_status(due, reported_at, now),
+        report_due=reporting.due,
+        reported_by=reporting.by,
+        reported_at=reporting.at,
+        reporting=reporting.status,
     )
 
 
@@ -101,3 +115,101 @@ async def batch_excursions(info: Info, scope: Scope, agreement: str, batch: str)
     found = [r for r in results if r.evaluation in (ALERT, ACTION)]
     found.sort(key=lambda r: (r.sampled_at or "", r.id))
     return [_excursion(record, reports, hours, scope.now) for record in found]
+
+
+@strawberry.type(
+    description="The points of a continuous tag outside the limits of the parameter it "
+    "measures, under one limits version at one level, over the batch's current chunks."
+)
+class SeriesExcursion:
+    tag: str
+    parameter_id: strawberry.ID
+    limits_version: int = strawberry.field(
+        description="The limits version in force at the points' time, as the ledger knew it "
+        "when each chunk arrived. Never re-evaluated."
+    )
+    evaluation: str = strawberry.field(description="alert or action.")
+    first: str
+    last: str
+    count: int
+    worst: str = strawberry.field(description="The value farthest outside the limits.")
+    report_due: str | None
+    reported_by: str | None
+    reported_at: str | None
+    reporting: str
+
+
+@dataclass(slots=True)
+class _Run:
+    tag: str
+    parameter_id: str
+    limits_version: int
+    evaluation: str
+    first: str
+    last: str
+    count: int
+    worst: str
+    excess: float
+
+
+def _series_runs(conn: Connection, at: At, batch: str) -> list[_Run]:
+    """The batch's chunk excursions over its current chunks, merged per tag, parameter,
+    limits version and level, in order of their first point."""
+    runs = CHUNK_EXCURSIONS
+    query = (
+        select(runs)
+        .join(CHUNKS, and_(CHUNKS.c.batch == runs.c.batch, CHUNKS.c.sha256 == runs.c.sha256))
+        .where(runs.c.batch == batch, at_position(runs, at), at_position(CHUNKS, at))
+        .where(CHUNKS.c.status == "current")
+        .order_by(runs.c.first)
+    )
+    merged: dict[tuple[str, str, int, str], _Run] = {}
+    for row in conn.execute(query):
+        found = row._mapping
+        key = (found["tag"], found["parameter_id"], found["limits_version"], found["evaluation"])
+        run = merged.get(key)
+        if run is None:
+            merged[key] = _Run(
+                *key, found["first"], found["last"], found["count"], found["worst"], found["excess"]
+            )
+            continue
+        run.last, run.count = max(run.last, found["last"]), run.count + found["count"]
+        if found["excess"] > run.excess:
+            run.worst, run.excess = found["worst"], found["excess"]
+    return sorted(merged.values(), key=lambda r: (r.first, r.tag, r.evaluation))
+
+
+async def series_excursions(
+    info: Info, scope: Scope, agreement: str, batch: str
+) -> list[SeriesExcursion]:
+    """The batch's continuous excursions over the tags and times the caller may read."""
+    require_class(scope, agreement, batch, "event")
+    wanted = RecordFilter(kinds=frozenset(ACKNOWLEDGEABLE_KINDS))
+    reports = sorted(
+        await read(info, read_events, scope, agreement, batch, wanted),
+        key=lambda r: (r.recorded_at, r.id),
+    )
+    hours = await read(info, _deadline_hours, scope.at, agreement)
+    result = []
+    for row in await read(info, _series_runs, scope.at, batch):
+        item = DataItem(agreement, "continuous", batch, row.tag)
+        if scope.authority.series_refusal(item, row.first, row.last, scope.now) is not None:
+            continue
+        reporting = _reporting(row.evaluation, row.first, reports, hours, scope.now)
+        result.append(
+            SeriesExcursion(
+                tag=row.tag,
+                parameter_id=strawberry.ID(row.parameter_id),
+                limits_version=row.limits_version,
+                evaluation=row.evaluation,
+                first=row.first,
+                last=row.last,
+                count=row.count,
+                worst=row.worst,
+                report_due=reporting.due,
+                reported_by=reporting.by,
+                reported_at=reporting.at,
+                reporting=reporting.status,
+            )
+        )
+    return result

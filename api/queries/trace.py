@@ -28,6 +28,12 @@ from api.queries.agreements import Agreement, TermsVersion, load_agreement
 from api.queries.audit import ENTRY_COLUMNS, AuditEntry, audit_entry
 from api.queries.batches import Batch, Submission, find_batch
 from api.queries.common import At, Info, Scope, as_json, read, request_scope
+from api.queries.excursions import (
+    Excursion,
+    SeriesExcursion,
+    batch_excursions,
+    series_excursions,
+)
 from api.queries.grants import Grant, grant_of, with_current
 from api.queries.parameters import LimitsVersion, limits_version
 from api.queries.records import EventRecord, RecordFilter, read_events, require_class
@@ -95,6 +101,22 @@ class BatchTrace:
         require_class(self.scope, agreement, self.batch.id, "event")
         wanted = RecordFilter(kinds=_DEVIATIONS, include_superseded=True)
         return await read(info, read_events, self.scope, agreement, self.batch.id, wanted)
+
+    @strawberry.field(
+        description="Discrete results outside their limits, each with the limits version "
+        "used and whether an action excursion was reported in time (unreported: due and "
+        "missing)."
+    )
+    async def excursions(self, info: Info) -> list[Excursion] | None:
+        agreement = str(self.batch.agreement_id)
+        return await batch_excursions(info, self.scope, agreement, self.batch.id)
+
+    @strawberry.field(
+        description="Continuous tags outside their parameter's limits, with their reporting."
+    )
+    async def series_excursions(self, info: Info) -> list[SeriesExcursion] | None:
+        agreement = str(self.batch.agreement_id)
+        return await series_excursions(info, self.scope, agreement, self.batch.id)
 
 
 class _Span(NamedTuple):

@@ -35,11 +35,14 @@ __all__ = [
     "UNREGISTERED",
     "WITHIN",
     "LimitsVersion",
+    "SeriesExcursion",
     "bounds",
     "changed_limits",
     "in_force_at",
     "report_due",
     "reporting_status",
+    "series_excursions",
+    "tag_for",
 ]
 
 WITHIN, ALERT, ACTION = "within", "alert", "action"
@@ -78,6 +81,19 @@ class LimitsVersion:
         """True when the version is in force at ``at`` (RFC 3339 UTC, milliseconds)."""
         return self.effective_from <= at and (self.effective_to is None or at < self.effective_to)
 
+    def excess(self, value: str) -> float:
+        """How far ``value`` lies outside the alert band (the action band without one);
+        0 inside it."""
+        number = _decimal(value)
+        if number is None:
+            return 0.0
+        low, high = self.alert_low, self.alert_high
+        if low is None and high is None:
+            low, high = self.action_low, self.action_high
+        below = ((bound := _decimal(low)) is not None and bound - number) or 0
+        above = ((bound := _decimal(high)) is not None and number - bound) or 0
+        return float(max(below, above, 0))
+
     def evaluate(self, value: str) -> str:
         """``within``, ``alert`` or ``action`` for the decimal string ``value``."""
         number = _decimal(value)
@@ -88,6 +104,60 @@ class LimitsVersion:
         if _outside(number, self.alert_low, self.alert_high):
             return ALERT
         return WITHIN
+
+
+@dataclass(slots=True)
+class SeriesExcursion:
+    """Points of a continuous series outside one limits version's band at one level."""
+
+    version: int
+    evaluation: str
+    first: str
+    last: str
+    count: int
+    worst: str
+    excess: float
+    """How far ``worst`` lies outside the alert band (the action band without one)."""
+
+
+def series_excursions(
+    timestamps: Sequence[str], values: Sequence[str], versions: Sequence[LimitsVersion]
+) -> list[SeriesExcursion]:
+    """Each (limits version, alert or action) run of ``values`` outside the limits in force
+    at its timestamp: first and last time, count and worst value; in time order."""
+    found: dict[tuple[int, str], SeriesExcursion] = {}
+    for stamp, value in zip(timestamps, values, strict=True):
+        version = in_force_at(versions, stamp)
+        if version is None:
+            continue
+        evaluation = version.evaluate(value)
+        if evaluation not in (ALERT, ACTION):
+            continue
+        excess = version.excess(value)
+        run = found.get((version.version, evaluation))
+        if run is None:
+            run = SeriesExcursion(version.version, evaluation, stamp, stamp, 0, value, excess)
+            found[(version.version, evaluation)] = run
+        run.last, run.count = stamp, run.count + 1
+        if excess > run.excess:
+            run.worst, run.excess = value, excess
+    return sorted(found.values(), key=lambda r: (r.first, r.evaluation))
+
+
+def tag_for(name: str, tags: Sequence[str]) -> str | None:
+    """The continuous tag that measures the parameter ``name``, if one does: its last
+    dotted part is the whole name (``BR1.PH``: pH), its initials (``BR1.DO``: dissolved
+    oxygen) or, three letters or more, the start of one of its words (``BR1.TEMP``:
+    culture temperature)."""
+    words = name.lower().split()
+    initials = "".join(w[0] for w in words) if len(words) > 1 else None
+    for tag in tags:
+        suffix = tag.rsplit(".", 1)[-1].lower()
+        if suffix == "".join(words) or suffix == initials:
+            return tag
+        if len(suffix) >= 3 and any(w.startswith(suffix) for w in words):
+            return tag
+    return None
 
 
 def in_force_at(versions: Sequence[LimitsVersion], at: str) -> LimitsVersion | None:

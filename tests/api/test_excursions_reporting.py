@@ -3,15 +3,21 @@ answers each excursion with its evaluation, when its report was due and whether 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from ledger.domain.limits import reporting_status
 from ledger.timeutil import format_utc, now_utc
-from tests.support.agreements import propose_and_sign
-from tests.support.batches import define_parameter, register_batch, submit_data
+from tests.support.agreements import propose_and_sign, sign_retroactively
+from tests.support.batches import (
+    continuous_series,
+    define_parameter,
+    register_batch,
+    revise_parameter,
+    submit_data,
+)
 from tests.support.server import Server
 from tests.support.world import World
 
@@ -61,8 +67,54 @@ def excursion_world(server: Server, api_world: World) -> World:
     submit_data(api_world, BATCH, "discrete", [*results, result("P-3", "7.4", sampled)])
     submit_data(api_world, BATCH, "event", [deviation("D-1")])
     submit_data(api_world, BATCH, "discrete", [result("P-4", "6.6", now_utc())])
+    # History migrated from paper: terms and limits in force since yesterday; a chiller
+    # trip three hours ago lifts BR1.TEMP 0.8 Cel for five minutes, above 37.5 (action).
+    migrated = sign_retroactively(api_world, format_utc(TRIP_START - timedelta(days=1)))
+    register_batch(api_world, migrated, TRIP_BATCH, started_at=TRIP_START - timedelta(hours=1))
+    temperature = define_parameter(
+        api_world,
+        migrated,
+        "culture temperature",
+        effective_from=format_utc(TRIP_START - timedelta(hours=2)),
+        reason="limits of the paper batch record BR-2024-11, in force before migration",
+    )
+    series = continuous_series("BR1.TEMP", TRIP_START, 60, excursion=(10, 5))
+    submit_data(api_world, TRIP_BATCH, "continuous", [series])
+    # A later revision widens the limits: the trip stays evaluated as it was.
+    revise_parameter(api_world, temperature, {"action": {"low": "36.0", "high": "38.5"}})
     server.services.projector.catch_up_safely(api_world.ledger.head())
     return api_world
+
+
+TRIP_BATCH = "NWB101-24-032"
+TRIP_START = now_utc().replace(microsecond=0) - timedelta(hours=3)
+SERIES_EXCURSIONS = """
+query($b: String!) {
+  batch(id: $b) {
+    seriesExcursions {
+      tag limitsVersion evaluation first last count worst reportDue reportedBy reporting
+    }
+  }
+}
+"""
+
+
+def test_a_continuous_excursion_is_flagged_with_the_limits_in_force_at_its_time(
+    server: Server, excursion_world: World
+) -> None:
+    data, errors = server.call(excursion_world[SPONSOR], SERIES_EXCURSIONS, {"b": TRIP_BATCH})
+    assert errors == []
+    found = data["batch"]["seriesExcursions"]
+    action = [e for e in found if e["evaluation"] == "action"]
+    assert action, found
+    [trip] = action
+    assert (trip["tag"], trip["limitsVersion"], trip["count"]) == ("BR1.TEMP", 1, 5)
+    assert trip["first"] == format_utc(TRIP_START + timedelta(minutes=10))
+    assert trip["last"] == format_utc(TRIP_START + timedelta(minutes=14))
+    assert float(trip["worst"]) > 37.5
+    # No deviation reports it yet; it is due 24 hours after the trip began.
+    assert (trip["reporting"], trip["reportedBy"]) == ("open", None)
+    assert trip["reportDue"] == format_utc(TRIP_START + timedelta(hours=24, minutes=10))
 
 
 def test_each_excursion_is_answered_with_its_reporting(

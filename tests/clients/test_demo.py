@@ -262,6 +262,22 @@ def test_the_exported_evidence_bundle_verifies_offline(demo: Demo) -> None:
     assert "nothing withheld" in result.stdout
 
 
+def test_each_chiller_trip_is_a_continuous_action_excursion_its_deviation_reported(
+    demo: Demo,
+) -> None:
+    query = """query($b: String!) { traceBatch(id: $b) {
+      seriesExcursions { tag limitsVersion evaluation count reporting reportedBy }
+    } }"""
+    assert demo.story["deviation_batches"], "the demo has no chiller trip"
+    for name in demo.story["deviation_batches"]:
+        found = demo.data(NORTHWIND, query, b=name)["traceBatch"]["seriesExcursions"]
+        action = [e for e in found if e["evaluation"] == "action"]
+        assert [e["tag"] for e in action] == ["BR1.TEMP"], found
+        [trip] = action
+        assert trip["count"] > 0 and trip["limitsVersion"] == 1
+        assert (trip["reporting"], trip["reportedBy"]) == ("reported", f"{name}-DEV01")
+
+
 # --------------------------------------------------------- reviews, limits, claims
 
 

@@ -31,7 +31,7 @@ from clients.bundle import (
 from clients.cli import app
 from clients.client import LedgerClient
 from clients.evidence import EvidenceRefused, export_evidence
-from clients.report import tag_for
+from ledger.domain.limits import tag_for
 from ledger.keystore import create_keystore, kdf_limits_from_env
 from ledger.log.notes import add_signature_lines, cosign, parse_note, sign_note, vkey
 from tests.conftest import BACKENDS
