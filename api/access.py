@@ -41,6 +41,7 @@ __all__ = [
     "can_read_event",
     "load_authority",
     "now_text",
+    "read_authority",
     "views_head",
 ]
 
@@ -103,7 +104,12 @@ def load_authority(engine: Engine, caller: Caller, conn: Connection | None = Non
 def _read_authority(conn: Connection, caller: Caller, head: int) -> Authority:
     if caller.is_notary:
         return Authority(caller.party_id, caller.role, head, {}, (), notary=True)
-    party = caller.party_id
+    return read_authority(conn, caller.party_id, caller.role, head)
+
+
+def read_authority(conn: Connection, party: str, role: str, head: int) -> Authority:
+    """What ``party`` may read per the views as they stood at position ``head``: the
+    caller's own authority, or another party's as it was (``visibleTo``)."""
     grant_rows = conn.execute(
         select(GRANTS).where(as_of(GRANTS, head), GRANTS.c.grantee == party)
     ).all()
@@ -134,7 +140,7 @@ def _read_authority(conn: Connection, caller: Caller, head: int) -> Authority:
     for agreement, data_class, owner in owner_rows:
         owners.setdefault(agreement, {})[data_class] = owner
     agreements = {a: AgreementRoles(a, sponsor, cmo, owners.get(a, {})) for a, sponsor, cmo in rows}
-    return Authority(party, caller.role, head, agreements, grants)
+    return Authority(party, role, head, agreements, grants)
 
 
 def authority_for(

@@ -22,6 +22,7 @@ from api.queries.grants import Grant, grants_at, list_grants
 from api.queries.parameters import Parameter, list_parameters
 from api.queries.parties import Party, list_parties
 from api.queries.reviews import ReviewStatus, list_reviews
+from api.queries.visibility import PartyAccess, visible_to
 
 __all__ = ["DEFAULT_PAGE", "DataFields"]
 
@@ -68,6 +69,22 @@ class DataFields:
         self, info: Info, party: str, valid_at: datetime, known_at: int | None = None
     ) -> list[Grant] | None:
         return await grants_at(self, info, party, str(time_text(valid_at, "validAt")), known_at)
+
+    @strawberry.field(
+        description="What `party` could read of an agreement at valid time `at`, reproduced "
+        "from the grants in force then as the ledger knew them at position `knownAt` "
+        "(default: now). For the agreement's parties, and auditors and regulators holding "
+        "a grant under it."
+    )
+    async def visible_to(
+        self,
+        info: Info,
+        party: str,
+        agreement_id: strawberry.ID,
+        at: datetime,
+        known_at: int | None = None,
+    ) -> PartyAccess | None:
+        return await visible_to(self, info, party, str(agreement_id), at, known_at)
 
     @strawberry.field(description="Enhancement claims under agreements you may see.")
     async def enhancements(
