@@ -154,6 +154,7 @@ async def plain_audit(request: Any) -> Any:
 
     from api.access import now_text
     from api.queries.audit import ENTRY_COLUMNS, encode_cursor, scope_clause
+    from ledger.clock import SYSTEM
     from projections.audit import AUDIT
 
     names = [column.name for column in ENTRY_COLUMNS]
@@ -162,7 +163,7 @@ async def plain_audit(request: Any) -> Any:
         query = (
             select(*ENTRY_COLUMNS)
             .where(AUDIT.c.position > 0, AUDIT.c.position <= authority.position)
-            .where(scope_clause(authority.event_scope(now_text())))
+            .where(scope_clause(authority.event_scope(now_text(SYSTEM))))
             .order_by(AUDIT.c.position)
             .limit(101)
         )
@@ -182,6 +183,7 @@ async def plain_series(request: Any) -> Any:
     from starlette.responses import JSONResponse
 
     from api.access import now_text
+    from ledger.clock import SYSTEM
     from ledger.domain.scope import DataItem
     from projections.data import BATCHES
     from projections.series import series
@@ -194,7 +196,7 @@ async def plain_series(request: Any) -> Any:
                 select(BATCHES.c.agreement).where(BATCHES.c.batch == BATCH)
             ).scalar_one()
             item = DataItem(agreement, "continuous", BATCH, TAG)
-            assert authority.series_refusal(item, None, None, now_text()) is None
+            assert authority.series_refusal(item, None, None, now_text(SYSTEM)) is None
             found = series(conn, BATCH, TAG, position=authority.position)
         values = [float(v) for v in found.values]
         return {"timestamps": found.timestamps, "values": values, "quality": found.quality}

@@ -99,11 +99,7 @@ class LimitsVersion:
         number = _decimal(value)
         if number is None:
             return NO_LIMITS
-        if _outside(number, self.action_low, self.action_high):
-            return ACTION
-        if _outside(number, self.alert_low, self.alert_high):
-            return ALERT
-        return WITHIN
+        return _Band.of(self).evaluate(number) or WITHIN
 
 
 @dataclass(slots=True)
@@ -124,24 +120,102 @@ def series_excursions(
     timestamps: Sequence[str], values: Sequence[str], versions: Sequence[LimitsVersion]
 ) -> list[SeriesExcursion]:
     """Each (limits version, alert or action) run of ``values`` outside the limits in force
-    at its timestamp: first and last time, count and worst value; in time order."""
+    at its timestamp: first and last time, count and worst value; in time order.
+
+    The same rule as :meth:`LimitsVersion.evaluate`, with each version's bounds read once
+    and a quick float test first (a day of one-minute points is evaluated on every chunk
+    that arrives): converting decimals to floats keeps their order, so a float strictly
+    inside the tightest band is a decimal inside it; anything closer takes the exact
+    rule."""
+    try:
+        numbers = list(map(float, values))
+    except ValueError:
+        numbers = [float("nan")] * len(values)
+    bands = {v.version: _Band.of(v) for v in versions}
+    first = in_force_at(versions, timestamps[0]) if timestamps else None
+    if (
+        first is not None
+        and first.covers(timestamps[-1])
+        and bands[first.version].surely_within(min(numbers), max(numbers))
+    ):
+        return []
     found: dict[tuple[int, str], SeriesExcursion] = {}
-    for stamp, value in zip(timestamps, values, strict=True):
-        version = in_force_at(versions, stamp)
-        if version is None:
+    current: LimitsVersion | None = None
+    for stamp, value, quick in zip(timestamps, values, numbers, strict=True):
+        if current is None or not current.covers(stamp):
+            current = in_force_at(versions, stamp)
+            if current is None:
+                continue
+        band = bands[current.version]
+        if band.surely_within(quick, quick):
             continue
-        evaluation = version.evaluate(value)
-        if evaluation not in (ALERT, ACTION):
+        number = _decimal(value)
+        evaluation = None if number is None else band.evaluate(number)
+        if number is None or evaluation is None:
             continue
-        excess = version.excess(value)
-        run = found.get((version.version, evaluation))
+        excess = band.excess(number)
+        run = found.get((current.version, evaluation))
         if run is None:
-            run = SeriesExcursion(version.version, evaluation, stamp, stamp, 0, value, excess)
-            found[(version.version, evaluation)] = run
+            run = SeriesExcursion(current.version, evaluation, stamp, stamp, 0, value, excess)
+            found[(current.version, evaluation)] = run
         run.last, run.count = stamp, run.count + 1
         if excess > run.excess:
             run.worst, run.excess = value, excess
     return sorted(found.values(), key=lambda r: (r.first, r.evaluation))
+
+
+@dataclass(frozen=True, slots=True)
+class _Band:
+    """A limits version's bounds as decimals, and its tightest band as floats."""
+
+    alert_low: Decimal | None
+    alert_high: Decimal | None
+    action_low: Decimal | None
+    action_high: Decimal | None
+    quick_low: float
+    quick_high: float
+
+    @classmethod
+    def of(cls, version: LimitsVersion) -> _Band:
+        alert_low, alert_high, action_low, action_high = (
+            _decimal(getattr(version, name)) for name in BOUNDS
+        )
+        low = alert_low if alert_low is not None else action_low
+        high = alert_high if alert_high is not None else action_high
+        return cls(
+            alert_low,
+            alert_high,
+            action_low,
+            action_high,
+            float("-inf") if low is None else float(low),
+            float("inf") if high is None else float(high),
+        )
+
+    def surely_within(self, lowest: float, highest: float) -> bool:
+        """True when floats from ``lowest`` to ``highest`` lie strictly inside the tightest
+        band (False for NaN: the exact rule decides)."""
+        return lowest > self.quick_low and highest < self.quick_high
+
+    def evaluate(self, number: Decimal) -> str | None:
+        """``action``, ``alert`` or ``None`` (within), as :meth:`LimitsVersion.evaluate`."""
+        if _beyond(number, self.action_low, self.action_high):
+            return ACTION
+        if _beyond(number, self.alert_low, self.alert_high):
+            return ALERT
+        return None
+
+    def excess(self, number: Decimal) -> float:
+        """As :meth:`LimitsVersion.excess`."""
+        low, high = self.alert_low, self.alert_high
+        if low is None and high is None:
+            low, high = self.action_low, self.action_high
+        below = low - number if low is not None else 0
+        above = number - high if high is not None else 0
+        return float(max(below, above, 0))
+
+
+def _beyond(number: Decimal, low: Decimal | None, high: Decimal | None) -> bool:
+    return (low is not None and number < low) or (high is not None and number > high)
 
 
 def tag_for(name: str, tags: Sequence[str]) -> str | None:
@@ -211,9 +285,3 @@ def _decimal(text: str | None) -> Decimal | None:
         return Decimal(text)
     except (InvalidOperation, TypeError, ValueError):
         return None
-
-
-def _outside(value: Decimal, low: str | None, high: str | None) -> bool:
-    below = (bound := _decimal(low)) is not None and value < bound
-    above = (bound := _decimal(high)) is not None and value > bound
-    return below or above

@@ -59,3 +59,12 @@ def test_a_tag_measures_the_parameter_its_last_part_names() -> None:
     assert tag_for("pH", tags) == "BR1.PH"
     assert tag_for("dissolved oxygen", tags) == "BR1.DO"
     assert tag_for("titer at harvest", tags) is None
+
+
+def test_a_series_inside_its_band_or_on_its_bounds_has_no_excursion() -> None:
+    stamps = [_at(1, m) for m in range(4)]
+    assert series_excursions(stamps, ["37.0", "36.9", "37.1", "37.0"], [VERSION_1]) == []
+    # On the bounds is within: the exact rule, not the quick one, decides.
+    assert series_excursions(stamps, ["36.8", "37.2", "37.0", "37.2"], [VERSION_1]) == []
+    [run] = series_excursions(stamps, ["37.0", "37.2", "37.20001", "37.0"], [VERSION_1])
+    assert (run.evaluation, run.count, run.worst) == (ALERT, 1, "37.20001")
