@@ -16,6 +16,7 @@ from strawberry.scalars import JSON
 
 from api.queries.agreements import require_agreement
 from api.queries.common import At, Info, Scope, at_position, loader, scope_of, time_text
+from ledger.domain.validity import successive
 from projections.parameters import LIMITS, PARAMETERS, REVISIONS
 
 __all__ = [
@@ -90,12 +91,18 @@ class Parameter:
     async def limits_history(self, info: Info) -> list[LimitsVersion]:
         return await loader(info, "limits_history", _history).load((self.at, str(self.id)))
 
-    @strawberry.field(description="The limits that applied at a time (null: none then).")
+    @strawberry.field(
+        description="The limits in force at a valid time (null: none then): each version "
+        "from its effective time until the next one's, or the retirement. Under asOf, as "
+        "the ledger knew them at that position."
+    )
     async def limits_at(self, info: Info, time: datetime) -> LimitsVersion | None:
         when = time_text(time, "time")
         versions = await self.limits_history(info)
-        applied = [v for v in versions if when is not None and v.effective_from <= when]
-        return applied[-1] if applied else None
+        starts = {v.version: v.effective_from for v in versions}
+        intervals = successive(starts, self.retired_at)
+        found = [v for v in versions if when is not None and intervals[v.version].covers(when)]
+        return found[-1] if found else None
 
     @strawberry.field(description="Every revision proposed, oldest first.")
     async def revisions(self, info: Info) -> list[ParameterRevision]:

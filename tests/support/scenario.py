@@ -91,6 +91,8 @@ class Parameter:
     versions: int = 1
     pending: tuple[str, str, str] | None = None
     retired: bool = False
+    since: datetime | None = None
+    """The latest version's effective time when it was set in the past (history migrated)."""
 
 
 @dataclass
@@ -112,6 +114,8 @@ class Agreement:
     terms: dict[str, Any]
     status: str = "proposed"
     pending: tuple[str, dict[str, Any]] | None = None
+    since: datetime | None = None
+    """When the terms took effect, if signed as in force since a past time (a migration)."""
     batches: list[Batch] = field(default_factory=list)
     parameters: dict[str, Parameter] = field(default_factory=dict)
     grants: list[tuple[uuid.UUID, str, bool]] = field(default_factory=list)
@@ -312,7 +316,14 @@ class Scenario:
         agreement = self._pick([a for a in self.agreements if a.status == "proposed"])
         if agreement is not None:
             signer = agreement.other(agreement.proposed_by)
-            self.emit(signer, "AgreementSigned", agreement.subject, {}, "signed")
+            if self.rng.random() < 0.4:
+                since = now_utc() - timedelta(days=self.rng.randint(1, 60))
+                payload = {"effective_from": format_utc(since)}
+                reason = "quality agreement in force on paper before it was recorded here"
+                self.emit(signer, "AgreementSigned", agreement.subject, payload, "signed", reason)
+                agreement.since = since
+            else:
+                self.emit(signer, "AgreementSigned", agreement.subject, {}, "signed")
             agreement.status = "effective"
 
     def amend(self) -> None:
@@ -651,8 +662,20 @@ class Scenario:
         if target is not None:
             payload["target"] = target
         by = self.rng.choice((agreement.sponsor, agreement.cmo))
-        self.emit(by, "ParameterDefined", subject, payload, "authored")
-        agreement.parameters[name] = Parameter(subject, status)
+        since = self._earlier(agreement.since)
+        reason = None
+        if since is not None:
+            payload["effective_from"] = format_utc(since)
+            reason = "limits of the paper batch records, in force before migration"
+        self.emit(by, "ParameterDefined", subject, payload, "authored", reason)
+        agreement.parameters[name] = Parameter(subject, status, since=since)
+
+    def _earlier(self, after: datetime | None) -> datetime | None:
+        """Half the time, a past instant after ``after`` (None: not a migration)."""
+        latest = now_utc() - timedelta(seconds=2)
+        if after is None or after >= latest or self.rng.random() < 0.5:
+            return None
+        return after + (latest - after) * self.rng.random()
 
     def _parameter(self, pending: bool) -> tuple[Agreement, Parameter] | None:
         return self._pick(
@@ -691,11 +714,16 @@ class Scenario:
         parameter.pending = None
         if approve if approve is not None else self.rng.random() < 0.75:
             subject = parameter.subject
-            self.emit(
-                signer, "ParameterRevisionApproved", subject, {"revision": revision}, "approved"
-            )
+            payload = {"revision": revision}
+            since = self._earlier(parameter.since)
+            reason = None
+            if since is not None:
+                payload["effective_from"] = format_utc(since)
+                reason = "approved on paper before migration"
+            self.emit(signer, "ParameterRevisionApproved", subject, payload, "approved", reason)
             parameter.versions += 1
             parameter.status = status
+            parameter.since = since
         else:
             reason = "not supported by the data"
             payload = {"revision": revision}
