@@ -21,7 +21,13 @@ For each size:
   alone would allow the rebuild, before reading the log or running any handler;
 * **as_of**: median and 95th percentile of ``grants_as_of`` (a grantee's grants under
   one agreement) and ``parameters_as_of`` (an agreement's parameters) at random
-  positions.
+  positions;
+* **served**: median and 95th percentile over signed HTTP (the API in this process, one
+  request at a time) of ``traceBatch`` of a random batch as its sponsor (terms and limits
+  over the batch's window with what was learnt late, grants, events), and of an
+  agreement's ``parameters { limitsAt(time) }`` at a random valid time inside
+  ``asOf(position)`` at a random position (both axes); beside them, the floor of any
+  signed request, ``{ me { id } }`` (signature check, authority, HTTP).
 
 Run alone with ``python -m bench.bench_projections``.
 """
@@ -42,6 +48,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +90,7 @@ def _bench_backend(backend: str, url: str, sizes: tuple[int, ...]) -> None:
             raw = _raw_sqlite_rows_per_second(rebuilt["events"])
             access, parameters = _as_of_latencies(ledger)
             _report(backend, rebuilt, raw, access, parameters)
+            _report_served(backend, rebuilt["events"], _served_latencies(ledger))
     finally:
         ledger.close()
 
@@ -336,6 +344,79 @@ def _as_of_latencies(ledger: Ledger) -> tuple[tuple[float, float], tuple[float, 
             parameters_as_of(conn, rng.randrange(1, head + 1), rng.choice(agreements))
 
         return _latency(access), _latency(parameters)
+
+
+TRACE = """
+query($b: String!) { traceBatch(id: $b) {
+  position termsInForce { version } termsKnownAfterData
+  parameterLimits { parameterId versions { version } versionsKnownAfterData }
+  grants { id } events { position type signer }
+} }
+"""
+LIMITS_AT = """
+query($k: Int!, $a: ID!, $t: DateTime!) {
+  asOf(position: $k) { parameters(agreementId: $a) { id limitsAt(time: $t) { version } } }
+}
+"""
+
+
+def _served_latencies(ledger: Ledger) -> dict[str, tuple[float, float]]:
+    """traceBatch and limitsAt over signed HTTP, as the sponsor of what they ask about."""
+    from ledger.timeutil import format_utc, now_utc
+    from projections.agreements import AGREEMENTS
+    from projections.data import BATCHES
+    from projections.parameters import PARAMETERS
+    from tests.support.server import running_server
+    from tests.support.world import actor_of, notary_actor
+
+    rng = random.Random(7)
+    head = ledger.head()
+    with ledger.engine.connect() as conn:
+        sponsors = dict(conn.execute(sa.select(AGREEMENTS.c.agreement, AGREEMENTS.c.sponsor)).all())
+        batches = conn.execute(sa.select(BATCHES.c.batch, BATCHES.c.agreement).distinct()).all()
+        defined = conn.execute(sa.select(PARAMETERS.c.agreement).distinct()).scalars().all()
+    start = now_utc().timestamp() - 90 * 86_400
+    with running_server(ledger.settings, notary_actor().key) as server:
+        clients = {party: server.http(actor_of(party)) for party in set(sponsors.values())}
+
+        def ask(party: str, query: str, variables: dict[str, Any]) -> None:
+            body = {"query": query, "variables": variables}
+            answer = clients[party].post(server.graphql_url, json=body).json()
+            if answer.get("errors"):
+                raise RuntimeError(f"{party}: {answer['errors']}")
+
+        def trace() -> None:
+            batch, agreement = rng.choice(batches)
+            ask(sponsors[agreement], TRACE, {"b": batch})
+
+        def limits_at() -> None:
+            agreement = rng.choice(defined)
+            when = format_utc(datetime.fromtimestamp(start + rng.random() * 90 * 86_400, UTC))
+            variables = {"k": rng.randrange(1, head + 1), "a": agreement, "t": when}
+            ask(sponsors[agreement], LIMITS_AT, variables)
+
+        try:
+
+            def floor() -> None:
+                ask(rng.choice(list(clients)), "{ me { id } }", {})
+
+            return {
+                "signed request floor ({ me { id } })": _latency(floor, 200),
+                "traceBatch": _latency(trace, 200),
+                "limitsAt": _latency(limits_at, 200),
+            }
+        finally:
+            for client in clients.values():
+                client.close()
+
+
+def _report_served(backend: str, events: int, found: dict[str, tuple[float, float]]) -> None:
+    shown = ", ".join(f"{name} {p50:.1f}/{p95:.1f} ms" for name, (p50, p95) in found.items())
+    print(
+        f"{backend:8s} {events:>9,} events: served median/p95 {shown} "
+        "(budget: traceBatch p50 < 50 ms, limitsAt < 5 ms)",
+        flush=True,
+    )
 
 
 def _latency(query: Callable[[], None], runs: int = 300) -> tuple[float, float]:

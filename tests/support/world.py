@@ -166,6 +166,11 @@ class World:
         )
 
 
+def actor_of(party_id: str) -> Actor:
+    """The actor of an admitted world party (its keys are derived from its id)."""
+    return Actor(party_id, SigningKey(_seed(party_id)))
+
+
 def notary_actor() -> Actor:
     return Actor(NOTARY, SigningKey(_seed(NOTARY)))
 
