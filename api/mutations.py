@@ -37,14 +37,6 @@ class OpeningInput:
     salt: str = strawberry.field(description="32 random bytes, lowercase hex.")
     value: JSON = strawberry.field(description="The element's value (text).")
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "record": self.record,
-            "element": self.element,
-            "salt": self.salt,
-            "value": self.value,
-        }
-
 
 @strawberry.input(description="One signed envelope of a submitEvents batch.")
 class SignedEnvelopeInput:
@@ -81,11 +73,11 @@ def _check_signers(caller_id: str, items: Sequence[tuple[Any, Any]]) -> None:
             )
 
 
-Openings = list[OpeningInput] | None
+SentOpenings = list[OpeningInput] | None
 
 
 def _submit(
-    context: Context, items: Sequence[tuple[Any, Any]], openings: Sequence[Openings]
+    context: Context, items: Sequence[tuple[Any, Any]], openings: Sequence[SentOpenings]
 ) -> list[Submitted]:
     caller = context.require_party()
     limit = context.settings.max_batch
@@ -93,7 +85,7 @@ def _submit(
         raise LimitExceeded(f"at most {limit} envelopes per batch: split it", field="envelopes")
     _check_signers(caller.party_id, items)
     services = context.services
-    sent = [None if o is None else [i.as_json() for i in o] for o in openings]
+    sent = [None if o is None else [strawberry.asdict(i) for i in o] for o in openings]
     appended = context.ledger.append_many([(dict(e), s) for e, s in items], sent)
     services.metrics.appended(len(appended))
     services.index(appended[-1].position)

@@ -31,16 +31,14 @@ from typing import Any
 
 import httpx2
 
-from bench.support import batch_chains, wait_healthy
+from bench.support import batch_chains, sqlite_world, wait_healthy
 from clients.http_signing import PartyAuth
-from ledger.application import Ledger
-from ledger.config import Settings
 from ledger.keystore import create_keystore
 from ledger.log.tree import MerkleTree
 from projections.runner import Projector
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import CMO
-from tests.support.world import ORIGIN, World, build_world, notary_actor
+from tests.support.world import World
 
 __all__ = ["main"]
 
@@ -95,12 +93,7 @@ def timed(action: Callable[..., object], *args: Any) -> float:
 
 
 def open_world(directory: Path) -> World:
-    directory.mkdir(parents=True)
-    settings = Settings(
-        database_url=f"sqlite:///{directory / 'ledger.db'}", data_dir=directory, kdf_profile="min"
-    )
-    notary = notary_actor()
-    world = build_world(Ledger.initialise(settings, ORIGIN, notary.public_key), notary)
+    world = sqlite_world(directory)
     world.agreement = propose_and_sign(world)  # type: ignore[attr-defined]
     return world
 

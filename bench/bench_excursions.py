@@ -26,8 +26,7 @@ from typing import Any
 from unittest import mock
 
 import ledger.domain.batches as batch_rules
-from ledger.application import Ledger
-from ledger.config import Settings
+from bench.support import sqlite_world
 from ledger.domain.subjects import batch_subject
 from ledger.log.envelope import event_hash
 from ledger.timeutil import format_utc, now_utc
@@ -42,7 +41,7 @@ from tests.support.batches import (
     define_parameter,
     discrete_records,
 )
-from tests.support.world import ORIGIN, World, build_world, notary_actor
+from tests.support.world import World
 
 __all__ = ["main"]
 
@@ -107,12 +106,7 @@ def _no_evaluation(*_: Any) -> dict[str, Any]:
 
 
 def open_world(directory: Path) -> World:
-    directory.mkdir(parents=True)
-    settings = Settings(
-        database_url=f"sqlite:///{directory / 'ledger.db'}", data_dir=directory, kdf_profile="min"
-    )
-    notary = notary_actor()
-    world = build_world(Ledger.initialise(settings, ORIGIN, notary.public_key), notary)
+    world = sqlite_world(directory)
     # Terms and limits in force before the data (migrated history), so every result and
     # point is evaluated.
     since = format_utc(now_utc() - timedelta(days=10))

@@ -372,7 +372,8 @@ def _served_latencies(ledger: Ledger) -> dict[str, tuple[float, float]]:
     rng = random.Random(7)
     head = ledger.head()
     with ledger.engine.connect() as conn:
-        sponsors = dict(conn.execute(sa.select(AGREEMENTS.c.agreement, AGREEMENTS.c.sponsor)).all())
+        rows = conn.execute(sa.select(AGREEMENTS.c.agreement, AGREEMENTS.c.sponsor)).all()
+        sponsors: dict[str, str] = {str(a): str(s) for a, s in rows}
         batches = conn.execute(sa.select(BATCHES.c.batch, BATCHES.c.agreement).distinct()).all()
         defined = conn.execute(sa.select(PARAMETERS.c.agreement).distinct()).scalars().all()
     start = now_utc().timestamp() - 90 * 86_400

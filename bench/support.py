@@ -7,19 +7,32 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx2
 
+from ledger.application import Ledger
+from ledger.config import Settings
 from ledger.domain.subjects import batch_subject
 from ledger.log.envelope import event_hash
 from ledger.timeutil import format_utc, now_utc
 from tests.support.batches import data_payload, discrete_records
-from tests.support.world import World
+from tests.support.world import ORIGIN, World, build_world, notary_actor
 
-__all__ = ["batch_chains", "wait_healthy"]
+__all__ = ["batch_chains", "sqlite_world", "wait_healthy"]
 
 CMO = "contoso-cmo"
+
+
+def sqlite_world(directory: Path) -> World:
+    """A new SQLite ledger in ``directory`` with the world's parties admitted."""
+    directory.mkdir(parents=True)
+    settings = Settings(
+        database_url=f"sqlite:///{directory / 'ledger.db'}", data_dir=directory, kdf_profile="min"
+    )
+    notary = notary_actor()
+    return build_world(Ledger.initialise(settings, ORIGIN, notary.public_key), notary)
 
 
 def batch_chains(world: World, agreement: uuid.UUID) -> Iterator[list[tuple[dict[str, Any], str]]]:

@@ -207,8 +207,7 @@ class Ledger(Application[UUID]):
                 command, spec = self._admit(raw, signature, now, state, offered)
                 aggregate = spec.record(command)
             except LedgerError as error:
-                if len(items) > 1:
-                    error.field = f"envelopes[{index}].{error.field or 'envelope'}"
+                _name_envelope(error, index, len(items))
                 raise
             state.changed(aggregate)
             events.extend(aggregate.collect_events())
@@ -260,10 +259,11 @@ class Ledger(Application[UUID]):
         command = Command(envelope, signature, format_utc(now), now, subject, state, openings)
         decode_payload(spec.type, envelope.payload)
         spec.rule(command)
-        for index, _ in openings.leftover()[:1]:
+        leftover = openings.leftover()
+        if leftover:
             raise ValidationFailed(
                 f"this {spec.type} commits no confidential element: send no openings",
-                field=f"openings[{index}]",
+                field=f"{openings.prefix}[{leftover[0][0]}]",
             )
         return command, spec
 
@@ -334,10 +334,12 @@ class Ledger(Application[UUID]):
             with self.storage.transaction(commit=True) as session:
                 for index, command in enumerate(commands):
                     envelope, kept = command.envelope, command.openings
-                    prefix = f"envelopes[{index}].openings" if len(commands) > 1 else "openings"
-                    taken = list(kept.taken.values())
-                    store_openings(session, str(envelope.subject), envelope.version, taken, prefix)
-                    purged = bool(purge_openings(session, kept.purged)) or purged
+                    try:
+                        store_openings(session, str(envelope.subject), envelope.version, kept)
+                    except LedgerError as error:
+                        _name_envelope(error, index, len(commands))
+                        raise
+                    purged = purge_openings(session, kept.purged) > 0 or purged
                 recordings = list(self.save(*events))
         except IntegrityError as exc:
             raise VersionConflict(
@@ -451,6 +453,12 @@ class _BatchState(LedgerState):
 
     def changed(self, aggregate: SignedAggregate) -> None:
         self._seen[aggregate.id] = aggregate
+
+
+def _name_envelope(error: LedgerError, index: int, count: int) -> None:
+    """Make ``error`` name envelope ``index`` of a batch of ``count`` (``envelopes[i].x``)."""
+    if count > 1:
+        error.field = f"envelopes[{index}].{error.field or 'envelope'}"
 
 
 def _ensure_sqlite_dir(settings: Settings) -> None:

@@ -32,6 +32,7 @@ from api.queries.records import (
 )
 from ledger.domain.formats import ACKNOWLEDGEABLE_KINDS
 from ledger.domain.limits import ACTION, ALERT, report_due, reporting_status
+from ledger.domain.limits import SeriesExcursion as LimitsSeriesExcursion
 from ledger.domain.scope import DataItem
 from projections.agreements import AGREEMENTS
 from projections.data import CHUNK_EXCURSIONS, CHUNKS
@@ -106,12 +107,7 @@ async def batch_excursions(info: Info, scope: Scope, agreement: str, batch: str)
     require_class(scope, agreement, batch, "discrete")
     require_class(scope, agreement, batch, "event")
     results = await read(info, read_discrete, scope, agreement, batch, RecordFilter())
-    wanted = RecordFilter(kinds=frozenset(ACKNOWLEDGEABLE_KINDS))
-    reports = sorted(
-        await read(info, read_events, scope, agreement, batch, wanted),
-        key=lambda r: (r.recorded_at, r.id),
-    )
-    hours = await read(info, _deadline_hours, scope.at, agreement)
+    reports, hours = await _reports_and_deadline(info, scope, agreement, batch)
     found = [r for r in results if r.evaluation in (ALERT, ACTION)]
     found.sort(key=lambda r: (r.sampled_at or "", r.id))
     return [_excursion(record, reports, hours, scope.now) for record in found]
@@ -139,20 +135,9 @@ class SeriesExcursion:
     reporting: str
 
 
-@dataclass(slots=True)
-class _Run:
-    tag: str
-    parameter_id: str
-    limits_version: int
-    evaluation: str
-    first: str
-    last: str
-    count: int
-    worst: str
-    excess: float
-
-
-def _series_runs(conn: Connection, at: At, batch: str) -> list[_Run]:
+def _series_runs(
+    conn: Connection, at: At, batch: str
+) -> list[tuple[str, str, LimitsSeriesExcursion]]:
     """The batch's chunk excursions over its current chunks, merged per tag, parameter,
     limits version and level, in order of their first point."""
     runs = CHUNK_EXCURSIONS
@@ -163,20 +148,31 @@ def _series_runs(conn: Connection, at: At, batch: str) -> list[_Run]:
         .where(CHUNKS.c.status == "current")
         .order_by(runs.c.first)
     )
-    merged: dict[tuple[str, str, int, str], _Run] = {}
-    for row in conn.execute(query):
-        found = row._mapping
-        key = (found["tag"], found["parameter_id"], found["limits_version"], found["evaluation"])
+    merged: dict[tuple[str, str, int, str], LimitsSeriesExcursion] = {}
+    for result in conn.execute(query):
+        row = result._mapping
+        key = (row["tag"], row["parameter_id"], row["limits_version"], row["evaluation"])
         run = merged.get(key)
         if run is None:
-            merged[key] = _Run(
-                *key, found["first"], found["last"], found["count"], found["worst"], found["excess"]
+            run = merged[key] = LimitsSeriesExcursion(
+                row["limits_version"], row["evaluation"], row["first"], row["last"], 0, "", -1.0
             )
-            continue
-        run.last, run.count = max(run.last, found["last"]), run.count + found["count"]
-        if found["excess"] > run.excess:
-            run.worst, run.excess = found["worst"], found["excess"]
-    return sorted(merged.values(), key=lambda r: (r.first, r.tag, r.evaluation))
+        run.absorb(row["last"], row["count"], row["worst"], row["excess"])
+    found = [(tag, parameter, run) for (tag, parameter, _, _), run in merged.items()]
+    return sorted(found, key=lambda f: (f[2].first, f[0], f[2].evaluation))
+
+
+async def _reports_and_deadline(
+    info: Info, scope: Scope, agreement: str, batch: str
+) -> tuple[list[EventRecord], int | None]:
+    """The batch's deviation, OOS and OOT records in arrival order, and the agreement's
+    deviation deadline (hours)."""
+    wanted = RecordFilter(kinds=frozenset(ACKNOWLEDGEABLE_KINDS))
+    reports = sorted(
+        await read(info, read_events, scope, agreement, batch, wanted),
+        key=lambda r: (r.recorded_at, r.id),
+    )
+    return reports, await read(info, _deadline_hours, scope.at, agreement)
 
 
 async def series_excursions(
@@ -184,23 +180,18 @@ async def series_excursions(
 ) -> list[SeriesExcursion]:
     """The batch's continuous excursions over the tags and times the caller may read."""
     require_class(scope, agreement, batch, "event")
-    wanted = RecordFilter(kinds=frozenset(ACKNOWLEDGEABLE_KINDS))
-    reports = sorted(
-        await read(info, read_events, scope, agreement, batch, wanted),
-        key=lambda r: (r.recorded_at, r.id),
-    )
-    hours = await read(info, _deadline_hours, scope.at, agreement)
+    reports, hours = await _reports_and_deadline(info, scope, agreement, batch)
     result = []
-    for row in await read(info, _series_runs, scope.at, batch):
-        item = DataItem(agreement, "continuous", batch, row.tag)
+    for tag, parameter, row in await read(info, _series_runs, scope.at, batch):
+        item = DataItem(agreement, "continuous", batch, tag)
         if scope.authority.series_refusal(item, row.first, row.last, scope.now) is not None:
             continue
         reporting = _reporting(row.evaluation, row.first, reports, hours, scope.now)
         result.append(
             SeriesExcursion(
-                tag=row.tag,
-                parameter_id=strawberry.ID(row.parameter_id),
-                limits_version=row.limits_version,
+                tag=tag,
+                parameter_id=strawberry.ID(parameter),
+                limits_version=row.version,
                 evaluation=row.evaluation,
                 first=row.first,
                 last=row.last,

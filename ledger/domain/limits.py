@@ -81,19 +81,6 @@ class LimitsVersion:
         """True when the version is in force at ``at`` (RFC 3339 UTC, milliseconds)."""
         return self.effective_from <= at and (self.effective_to is None or at < self.effective_to)
 
-    def excess(self, value: str) -> float:
-        """How far ``value`` lies outside the alert band (the action band without one);
-        0 inside it."""
-        number = _decimal(value)
-        if number is None:
-            return 0.0
-        low, high = self.alert_low, self.alert_high
-        if low is None and high is None:
-            low, high = self.action_low, self.action_high
-        below = ((bound := _decimal(low)) is not None and bound - number) or 0
-        above = ((bound := _decimal(high)) is not None and number - bound) or 0
-        return float(max(below, above, 0))
-
     def evaluate(self, value: str) -> str:
         """``within``, ``alert`` or ``action`` for the decimal string ``value``."""
         number = _decimal(value)
@@ -114,6 +101,12 @@ class SeriesExcursion:
     worst: str
     excess: float
     """How far ``worst`` lies outside the alert band (the action band without one)."""
+
+    def absorb(self, last: str, count: int, worst: str, excess: float) -> None:
+        """Take in more points of the same version and level (in time order)."""
+        self.last, self.count = max(self.last, last), self.count + count
+        if excess > self.excess:
+            self.worst, self.excess = worst, excess
 
 
 def series_excursions(
@@ -158,9 +151,7 @@ def series_excursions(
         if run is None:
             run = SeriesExcursion(current.version, evaluation, stamp, stamp, 0, value, excess)
             found[(current.version, evaluation)] = run
-        run.last, run.count = stamp, run.count + 1
-        if excess > run.excess:
-            run.worst, run.excess = value, excess
+        run.absorb(stamp, 1, value, excess)
     return sorted(found.values(), key=lambda r: (r.first, r.evaluation))
 
 
@@ -205,7 +196,8 @@ class _Band:
         return None
 
     def excess(self, number: Decimal) -> float:
-        """As :meth:`LimitsVersion.excess`."""
+        """How far ``number`` lies outside the alert band (the action band without one);
+        0 inside it."""
         low, high = self.alert_low, self.alert_high
         if low is None and high is None:
             low, high = self.action_low, self.action_high

@@ -20,7 +20,7 @@ from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, de
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from ledger.domain.commitments import Opening
+from ledger.domain.commitments import Opening, Openings
 from ledger.errors import ValidationFailed
 
 __all__ = [
@@ -52,24 +52,19 @@ def create_openings(engine: Engine) -> None:
     metadata.create_all(engine, checkfirst=True)
 
 
-def store_openings(
-    session: Session, subject: str, version: int, openings: Sequence[Opening], prefix: str
-) -> None:
-    """Store the openings of the event ``(subject, version)``; refuse a commitment that
-    another event already opened."""
-    if not openings:
+def store_openings(session: Session, subject: str, version: int, openings: Openings) -> None:
+    """Store the openings the rule of event ``(subject, version)`` took; refuse a
+    commitment that another event already opened, naming the opening as it was sent."""
+    if not openings.taken:
         return
-    wanted = [o.commitment for o in openings]
-    used = set(
-        session.scalars(select(OPENINGS.c.commitment).where(OPENINGS.c.commitment.in_(wanted)))
-    )
-    for index, commitment in enumerate(wanted):
-        if commitment in used:
-            raise ValidationFailed(
-                f"commitment {commitment} is already opened by another event: commit with a "
-                "fresh salt",
-                field=f"{prefix}[{index}]",
-            )
+    wanted = list(openings.taken)
+    query = select(OPENINGS.c.commitment).where(OPENINGS.c.commitment.in_(wanted))
+    for commitment in session.scalars(query):
+        index = openings.offered.index(openings.taken[commitment])
+        raise ValidationFailed(
+            f"commitment {commitment} is already opened by another event: commit with a fresh salt",
+            field=f"{openings.prefix}[{index}]",
+        )
     session.execute(
         OPENINGS.insert(),
         [
@@ -82,21 +77,17 @@ def store_openings(
                 "salt": o.salt,
                 "value": o.value,
             }
-            for commitment, o in zip(wanted, openings, strict=True)
+            for commitment, o in openings.taken.items()
         ],
     )
 
 
-def purge_openings(session: Session, commitments: Iterable[str]) -> list[str]:
-    """Delete the openings of ``commitments``; answers those that were there."""
-    wanted = list(commitments)
-    if not wanted:
-        return []
-    found = set(
-        session.scalars(select(OPENINGS.c.commitment).where(OPENINGS.c.commitment.in_(wanted)))
-    )
-    session.execute(delete(OPENINGS).where(OPENINGS.c.commitment.in_(wanted)))
-    return [c for c in wanted if c in found]
+def purge_openings(session: Session, commitments: Sequence[str]) -> int:
+    """Delete the openings of ``commitments``; answers how many there were."""
+    if not commitments:
+        return 0
+    deleted = session.execute(delete(OPENINGS).where(OPENINGS.c.commitment.in_(commitments)))
+    return int(getattr(deleted, "rowcount", 0) or 0)
 
 
 def truncate_wal(engine: Engine) -> None:

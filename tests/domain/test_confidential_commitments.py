@@ -12,6 +12,7 @@ import pytest
 from ledger.domain.commitments import Opening, commit_records, committed
 from ledger.domain.subjects import batch_subject
 from ledger.errors import Forbidden, NotFound, ValidationFailed
+from ledger.log.envelope import event_hash
 from ledger.log.openings import read_openings
 from ledger.log.verify import verify_ledger
 from ledger.timeutil import format_utc, now_utc
@@ -210,3 +211,51 @@ def test_only_the_cmo_purges_and_only_what_the_batch_committed_once(world: World
     refusal(world, ValidationFailed, "payload.commitments", lambda: _purge(world, []))
     _purge(world, [commitment])
     refusal(world, ValidationFailed, "payload.commitments[0]", lambda: _purge(world, [commitment]))
+
+
+def test_a_commitment_opened_in_another_batch_is_refused_naming_the_opening(world: World):
+    agreement = propose_and_sign(world)
+    register_batch(world, agreement, BATCH)
+    register_batch(world, agreement, "NWB101-24-002")
+    records, openings = _committed()
+    _submit(world, records, openings)
+    head = world.ledger.head()
+    with pytest.raises(ValidationFailed) as refused:
+        world[CMO].submit(
+            world.ledger,
+            "DataSubmitted",
+            batch_subject("NWB101-24-002"),
+            data_payload("discrete", records),
+            meaning="submitted",
+            openings=openings,
+        )
+    assert refused.value.field == "openings[0]", str(refused.value)
+    assert world.ledger.head() == head
+
+
+def test_a_wrong_opening_in_a_batch_of_envelopes_names_its_envelope(world: World):
+    _batch(world)
+    first, first_openings = _committed()
+    second, second_openings = _committed("another supplier")
+    second = [dict(r, id=f"N{r['id']}") for r in second]
+    second_openings = [dict(o, record=f"N{o['record']}", value="tampered") for o in second_openings]
+    signed = []
+    version, prev = world.ledger.next_version(batch_subject(BATCH))
+    for records in (first, second):
+        envelope = world[CMO].envelope(
+            "DataSubmitted",
+            batch_subject(BATCH),
+            data_payload("discrete", records),
+            version=version,
+            prev=prev,
+            meaning="submitted",
+        )
+        signature = world[CMO].sign(envelope)
+        signed.append((envelope, signature))
+        version, prev = version + 1, event_hash(envelope, signature)
+    refusal(
+        world,
+        ValidationFailed,
+        "envelopes[1].openings[0].value",
+        lambda: world.ledger.append_many(signed, [first_openings, second_openings]),
+    )
