@@ -16,12 +16,14 @@ import threading
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from api.permissions import AgreementRoles, Authority, SubjectFacts, event_readable
 from ledger.clock import Clock
+from ledger.domain.parties import NOTARY
 from ledger.domain.scope import DataItem, GrantScope
 from ledger.timeutil import format_utc
 from projections.access import GRANTS
@@ -36,10 +38,14 @@ if TYPE_CHECKING:
     from ledger.application import Recorded
 
 __all__ = [
+    "SUBJECT_CREATORS",
     "ViewFacts",
     "authority_for",
     "can_read_event",
+    "can_read_subject",
+    "forget_authority",
     "load_authority",
+    "may_create_subjects",
     "now_text",
     "read_authority",
     "views_head",
@@ -162,6 +168,45 @@ def authority_for(
         found = load_authority(engine, caller)
     setattr(context, _ATTRIBUTE, found)
     return found
+
+
+SUBJECT_CREATORS = ("sponsor", "cmo", NOTARY)
+"""Roles whose events open new subjects (agreements, batches, parameters, grants, claims)."""
+
+
+def may_create_subjects(caller: Caller) -> bool:
+    """Whether ``caller`` may learn that a subject does not exist yet (``nextVersion``)."""
+    return caller.role in SUBJECT_CREATORS
+
+
+def can_read_subject(context: Any, subject: str) -> bool:
+    """Whether the context's caller may read the events of ``subject`` (judged by its first
+    event); ``False`` for a subject the log does not hold, so that names cannot be probed."""
+    first = _first_position(context.ledger.engine, subject)
+    if first is None and context.ledger.next_version(UUID(subject))[0] > 1:
+        authority_for(context, context.ledger.head())  # the views lag the log: let them reach it
+        first = _first_position(context.ledger.engine, subject)
+    if first is None:
+        return False
+    recorded = context.ledger.read(first - 1, 1)
+    return bool(recorded) and can_read_event(context, recorded[0])
+
+
+def _first_position(engine: Engine, subject: str) -> int | None:
+    with engine.connect() as conn:
+        first = conn.execute(
+            select(AUDIT.c.position)
+            .where(AUDIT.c.subject == subject)
+            .order_by(AUDIT.c.position)
+            .limit(1)
+        ).scalar()
+    return None if first is None else int(first)
+
+
+def forget_authority(context: Any) -> None:
+    """Drop the authority the context holds, so the next check reads the views again."""
+    if hasattr(context, _ATTRIBUTE):
+        delattr(context, _ATTRIBUTE)
 
 
 class ViewFacts(SubjectFacts):

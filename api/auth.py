@@ -1,19 +1,30 @@
 """Who is calling: RFC 9421 HTTP Message Signatures by party keys, and replay refusal.
 
-The scheme (the client side is :mod:`clients.http_signing`):
+The scheme (shared in :mod:`ledger.http_signatures`; the client side is
+:mod:`clients.http_signing`):
 
 * one signature, ``keyid="<party id>/<key id>"``, ``alg`` absent or ``"ed25519"``, with
   ``created`` and ``nonce`` parameters;
-* an HTTP request covers ``"@method" "@path" "content-digest"``, and the RFC 9530
-  Content-Digest (sha-256) must match the body, also when the body is empty;
+* an HTTP request covers ``"@method" "@authority" "@path" "content-digest"
+  "ledger-origin"``: ``"@authority"`` is the ``Host`` the server received, ``Ledger-Origin``
+  must be this ledger's origin, and the RFC 9530 Content-Digest must carry a ``sha-256``
+  member (other members may be present) and every member must match the body, also when
+  the body is empty;
 * a websocket's ``connection_init`` payload carries ``signature-input`` and ``signature``
-  for a synthetic ``GET <websocket path>`` covering ``"@method" "@path"``, tagged
-  ``graphql-transport-ws``;
+  for a synthetic ``GET <websocket path>`` covering ``"@method" "@authority" "@path"
+  "ledger-origin"``, tagged ``graphql-transport-ws``, and the values of its two fields:
+  ``host`` (the ``Host`` the websocket was opened with, which must be the one the server
+  received) and ``ledger-origin``;
+* a signature not covering both ``"@authority"`` and ``"ledger-origin"`` comes from a
+  client older than this binding, and is refused with the advice to update it;
 * ``created`` must be no older than the request window (``Limits.request_max_age``, five
   minutes) and no further ahead than the ledger's clock skew;
 * the key must belong to an admitted party (or be the notary's key) and not be revoked;
 * a signature is accepted once: its hash goes into a table with a unique key, shared by
   every worker process, and rows are pruned once their window has passed.
+
+So a request signed for one ledger is refused by another that admits the same key: its
+origin (and normally its host) differ, and the signature covers both.
 
 Every refusal raises :class:`~api.errors.Unauthenticated` saying what to fix. A request
 with neither signature header is anonymous (``None``), not refused.
@@ -26,6 +37,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib import metadata
 from typing import Any
 
 import http_sf
@@ -43,7 +55,16 @@ from sqlalchemy.exc import IntegrityError as SQLAlchemyIntegrityError
 from api.errors import Unauthenticated
 from ledger.application import Ledger
 from ledger.domain.parties import NOTARY
-from ledger.http_signatures import ALGORITHM, HTTP_COMPONENTS, WS_COMPONENTS, WS_TAG
+from ledger.http_signatures import (
+    ALGORITHM,
+    BINDING_COMPONENTS,
+    DIGEST_ALGORITHM,
+    HTTP_COMPONENTS,
+    ORIGIN_FIELD,
+    WS_COMPONENTS,
+    WS_HOST,
+    WS_TAG,
+)
 from ledger.keys import decode_public_key
 
 __all__ = ["Authenticator", "Caller", "ReplayGuard", "SignedRequest", "replay_table"]
@@ -131,6 +152,21 @@ class _Input:
     label: str
     keyid: str
     created: int
+    covered: frozenset[str]
+
+    def require(self, components: tuple[str, ...]) -> None:
+        """Refuse a signature that leaves any of ``components`` uncovered."""
+        missing = [name for name in components if name not in self.covered]
+        if any(name in BINDING_COMPONENTS for name in missing):
+            # Short: a websocket's close reason holds 123 bytes.
+            raise Unauthenticated(
+                f'the signature must cover "@authority" and "{ORIGIN_FIELD}": '
+                f"update the client (cmo-ledger >= {_version()})"
+            )
+        if missing:
+            raise Unauthenticated(
+                f"the signature must cover {_listed(missing)}: cover {_listed(components)}"
+            )
 
 
 class Authenticator:
@@ -143,24 +179,45 @@ class Authenticator:
         self._skew = ledger.settings.max_clock_skew
 
     def authenticate_http(self, request: SignedRequest, body: bytes) -> Caller | None:
-        """The caller of an HTTP request, ``None`` when it is unsigned."""
+        """The caller of an HTTP request, ``None`` when it is unsigned.
+
+        ``request.url`` must be built from the ``Host`` the request arrived with: it is the
+        ``"@authority"`` the signature is checked against."""
         headers = request.headers
         if "signature" not in headers and "signature-input" not in headers:
             return None
         return self._verify(request, body, HTTP_COMPONENTS, tag=None)
 
-    def authenticate_ws(self, payload: Mapping[str, Any], path: str) -> Caller | None:
-        """The caller of a websocket, from its ``connection_init`` payload."""
+    def authenticate_ws(
+        self, payload: Mapping[str, Any], path: str, authority: str | None = None
+    ) -> Caller | None:
+        """The caller of a websocket, from its ``connection_init`` payload.
+
+        ``authority`` is the ``Host`` the websocket request arrived with; the payload's
+        ``host`` must be it. Without it, the payload's ``host`` is checked against the
+        signature only (the origin still binds the signature to this ledger)."""
         if "signature" not in payload and "signature-input" not in payload:
             return None
-        values = [payload.get("signature-input"), payload.get("signature")]
-        if not all(isinstance(value, str) for value in values):
+        fields = _payload_fields(payload)
+        _parse_input(fields["signature-input"]).require(WS_COMPONENTS)
+        host = fields.get(WS_HOST)
+        if host is None:
             raise Unauthenticated(
-                "connection_init payload needs 'signature-input' and 'signature' strings"
+                f"connection_init payload needs a {WS_HOST!r} string: the host (and port) "
+                "of the websocket URL, as sent in its Host header"
             )
-        headers = {"signature-input": values[0], "signature": values[1]}
-        request = SignedRequest("GET", f"http://localhost{path}", headers)
+        if authority is not None and host.lower() != authority.lower():
+            raise Unauthenticated(
+                # The advice first: a websocket's close reason holds 123 bytes.
+                f"sign connection_init for the URL you open: signed for host {host!r}, "
+                f"this websocket reached {authority!r}"
+            )
+        request = SignedRequest("GET", f"http://{host}{path}", fields)
         return self._verify(request, None, WS_COMPONENTS, tag=WS_TAG)
+
+    def recheck(self, caller: Caller) -> None:
+        """Refuse ``caller`` if its key was revoked (or its party is gone) since it signed."""
+        self._resolve(f"{caller.party_id}/{caller.key_id}")
 
     def _verify(
         self,
@@ -169,10 +226,15 @@ class Authenticator:
         components: tuple[str, ...],
         tag: str | None,
     ) -> Caller:
-        if "signature" not in request.headers or "signature-input" not in request.headers:
+        headers = request.headers
+        if "signature" not in headers or "signature-input" not in headers:
             raise Unauthenticated("send both Signature-Input and Signature headers")
-        parsed = _parse_input(request.headers["signature-input"])
+        parsed = _parse_input(headers["signature-input"])
+        parsed.require(components)
         self._check_fresh(parsed.created)
+        self._check_origin(headers.get(ORIGIN_FIELD), websocket=tag is not None)
+        if body is not None:
+            _check_digest(headers.get("content-digest"))
         caller, key = self._resolve(parsed.keyid)
         verifier = HTTPMessageVerifier(
             signature_algorithm=algorithms.ED25519, key_resolver=_FixedKey(key)
@@ -188,9 +250,12 @@ class Authenticator:
                 body=body,
             )
         except HTTPMessageSignaturesException as exc:
-            detail = str(exc) or f"it does not verify with key {parsed.keyid}"
+            detail = str(exc) or (
+                f"it does not verify with key {parsed.keyid}: sign the request as it is sent "
+                "(method, host and port, path, Ledger-Origin and body)"
+            )
             raise Unauthenticated(f"request signature refused: {detail}") from None
-        signature = _signature_bytes(request.headers["signature"], parsed.label)
+        signature = _signature_bytes(headers["signature"], parsed.label)
         self._replay.accept(signature, parsed.created + int(self._max_age + self._skew) + 1)
         return caller
 
@@ -204,6 +269,21 @@ class Authenticator:
         if created > now + self._skew:
             raise Unauthenticated(
                 "request signature was created in the future: check the client's clock"
+            )
+
+    def _check_origin(self, signed_for: object, *, websocket: bool) -> None:
+        own = self._ledger.identity.origin
+        if not isinstance(signed_for, str):
+            where = (
+                f"a {ORIGIN_FIELD!r} string in the connection_init payload"
+                if websocket
+                else "a Ledger-Origin header"
+            )
+            raise Unauthenticated(f"send {where} carrying this ledger's origin {own!r}")
+        if signed_for != own:
+            raise Unauthenticated(
+                f"request signed for ledger {signed_for!r}, this ledger is {own!r}: sign for "
+                "the ledger you send to (its origin is answered unsigned by { ledger { origin } })"
             )
 
     def _resolve(self, keyid: str) -> tuple[Caller, Ed25519PublicKey]:
@@ -252,7 +332,60 @@ def _parse_input(value: str) -> _Input:
         raise Unauthenticated("Signature-Input needs a random nonce parameter")
     if params.get("alg", ALGORITHM) != ALGORITHM:
         raise Unauthenticated("alg must be ed25519")
-    return _Input(str(label), keyid, created)
+    return _Input(str(label), keyid, created, _covered(members[label][0]))
+
+
+def _covered(items: object) -> frozenset[str]:
+    # A component with parameters (e.g. one member of Content-Digest) is not the whole one.
+    if not isinstance(items, list):
+        raise Unauthenticated("Signature-Input must list the covered components in parentheses")
+    return frozenset(value for value, params in items if isinstance(value, str) and not params)
+
+
+def _listed(components: tuple[str, ...] | list[str]) -> str:
+    return " ".join(f'"{name}"' for name in components)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("cmo-ledger")
+    except metadata.PackageNotFoundError:
+        return "the server's version"
+
+
+def _payload_fields(payload: Mapping[str, Any]) -> dict[str, str]:
+    """The synthetic request's fields carried by a ``connection_init`` payload."""
+    if not all(isinstance(payload.get(name), str) for name in ("signature-input", "signature")):
+        raise Unauthenticated(
+            "connection_init payload needs 'signature-input' and 'signature' strings"
+        )
+    fields = {}
+    for name in ("signature-input", "signature", WS_HOST, ORIGIN_FIELD):
+        value = payload.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise Unauthenticated(f"connection_init payload member {name!r} must be a string")
+        fields[name] = value
+    return fields
+
+
+def _check_digest(value: str | None) -> None:
+    # The signing library accepts any supported digest alone; this API promises sha-256.
+    advice = (
+        f"send Content-Digest: {DIGEST_ALGORITHM}=:<base64 SHA-256 of the body>: (RFC 9530), "
+        "also for an empty body"
+    )
+    if value is None:
+        raise Unauthenticated(f"no Content-Digest header: {advice}")
+    try:
+        members: Any = http_sf.parse(value.encode("ascii"), tltype="dictionary")
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raise Unauthenticated(
+            f"Content-Digest is not a structured-field dictionary: {advice}"
+        ) from None
+    if not isinstance(members, dict) or DIGEST_ALGORITHM not in members:
+        raise Unauthenticated(f"Content-Digest has no {DIGEST_ALGORITHM} member: {advice}")
 
 
 def _signature_bytes(value: str, label: str) -> bytes:

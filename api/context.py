@@ -45,6 +45,6 @@ class Context:
         if self.party is None:
             raise Unauthenticated(
                 "sign the request with your party key (HTTP Message Signatures); "
-                "unsigned callers may read only the `ledger` field"
+                "unsigned callers may read only the `ledger` field and the schema (introspection)"
             )
         return self.party

@@ -43,6 +43,7 @@ __all__ = [
     "CodedErrors",
     "Unauthenticated",
     "classify",
+    "cut_echoes",
     "error_document",
     "is_masked",
 ]
@@ -73,6 +74,12 @@ _TRANSLATED: tuple[tuple[tuple[type[Exception], ...], str, str], ...] = (
     ((Unavailable, *DATABASE_DOWN), UNAVAILABLE, UNAVAILABLE_MESSAGE),
     (UNSTORABLE, VALIDATION_FAILED, UNSTORABLE_MESSAGE),
 )
+
+MAX_MESSAGE = 1000
+"""Characters of an error message before the values it quotes are cut."""
+MAX_ECHO = 64
+"""Characters of a quoted value kept in a cut message."""
+_QUOTED = re.compile(r"""(['"])(.{""" + str(MAX_ECHO + 1) + r""",}?)\1""", re.DOTALL)
 
 log = logging.getLogger("api.errors")
 
@@ -116,12 +123,28 @@ def classify(error: GraphQLError) -> tuple[str, str | None]:
     return INTERNAL_ERROR, None
 
 
+def cut_echoes(message: str) -> str:
+    """``message`` with each quoted value over ``MAX_ECHO`` characters cut, when the
+    message is over ``MAX_MESSAGE``: a refusal names the value, it does not send it back."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    cut = _QUOTED.sub(_shortened, message)
+    if len(cut) > MAX_MESSAGE:
+        cut = f"{cut[: MAX_MESSAGE - 30]}... ({len(message):,} characters)"
+    return cut
+
+
+def _shortened(match: re.Match[str]) -> str:
+    quote, value = match.group(1), match.group(2)
+    return f"{quote}{value[:MAX_ECHO]}...{quote} ({len(value):,} characters)"
+
+
 def error_document(code: str, message: str, field: str | None = None) -> dict[str, Any]:
     """A GraphQL response body holding one error, for refusals made outside GraphQL."""
     extensions: dict[str, Any] = {"code": code}
     if field is not None:
         extensions["field"] = field
-    return {"data": None, "errors": [{"message": message, "extensions": extensions}]}
+    return {"data": None, "errors": [{"message": cut_echoes(message), "extensions": extensions}]}
 
 
 def _translation(original: BaseException | None) -> tuple[str, str] | None:
@@ -174,6 +197,7 @@ class CodedErrors(MaskErrors):
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
         processed = super()._process_errors(errors)
         for error in processed:
+            error.message = cut_echoes(error.message)
             if self._over_tokens(error):
                 error.extensions = {**(error.extensions or {}), "code": LIMIT_EXCEEDED}
             if not (error.extensions and "code" in error.extensions):

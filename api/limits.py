@@ -10,6 +10,9 @@
 ``max_body_bytes``     HTTP request body                      64 MiB
 ``max_subscriptions``  operations running on one websocket    10
 ``request_max_age``    seconds a request signature is fresh   300
+``max_query_cost``     estimated cost of one operation        50000 (see :mod:`api.cost`)
+``assumed_list_size``  items a list counts in that estimate   25
+``query_time_budget``  seconds one operation may run          30
 =====================  =====================================  ====================================
 
 Each is set by the variable ``CMO_LEDGER_`` + the field name in capitals (for example
@@ -40,6 +43,9 @@ class Limits:
     max_body_bytes: int = _DEFAULT.max_body_bytes
     max_subscriptions: int = _DEFAULT.max_subscriptions
     request_max_age: float = _DEFAULT.request_max_age
+    max_query_cost: int = _DEFAULT.max_query_cost
+    assumed_list_size: int = _DEFAULT.assumed_list_size
+    query_time_budget: float = _DEFAULT.query_time_budget
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, cast
 
-import anyio.to_thread
 import strawberry
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from strawberry.scalars import JSON
 
+from api.access import can_read_subject, may_create_subjects
 from api.context import Context
 from api.permissions_hook import can_read_event
+from api.threads import in_thread
 from ledger.application import Ledger, Recorded
 from ledger.domain.parties import NOTARY
 from ledger.errors import Forbidden, LedgerError, NotFound, ValidationFailed
@@ -47,17 +47,10 @@ __all__ = [
     "LogQuery",
     "NextVersion",
     "b64",
-    "in_thread",
     "leaf_indexes",
 ]
 
-_T = TypeVar("_T")
 Info = strawberry.Info[Context, None]
-
-
-async def in_thread(fn: Callable[..., _T], *args: Any) -> _T:
-    """Run blocking ``fn(*args)`` in a worker thread."""
-    return await anyio.to_thread.run_sync(functools.partial(fn, *args))
 
 
 def b64(data: bytes) -> str:
@@ -288,6 +281,21 @@ def _log_page(context: Context, after: int, first: int) -> LogPage:
     return LogPage(events=readable, reached=reached, has_more=more)
 
 
+def _next_version(context: Context, subject: uuid.UUID) -> tuple[int, str | None]:
+    """Answered for a subject the caller may read, and for one the log does not hold yet
+    to a party that may create it; FORBIDDEN otherwise, so that a subject's activity (and,
+    to a regulator or auditor, its existence) is not told to whoever guesses its name."""
+    version, prev = context.ledger.next_version(subject)
+    caller = context.require_party()
+    if version == 1 and may_create_subjects(caller):
+        return version, prev
+    if version == 1 or not can_read_subject(context, str(subject)):
+        raise Forbidden(
+            f"you may not read subject {subject} (or it does not exist)", field="subject"
+        )
+    return version, prev
+
+
 def _subject(text: str) -> uuid.UUID:
     try:
         subject = uuid.UUID(text)
@@ -358,7 +366,7 @@ class LogQuery:
     @strawberry.field(description="The version and prev the next envelope of subject must carry.")
     async def next_version(self, info: Info, subject: strawberry.ID) -> NextVersion:
         info.context.require_party()
-        version, prev = await in_thread(info.context.ledger.next_version, _subject(str(subject)))
+        version, prev = await in_thread(_next_version, info.context, _subject(str(subject)))
         return NextVersion(version=version, prev=prev)
 
 

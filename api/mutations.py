@@ -20,7 +20,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from api.context import Context
-from api.log_fields import Checkpoint, Info, LogEvent, in_thread
+from api.log_fields import Checkpoint, Info, LogEvent
+from api.threads import in_thread
 from ledger.application import Appended, Recorded
 from ledger.errors import Forbidden, LimitExceeded, ValidationFailed
 from ledger.log.envelope import StoredEvent

@@ -28,6 +28,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.utils.logging import StrawberryLogger
 
+from api.cost import CostModel, query_cost_rule
 from api.errors import CodedErrors, is_masked
 from api.limits import Limits
 from api.log_fields import LogQuery
@@ -83,6 +84,9 @@ def build_schema(limits: Limits | None = None) -> LedgerSchema:
     rules: list[type[ASTValidationRule]] = [
         limiting(query_depth_limiter.create_validator(chosen.max_query_depth, None, None)),
         limiting(max_aliases.create_validator(chosen.max_aliases)),
+        query_cost_rule(
+            CostModel(chosen.assumed_list_size, chosen.max_page_size), chosen.max_query_cost
+        ),
         NoNulInText,
     ]
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [

@@ -11,7 +11,10 @@ A subscription first replays the stored events after ``filter.after`` (a log pos
 then switches to its queue, skipping what it already sent, so no event is lost or
 repeated at the switch. A subscriber that falls more than ``queue_size`` events behind is
 ended with ``LIMIT_EXCEEDED``; it resumes with ``after`` set to the last position it got.
-Only events the caller may read (``api.permissions_hook.can_read_event``) are sent.
+Only events the caller may read (``api.permissions_hook.can_read_event``) are sent, judged
+per event against the grants as the views stand at it. A revocation of the subscriber's
+key ends the subscription with ``UNAUTHENTICATED`` (and :mod:`api.view` closes the
+connection).
 """
 
 from __future__ import annotations
@@ -23,19 +26,23 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 import strawberry
-from sqlalchemy import select
 
+from api.access import can_read_subject
 from api.context import Context
-from api.log_fields import Info, LogEvent, in_thread, leaf_indexes
+from api.log_fields import Info, LogEvent, leaf_indexes
 from api.permissions_hook import can_read_event
+from api.threads import in_thread
 from ledger.application import Ledger, Recorded
 from ledger.errors import Forbidden, LimitExceeded, ValidationFailed
 from ledger.log.tree import MerkleTree
-from projections.audit import AUDIT
 
-__all__ = ["EventFeed", "EventFilter", "LogSubscription", "Subscriber"]
+__all__ = ["REVOCATION", "EventFeed", "EventFilter", "LogSubscription", "Subscriber", "revokes"]
 
 log = logging.getLogger(__name__)
+
+
+REVOCATION = "KeyRevoked"
+"""The event that ends every connection and subscription signed with the key it names."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +53,18 @@ class FeedItem:
     leaf_index: int | None
 
 
+def revokes(items: Sequence[FeedItem]) -> bool:
+    """Whether any of ``items`` revokes a key."""
+    return any(item.recorded.event.envelope["type"] == REVOCATION for item in items)
+
+
 class Subscriber:
     """One subscription's bounded queue."""
 
     def __init__(self, size: int) -> None:
         self.queue: asyncio.Queue[FeedItem] = asyncio.Queue(maxsize=size)
         self.overflowed = False
+        self.watcher = False
 
     def offer(self, item: FeedItem) -> None:
         """Queue ``item``; on a full queue, mark the subscriber as fallen behind."""
@@ -103,7 +116,7 @@ class EventFeed:
     @property
     def subscribers(self) -> int:
         """How many subscriptions are live."""
-        return len(self._subscribers)
+        return sum(1 for subscriber in self._subscribers if not subscriber.watcher)
 
     async def start(self) -> None:
         """Start tailing (on the running event loop)."""
@@ -121,9 +134,11 @@ class EventFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def subscribe(self) -> Subscriber:
-        """A new subscriber, receiving events from now on."""
+    def subscribe(self, *, watcher: bool = False) -> Subscriber:
+        """A new subscriber, receiving events from now on (a connection's ``watcher`` is
+        not counted as a subscription)."""
         subscriber = Subscriber(self.queue_size)
+        subscriber.watcher = watcher
         self._subscribers.add(subscriber)
         self._registrations += 1
         return subscriber
@@ -239,6 +254,8 @@ async def _stream(context: Context, wanted: EventFilter) -> AsyncGenerator[LogEv
             fresh = [i for i in await subscriber.next_batch() if i.recorded.position > last]
             if not fresh:
                 continue
+            if revokes(fresh):  # ends the subscription (UNAUTHENTICATED) if it is its key
+                await in_thread(context.services.auth.recheck, context.require_party())
             for event in await in_thread(_visible, context, wanted, fresh):
                 yield event
             last = fresh[-1].recorded.position
@@ -268,17 +285,9 @@ class LogSubscription:
 
 def _check_subjects(context: Context, wanted: EventFilter) -> None:
     """Refuse a named subject the caller may not read, rather than stream it filtered out."""
-    with context.ledger.engine.connect() as conn:
-        for index, subject in enumerate(wanted.subjects or []):
-            first = conn.execute(
-                select(AUDIT.c.position)
-                .where(AUDIT.c.subject == str(subject))
-                .order_by(AUDIT.c.position)
-                .limit(1)
-            ).scalar()
-            recorded = None if first is None else context.ledger.read(first - 1, 1)
-            if not recorded or not can_read_event(context, recorded[0]):
-                raise Forbidden(
-                    f"you may not read subject {subject} (or it does not exist)",
-                    field=f"filter.subjects[{index}]",
-                )
+    for index, subject in enumerate(wanted.subjects or []):
+        if not can_read_subject(context, str(subject)):
+            raise Forbidden(
+                f"you may not read subject {subject} (or it does not exist)",
+                field=f"filter.subjects[{index}]",
+            )

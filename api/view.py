@@ -19,18 +19,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 from datetime import timedelta
 from typing import Any
 
-from cross_web import HTTPException
-from graphql import GraphQLError
+import anyio
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLRequestData
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -40,7 +44,9 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     SubscribeMessage,
 )
+from strawberry.types import ExecutionResult
 
+from api.access import forget_authority
 from api.auth import SignedRequest
 from api.context import Context
 from api.errors import (
@@ -53,8 +59,10 @@ from api.errors import (
     Unauthenticated,
     error_document,
 )
-from api.log_fields import in_thread
 from api.services import Services
+from api.subscriptions import revokes
+from api.threads import in_thread, request_threads
+from ledger.errors import LimitExceeded
 
 __all__ = ["LedgerGraphQL"]
 
@@ -68,17 +76,67 @@ def _reason(error: Unauthenticated) -> str:
 
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
-    """strawberry's handler, closing refused connections with a reason and coding the
-    operation limit's refusal."""
+    """strawberry's handler, closing refused connections with a reason, coding the
+    operation limit's refusal, and closing the connection once its key is revoked: checked
+    before every operation and whenever the log records a revocation."""
+
+    _watcher: asyncio.Task[None] | None = None
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         try:
             await super().handle_connection_init(message)
         except Unauthenticated as error:
-            self.context.services.metrics.error(UNAUTHENTICATED)
-            await self.websocket.close(code=_CLOSE_UNAUTHENTICATED, reason=_reason(error))
+            await self._close_unauthenticated(error)
+            return
+        if self.connection_acknowledged and self.context.party is not None:
+            self._watcher = asyncio.create_task(self._close_when_revoked())
+
+    async def shutdown(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await super().shutdown()
+
+    async def _close_unauthenticated(self, error: Unauthenticated) -> None:
+        self.context.services.metrics.error(UNAUTHENTICATED)
+        await self.websocket.close(code=_CLOSE_UNAUTHENTICATED, reason=_reason(error))
+
+    async def _still_authenticated(self) -> bool:
+        """Whether the connection's key is still valid; if not, the connection is closed."""
+        caller = self.context.party
+        if caller is None:
+            return True
+        try:
+            await in_thread(self.context.services.auth.recheck, caller)
+        except Unauthenticated as error:
+            await self._close_unauthenticated(error)
+            return False
+        return True
+
+    async def _close_when_revoked(self) -> None:
+        feed = self.context.services.feed
+        subscriber = feed.subscribe(watcher=True)
+        try:
+            while True:
+                try:
+                    items = await subscriber.next_batch()
+                except LimitExceeded:  # fell behind: a revocation may be among the missed
+                    feed.unsubscribe(subscriber)
+                    subscriber = feed.subscribe(watcher=True)
+                    items = []
+                if (revokes(items) or not items) and not await self._still_authenticated():
+                    return
+        finally:
+            feed.unsubscribe(subscriber)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.connection_acknowledged:
+            if not await self._still_authenticated():
+                return
+            # Each operation judges grants afresh: none inherits an earlier one's reading.
+            forget_authority(self.context)
+            self.context.dataloaders.clear()
         limit = self.max_subscriptions_per_connection
         if (
             self.connection_acknowledged
@@ -209,9 +267,10 @@ class LedgerGraphQL(GraphQL[Context, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        response: Response
+        response: Response | None
         try:
-            response = await self.run(Request(scope, receive))
+            with request_threads():
+                response = await self._run_within_budget(Request(scope, receive))
         except Unauthenticated as error:
             self.services.metrics.error(UNAUTHENTICATED)
             response = JSONResponse(error_document(UNAUTHENTICATED, error.message), status_code=401)
@@ -221,10 +280,48 @@ class LedgerGraphQL(GraphQL[Context, None]):
             self.services.metrics.error(UNAVAILABLE)
             document = error_document(UNAVAILABLE, UNAVAILABLE_MESSAGE)
             response = JSONResponse(document, status_code=503)
-        await response(scope, receive, send)
+        if response is not None:
+            await response(scope, receive, send)
+
+    async def _run_within_budget(self, request: Request) -> Response | None:
+        """The operation's response; ``None`` when the client hung up first (its work is
+        cancelled); ``LIMIT_EXCEEDED`` when it runs over ``Limits.query_time_budget``."""
+        await request.body()  # read whole, so that what arrives next can only be a hang-up
+        budget = self.services.limits.query_time_budget
+        response: Response | None = None
+        with anyio.CancelScope() as hung_up:
+            watcher = asyncio.create_task(_cancel_on_disconnect(request, hung_up))
+            try:
+                with anyio.move_on_after(budget) as timer:
+                    response = await self.run(request)
+            finally:
+                watcher.cancel()
+        if timer.cancelled_caught:
+            self.services.metrics.error(LIMIT_EXCEEDED)
+            message = (
+                f"the operation ran over its time budget of {budget:g} s and was stopped: "
+                "ask for less (fewer nested lists, smaller pages); a mutation's outcome is "
+                "then unknown: read nextVersion of its subject"
+            )
+            return JSONResponse(error_document(LIMIT_EXCEEDED, message))
+        return response
 
     def decode_json(self, data: str | bytes) -> object:
         return strict_json(data)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Any,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        _check_http_operation(request_data, self.services.limits.max_tokens)
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         services = self.services
@@ -244,12 +341,62 @@ class LedgerGraphQL(GraphQL[Context, None]):
 
     async def on_ws_connect(self, context: Context) -> dict[str, object]:
         payload = context.connection_params or {}
-        path = context.request.url.path if context.request is not None else "/graphql"
-        context.party = await in_thread(self.services.auth.authenticate_ws, payload, path)
+        url = context.request.url if context.request is not None else None
+        path = url.path if url is not None else "/graphql"
+        authority = url.netloc if url is not None else None
+        context.party = await in_thread(
+            self.services.auth.authenticate_ws, payload, path, authority
+        )
         return {"party": context.party.party_id if context.party else None}
 
 
+class RefusedOperation(HTTPException):
+    """A request whose operation cannot run over HTTP: answered 400, with ``field``."""
+
+    def __init__(self, reason: str, field: str) -> None:
+        super().__init__(400, reason)
+        self.field = field
+
+
+def _check_http_operation(data: GraphQLRequestData, max_tokens: int) -> None:
+    """Refuse a document of several operations without ``operationName`` (the GraphQL
+    spec's request error) and a subscription, which runs over a websocket only."""
+    if not isinstance(data.query, str):
+        return
+    try:
+        document = parse(data.query, no_location=True, max_tokens=max_tokens)
+    except GraphQLError:
+        return  # the schema refuses it with its code
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if data.operation_name is None and len(operations) > 1:
+        raise RefusedOperation(
+            f"the document holds {len(operations)} operations: name the one to run "
+            "in operationName",
+            "operationName",
+        )
+    chosen = [
+        o
+        for o in operations
+        if data.operation_name is None or (o.name and o.name.value == data.operation_name)
+    ]
+    if chosen and chosen[0].operation is OperationType.SUBSCRIPTION:
+        raise RefusedOperation(
+            "a subscription runs over a websocket (graphql-transport-ws) at this URL, "
+            "not over HTTP POST",
+            "query",
+        )
+
+
+async def _cancel_on_disconnect(request: Request, scope: anyio.CancelScope) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
 def _refusal(error: HTTPException) -> JSONResponse:
+    if isinstance(error, RefusedOperation):
+        document = error_document(VALIDATION_FAILED, error.reason, error.field)
+        return JSONResponse(document, status_code=error.status_code)
     refused = error.__cause__
     if isinstance(refused, RefusedJSON):
         return JSONResponse(error_document(refused.code, refused.reason, "body"), status_code=400)

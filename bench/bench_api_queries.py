@@ -280,8 +280,9 @@ async def measure(url: str, scale: str, key: bytes) -> list[Figure]:
     from nacl.signing import SigningKey
 
     from clients.http_signing import PartyAuth
+    from tests.support.world import ORIGIN
 
-    auth = PartyAuth(CMO, SigningKey(key))
+    auth = PartyAuth(CMO, SigningKey(key), origin=ORIGIN)
     total = REQUESTS[scale]
     audit_gql = _poster(
         "/graphql", {"query": AUDIT_QUERY, "variables": {"n": 100}}, _graphql_ok("auditTrail", 100)

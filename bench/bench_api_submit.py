@@ -127,7 +127,8 @@ def submit(url: str, world: World, items: list[Item]) -> None:
     actor = world[CMO]
     events = [{"envelope": envelope, "signature": signature} for envelope, signature in items]
     body = {"query": SUBMIT, "variables": {"events": events}}
-    with httpx2.Client(auth=PartyAuth(actor.party_id, actor.key), timeout=300) as client:
+    auth = PartyAuth(actor.party_id, actor.key, origin=world.ledger.identity.origin)
+    with httpx2.Client(auth=auth, timeout=300) as client:
         response = client.post(f"{url}/graphql", json=body)
     answer = response.json()
     if response.status_code != 200 or answer.get("errors"):

@@ -2,13 +2,21 @@
 
 A bundle is a directory (see ``docs/evidence.md``)::
 
-    manifest.json        format, origin, batch, tree size, SHA-256 of every other file
+    manifest.json        format, origin, batch, tree size, exporter, SHA-256 of every other file
+    manifest.sig         the exporter's Ed25519 signature over manifest.json (party, key id)
     checkpoint.txt       the signed checkpoint every proof leads to, with its cosignatures
     notary.vkey          the notary's C2SP verifier key
     trace.json           the batch's trace: batch, agreement, terms, limits, grants, entries
     data.json            the batch's data tables: discrete results, event records, tags
-    events/NNNNNN.json   one per Merkle leaf: the event, its leaf bytes and inclusion proof
+    events/NNNNNN.json   one per Merkle leaf: the event, its leaf bytes and inclusion proof;
+                         the batch's events and the key events of its signers and exporter
     report.html          the same evidence for a person to read
+
+Trust runs from the notary's key down: ``checkpoint.txt`` is signed by it, every event
+file proves its inclusion under that checkpoint, the exporter's key is learnt from its
+``PartyAdmitted``/``KeyAdded`` events among them, ``manifest.sig`` signs the manifest
+with that key, and the manifest pins every other file by its SHA-256. So no file, not
+even ``report.html``, can change without the exporter's key.
 
 ``verify_bundle(directory)`` checks all of it without a server or a database. Like
 ``clients.offline`` it imports only the standard library, PyNaCl and the ledger's
@@ -27,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from clients.offline import (
@@ -34,6 +43,7 @@ from clients.offline import (
     verify_checkpoint,
     verify_inclusion_against_checkpoint,
 )
+from ledger.canonical import canonical_bytes
 from ledger.domain.commitments import committed, element_commitment
 from ledger.domain.fields import Fields
 from ledger.domain.formats import MAX_DECOMPRESSED_BYTES, ChunkBudget, read_chunk
@@ -56,14 +66,18 @@ __all__ = [
     "EVENTS_DIR",
     "FORMAT",
     "MANIFEST",
+    "MANIFEST_DOMAIN",
+    "MANIFEST_SIG",
     "NOTARY_VKEY",
     "REPORT",
     "TRACE",
     "BundleEvent",
     "BundleReport",
+    "bundle_files",
     "decode_series",
     "event_file",
     "load_events",
+    "manifest_message",
     "read_json",
     "sha256_file",
     "verify_bundle",
@@ -71,6 +85,10 @@ __all__ = [
 
 FORMAT = "cmo-ledger-evidence/v1"
 MANIFEST = "manifest.json"
+MANIFEST_SIG = "manifest.sig"
+#: Prefixed to the manifest's canonical bytes, so that its signature can never pass for
+#: the signature of an envelope, a request or a cosignature made with the same key.
+MANIFEST_DOMAIN = b"cmo-ledger/evidence-manifest/v1\n"
 CHECKPOINT = "checkpoint.txt"
 NOTARY_VKEY = "notary.vkey"
 TRACE = "trace.json"
@@ -84,6 +102,19 @@ _DATA_TYPES = frozenset({"DataSubmitted", "DataCorrected"})
 def event_file(leaf_index: int) -> str:
     """The bundle path of the event that is leaf ``leaf_index``."""
     return f"{EVENTS_DIR}/{leaf_index:06d}.json"
+
+
+def bundle_files(directory: Path) -> Iterator[str]:
+    """The bundle's files the manifest lists: all but the manifest and its signature."""
+    for path in sorted(directory.rglob("*")):
+        name = path.relative_to(directory).as_posix()
+        if path.is_file() and name not in (MANIFEST, MANIFEST_SIG):
+            yield name
+
+
+def manifest_message(manifest: Mapping[str, Any]) -> bytes:
+    """The bytes ``manifest.sig`` signs: the domain, then the manifest's RFC 8785 bytes."""
+    return MANIFEST_DOMAIN + canonical_bytes(dict(manifest))
 
 
 def sha256_file(path: Path) -> str:
@@ -203,6 +234,8 @@ class BundleReport:
     openings_withheld: int = 0
     openings_purged: int = 0
     withheld: list[str] = field(default_factory=list)
+    signed_by: str | None = None
+    """The exporter whose admitted key signed the manifest, once that signature verified."""
     unchecked: int = 0
     """Rows of ``data.json`` not checked because the events carrying them were withheld."""
 
@@ -272,6 +305,7 @@ def verify_bundle(directory: Path, *, vkey: str | None = None) -> BundleReport:
     report.events = len(context.events)
     context.batch_subject = _batch_subject(context)
     _check_events(context, notary_vkey, checkpoint)
+    _check_manifest_signature(context)
     _check_cosignatures(context, checkpoint)
     _check_chains(context)
     _check_trace(context)
@@ -285,19 +319,13 @@ def verify_bundle(directory: Path, *, vkey: str | None = None) -> BundleReport:
 # ----------------------------------------------------------------------- manifest
 
 
-def _bundle_files(directory: Path) -> Iterator[str]:
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and path.name != MANIFEST:
-            yield path.relative_to(directory).as_posix()
-
-
 def _check_manifest(directory: Path, manifest: Any, report: BundleReport) -> None:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise VerificationError(f"{MANIFEST}: not a {FORMAT} manifest")
     listed = manifest.get("files")
     if not isinstance(listed, dict):
         raise VerificationError(f"{MANIFEST}: 'files' must map each file to its SHA-256")
-    present = set(_bundle_files(directory))
+    present = set(bundle_files(directory))
     for name in sorted(present - listed.keys()):
         report.fail(f"{name}: in the bundle but not listed in {MANIFEST}")
     for name, digest in sorted(listed.items()):
@@ -354,6 +382,124 @@ def _unverified(note: str) -> Checkpoint:
         return parse_checkpoint(parse_note(note)[0])
     except NoteError as exc:
         raise VerificationError(f"{CHECKPOINT}: {exc}") from exc
+
+
+# ------------------------------------------------------------- manifest signature
+
+
+@dataclass(frozen=True)
+class _ManifestSignature:
+    """``manifest.sig``: who signed the manifest, with which key, and the signature."""
+
+    party: str
+    key_id: str
+    signature: bytes
+
+    @classmethod
+    def read(cls, directory: Path) -> _ManifestSignature:
+        path = directory / MANIFEST_SIG
+        if not path.is_file():
+            raise VerificationError(
+                f"{MANIFEST_SIG} is missing: nothing shows that the exporter vouches for "
+                f"{MANIFEST}, so any file of the bundle may have been rewritten; ask the "
+                "exporter for the bundle as cmo-ledger export-evidence wrote it"
+            )
+        raw = read_json(path)
+        try:
+            return cls(
+                party=_text(raw["party"]),
+                key_id=_text(raw["key_id"]),
+                signature=base64.b64decode(_text(raw["signature"]), validate=True),
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise VerificationError(
+                f"{MANIFEST_SIG}: expected {{party, key_id, signature (base64)}} ({exc!r}); "
+                "ask the exporter for the bundle as cmo-ledger export-evidence wrote it"
+            ) from exc
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _check_manifest_signature(context: _Context) -> None:
+    """The manifest is signed by its exporter with a key the log admitted and never revoked
+    up to the checkpoint: the key is learnt only from key events that proved their
+    inclusion under the notary-signed checkpoint (:func:`_learn_key`)."""
+    try:
+        signed = _ManifestSignature.read(context.directory)
+        problem = _manifest_signature_problem(context, signed)
+    except VerificationError as exc:
+        context.report.fail(str(exc))
+        return
+    if problem is not None:
+        context.report.fail(f"{MANIFEST_SIG}: {problem}")
+        return
+    context.report.signed_by = f"{signed.party} (key {signed.key_id})"
+    context.report.notes.append(
+        f"{MANIFEST}: signed by its exporter {signed.party} with key {signed.key_id}, "
+        "admitted in the log"
+    )
+
+
+def _manifest_signature_problem(context: _Context, signed: _ManifestSignature) -> str | None:
+    exporter = context.manifest.get("exported_by")
+    if signed.party != exporter:
+        return f"signed by {signed.party}, but {MANIFEST} names {exporter!r} as the exporter"
+    verify_key = context.keys.get((signed.party, signed.key_id))
+    if verify_key is None:
+        return (
+            f"key {signed.key_id} of {signed.party} is not in the log as far as the bundle "
+            f"shows (no PartyAdmitted or KeyAdded event for it proves its inclusion under "
+            f"{CHECKPOINT}): {MANIFEST} cannot be trusted; ask {signed.party} to export the "
+            "bundle again with its admitted key"
+        )
+    revoked_at = context.revoked_at_leaf.get((signed.party, signed.key_id))
+    if revoked_at is not None:
+        return (
+            f"key {signed.key_id} of {signed.party} was revoked at leaf {revoked_at}, before "
+            f"the checkpoint of the export: {MANIFEST} cannot be trusted; ask "
+            f"{signed.party} to export the bundle again with a current key"
+        )
+    history = context.histories.get(signed.party)
+    record = None if history is None else history.get(signed.key_id)
+    if record is not None and record["purpose"] != "party":
+        return (
+            f"key {signed.key_id} of {signed.party} is a {record['purpose']} key, not a "
+            "party key: only a party key vouches for a bundle; ask "
+            f"{signed.party} to export the bundle again with its party key"
+        )
+    gap = _key_chain_gap(context, signed.party)
+    if gap is not None:
+        return gap
+    try:
+        verify_key.verify(manifest_message(context.manifest), signed.signature)
+    except (BadSignatureError, ValueError, LedgerError):
+        return (
+            f"the signature over {MANIFEST} does not verify with key {signed.key_id} of "
+            f"{signed.party}: {MANIFEST} was changed after the export (or the signature is "
+            "not its); do not rely on any file of this bundle"
+        )
+    return None
+
+
+def _key_chain_gap(context: _Context, party: str) -> str | None:
+    """A gap in the exporter's key events, where a revocation could have been removed."""
+    subjects = {
+        e.subject
+        for e in context.events
+        if e.type == "PartyAdmitted" and e.payload.get("party") == party
+    }
+    versions = sorted(e.version for e in context.events if e.subject in subjects)
+    missing = sorted(set(range(1, (versions or [0])[-1] + 1)) - set(versions))
+    if not missing:
+        return None
+    return (
+        f"the key events of {party} skip version(s) {', '.join(map(str, missing))}: a "
+        "revocation of the key that signed the manifest may have been removed"
+    )
 
 
 # ------------------------------------------------------------------------- events

@@ -1,6 +1,8 @@
 """``LedgerClient``: a party's signed connection to a ledger's GraphQL API.
 
-Every request is signed with the party's key (RFC 9421, :class:`clients.http_signing.PartyAuth`).
+Every request is signed with the party's key (RFC 9421, :class:`clients.http_signing.PartyAuth`)
+for this ledger's origin: given, or read once unsigned with the notary's key
+(``{ ledger { origin notaryKey treeSize } }``) before the first signed request.
 :meth:`LedgerClient.submit` fills ``version`` and ``prev`` from ``nextVersion``, signs the
 envelope and, when another writer moved the subject first, reads it again and signs again
 (at most ``max_retries`` times). Checkpoints are verified against the notary's key, pinned
@@ -258,6 +260,7 @@ class LedgerClient:
         key: SigningKey,
         *,
         notary_key: str | None = None,
+        origin: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 3,
         transport: httpx2.BaseTransport | None = None,
@@ -270,15 +273,13 @@ class LedgerClient:
         self.clock = clock
         self._key = key
         self._notary_key = notary_key
-        self._origin: str | None = None
+        self._origin = origin
         self._vkey: str | None = None
         self._largest: Checkpoint | None = None
         self._confidential: dict[str, list[str]] = {}
+        self._auth = PartyAuth(party, key, origin=origin, clock=clock)
         self._http = httpx2.Client(
-            base_url=self.url,
-            auth=PartyAuth(party, key, clock=clock),
-            timeout=timeout,
-            transport=transport,
+            base_url=self.url, auth=self._auth, timeout=timeout, transport=transport
         )
 
     def __enter__(self) -> LedgerClient:
@@ -300,9 +301,17 @@ class LedgerClient:
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Run one operation; its ``data``, or :class:`ServerRefused` for its first error."""
+        if self._auth.origin is None:
+            self._load_identity()  # the origin every signature is bound to
+        return self._post(query, variables, signed=True)
+
+    def _post(
+        self, query: str, variables: Mapping[str, Any] | None, *, signed: bool
+    ) -> dict[str, Any]:
         body = {"query": query, "variables": dict(variables or {})}
+        auth = httpx2.USE_CLIENT_DEFAULT if signed else httpx2.Auth()  # the base Auth adds nothing
         try:
-            response = self._http.post("/graphql", json=body)
+            response = self._http.post("/graphql", json=body, auth=auth)
         except httpx2.TimeoutException as exc:
             raise TransportFailure(
                 f"no answer from {self.url} in time: retry, or raise the timeout"
@@ -317,7 +326,8 @@ class LedgerClient:
 
     @property
     def origin(self) -> str:
-        """The ledger's origin (the envelopes' ``ledger`` member), read once."""
+        """The ledger's origin (the envelopes' ``ledger`` member and what every request is
+        signed for), given or read once."""
         if self._origin is None:
             self._load_identity()
         assert self._origin is not None
@@ -332,8 +342,16 @@ class LedgerClient:
         return self._vkey
 
     def _load_identity(self) -> None:
-        info = self.graphql(LEDGER_INFO)["ledger"]
-        self._origin = str(info["origin"])
+        # The ledger field answers unsigned: nothing can be signed before the origin is known.
+        info = self._post(LEDGER_INFO, None, signed=False)["ledger"]
+        origin = str(info["origin"])
+        if self._origin not in (None, origin):
+            raise ClientError(
+                f"{self.url} serves the ledger {origin!r}, not {self._origin!r}: "
+                "check the URL and the origin given",
+                field="origin",
+            )
+        self._origin = self._auth.origin = origin
         pinned = self._notary_key
         if pinned is None:
             self._vkey = str(info["notaryKey"])

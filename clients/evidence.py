@@ -6,34 +6,43 @@ raises on refusal (an exception with a ``code`` attribute such as ``FORBIDDEN``)
 reads ``traceBatch``, the batch's data tables, every event of the batch and the key
 events of its signers, each with its leaf bytes and an inclusion proof to one signed
 checkpoint, and writes them with the notary's verifier key, ``report.html`` and a
-manifest of SHA-256 digests.
+manifest of SHA-256 digests. The exporter signs the manifest (``manifest.sig``) with its
+party key, so that no file can be rewritten and re-hashed behind its back; the bundle
+holds the exporter's own key events, so that a verifier learns that key from the log.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from nacl.signing import SigningKey
+
 from clients.bundle import (
     CHECKPOINT,
     DATA,
     FORMAT,
     MANIFEST,
+    MANIFEST_SIG,
     NOTARY_VKEY,
     REPORT,
     TRACE,
+    bundle_files,
     event_file,
+    manifest_message,
     sha256_file,
 )
 from clients.report import render_report
 from ledger.clock import SYSTEM, Clock
 from ledger.errors import LedgerError
+from ledger.keys import decode_public_key, key_id
 from ledger.timeutil import format_utc
 
-__all__ = ["EvidenceRefused", "GraphQLClient", "Progress", "export_evidence"]
+__all__ = ["EvidenceRefused", "GraphQLClient", "Progress", "export_evidence", "sign_manifest"]
 
 #: ``progress(done, total)`` after each event is fetched.
 Progress = Callable[[int, int], None]
@@ -317,27 +326,32 @@ def export_evidence(
     batch: str,
     out_dir: Path,
     *,
+    key: SigningKey | None = None,
     progress: Progress | None = None,
     checkpoint_wait: float = 30.0,
     clock: Clock = SYSTEM,
 ) -> Path:
     """Write the evidence bundle of ``batch`` into the new or empty ``out_dir``; return it.
 
+    ``key`` signs the manifest: a key the log admitted for the party the client signs as
+    (by default the client's own key, for a :class:`~clients.client.LedgerClient`).
     Waits up to ``checkpoint_wait`` seconds for a signed checkpoint covering the batch's
     latest events; ``clock`` dates the export.
     """
+    signing_key = _signing_key(client, key)
     _prepare(out_dir)
     export = _Export(client, batch, progress, checkpoint_wait)
     trace = export.trace()
     size = int(trace["checkpoint"]["treeSize"])
     data = export.data()
     batch_entries = [("batch", e) for e in trace["events"]]
-    signers = {e["signer"] for e in trace["events"]}
+    signers = {e["signer"] for e in trace["events"]} | {trace["me"]}
     signers |= {c["witness"] for c in trace["checkpoint"]["cosignatures"]}
     key_entries = [("key", e) for e in export.key_entries(signers) if _covered(e, size)]
     events = export.events(
         sorted(batch_entries + key_entries, key=lambda p: p[1]["leafIndex"]), size
     )
+    _check_signing_key(events, trace["me"], signing_key, size)
     for event in events:
         _write_json(out_dir / event_file(event["leaf_index"]), event)
     (out_dir / CHECKPOINT).write_text(trace["checkpoint"]["note"], "utf-8")
@@ -345,18 +359,70 @@ def export_evidence(
     _write_json(out_dir / TRACE, trace)
     _write_json(out_dir / DATA, data)
     (out_dir / REPORT).write_text(render_report(trace, data, events, export.withheld), "utf-8")
-    _write_manifest(out_dir, trace, export.withheld, clock)
+    manifest = _write_manifest(out_dir, trace, export.withheld, clock)
+    sign_manifest(out_dir, manifest, trace["me"], signing_key)
     return out_dir
+
+
+def _signing_key(client: GraphQLClient, key: SigningKey | None) -> SigningKey:
+    """``key``, else the key the client signs its requests with."""
+    if key is not None:
+        return key
+    # A LedgerClient holds the key of the party it speaks for, which is the exporter.
+    for name in ("signing_key", "_key"):
+        found = getattr(client, name, None)
+        if isinstance(found, SigningKey):
+            return found
+    raise EvidenceRefused(
+        "the manifest must be signed by the exporter: pass key=, the SigningKey of the "
+        "party the client signs as",
+        field="key",
+    )
+
+
+def _check_signing_key(
+    events: Iterable[Mapping[str, Any]], party: str, key: SigningKey, size: int
+) -> None:
+    """Refuse before writing anything when the verifier could not trust ``key``: it must
+    be a party key of ``party`` admitted, and not revoked, in the exported key events."""
+    kid = key_id(key.verify_key)
+    envelopes = [event["event"]["envelope"] for event in events]
+    subjects = {
+        e["subject"]
+        for e in envelopes
+        if e["type"] == "PartyAdmitted" and e["payload"].get("party") == party
+    }
+    mine = [e for e in envelopes if e["subject"] in subjects]
+    if any(e["type"] == "KeyRevoked" and e["payload"].get("key") == kid for e in mine):
+        raise EvidenceRefused(
+            f"key {kid} of {party} is revoked: sign the bundle with a current key of {party}",
+            field="key",
+        )
+    if not any(_adds(e, kid) for e in mine):
+        raise EvidenceRefused(
+            f"key {kid} is not a party key of {party} in the log up to the checkpoint at tree "
+            f"size {size}: sign with a key the log admitted for {party} (one added since: "
+            "retry after the next checkpoint)",
+            field="key",
+        )
+
+
+def _adds(envelope: Mapping[str, Any], kid: str) -> bool:
+    """True when a ``PartyAdmitted`` or ``KeyAdded`` envelope adds party key ``kid``."""
+    payload = envelope["payload"]
+    if envelope["type"] not in ("PartyAdmitted", "KeyAdded"):
+        return False
+    if (payload.get("purpose") or "party") != "party":
+        return False
+    try:
+        return key_id(decode_public_key(str(payload.get("public_key")))) == kid
+    except LedgerError:
+        return False
 
 
 def _write_manifest(
     out_dir: Path, trace: Mapping[str, Any], withheld: list[Any], clock: Clock
-) -> None:
-    files = {
-        path.relative_to(out_dir).as_posix(): sha256_file(path)
-        for path in sorted(out_dir.rglob("*"))
-        if path.is_file() and path.name != MANIFEST
-    }
+) -> dict[str, Any]:
     manifest = {
         "format": FORMAT,
         "origin": trace["ledger"]["origin"],
@@ -366,6 +432,20 @@ def _write_manifest(
         "exported_by": trace["me"],
         "exported_at": format_utc(clock.now()),
         "withheld": withheld,
-        "files": files,
+        "files": {name: sha256_file(out_dir / name) for name in bundle_files(out_dir)},
     }
     _write_json(out_dir / MANIFEST, manifest)
+    return manifest
+
+
+def sign_manifest(out_dir: Path, manifest: Mapping[str, Any], party: str, key: SigningKey) -> None:
+    """Write ``manifest.sig``: ``party``'s signature with ``key`` over ``manifest``."""
+    signature = key.sign(manifest_message(manifest)).signature
+    _write_json(
+        out_dir / MANIFEST_SIG,
+        {
+            "party": party,
+            "key_id": key_id(key.verify_key),
+            "signature": base64.b64encode(signature).decode("ascii"),
+        },
+    )

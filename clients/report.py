@@ -1,8 +1,9 @@
 """``report.html`` of an evidence bundle: one self-contained page for a person to read.
 
 It shows the batch, the timeline of signed events (signer, meaning, time), the parameter
-limits in force while the batch ran, the data with corrected values marked, and a
-control chart per CPP with its limits as inline SVG. No script, no external asset.
+limits in force while the batch ran, the data with corrected values marked, a control
+chart per CPP with its limits as inline SVG, and which checks of ``verify-bundle`` cover
+which file of the bundle. No script, no external asset.
 
 A CPP's chart plots the discrete results named after it and the continuous tag whose
 last dotted part names it: the whole name (``BR1.PH``: pH), its initials
@@ -18,7 +19,17 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from clients.bundle import decode_series
+from clients.bundle import (
+    CHECKPOINT,
+    DATA,
+    EVENTS_DIR,
+    MANIFEST,
+    MANIFEST_SIG,
+    NOTARY_VKEY,
+    REPORT,
+    TRACE,
+    decode_series,
+)
 from clients.offline import VerificationError
 from ledger.domain.limits import tag_for
 
@@ -403,6 +414,67 @@ def _withheld(withheld: Sequence[Mapping[str, Any]]) -> str:
     return f"<h2>Withheld from the exporter</h2><ul>{items}</ul>"
 
 
+_DIGEST = f"SHA-256 listed in the signed {MANIFEST}"
+
+
+def _coverage(trace: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What ``verify-bundle`` checks about each file, in the words of ``docs/evidence.md``."""
+    exporter = trace["me"]
+    return [
+        (
+            MANIFEST,
+            f"signature in {MANIFEST_SIG} by the exporter ({exporter}) with a party key "
+            "whose PartyAdmitted or KeyAdded event is in the bundle, proved under the "
+            "checkpoint and not revoked; lists every other file with its SHA-256",
+        ),
+        (
+            MANIFEST_SIG,
+            f"Ed25519 signature over the RFC 8785 bytes of {MANIFEST}, checked with the "
+            "exporter's key as recorded in the log",
+        ),
+        (
+            CHECKPOINT,
+            f"{_DIGEST}; checkpoint signature by the notary key ({NOTARY_VKEY}, or --vkey); "
+            f"tree size equal to the manifest's; each cosignature with a key of its cosigner "
+            "evidenced in the bundle",
+        ),
+        (
+            NOTARY_VKEY,
+            f"{_DIGEST}; equal to the key given with --vkey (without --vkey it is only "
+            "taken on trust: pass the key you obtained from the ledger's operator)",
+        ),
+        (
+            f"{EVENTS_DIR}/NNNNNN.json",
+            f"{_DIGEST}; leaf bytes decode to the event shown; inclusion proof to the "
+            "checkpoint's root; envelope signature with the signer's key from the bundle's "
+            "key events, not revoked before; compromised keys reported; version/prev chains",
+        ),
+        (
+            TRACE,
+            f"{_DIGEST}; lists exactly the batch's events of the bundle, each entry matching "
+            "its signed event (agreement, terms, limits and grants: the digest only)",
+        ),
+        (
+            DATA,
+            f"{_DIGEST}; each row matches the signed payloads; openings open the signed "
+            "commitments; tag counts and times match the signed chunks (excursions: the "
+            "digest only)",
+        ),
+        (
+            REPORT,
+            f"{_DIGEST} only: this page is drawn from the files above and not compared with "
+            "them; rely on it once verify-bundle answers OK or PARTIAL",
+        ),
+    ]
+
+
+def _checks(trace: Mapping[str, Any]) -> str:
+    rows = [("check", [name, what]) for name, what in _coverage(trace)]
+    return "<h2>What verify-bundle checks, file by file</h2>" + _table(
+        ["file", "checked by verify-bundle"], rows
+    )
+
+
 def render_report(
     trace: Mapping[str, Any],
     data: Mapping[str, Any],
@@ -419,6 +491,7 @@ def render_report(
         _excursions(data),
         _charts(trace, data, events),
         _withheld(withheld),
+        _checks(trace),
         "<p class='note'>Check this bundle offline with "
         "<code>cmo-ledger verify-bundle DIR --vkey NOTARY_KEY</code>.</p>",
     ]

@@ -19,6 +19,9 @@ variable                            meaning                                     
 ``CMO_LEDGER_MAX_BODY_BYTES``       HTTP request body, in bytes                 ``67108864``
 ``CMO_LEDGER_MAX_SUBSCRIPTIONS``    operations running on one websocket         ``10``
 ``CMO_LEDGER_REQUEST_MAX_AGE``      seconds a request signature stays fresh     ``300``
+``CMO_LEDGER_MAX_QUERY_COST``       estimated cost of one GraphQL operation     ``50000``
+``CMO_LEDGER_ASSUMED_LIST_SIZE``    items a list counts in that estimate        ``25``
+``CMO_LEDGER_QUERY_TIME_BUDGET``    seconds one operation may run               ``30``
 ==================================  ==========================================  ===========
 
 A bad value fails at start-up with ``ConfigurationError`` naming the variable.
@@ -66,6 +69,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024
     max_subscriptions: int = 10
     request_max_age: float = 300.0
+    max_query_cost: int = 50_000
+    assumed_list_size: int = 25
+    query_time_budget: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +103,9 @@ class Settings:
             max_body_bytes=_number(env, "MAX_BODY_BYTES", default, int),
             max_subscriptions=_number(env, "MAX_SUBSCRIPTIONS", default, int),
             request_max_age=_number(env, "REQUEST_MAX_AGE", default, float),
+            max_query_cost=_number(env, "MAX_QUERY_COST", default, int),
+            assumed_list_size=_number(env, "ASSUMED_LIST_SIZE", default, int),
+            query_time_budget=_number(env, "QUERY_TIME_BUDGET", default, float),
         )
 
     @property

@@ -21,10 +21,11 @@ import strawberry
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from api.log_fields import AuthenticatedParty, Checkpoint, InclusionProof, b64, in_thread
+from api.log_fields import AuthenticatedParty, Checkpoint, InclusionProof, b64
 from api.queries.common import At, Info, Scope, read, request_scope, time_text
 from api.queries.fields import DataFields
 from api.services import Services
+from api.threads import in_thread
 from ledger.errors import ValidationFailed
 from projections.audit import AUDIT, resolve_time
 

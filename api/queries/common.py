@@ -22,8 +22,8 @@ from strawberry.scalars import JSON
 
 from api.access import authority_for, now_text
 from api.context import Context
-from api.log_fields import in_thread
 from api.permissions import Authority
+from api.threads import in_thread
 from ledger.timeutil import format_utc, require_aware
 from projections.temporal import as_of
 

@@ -8,9 +8,10 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from api.access import can_read_event
-from api.log_fields import LogEvent, in_thread, leaf_indexes
+from api.log_fields import LogEvent, leaf_indexes
 from api.permissions import forbidden
 from api.queries.common import Info
+from api.threads import in_thread
 from ledger.application import Ledger
 
 __all__ = ["load_event"]

@@ -23,7 +23,7 @@ import strawberry
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from api.log_fields import Checkpoint, in_thread
+from api.log_fields import Checkpoint
 from api.queries.agreements import Agreement, TermsVersion, load_agreement
 from api.queries.audit import ENTRY_COLUMNS, AuditEntry, audit_entry
 from api.queries.batches import Batch, Submission, find_batch
@@ -37,6 +37,7 @@ from api.queries.excursions import (
 from api.queries.grants import Grant, grant_of, with_current
 from api.queries.parameters import LimitsVersion, limits_version
 from api.queries.records import EventRecord, RecordFilter, read_events, require_class
+from api.threads import in_thread
 from ledger.domain.scope import GrantScope
 from ledger.domain.validity import successive
 from ledger.errors import NotFound

@@ -1,5 +1,7 @@
 """Evidence bundles on the command line: ``export-evidence`` and ``verify-bundle``.
 
+``export-evidence`` signs the bundle's manifest with the party key of ``--key``;
+``verify-bundle`` checks that signature against the key the log admitted for that party.
 ``register(app)`` adds both to the ``cmo-ledger`` Typer app. ``verify-bundle`` needs no
 server and no database. Exit codes: 0 when the bundle verifies (or was written), 1 with
 each problem listed when it does not, 2 when it is intact but some events are signed under
@@ -59,7 +61,8 @@ def export_evidence_command(
         str, typer.Option("--url", help="The ledger server's URL", envvar="CMO_LEDGER_URL")
     ] = DEFAULT_URL,
 ) -> None:
-    """Export a batch's evidence bundle (events, proofs, checkpoint, report.html)."""
+    """Export a batch's evidence bundle (events, proofs, checkpoint, report.html), its
+    manifest signed with the party key of --key."""
     with connect(url, key) as client, _progress_bar() as progress:
         written = export_evidence(client, batch, out_dir, progress=progress)
     typer.echo(f"bundle of {batch} written to {written}")
@@ -73,7 +76,8 @@ def verify_bundle_command(
         typer.Option("--vkey", help="The notary's verifier key you trust, or a file holding it"),
     ] = None,
 ) -> None:
-    """Check an evidence bundle offline: files, signatures, proofs, checkpoint, chains, data.
+    """Check an evidence bundle offline: the exporter's signature over the manifest, files,
+    signatures, proofs, checkpoint, chains, data.
 
     Exit 0 when it verifies, 1 when it is not intact, 2 when it is intact but some events
     are signed under a compromised key (signed_at or recorded_at at or after the key's

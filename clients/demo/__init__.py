@@ -5,22 +5,52 @@ API on loopback, plays :mod:`clients.demo.story` through the HTTP API (each part
 with its own key), prints what to open, verifies the whole ledger and keeps serving until
 Ctrl-C (unless ``--no-serve``). The steps are in :mod:`clients.demo.run`, imported only
 when the command runs so that the other commands start quickly.
+
+The demo's directory is ``--dir``, else ``CMO_LEDGER_DATA_DIR``, else
+``./.cmo-ledger-demo`` (:func:`demo_directory`); its ledger is ``CMO_LEDGER_DATABASE_URL``
+when set, else ``ledger.db`` in that directory.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-__all__ = ["demo", "register"]
+from ledger.config import PREFIX
+
+__all__ = ["DATA_DIR_VARIABLE", "DEFAULT_DIR", "demo", "demo_directory", "register"]
+
+DEFAULT_DIR = Path(".cmo-ledger-demo")
+DATA_DIR_VARIABLE = PREFIX + "DATA_DIR"
+
+
+def demo_directory(
+    directory: Path | None, environ: Mapping[str, str] | None = None
+) -> tuple[Path, str]:
+    """The demo's directory and what chose it: ``--dir``, the data directory setting, or
+    the default (never the ledger's own default data directory, ``./.cmo-ledger``)."""
+    env = os.environ if environ is None else environ
+    if directory is not None:
+        return directory, "--dir"
+    if env.get(DATA_DIR_VARIABLE):
+        return Path(env[DATA_DIR_VARIABLE]), DATA_DIR_VARIABLE
+    return DEFAULT_DIR, "the default"
 
 
 def demo(
     directory: Annotated[
-        Path, typer.Option("--dir", help="Directory for the demo's ledger and keystores")
-    ] = Path(".cmo-ledger-demo"),
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Directory for the demo's keystores, story ids, evidence bundle and "
+            f"(unless {PREFIX}DATABASE_URL is set) its ledger.db",
+            show_default=f"{DATA_DIR_VARIABLE}, else {DEFAULT_DIR}",
+        ),
+    ] = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Replace the ledger of an earlier demo in --dir")
     ] = False,

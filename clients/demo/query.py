@@ -20,6 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from clients.client import LedgerClient
+from clients.demo import DATA_DIR_VARIABLE, DEFAULT_DIR, demo_directory
 from clients.errors import ClientError
 from ledger.errors import ConfigurationError
 from ledger.keystore import PASSPHRASE_FILE, load_keystore
@@ -73,14 +74,20 @@ def query(
     file: Annotated[Path, typer.Argument(help="A .graphql file, e.g. docs/queries/*.graphql")],
     party: Annotated[str, typer.Option("--as", help="The party to sign as")],
     var: Annotated[list[str] | None, typer.Option(help="A variable, NAME=VALUE")] = None,
-    directory: Annotated[Path, typer.Option("--dir", help="The demo's directory")] = Path(
-        ".cmo-ledger-demo"
-    ),
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="The demo's directory",
+            show_default=f"{DATA_DIR_VARIABLE}, else {DEFAULT_DIR}",
+        ),
+    ] = None,
     url: Annotated[str, typer.Option(help="The demo server")] = "http://127.0.0.1:8000",
 ) -> None:
     """Run a GraphQL query file as a party of the demo and print the answer as JSON."""
+    folder, _ = demo_directory(directory)
     data = run_query(
-        file.read_text("utf-8"), party, variables_of(var or []), directory=directory, url=url
+        file.read_text("utf-8"), party, variables_of(var or []), directory=folder, url=url
     )
     typer.echo(json.dumps(data, indent=2))
 

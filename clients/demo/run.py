@@ -1,37 +1,49 @@
 """The steps of ``cmo-ledger demo`` (see :mod:`clients.demo`).
 
-``run`` prepares the demo's directory, creates the ledger and the party keystores, serves
-the API, tells the story through it, waits for a checkpoint covering it, exports the
-regulator's evidence bundle (when the exporter is installed), verifies the ledger and
-prints what to open.
+``run`` works out where the demo writes (the settings' database URL and data directory
+when set) and says so, prepares the demo's directory, creates the ledger and the party
+keystores, serves the API, tells the story through it, waits for a checkpoint covering
+it, exports the regulator's evidence bundle (when the exporter is installed), verifies
+the ledger and prints what to open.
+
+The demo only ever starts a new ledger: a database named by ``CMO_LEDGER_DATABASE_URL``
+must not hold one yet (a SQLite file outside the demo's directory must not exist), since
+``--fresh`` empties the demo's directory and nothing else.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from nacl.signing import SigningKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import create_engine, inspect, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from clients.client import LedgerClient
+from clients.demo import DATA_DIR_VARIABLE, demo_directory
 from clients.demo.server import DemoServer, running
 from clients.demo.story import Story, StoryTeller
 from clients.demo.world import PARTIES
 from clients.errors import ServerRefused
 from ledger.application import Ledger
-from ledger.config import Settings
+from ledger.config import PREFIX, Settings
 from ledger.domain.parties import NOTARY
 from ledger.errors import ConfigurationError
 from ledger.keys import encode_public_key
 from ledger.keystore import create_keystore, generated_passphrase_file, kdf_limits_from_env
+from ledger.log.meta import meta_table
 from ledger.log.verify import verify_ledger
 
-__all__ = ["MARKER", "run"]
+__all__ = ["MARKER", "Placement", "placement", "run"]
 
 MARKER = "demo.json"
 ORIGIN = "localhost/cmo-ledger-demo"
@@ -39,23 +51,65 @@ ORIGIN = "localhost/cmo-ledger-demo"
 _SHIPPED = Path(__file__).resolve().parent / "queries"
 QUERIES = _SHIPPED if _SHIPPED.is_dir() else _SHIPPED.parents[2] / "docs" / "queries"
 _CHECKPOINT_WAIT = 30.0
+DATABASE_VARIABLE = PREFIX + "DATABASE_URL"
 out = Console()
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the demo writes, and which option or setting chose each place."""
+
+    directory: Path
+    directory_from: str
+    database_url: str
+    database_from: str
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The database file of a SQLite ledger, else ``None``."""
+        return Settings(database_url=self.database_url).sqlite_path()
+
+    def in_directory(self, path: Path) -> bool:
+        return path.resolve().is_relative_to(self.directory.resolve())
+
+
+def placement(directory: Path | None, environ: Mapping[str, str] | None = None) -> Placement:
+    """Where the demo writes: ``directory`` (else the data directory setting, else
+    ``./.cmo-ledger-demo``) and the database URL setting (else ``ledger.db`` there)."""
+    env = os.environ if environ is None else environ
+    folder, folder_from = demo_directory(directory, env)
+    base = Settings.from_env(env)  # refuses a malformed URL, naming the variable
+    if env.get(DATABASE_VARIABLE):
+        return Placement(folder, folder_from, base.database_url, DATABASE_VARIABLE)
+    url = f"sqlite:///{folder.resolve() / 'ledger.db'}"
+    return Placement(folder, folder_from, url, "the default, in the demo's directory")
+
+
 def run(
-    directory: Path, *, fresh: bool, serve: bool, port: int, batches: int, run_minutes: int
+    directory: Path | None,
+    *,
+    fresh: bool,
+    serve: bool,
+    port: int,
+    batches: int,
+    run_minutes: int,
 ) -> bool:
-    """Tell the story in ``directory``; False when the ledger did not verify."""
-    _prepare(directory, fresh)
-    settings, passphrase = _settings(directory)
+    """Tell the story in ``directory`` (``None``: as the settings say); False when the
+    ledger did not verify."""
+    where = placement(directory)
+    _check_database(where, fresh)
+    _prepare(where, fresh)
+    _say_where(where)
+    folder = where.directory
+    settings, passphrase = _settings(where)
     notary_key = _create_ledger(settings, passphrase)
     keys = _party_keys(settings, passphrase)
     with running(settings, notary_key, port=port) as server:
         out.print(f"serving the ledger at [bold]{server.url}/graphql[/bold]")
         story = _tell(server.url, notary_key, keys, batches, run_minutes)
-        (directory / MARKER).write_text(json.dumps(story.as_json(), indent=2) + "\n", "utf-8")
+        (folder / MARKER).write_text(json.dumps(story.as_json(), indent=2) + "\n", "utf-8")
         _await_checkpoint(server.url, notary_key)
-        bundle = _export_evidence(server.url, keys, story, directory)
+        bundle = _export_evidence(server.url, keys, story, folder)
         ok = _verify(settings)
         _print_guide(server, settings, story, bundle)
         if ok and serve:
@@ -64,39 +118,100 @@ def run(
     return ok
 
 
-def _prepare(directory: Path, fresh: bool) -> None:
+def _prepare(where: Placement, fresh: bool) -> None:
     """An empty directory for the demo; with ``--fresh``, only an earlier demo's is emptied."""
+    directory = where.directory
     if not directory.exists() or not any(directory.iterdir()):
         directory.mkdir(parents=True, exist_ok=True)
         return
+    # A refusal names what chose the directory, so that the user knows what to change.
+    chosen = DATA_DIR_VARIABLE if where.directory_from == DATA_DIR_VARIABLE else "--dir"
+    other = f"set {chosen} to another directory" if chosen != "--dir" else "choose another --dir"
     if not fresh:
         raise ConfigurationError(
-            f"{directory} is not empty: pass --fresh to replace an earlier demo, "
-            "or choose another --dir",
-            field="--dir",
+            f"{directory} is not empty: pass --fresh to replace an earlier demo, or {other}",
+            field=chosen,
         )
     if not (directory / MARKER).exists():
         raise ConfigurationError(
             f"{directory} holds no earlier demo ({MARKER} is missing): "
-            "--fresh empties only a demo's directory; choose another --dir",
-            field="--dir",
+            f"--fresh empties only a demo's directory; {other}",
+            field=chosen,
         )
     shutil.rmtree(directory)
     directory.mkdir(parents=True)
 
 
-def _settings(directory: Path) -> tuple[Settings, str]:
-    """The environment's settings for an embedded ledger in ``directory``, and the passphrase."""
+def _check_database(where: Placement, fresh: bool) -> None:
+    """Refuse, before anything is written or emptied, a database that holds a ledger."""
+    if where.database_from != DATABASE_VARIABLE:
+        return
+    path = where.sqlite_file
+    if path is not None and where.in_directory(path):
+        return  # the demo's directory is empty, or --fresh empties it
+    if path is not None and path.exists():
+        raise ConfigurationError(
+            f"{path} exists: the demo starts a new ledger and never overwrites a file "
+            f"(--fresh empties only the demo's directory); remove it, name a new file, or "
+            f"unset {DATABASE_VARIABLE} to keep the ledger in {where.directory}/ledger.db",
+            field=DATABASE_VARIABLE,
+        )
+    if path is None and _holds_ledger(where.database_url):
+        raise ConfigurationError(
+            f"{_shown(where.database_url)} already holds a ledger: the demo starts a new "
+            f"one and never empties a database{' (not even with --fresh)' if fresh else ''}; "
+            f"drop and create it again, name another, or unset {DATABASE_VARIABLE}",
+            field=DATABASE_VARIABLE,
+        )
+
+
+def _holds_ledger(url: str) -> bool:
+    """True when the database at ``url`` holds a ledger's identity; it is only read."""
+    engine = create_engine(Settings(database_url=url).eventsourcing_env()["SQLALCHEMY_URL"])
+    try:
+        if not inspect(engine).has_table(meta_table.name):
+            return False
+        with engine.connect() as conn:
+            found = conn.execute(select(meta_table.c.value).where(meta_table.c.name == "origin"))
+            return found.first() is not None
+    except SQLAlchemyError as exc:
+        raise ConfigurationError(
+            f"cannot read {_shown(url)} ({type(exc).__name__}): check that the database "
+            f"exists and is reachable, or unset {DATABASE_VARIABLE}",
+            field=DATABASE_VARIABLE,
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _shown(url: str) -> str:
+    """A database URL fit to print: its password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _say_where(where: Placement) -> None:
+    """Print where the demo writes, and what chose each place."""
+    database, directory = _shown(where.database_url), where.directory.resolve()
+    out.print(f"the demo's ledger: {database} ({where.database_from})", soft_wrap=True)
+    out.print(
+        f"the demo's directory: {directory} ({where.directory_from}): keystores, "
+        f"passphrase, story ids ({MARKER}) and the evidence bundle",
+        soft_wrap=True,
+    )
+
+
+def _settings(where: Placement) -> tuple[Settings, str]:
+    """The environment's settings for the demo's ledger, and the keystores' passphrase."""
     base = Settings.from_env()
     if base.passphrase:
         passphrase = base.passphrase
     else:
-        passphrase, path = generated_passphrase_file(directory)
+        passphrase, path = generated_passphrase_file(where.directory)
         out.print(f"keystores are protected by the passphrase in {path}")
     settings = replace(
         base,
-        database_url=f"sqlite:///{directory.resolve() / 'ledger.db'}",
-        data_dir=directory,
+        database_url=where.database_url,
+        data_dir=where.directory,
         passphrase=passphrase,
     )
     return settings, passphrase
@@ -108,6 +223,9 @@ def _kdf(settings: Settings) -> tuple[int, int]:
 
 def _create_ledger(settings: Settings, passphrase: str) -> SigningKey:
     key = SigningKey.generate()
+    # The ledger first: a database another process filled since the check is refused
+    # before the notary's keystore is written.
+    Ledger.initialise(settings, ORIGIN, encode_public_key(key)).close()
     opslimit, memlimit = _kdf(settings)
     create_keystore(
         settings.notary_keystore,
@@ -117,7 +235,6 @@ def _create_ledger(settings: Settings, passphrase: str) -> SigningKey:
         opslimit=opslimit,
         memlimit=memlimit,
     )
-    Ledger.initialise(settings, ORIGIN, encode_public_key(key)).close()
     return key
 
 
@@ -188,7 +305,9 @@ def _export_evidence(
         return None
     regulator = "agency-inspectorate"
     with LedgerClient(url, regulator, keys[regulator]) as client:
-        path: Path = export_evidence(client, story.inspected_batch, directory / "evidence")
+        path: Path = export_evidence(
+            client, story.inspected_batch, directory / "evidence", key=keys[regulator]
+        )
     return path
 
 
@@ -228,7 +347,7 @@ def _print_guide(server: DemoServer, settings: Settings, story: Story, bundle: P
     if bundle is not None:
         lines.append(("evidence bundle", f"{bundle} (cmo-ledger verify-bundle {bundle})"))
     lines.append(
-        ("verify again", f"cmo-ledger verify --database {settings.database_url}"),
+        ("verify again", f"cmo-ledger verify --database {_shown(settings.database_url)}"),
     )
     out.print("\n[bold]What to open[/bold]")
     for name, text in lines:

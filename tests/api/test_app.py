@@ -166,7 +166,7 @@ def test_the_serve_command_runs_workers_that_share_one_database(
     actor = api_world[CMO]
     body = {"query": "{ me { id } }"}
     request = httpx2.Request("POST", f"{served_by_cli}/graphql", json=body)
-    PartyAuth(actor.party_id, actor.key).sign(request)
+    PartyAuth(actor.party_id, actor.key, origin=api_world.ledger.identity.origin).sign(request)
     answers = []
     with httpx2.Client() as client:
         for _ in range(4):  # the same signed request, to whichever worker takes it

@@ -8,8 +8,10 @@ import json
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx2
 import pytest
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
@@ -19,10 +21,10 @@ from websockets.sync.client import connect
 
 from api.auth import Caller
 from api.context import Context
-from api.errors import LIMIT_EXCEEDED
+from api.errors import LIMIT_EXCEEDED, Unauthenticated
 from api.permissions_hook import can_read_event
 from api.subscriptions import FeedItem, Subscriber
-from clients.http_signing import connection_init_payload
+from clients.http_signing import PartyAuth, connection_init_payload
 from ledger.domain.subjects import party_subject
 from ledger.errors import LimitExceeded
 from ledger.keys import encode_public_key
@@ -188,7 +190,9 @@ def test_an_unsigned_subscription_is_unauthenticated(server: Server) -> None:
 def test_a_badly_signed_connection_is_closed_as_unauthenticated(
     server: Server, api_world: World
 ) -> None:
-    payload = connection_init_payload(CMO, SigningKey.generate())
+    payload = connection_init_payload(
+        CMO, SigningKey.generate(), url=server.ws_url, origin=server.origin
+    )
     with connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as socket:  # type: ignore[list-item]
         socket.send(json.dumps({"type": "connection_init", "payload": payload}))
         with pytest.raises(ConnectionClosed) as closed:
@@ -199,7 +203,7 @@ def test_a_badly_signed_connection_is_closed_as_unauthenticated(
 
 
 def test_a_replayed_connection_init_is_refused(server: Server, api_world: World) -> None:
-    payload = connection_init_payload(CMO, api_world[CMO].key)
+    payload = server.init_payload(api_world[CMO])
     for expected in ("connection_ack", None):
         with connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as socket:  # type: ignore[list-item]
             socket.send(json.dumps({"type": "connection_init", "payload": payload}))
@@ -210,6 +214,75 @@ def test_a_replayed_connection_init_is_refused(server: Server, api_world: World)
                 socket.recv(timeout=30)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
             assert "already used" in closed.value.rcvd.reason
+
+
+def closing_reason(server: Server, payload: dict[str, str]) -> str:
+    """The reason the server closes a websocket with 4401 after ``payload``."""
+    with connect(server.ws_url, subprotocols=["graphql-transport-ws"]) as socket:  # type: ignore[list-item]
+        socket.send(json.dumps({"type": "connection_init", "payload": payload}))
+        with pytest.raises(ConnectionClosed) as closed:
+            socket.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    return closed.value.rcvd.reason
+
+
+def test_a_connection_init_signed_for_another_origin_is_closed_as_unauthenticated(
+    server: Server, api_world: World
+) -> None:
+    other = "ledger.fabrikam.example/cmo"
+    payload = connection_init_payload(CMO, api_world[CMO].key, url=server.ws_url, origin=other)
+    reason = closing_reason(server, payload)
+    assert reason.startswith("UNAUTHENTICATED: ")
+    assert f"signed for ledger {other!r}" in reason
+
+
+def test_a_connection_init_origin_changed_after_signing_is_refused(
+    server: Server, api_world: World
+) -> None:
+    payload = connection_init_payload(
+        CMO, api_world[CMO].key, url=server.ws_url, origin="ledger.fabrikam.example/cmo"
+    )
+    payload["ledger-origin"] = server.origin
+    assert "does not verify" in closing_reason(server, payload)
+
+
+def test_a_connection_init_from_an_older_client_is_closed_with_update_advice(
+    server: Server, api_world: World
+) -> None:
+    # What clients signed before signatures were bound to one ledger: method and path only.
+    actor = api_world[CMO]
+    request = httpx2.Request("GET", server.graphql_url)
+    auth = PartyAuth(actor.party_id, actor.key)
+    auth._signer.sign(
+        request,
+        key_id=auth.keyid,
+        created=datetime.now(UTC),
+        nonce=uuid.uuid4().hex,
+        label="sig",
+        tag="graphql-transport-ws",
+        covered_component_ids=("@method", "@path"),
+    )
+    payload = {
+        "signature-input": request.headers["signature-input"],
+        "signature": request.headers["signature"],
+    }
+    reason = closing_reason(server, payload)
+    assert 'must cover "@authority" and "ledger-origin"' in reason
+    assert "update the client" in reason
+
+
+def test_a_connection_init_signed_for_another_host_is_refused(
+    server: Server, api_world: World
+) -> None:
+    payload = connection_init_payload(
+        CMO, api_world[CMO].key, url="wss://ledger-b.example/graphql", origin=server.origin
+    )
+    host = httpx2.URL(server.url).netloc.decode()
+    with pytest.raises(Unauthenticated) as refused:
+        server.services.auth.authenticate_ws(payload, "/graphql", authority=host)
+    assert f"signed for host 'ledger-b.example', this websocket reached {host!r}" in str(
+        refused.value.message
+    )
 
 
 def test_a_subscriber_that_falls_behind_is_ended_with_limit_exceeded(api_world: World) -> None:

@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
+from clients.demo import DEFAULT_DIR
 from clients.demo.query import run_query, variables_of
-from clients.demo.run import run
+from clients.demo.run import placement, run
 from clients.errors import ServerRefused
 from ledger.config import Settings
 from ledger.errors import ConfigurationError
@@ -39,17 +40,33 @@ CLI = str(Path(sys.executable).with_name("cmo-ledger"))
 pytestmark = pytest.mark.xdist_group("demo")
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``cmo-ledger ARGS`` as a user runs it (cheap key derivation, a known passphrase)."""
+def run_cli(
+    *args: str,
+    timeout: float = 300,
+    settings: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``cmo-ledger ARGS`` as a user runs it (cheap key derivation, a known passphrase, and
+    only the ``CMO_LEDGER_*`` ``settings`` given)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("CMO_LEDGER_")}
     env.update(CMO_LEDGER_PASSPHRASE=PASSPHRASE, CMO_LEDGER_KDF_PROFILE="min", COLUMNS="200")
+    env.update(settings or {})
     return subprocess.run(
-        [CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+        [CLI, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
 def run_demo(directory: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return run_cli("demo", "--no-serve", "--port", "0", "--dir", str(directory), *extra)
+
+
+SHORT = ("--batches", "1", "--run-hours", "1")
 
 
 @dataclass
@@ -72,7 +89,7 @@ class Demo:
         return data
 
 
-def serve_demo(directory: Path, output: str) -> Iterator[Demo]:
+def serve_demo(directory: Path, output: str) -> Generator[Demo, None, None]:
     settings = Settings(
         database_url=f"sqlite:///{directory / 'ledger.db'}",
         data_dir=directory,
@@ -160,6 +177,82 @@ def test_fresh_refuses_a_directory_that_holds_no_earlier_demo(tmp_path: Path) ->
     (tmp_path / "notes.txt").write_text("keep me", "utf-8")
     assert "holds no earlier demo" in str(_refusal(tmp_path, fresh=True))
     assert (tmp_path / "notes.txt").exists()
+
+
+# ------------------------------------------------------------ where the demo writes
+
+
+def test_demo_honours_the_data_dir_setting(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_cli(
+        "demo", "--no-serve", "--port", "0", *SHORT,
+        settings={"CMO_LEDGER_DATA_DIR": str(data)}, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"the demo's directory: {data} (CMO_LEDGER_DATA_DIR)" in result.stdout
+    assert f"the demo's ledger: sqlite:///{data / 'ledger.db'}" in result.stdout
+    for name in ("ledger.db", "notary.key", "demo.json", "keys/contoso-cmo.key", "evidence"):
+        assert (data / name).exists(), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no ./.cmo-ledger-demo
+
+
+def test_demo_honours_the_database_url_setting(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'elsewhere' / 'demo.db'}"
+    directory = tmp_path / "demo"
+    result = run_cli(
+        "demo", "--no-serve", "--port", "0", "--dir", str(directory), *SHORT,
+        settings={"CMO_LEDGER_DATABASE_URL": database},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"the demo's ledger: {database} (CMO_LEDGER_DATABASE_URL)" in result.stdout
+    assert f"cmo-ledger verify --database {database}" in result.stdout
+    assert (tmp_path / "elsewhere" / "demo.db").is_file()
+    assert not (directory / "ledger.db").exists()
+    assert (directory / "keys" / "contoso-cmo.key").is_file()
+    verified = run_cli("verify", "--database", database, "--workers", "1")
+    assert verified.stdout.strip().startswith("OK:"), verified.stdout + verified.stderr
+
+
+def test_demo_refuses_a_database_url_naming_a_file_that_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    existing = tmp_path / "ledger.db"
+    existing.write_bytes(b"someone's ledger")
+    monkeypatch.setenv("CMO_LEDGER_DATABASE_URL", f"sqlite:///{existing}")
+    directory = tmp_path / "demo"
+    with pytest.raises(ConfigurationError) as refused:
+        run(directory, fresh=True, serve=False, port=0, batches=1, run_minutes=60)
+    assert refused.value.field == "CMO_LEDGER_DATABASE_URL"
+    assert f"{existing} exists: the demo starts a new ledger" in str(refused.value)
+    assert "unset CMO_LEDGER_DATABASE_URL" in str(refused.value)
+    assert existing.read_bytes() == b"someone's ledger"
+    assert not directory.exists()
+
+
+def test_demo_refusals_name_the_data_dir_setting_that_chose_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "notes.txt").write_text("keep me", "utf-8")
+    monkeypatch.setenv("CMO_LEDGER_DATA_DIR", str(tmp_path))
+    with pytest.raises(ConfigurationError) as refused:
+        run(None, fresh=False, serve=False, port=0, batches=1, run_minutes=60)
+    assert refused.value.field == "CMO_LEDGER_DATA_DIR"
+    assert "set CMO_LEDGER_DATA_DIR to another directory" in str(refused.value)
+    assert (tmp_path / "notes.txt").read_text("utf-8") == "keep me"
+
+
+def test_dir_comes_before_the_data_dir_setting_and_neither_means_the_default(
+    tmp_path: Path,
+) -> None:
+    data = {"CMO_LEDGER_DATA_DIR": str(tmp_path / "data")}
+    assert placement(tmp_path / "option", data).directory == tmp_path / "option"
+    assert placement(None, data).directory == tmp_path / "data"
+    default = placement(None, {})
+    assert (default.directory, default.directory_from) == (DEFAULT_DIR, "the default")
+    assert default.database_url == f"sqlite:///{DEFAULT_DIR.resolve() / 'ledger.db'}"
+    with pytest.raises(ConfigurationError) as refused:
+        placement(None, {"CMO_LEDGER_DATABASE_URL": "mysql://nowhere/db"})
+    assert refused.value.field == "CMO_LEDGER_DATABASE_URL"
 
 
 # ------------------------------------------------------------------ who sees what

@@ -1,6 +1,8 @@
 """A batch's evidence bundle, exported through the HTTP API, verifies offline with no server
-and no database; any change to it is found and named; ``report.html`` shows the timeline,
-the limits, the data with corrections marked and a control chart per CPP (R28)."""
+and no database; any change to it is found and named, and its manifest is signed by the
+exporter with a key the log admitted; ``report.html`` shows the timeline, the limits, the
+data with corrections marked, a control chart per CPP and which checks cover which file
+(R28)."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from clients.bundle import (
     CHECKPOINT,
     DATA,
     MANIFEST,
+    MANIFEST_SIG,
     NOTARY_VKEY,
     REPORT,
     TRACE,
@@ -30,13 +33,15 @@ from clients.bundle import (
 )
 from clients.cli import app
 from clients.client import LedgerClient
-from clients.evidence import EvidenceRefused, export_evidence
+from clients.evidence import EvidenceRefused, export_evidence, sign_manifest
 from ledger.domain.limits import tag_for
+from ledger.keys import key_id
 from ledger.keystore import create_keystore, kdf_limits_from_env
 from ledger.log.notes import add_signature_lines, cosign, parse_note, sign_note, vkey
 from tests.conftest import BACKENDS
 from tests.support.data_server import Served, shared_data_server
 from tests.support.data_world import B1
+from tests.support.world import actor_of
 
 pytestmark = pytest.mark.xdist_group("data_queries")
 
@@ -75,15 +80,39 @@ def load(path: Path) -> Any:
 
 
 def save(bundle: Path, name: str, value: Any) -> None:
-    """Rewrite a file and its manifest digest, as a careful forger would."""
+    """Rewrite a file, its manifest digest and the manifest's signature, as the exporter
+    itself could: what the signed manifest cannot catch, the deeper checks must."""
     (bundle / name).write_text(json.dumps(value), "utf-8")
     rehash(bundle, name)
 
 
-def rehash(bundle: Path, name: str) -> None:
+def rehash(bundle: Path, name: str, *, signer: SigningKey | None = None) -> None:
+    """Put a changed file's digest in the manifest and sign it again (by default with the
+    exporter's key, the regulator's)."""
     manifest = load(bundle / MANIFEST)
     manifest["files"][name] = sha256_file(bundle / name)
+    resign(bundle, manifest, signer=signer)
+
+
+def resign(bundle: Path, manifest: Any, *, signer: SigningKey | None = None) -> None:
     (bundle / MANIFEST).write_text(json.dumps(manifest), "utf-8")
+    key = actor_of(REGULATOR).key if signer is None else signer
+    sign_manifest(bundle, manifest, REGULATOR, key)
+
+
+def forge_report(bundle: Path) -> None:
+    """Rewrite report.html and its digest, as someone without the exporter's key would."""
+    html = (bundle / REPORT).read_text("utf-8").replace("SUPERSEDED", "current")
+    (bundle / REPORT).write_text(html, "utf-8")
+    manifest = load(bundle / MANIFEST)
+    manifest["files"][REPORT] = sha256_file(bundle / REPORT)
+    (bundle / MANIFEST).write_text(json.dumps(manifest), "utf-8")
+
+
+def last_line(bundle: Path) -> tuple[int, str, str]:
+    """``verify-bundle``'s exit code, output and last line."""
+    result = CliRunner().invoke(app, ["verify-bundle", str(bundle)])
+    return result.exit_code, result.output, result.output.splitlines()[-1]
 
 
 def event_files(bundle: Path, role: str = "batch") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -112,6 +141,26 @@ def test_a_bundle_holds_every_event_of_the_trace_with_one_checkpoint(exported: P
     assert {CHECKPOINT, NOTARY_VKEY, TRACE, DATA, REPORT} <= listed
     batch_subject = trace["batch"]["subject"]
     assert [w for w in manifest["withheld"] if w.get("subject") == batch_subject] == []
+    assert MANIFEST_SIG not in listed and (exported / MANIFEST_SIG).is_file()
+
+
+def test_the_manifest_is_signed_by_the_exporter_whose_key_events_are_in_the_bundle(
+    exported: Path,
+) -> None:
+    signature = load(exported / MANIFEST_SIG)
+    regulator = actor_of(REGULATOR)
+    assert (signature["party"], signature["key_id"]) == (REGULATOR, regulator.key_id)
+    admitted = [
+        e["event"]["envelope"]
+        for _, e in event_files(exported, "key")
+        if e["event"]["envelope"]["payload"].get("party") == REGULATOR
+    ]
+    assert [e["type"] for e in admitted] == ["PartyAdmitted"]
+    report = verify_bundle(exported)
+    assert report.signed_by == f"{REGULATOR} (key {regulator.key_id})"
+    assert f"{MANIFEST}: signed by its exporter {REGULATOR} with key {regulator.key_id}, " in (
+        " ".join(report.notes)
+    )
 
 
 def test_verify_bundle_passes_a_good_bundle_with_the_trusted_key(
@@ -202,7 +251,7 @@ def test_verify_bundle_refuses_a_removed_event(bundle: Path) -> None:
     (bundle / name).unlink()
     manifest = load(bundle / MANIFEST)
     del manifest["files"][name]
-    (bundle / MANIFEST).write_text(json.dumps(manifest), "utf-8")
+    resign(bundle, manifest)
     found = problems(bundle)
     leaf, version = removed["leaf_index"], removed["event"]["envelope"]["version"]
     assert f"{TRACE}: event at leaf {leaf} (DataSubmitted) is not in the bundle" in found
@@ -302,6 +351,115 @@ def test_verify_bundle_refuses_a_cosignature_by_a_key_the_bundle_does_not_eviden
         f"{CHECKPOINT}: the cosignature by {NORTHWIND} matches no key of {NORTHWIND} "
         "evidenced in the bundle"
     ]
+
+
+# -- the signed manifest -------------------------------------------------------------------
+
+
+def test_a_rewritten_report_with_a_rehashed_manifest_fails_verification(bundle: Path) -> None:
+    forge_report(bundle)
+    assert problems(bundle) == [
+        f"{MANIFEST_SIG}: the signature over {MANIFEST} does not verify with key "
+        f"{actor_of(REGULATOR).key_id} of {REGULATOR}: {MANIFEST} was changed after the "
+        "export (or the signature is not its); do not rely on any file of this bundle"
+    ]
+    code, _, last = last_line(bundle)
+    assert code == 1 and last.startswith("FAILED: 1 problem(s)")
+
+
+def test_a_manifest_signed_by_a_key_not_in_the_log_fails(bundle: Path) -> None:
+    forger = SigningKey.generate()
+    forge_report(bundle)
+    resign(bundle, load(bundle / MANIFEST), signer=forger)
+    found = problems(bundle)
+    assert len(found) == 1, found
+    assert found[0].startswith(
+        f"{MANIFEST_SIG}: key {key_id(forger.verify_key)} of {REGULATOR} is not in the log"
+    )
+    assert f"{MANIFEST} cannot be trusted; ask {REGULATOR} to export the bundle again" in found[0]
+    code, output, last = last_line(bundle)
+    assert code == 1 and last.startswith("FAILED:"), output
+
+
+def test_a_manifest_signed_by_another_party_than_its_exporter_fails(
+    served: Served, bundle: Path
+) -> None:
+    northwind = served.data.world[NORTHWIND]
+    manifest = load(bundle / MANIFEST)
+    sign_manifest(bundle, manifest, NORTHWIND, northwind.key)
+    assert problems(bundle) == [
+        f"{MANIFEST_SIG}: signed by {NORTHWIND}, but {MANIFEST} names '{REGULATOR}' as the exporter"
+    ]
+
+
+def test_a_manifest_whose_exporter_key_events_were_removed_fails(bundle: Path) -> None:
+    name = next(
+        name
+        for name, event in event_files(bundle, "key")
+        if event["event"]["envelope"]["payload"].get("party") == REGULATOR
+    )
+    (bundle / name).unlink()
+    manifest = load(bundle / MANIFEST)
+    del manifest["files"][name]
+    resign(bundle, manifest)
+    found = problems(bundle)
+    assert found
+    # The removal is caught at the manifest, or first at an event that key signed.
+    assert all(f"key {actor_of(REGULATOR).key_id} of {REGULATOR}" in p for p in found), found
+    assert all(MANIFEST in p for p in found), found
+
+
+def test_a_bundle_without_a_manifest_signature_fails(bundle: Path) -> None:
+    (bundle / MANIFEST_SIG).unlink()
+    found = problems(bundle)
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{MANIFEST_SIG} is missing: nothing shows that the exporter")
+    assert MANIFEST in found[0] and "ask the exporter" in found[0]
+    code, output, last = last_line(bundle)
+    assert code == 1 and last.startswith("FAILED:"), output
+    assert f"problem: {MANIFEST_SIG} is missing" in output
+
+
+def test_a_malformed_manifest_signature_fails(bundle: Path) -> None:
+    (bundle / MANIFEST_SIG).write_text(json.dumps({"party": REGULATOR}), "utf-8")
+    [found] = problems(bundle)
+    assert found.startswith(f"{MANIFEST_SIG}: expected {{party, key_id, signature (base64)}}")
+
+
+def test_export_refuses_to_sign_with_a_key_the_log_does_not_hold(
+    served: Served, tmp_path: Path
+) -> None:
+    out = tmp_path / "unsigned"
+    with client_of(served, REGULATOR) as client, pytest.raises(EvidenceRefused) as refused:
+        export_evidence(client, B1, out, key=SigningKey.generate())
+    assert refused.value.field == "key"
+    assert f"is not a party key of {REGULATOR} in the log" in str(refused.value)
+    assert not (out / MANIFEST).exists()
+
+
+def test_the_report_says_which_checks_cover_which_file(exported: Path) -> None:
+    html = (exported / REPORT).read_text("utf-8")
+    section = html[html.index("<h2>What verify-bundle checks, file by file</h2>") :]
+    covered = re.findall(r'<tr class="check"><td>([^<]+)</td><td>([^<]+)</td>', section)
+    files = [name for name, _ in covered]
+    assert files == [
+        MANIFEST,
+        MANIFEST_SIG,
+        CHECKPOINT,
+        NOTARY_VKEY,
+        "events/NNNNNN.json",
+        TRACE,
+        DATA,
+        REPORT,
+    ]
+    what = dict(covered)
+    assert f"signature in {MANIFEST_SIG} by the exporter ({REGULATOR})" in what[MANIFEST]
+    for name in (CHECKPOINT, NOTARY_VKEY, "events/NNNNNN.json", TRACE, DATA, REPORT):
+        assert f"SHA-256 listed in the signed {MANIFEST}" in what[name]
+    assert "inclusion proof" in what["events/NNNNNN.json"]
+    assert "envelope signature" in what["events/NNNNNN.json"]
+    assert "checkpoint signature by the notary key" in what[CHECKPOINT]
+    assert "openings open the signed commitments" in what[DATA]
 
 
 # -- the report ----------------------------------------------------------------------------

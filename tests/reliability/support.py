@@ -128,7 +128,7 @@ class Deployment:
 
     def client(self, party_id: str, *, timeout: float = 60.0) -> httpx2.Client:
         actor = self.world.notary if party_id == NOTARY else self.world[party_id]
-        auth = PartyAuth(actor.party_id, actor.key)
+        auth = PartyAuth(actor.party_id, actor.key, origin=self.ledger.identity.origin)
         return httpx2.Client(base_url=self.url, auth=auth, timeout=timeout)
 
     def worker_pids(self) -> list[int]:
@@ -644,7 +644,7 @@ def hang_up(deployed: Deployment, actor: Actor, body: bytes, *, send: int) -> No
         content=body,
         headers={"content-type": "application/json"},
     )
-    PartyAuth(actor.party_id, actor.key).sign(request)
+    PartyAuth(actor.party_id, actor.key, origin=deployed.ledger.identity.origin).sign(request)
     lines = [f"POST {request.url.raw_path.decode()} HTTP/1.1"]
     lines += [f"{name}: {value}" for name, value in request.headers.items()]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

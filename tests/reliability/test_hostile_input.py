@@ -31,7 +31,6 @@ from hypothesis import strategies as st
 from schemathesis.graphql import nodes
 from schemathesis.specs.graphql import scalars
 
-from clients.http_signing import PartyAuth
 from ledger.domain.subjects import party_subject
 from tests.conftest import BACKENDS
 from tests.support.data_server import Served, shared_data_server
@@ -175,7 +174,7 @@ def schema(served: Served) -> Iterator[Any]:
 def signed_client(served: Served, party: str | None) -> httpx2.Client:
     """A client signing as ``party`` (``None``: unsigned)."""
     actor = None if party is None else served.data.world[party]
-    auth = None if actor is None else PartyAuth(actor.party_id, actor.key)
+    auth = None if actor is None else served.server.auth(actor)
     return httpx2.Client(base_url=served.server.url, auth=auth, timeout=60)
 
 

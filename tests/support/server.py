@@ -3,10 +3,12 @@
 ``running_server(settings, notary_key)`` serves ``api.app.create_app`` and yields a
 :class:`Server` that makes signed clients for any :class:`~tests.support.world.Actor`:
 ``server.http(actor)`` (an ``httpx2.Client``), ``server.gql(actor)`` (a ``gql`` client over
-HTTP) and ``server.ws(actor)`` (a ``gql`` client over ``graphql-transport-ws``). Pass
-``None`` for an unsigned client. ``server.call(actor, query, variables)`` runs one
-operation and returns ``(data, errors)`` without raising on GraphQL errors;
-``server.submit(actor, type, subject, payload, meaning=...)`` signs and stores one event.
+HTTP) and ``server.ws(actor)`` (a ``gql`` client over ``graphql-transport-ws``), signing for
+the served ledger's origin and this server's host (``server.auth(actor)`` and
+``server.init_payload(actor)`` are their signatures). Pass ``None`` for an unsigned client.
+``server.call(actor, query, variables)`` runs one operation and returns ``(data, errors)``
+without raising on GraphQL errors; ``server.submit(actor, type, subject, payload,
+meaning=...)`` signs and stores one event.
 """
 
 from __future__ import annotations
@@ -59,23 +61,38 @@ class Server:
         return self.graphql_url.replace("http://", "ws://", 1)
 
     @property
+    def origin(self) -> str:
+        """The served ledger's origin: what requests to it are signed for."""
+        return self.services.ledger.identity.origin
+
+    def auth(self, actor: Actor) -> PartyAuth:
+        """Signs as ``actor`` for this server's ledger."""
+        return PartyAuth(actor.party_id, actor.key, origin=self.origin)
+
+    def init_payload(self, actor: Actor) -> dict[str, str]:
+        """A ``connection_init`` payload signed by ``actor`` for this server's websocket."""
+        return connection_init_payload(
+            actor.party_id, actor.key, url=self.ws_url, origin=self.origin
+        )
+
+    @property
     def services(self) -> Services:
         """The server's services (it runs in this process)."""
         services: Services = self.app.state.services
         return services
 
     def http(self, actor: Actor | None, *, timeout: float = 30.0) -> httpx2.Client:
-        auth = PartyAuth(actor.party_id, actor.key) if actor is not None else None
+        auth = self.auth(actor) if actor is not None else None
         return httpx2.Client(base_url=self.url, auth=auth, timeout=timeout)
 
     def gql(self, actor: Actor | None, *, timeout: float = 60.0) -> Client:
-        auth = PartyAuth(actor.party_id, actor.key) if actor is not None else None
+        auth = self.auth(actor) if actor is not None else None
         transport = HTTPXTransport(url=self.graphql_url, auth=auth, timeout=timeout)
         return Client(transport=transport, execute_timeout=timeout)
 
     def ws(self, actor: Actor | None, *, payload: dict[str, Any] | None = None) -> Client:
         if payload is None and actor is not None:
-            payload = connection_init_payload(actor.party_id, actor.key)
+            payload = self.init_payload(actor)
         transport = WebsocketsTransport(
             url=self.ws_url,
             init_payload=payload or {},
