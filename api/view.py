@@ -39,6 +39,7 @@ from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
@@ -154,6 +155,22 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             )
             return
         await super().handle_subscribe(message)
+
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """A query or mutation runs within ``Limits.query_time_budget``, as over HTTP; a
+        subscription runs until completed or its connection closes."""
+        limits = self.context.services.limits
+        if _is_subscription(operation.query, operation.operation_name, limits.max_tokens):
+            await super().run_operation(operation)
+            return
+        with anyio.move_on_after(limits.query_time_budget) as timer:
+            await super().run_operation(operation)
+        if timer.cancelled_caught:
+            self.context.services.metrics.error(LIMIT_EXCEEDED)
+            error = GraphQLError(
+                _over_budget(limits.query_time_budget), extensions={"code": LIMIT_EXCEEDED}
+            )
+            await operation.send_initial_errors([error])
 
 
 class RefusedJSON(json.JSONDecodeError):
@@ -298,12 +315,7 @@ class LedgerGraphQL(GraphQL[Context, None]):
                 watcher.cancel()
         if timer.cancelled_caught:
             self.services.metrics.error(LIMIT_EXCEEDED)
-            message = (
-                f"the operation ran over its time budget of {budget:g} s and was stopped: "
-                "ask for less (fewer nested lists, smaller pages); a mutation's outcome is "
-                "then unknown: read nextVersion of its subject"
-            )
-            return JSONResponse(error_document(LIMIT_EXCEEDED, message))
+            return JSONResponse(error_document(LIMIT_EXCEEDED, _over_budget(budget)))
         return response
 
     def decode_json(self, data: str | bytes) -> object:
@@ -358,28 +370,52 @@ class RefusedOperation(HTTPException):
         self.field = field
 
 
+def _over_budget(budget: float) -> str:
+    return (
+        f"the operation ran over its time budget of {budget:g} s and was stopped: "
+        "ask for less (fewer nested lists, smaller pages); a mutation's outcome is "
+        "then unknown: read nextVersion of its subject"
+    )
+
+
+def _operations(query: object, max_tokens: int) -> list[OperationDefinitionNode]:
+    """The operations of a document; none when it does not parse (the schema then refuses
+    it with its code)."""
+    if not isinstance(query, str):
+        return []
+    try:
+        document = parse(query, no_location=True, max_tokens=max_tokens)
+    except GraphQLError:
+        return []
+    return [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+
+
+def _chosen(
+    operations: list[OperationDefinitionNode], name: str | None
+) -> OperationDefinitionNode | None:
+    for operation in operations:
+        if name is None or (operation.name and operation.name.value == name):
+            return operation
+    return None
+
+
+def _is_subscription(query: str, name: str | None, max_tokens: int) -> bool:
+    chosen = _chosen(_operations(query, max_tokens), name)
+    return chosen is not None and chosen.operation is OperationType.SUBSCRIPTION
+
+
 def _check_http_operation(data: GraphQLRequestData, max_tokens: int) -> None:
     """Refuse a document of several operations without ``operationName`` (the GraphQL
     spec's request error) and a subscription, which runs over a websocket only."""
-    if not isinstance(data.query, str):
-        return
-    try:
-        document = parse(data.query, no_location=True, max_tokens=max_tokens)
-    except GraphQLError:
-        return  # the schema refuses it with its code
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    operations = _operations(data.query, max_tokens)
     if data.operation_name is None and len(operations) > 1:
         raise RefusedOperation(
             f"the document holds {len(operations)} operations: name the one to run "
             "in operationName",
             "operationName",
         )
-    chosen = [
-        o
-        for o in operations
-        if data.operation_name is None or (o.name and o.name.value == data.operation_name)
-    ]
-    if chosen and chosen[0].operation is OperationType.SUBSCRIPTION:
+    chosen = _chosen(operations, data.operation_name)
+    if chosen is not None and chosen.operation is OperationType.SUBSCRIPTION:
         raise RefusedOperation(
             "a subscription runs over a websocket (graphql-transport-ws) at this URL, "
             "not over HTTP POST",

@@ -282,6 +282,11 @@ class LedgerClient:
             base_url=self.url, auth=self._auth, timeout=timeout, transport=transport
         )
 
+    @property
+    def signing_key(self) -> SigningKey:
+        """The key this client signs its requests and envelopes with."""
+        return self._key
+
     def __enter__(self) -> LedgerClient:
         return self
 

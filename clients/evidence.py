@@ -369,10 +369,9 @@ def _signing_key(client: GraphQLClient, key: SigningKey | None) -> SigningKey:
     if key is not None:
         return key
     # A LedgerClient holds the key of the party it speaks for, which is the exporter.
-    for name in ("signing_key", "_key"):
-        found = getattr(client, name, None)
-        if isinstance(found, SigningKey):
-            return found
+    found = getattr(client, "signing_key", None)
+    if isinstance(found, SigningKey):
+        return found
     raise EvidenceRefused(
         "the manifest must be signed by the exporter: pass key=, the SigningKey of the "
         "party the client signs as",

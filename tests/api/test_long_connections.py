@@ -4,6 +4,7 @@ revoked is closed, each operation on an open socket judges grants afresh, and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -58,19 +59,18 @@ def revoke(world: World, holder: Actor) -> int:
 
 @pytest.fixture()
 def socket_of(server: Server) -> Iterator[Any]:
-    opened: list[ClientConnection] = []
+    opened = contextlib.ExitStack()
 
     def open_socket(actor: Actor) -> ClientConnection:
-        socket = connect(server.ws_url, subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
-        opened.append(socket)
+        protocols: Any = ["graphql-transport-ws"]
+        socket = opened.enter_context(connect(server.ws_url, subprotocols=protocols))
         payload = server.init_payload(actor)
         socket.send(json.dumps({"type": "connection_init", "payload": payload}))
         assert json.loads(socket.recv(timeout=30))["type"] == "connection_ack"
         return socket
 
-    yield open_socket
-    for socket in opened:
-        socket.close()
+    with opened:
+        yield open_socket
 
 
 def ask(socket: ClientConnection, query: str) -> dict[str, Any]:

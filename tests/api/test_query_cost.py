@@ -3,6 +3,7 @@ while it runs, and a client that hangs up stops its own work."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -11,7 +12,9 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from graphql import parse
+from gql import GraphQLRequest
+from gql.transport.exceptions import TransportQueryError
+from graphql import OperationDefinitionNode, parse
 from graphql.utilities import TypeInfo
 from graphql.validation import ValidationContext
 from starlette.requests import Request
@@ -42,8 +45,9 @@ def cost(query: str, model: CostModel = MODEL) -> int:
     document = parse(query)
     graphql_schema = schema._schema
     context = ValidationContext(graphql_schema, document, TypeInfo(graphql_schema), print)
-    operations = [d for d in document.definitions if d.kind == "operation_definition"]
-    return sum(operation_cost(context, operation, model) for operation in operations)  # type: ignore[arg-type]
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    costs = [operation_cost(context, operation, model) for operation in operations]
+    return sum(costs)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -149,6 +153,24 @@ def test_an_operation_over_its_time_budget_is_stopped(
     assert codes(errors) == ["LIMIT_EXCEEDED"], errors
     assert "time budget" in errors[0]["message"]
     assert data is None
+
+
+def test_an_operation_over_a_websocket_keeps_the_same_time_budget(
+    served: Served, budget_server: Server
+) -> None:
+    actor = served.data.world[SPONSOR]
+
+    async def query_over_websocket() -> list[dict[str, Any]]:
+        async with budget_server.ws(actor) as session:
+            try:
+                await session.execute(GraphQLRequest("{ agreements { id } }"))
+            except TransportQueryError as error:
+                return list(error.errors or [])
+        return []
+
+    errors = asyncio.run(asyncio.wait_for(query_over_websocket(), 60))
+    assert codes(errors) == ["LIMIT_EXCEEDED"], errors
+    assert "time budget" in errors[0]["message"]
 
 
 def test_a_client_that_hangs_up_stops_its_operation(served: Served) -> None:
