@@ -70,5 +70,6 @@ def test_an_unsigned_caller_may_read_the_schema(server: Server) -> None:
 
 def test_an_unsigned_caller_reads_nothing_but_the_ledger(server: Server) -> None:
     status, answer = post(server, None, {"query": "{ agreements { id } }"})
+    assert status == 200
     assert codes(answer["errors"]) == ["UNAUTHENTICATED"], answer
     assert answer.get("data") is None
