@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from dataclasses import dataclass
 
 import strawberry
@@ -64,7 +64,6 @@ class Subscriber:
     def __init__(self, size: int) -> None:
         self.queue: asyncio.Queue[FeedItem] = asyncio.Queue(maxsize=size)
         self.overflowed = False
-        self.watcher = False
 
     def offer(self, item: FeedItem) -> None:
         """Queue ``item``; on a full queue, mark the subscriber as fallen behind."""
@@ -107,6 +106,7 @@ class EventFeed:
         self.page_size = page_size
         self.queue_size = queue_size
         self._subscribers: set[Subscriber] = set()
+        self._revocation_watches: set[asyncio.Event] = set()
         self._registrations = 0
         self._last = 0
         self._task: asyncio.Task[None] | None = None
@@ -116,7 +116,7 @@ class EventFeed:
     @property
     def subscribers(self) -> int:
         """How many subscriptions are live."""
-        return sum(1 for subscriber in self._subscribers if not subscriber.watcher)
+        return len(self._subscribers)
 
     async def start(self) -> None:
         """Start tailing (on the running event loop)."""
@@ -134,11 +134,9 @@ class EventFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def subscribe(self, *, watcher: bool = False) -> Subscriber:
-        """A new subscriber, receiving events from now on (a connection's ``watcher`` is
-        not counted as a subscription)."""
+    def subscribe(self) -> Subscriber:
+        """A new subscriber, receiving events from now on."""
         subscriber = Subscriber(self.queue_size)
-        subscriber.watcher = watcher
         self._subscribers.add(subscriber)
         self._registrations += 1
         return subscriber
@@ -146,6 +144,19 @@ class EventFeed:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         """Stop feeding ``subscriber``."""
         self._subscribers.discard(subscriber)
+
+    @contextlib.contextmanager
+    def revocations(self) -> Iterator[asyncio.Event]:
+        """An event set whenever the log records a key revocation, from now on: a
+        connection clears it, then checks whether its own key was revoked. The feed scans
+        each new page once for every connection."""
+        watch = asyncio.Event()
+        self._revocation_watches.add(watch)
+        self._registrations += 1
+        try:
+            yield watch
+        finally:
+            self._revocation_watches.discard(watch)
 
     def _appended(self, position: int) -> None:
         # Called in the appending thread: hand the wake-up to the event loop.
@@ -167,13 +178,16 @@ class EventFeed:
 
     async def _pump(self) -> None:
         while True:
-            if not self._subscribers:
+            if not self._subscribers and not self._revocation_watches:
                 await self._skip_to_head()
                 return
             page = await in_thread(self._read, self._last)
             for item in page:
                 for subscriber in list(self._subscribers):
                     subscriber.offer(item)
+            if revokes(page):
+                for watch in list(self._revocation_watches):
+                    watch.set()
             if page:
                 self._last = page[-1].recorded.position
             if len(page) < self.page_size:

@@ -61,9 +61,7 @@ from api.errors import (
     error_document,
 )
 from api.services import Services
-from api.subscriptions import revokes
 from api.threads import in_thread, request_threads
-from ledger.errors import LimitExceeded
 
 __all__ = ["LedgerGraphQL"]
 
@@ -116,20 +114,12 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         return True
 
     async def _close_when_revoked(self) -> None:
-        feed = self.context.services.feed
-        subscriber = feed.subscribe(watcher=True)
-        try:
+        with self.context.services.feed.revocations() as revoked:
             while True:
-                try:
-                    items = await subscriber.next_batch()
-                except LimitExceeded:  # fell behind: a revocation may be among the missed
-                    feed.unsubscribe(subscriber)
-                    subscriber = feed.subscribe(watcher=True)
-                    items = []
-                if (revokes(items) or not items) and not await self._still_authenticated():
+                await revoked.wait()
+                revoked.clear()
+                if not await self._still_authenticated():
                     return
-        finally:
-            feed.unsubscribe(subscriber)
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged:
