@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    DocumentNode,
     FieldNode,
     FragmentSpreadNode,
     GraphQLField,
@@ -34,11 +35,12 @@ from graphql import (
     get_named_type,
     get_nullable_type,
 )
+from graphql.utilities import TypeInfo
 from graphql.validation import ASTValidationRule, ValidationContext, ValidationRule
 
 from api.validation import LimitExceededError
 
-__all__ = ["PAGE_ARGUMENT", "CostModel", "operation_cost", "query_cost_rule"]
+__all__ = ["PAGE_ARGUMENT", "CostModel", "document_cost", "operation_cost", "query_cost_rule"]
 
 PAGE_ARGUMENT = "first"
 """The argument that bounds a page, on a list field or on the field holding the page."""
@@ -60,6 +62,13 @@ def operation_cost(
     if root is None:
         return 0
     return _Estimate(context, model).selections(operation.selection_set, root, 1, None)
+
+
+def document_cost(schema: GraphQLSchema, document: DocumentNode, model: CostModel) -> int:
+    """The estimated cost of every operation of ``document``, summed."""
+    context = ValidationContext(schema, document, TypeInfo(schema), lambda _error: None)
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    return sum(operation_cost(context, operation, model) for operation in operations)
 
 
 def _root_type(schema: GraphQLSchema, operation: OperationDefinitionNode) -> Any:

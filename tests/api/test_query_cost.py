@@ -14,13 +14,11 @@ import httpx2
 import pytest
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
-from graphql import OperationDefinitionNode, parse
-from graphql.utilities import TypeInfo
-from graphql.validation import ValidationContext
+from graphql import parse
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.cost import CostModel, operation_cost
+from api.cost import CostModel, document_cost
 from api.limits import Limits
 from api.schema import schema
 from tests.conftest import BACKENDS
@@ -42,12 +40,7 @@ LIVENESS_BOUND = 1.0  # seconds /healthz may take while the worst allowed query 
 
 
 def cost(query: str, model: CostModel = MODEL) -> int:
-    document = parse(query)
-    graphql_schema = schema._schema
-    context = ValidationContext(graphql_schema, document, TypeInfo(graphql_schema), print)
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    costs = [operation_cost(context, operation, model) for operation in operations]
-    return sum(costs)
+    return document_cost(schema._schema, parse(query), model)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
