@@ -313,6 +313,11 @@ class LedgerClient:
     def _post(
         self, query: str, variables: Mapping[str, Any] | None, *, signed: bool
     ) -> dict[str, Any]:
+        return _data_of(self._answer(query, variables, signed=signed), self.url)
+
+    def _answer(
+        self, query: str, variables: Mapping[str, Any] | None, *, signed: bool
+    ) -> httpx2.Response:
         body = {"query": query, "variables": dict(variables or {})}
         auth = httpx2.USE_CLIENT_DEFAULT if signed else httpx2.Auth()  # the base Auth adds nothing
         try:
@@ -325,7 +330,7 @@ class LedgerClient:
             raise TransportFailure(
                 f"cannot reach {self.url}: {exc}; check the URL and that the server runs"
             ) from exc
-        return _data_of(response, self.url)
+        return response
 
     # -- ledger identity ---------------------------------------------------------------
 
@@ -507,11 +512,51 @@ class LedgerClient:
             after = page["pageInfo"]["endCursor"]
 
     def trace_batch(self, batch: str) -> dict[str, Any]:
-        """One batch end to end: terms, limits, grants, events, corrections, deviations."""
-        found = self.graphql(TRACE, {"b": batch})["traceBatch"]
+        """One batch end to end: terms, limits, grants, events, corrections, deviations.
+
+        A part the caller may not see (e.g. deviations, without a grant of the ``event``
+        class) is ``None`` and listed in ``withheld`` (:meth:`graphql_parts`) with the
+        server's code and reason; the rest is answered.
+        """
+        data, withheld = self.graphql_parts(TRACE, {"b": batch})
+        found = data.get("traceBatch")
         if found is None:
             raise ServerRefused("NOT_FOUND", "batch", f"no batch {batch} that you may see")
-        return dict(found)
+        return {**found, "withheld": withheld}
+
+    def graphql_parts(
+        self, query: str, variables: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Run one operation that may be answered in part: its ``data`` and, for each part
+        the server withheld (a field it answered ``null`` with an error), ``{"part",
+        "code", "field", "message"}``; ``part`` is the field's path below the root field,
+        e.g. ``deviations``. When the server answered nothing at all, its first error is
+        raised as :class:`ServerRefused`."""
+        if self._auth.origin is None:
+            self._load_identity()
+        response = self._answer(query, variables, signed=True)
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        data = document.get("data") if isinstance(document, dict) else None
+        errors = document.get("errors") if isinstance(document, dict) else None
+        answered = isinstance(data, dict) and any(data.values())
+        if response.status_code >= 500 or not errors or not answered:
+            return _data_of(response, self.url), []
+        withheld = []
+        for error in errors:
+            extensions = error.get("extensions") or {}
+            path = [str(step) for step in error.get("path") or []]
+            withheld.append(
+                {
+                    "part": ".".join(path[1:]) or ".".join(path) or "answer",
+                    "code": str(extensions.get("code", "UNKNOWN")),
+                    "field": extensions.get("field"),
+                    "message": str(error.get("message", "")),
+                }
+            )
+        return dict(data or {}), withheld
 
     def as_of(
         self,
@@ -526,7 +571,8 @@ class LedgerClient:
 
         The answer's ``proof`` (its last event, included in a signed checkpoint) is checked
         against the pinned notary key and the checkpoints seen before; it is ``None`` until a
-        checkpoint covers that event.
+        checkpoint covers that event. A part the caller may not see (an agreement or batch
+        it has no grant for) is ``None`` and listed in ``withheld`` (:meth:`graphql_parts`).
         """
         selection = _AS_OF_BODY
         variables: dict[str, Any] = {
@@ -546,10 +592,11 @@ class LedgerClient:
             selection += " batch(id: $b) { id startedAt endedAt submissions { id dataClass"
             selection += " correction recordedAt } }"
         query = f"query({declared}) {{ asOf(position: $p, time: $t) {{ {selection} }} }}"
-        found = dict(self.graphql(query, variables)["asOf"] or {})
+        data, withheld = self.graphql_parts(query, variables)
+        found = dict(data["asOf"] or {})
         if found.get("proof") is not None:
             self._check_as_of(found["proof"])
-        return found
+        return {**found, "withheld": withheld}
 
     def _check_as_of(self, proof: Mapping[str, Any]) -> None:
         try:
@@ -1026,6 +1073,77 @@ class LedgerClient:
         payload = {**dict(body), "countersignature": dict(countersignature)}
         return self.submit("ReviewCompleted", review_id, payload, meaning="completed")
 
+    # -- what people ask: reviews, deliveries, claims, grants, batch data ----------------
+
+    def retire_parameter(self, parameter_id: SubjectId, *, reason: str) -> Submitted:
+        """Retire a parameter: a pending revision is withdrawn, no limits apply from now."""
+        return self.submit("ParameterRetired", parameter_id, {}, meaning="retired", reason=reason)
+
+    def agreements(self, status: str | None = None) -> list[dict[str, Any]]:
+        """The agreements the caller may see, with their pending amendments."""
+        return list(self.graphql(AGREEMENTS, {"s": status})["agreements"] or [])
+
+    def reviews(
+        self, agreement_id: SubjectId | None = None, *, overdue: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """Review schedules (``overdue``: only those past due, or only those not)."""
+        variables = {"a": _optional_id(agreement_id), "o": overdue}
+        return list(self.graphql(REVIEWS, variables)["reviews"] or [])
+
+    def deliveries(
+        self,
+        agreement_id: SubjectId | None = None,
+        *,
+        batch: str | None = None,
+        late: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        """Delivery obligations (``late``: late or missing ones, or only the others)."""
+        variables = {"a": _optional_id(agreement_id), "b": batch, "l": late}
+        return list(self.graphql(DELIVERIES, variables)["deliveries"] or [])
+
+    def enhancements(self, agreement_id: SubjectId | None = None) -> list[dict[str, Any]]:
+        """Enhancement claims under the agreements the caller may see (dossiers included)."""
+        found = self.graphql(ENHANCEMENTS, {"a": _optional_id(agreement_id)})["enhancements"]
+        return list(found or [])
+
+    def grants(
+        self, agreement_id: SubjectId | None = None, *, active: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """Grants under the agreements the caller may see, and the caller's own."""
+        variables = {"a": _optional_id(agreement_id), "active": active}
+        return list(self.graphql(GRANTS, variables)["grants"] or [])
+
+    def grants_at(
+        self, party: str, valid_at: str | datetime, *, known_at: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The grants ``party`` held in force at ``valid_at`` (as the ledger knew them at
+        position ``known_at``, default now); only grants the caller may see."""
+        variables = {"p": party, "t": _time(valid_at), "k": known_at}
+        return list(self.graphql(GRANTS_AT, variables)["grantsAt"] or [])
+
+    def batch_submissions(self, batch: str) -> dict[str, Any]:
+        """A batch with every delivery and correction of its data: who signed each, with
+        which key, and why a correction was made."""
+        found = self.graphql(BATCH_SUBMISSIONS, {"b": batch})["batch"]
+        if found is None:
+            raise ServerRefused("NOT_FOUND", "batch", f"no batch {batch}: register it first")
+        return dict(found)
+
+    def batch_data(
+        self, batch: str, data_class: str, *, parameters: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """One class of a batch's data, superseded versions included: discrete results,
+        event records, or (continuous) each tag's span."""
+        variables: dict[str, Any] = {"b": batch}
+        if data_class == "discrete":
+            variables["p"] = list(parameters) if parameters is not None else None
+        query = BATCH_DATA[data_class]
+        found = self.graphql(query, variables)["batch"]
+        if found is None:
+            raise ServerRefused("NOT_FOUND", "batch", f"no batch {batch}: register it first")
+        part = {"discrete": "discrete", "event": "events", "continuous": "tags"}[data_class]
+        return list(found[part] or [])
+
 
 def review_body(
     agreement_id: SubjectId,
@@ -1081,3 +1199,88 @@ def _optional_time(value: str | datetime | None) -> str | None:
 
 def _drop_none(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in payload.items() if value is not None}
+
+
+def _optional_id(value: SubjectId | None) -> str | None:
+    return None if value is None else str(value)
+
+
+AGREEMENTS = f"""
+query($s: String) {{
+  agreements(status: $s) {{
+    {_AGREEMENT} proposedBy proposedAt
+    amendments {{ position proposedBy proposedAt status reason }}
+  }}
+}}
+"""
+_REVIEW = (
+    "agreementId cadenceMonths effectiveFrom nextDue lastCompletedAt lastPeriodEnd state "
+    "overdue history { id periodEnd nextDue outcome parametersConfirmed parametersRevised "
+    "completedBy countersignedBy completedAt }"
+)
+REVIEWS = f"""
+query($a: ID, $o: Boolean) {{ reviews(agreementId: $a, overdue: $o) {{ {_REVIEW} }} }}
+"""
+_DELIVERY = (
+    "agreementId batch dataClass item rule withinHours dueAt firstArrivedAt firstSubmission "
+    "state late"
+)
+DELIVERIES = f"""
+query($a: ID, $b: String, $l: Boolean) {{
+  deliveries(agreementId: $a, batch: $b, late: $l) {{ {_DELIVERY} }}
+}}
+"""
+_ENHANCEMENT = (
+    "id agreementId claimant claimedAt priority title summary commitment parameterVersions "
+    "evidence ownershipClaimed status respondedBy respondedAt disputeReason owner resolvedBy "
+    "countersignedBy resolvedAt disclosedAt dossier { dossier salt disclosedAt }"
+)
+ENHANCEMENTS = f"query($a: ID) {{ enhancements(agreementId: $a) {{ {_ENHANCEMENT} }} }}"
+_GRANT = (
+    "id agreementId grantor grantee dataClasses parameters batches windowFrom windowUntil "
+    "validFrom validUntil grantedAt purpose includeConfidential enhancements status revokedAt "
+    "revokedBy revokeReason active activeNow"
+)
+GRANTS = f"""
+query($a: ID, $active: Boolean) {{ grants(agreementId: $a, active: $active) {{ {_GRANT} }} }}
+"""
+GRANTS_AT = f"""
+query($p: String!, $t: DateTime!, $k: Int) {{
+  grantsAt(party: $p, validAt: $t, knownAt: $k) {{ {_GRANT} }}
+}}
+"""
+BATCH_DATA = {
+    "discrete": """
+query($b: String!, $p: [String!]) {
+  batch(id: $b) {
+    discrete(parameters: $p, includeSuperseded: true) {
+      id version parameter value unit sampledAt method evaluation limitsVersion status
+      submission supersededBy recordedAt masked confidential { element value purged }
+    }
+  }
+}
+""",
+    "event": """
+query($b: String!) {
+  batch(id: $b) {
+    events(includeSuperseded: true) {
+      id version kind startedAt endedAt severity description status submission
+      supersededBy recordedAt acknowledgedAt acknowledgedBy masked
+      confidential { element value purged }
+    }
+  }
+}
+""",
+    "continuous": "query($b: String!) { batch(id: $b) { tags { tag first last points } } }",
+}
+BATCH_SUBMISSIONS = """
+query($b: String!) {
+  batch(id: $b) {
+    id agreementId product site startedAt endedAt
+    submissions {
+      id dataClass correction sourceSystem schemaVersion format supersedes reason signer key
+      recordedAt
+    }
+  }
+}
+"""

@@ -64,6 +64,7 @@ from ledger.domain.formats import (
 )
 from ledger.errors import ValidationFailed
 from ledger.timeutil import format_utc
+from ledger.wording import article
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -640,7 +641,7 @@ def _check_records(
                 if optional or column in layout.confidential:
                     continue
                 raise source.refuse(
-                    f"column {column} is empty: every record needs a {column}",
+                    f"column {column} is empty: every record needs {article(column)}",
                     line,
                     locate(column),
                 )

@@ -65,6 +65,7 @@ from ledger.log.meta import LedgerIdentity, read_identity, write_identity
 from ledger.log.openings import create_openings, purge_openings, store_openings, truncate_wal
 from ledger.log.storage import Storage
 from ledger.timeutil import format_utc
+from ledger.wording import article
 
 __all__ = ["Appended", "Ledger", "Recorded"]
 
@@ -303,7 +304,8 @@ class Ledger(Application[UUID]):
         current = state.find(envelope.subject, SignedAggregate)
         if current is not None and not isinstance(current, spec.aggregate):
             raise ValidationFailed(
-                f"subject is a {type(current).__name__}, not a {spec.aggregate.__name__}",
+                f"subject is {article(type(current).__name__)}, "
+                f"not {article(spec.aggregate.__name__)}",
                 field="subject",
             )
         expected_version = 1 if current is None else current.version + 1

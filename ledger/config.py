@@ -6,6 +6,8 @@ variable                            meaning                                     
 ``CMO_LEDGER_DATABASE_URL``         SQLAlchemy URL of the ledger database       ``sqlite:///./.cmo-ledger/ledger.db``
 ``CMO_LEDGER_DATA_DIR``             keystores and generated secrets             ``./.cmo-ledger``
 ``CMO_LEDGER_PASSPHRASE``           passphrase for keystores (else prompt)      unset
+``CMO_LEDGER_URL``                  the server the command line talks to        ``http://127.0.0.1:8000``
+``CMO_LEDGER_KEY``                  the command line's party keystore file      unset
 ``CMO_LEDGER_CHECKPOINT_INTERVAL``  seconds before new events are checkpointed  ``1.0``
 ``CMO_LEDGER_MAX_ENVELOPE_BYTES``   largest accepted envelope, in bytes         ``33554432``
 ``CMO_LEDGER_MAX_BATCH``            most envelopes in one ``submitEvents``      ``1000``
@@ -22,6 +24,8 @@ variable                            meaning                                     
 ``CMO_LEDGER_MAX_QUERY_COST``       estimated cost of one GraphQL operation     ``50000``
 ``CMO_LEDGER_ASSUMED_LIST_SIZE``    items a list counts in that estimate        ``25``
 ``CMO_LEDGER_QUERY_TIME_BUDGET``    seconds one operation may run               ``30``
+``CMO_LEDGER_SESSION_IDLE``         seconds a console session may sit unused    ``900``
+``CMO_LEDGER_SESSION_LIFETIME``     seconds a console session lasts at most     ``28800``
 ==================================  ==========================================  ===========
 
 A bad value fails at start-up with ``ConfigurationError`` naming the variable.
@@ -37,10 +41,18 @@ from typing import Any, TypeVar, cast
 
 from ledger.errors import ConfigurationError
 
-__all__ = ["DEFAULT_DATABASE_URL", "KDF_PROFILES", "NOTARY_KEYSTORE", "PREFIX", "Settings"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_SERVER_URL",
+    "KDF_PROFILES",
+    "NOTARY_KEYSTORE",
+    "PREFIX",
+    "Settings",
+]
 
 PREFIX = "CMO_LEDGER_"
 DEFAULT_DATABASE_URL = "sqlite:///./.cmo-ledger/ledger.db"
+DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
 NOTARY_KEYSTORE = "notary.key"
 """The notary's keystore file, in the data directory."""
 KDF_PROFILES = ("moderate", "interactive", "min")
@@ -56,6 +68,8 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     data_dir: Path = Path(".cmo-ledger")
     passphrase: str | None = None
+    url: str = DEFAULT_SERVER_URL
+    key: Path | None = None
     checkpoint_interval: float = 1.0
     max_envelope_bytes: int = 32 * 1024 * 1024
     max_batch: int = 1000
@@ -72,6 +86,8 @@ class Settings:
     max_query_cost: int = 50_000
     assumed_list_size: int = 25
     query_time_budget: float = 30.0
+    session_idle: float = 900.0
+    session_lifetime: float = 28800.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -90,6 +106,8 @@ class Settings:
             database_url=_database_url(env.get(PREFIX + "DATABASE_URL") or default.database_url),
             data_dir=Path(env.get(PREFIX + "DATA_DIR") or default.data_dir),
             passphrase=env.get(PREFIX + "PASSPHRASE") or None,
+            url=_server_url(env.get(PREFIX + "URL") or default.url),
+            key=Path(env[PREFIX + "KEY"]) if env.get(PREFIX + "KEY") else None,
             checkpoint_interval=_number(env, "CHECKPOINT_INTERVAL", default, float, minimum=0.01),
             max_envelope_bytes=_number(env, "MAX_ENVELOPE_BYTES", default, int),
             max_batch=_number(env, "MAX_BATCH", default, int),
@@ -106,6 +124,8 @@ class Settings:
             max_query_cost=_number(env, "MAX_QUERY_COST", default, int),
             assumed_list_size=_number(env, "ASSUMED_LIST_SIZE", default, int),
             query_time_budget=_number(env, "QUERY_TIME_BUDGET", default, float),
+            session_idle=_number(env, "SESSION_IDLE", default, float),
+            session_lifetime=_number(env, "SESSION_LIFETIME", default, float),
         )
 
     @property
@@ -146,6 +166,15 @@ def _database_url(value: str) -> str:
     if value.startswith("sqlite:///") and ":memory:" in value:
         raise ConfigurationError(
             "an in-memory ledger keeps nothing: give a file path", field=PREFIX + "DATABASE_URL"
+        )
+    return value
+
+
+def _server_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            "expected the server's http:// or https:// URL, e.g. http://127.0.0.1:8000",
+            field=PREFIX + "URL",
         )
     return value
 

@@ -9,13 +9,16 @@ from typing import Annotated
 
 import typer
 from nacl.signing import SigningKey
-from rich.console import Console
 
 import clients.demo as demo_commands
 from clients.cli import backup as backup_commands
 from clients.cli import evidence as evidence_commands
 from clients.cli import log as log_commands
+from clients.cli import login as login_commands
 from clients.cli import party as party_commands
+from clients.cli import questions as question_commands
+from clients.cli import status as status_commands
+from clients.cli.common import console
 from clients.cli.projections import projections_app
 from clients.errors import ClientError
 from ledger.application import Ledger
@@ -35,10 +38,8 @@ app = typer.Typer(
     name="cmo-ledger",
     help="A verifiable audit ledger for sponsor-CMO quality agreements.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion; ids and names complete from the server
 )
-out = Console()
-err = Console(stderr=True)
 
 DEFAULT_ORIGIN = "localhost/cmo-ledger"
 
@@ -103,9 +104,9 @@ def init(
     """Create a new ledger and its notary key; print the notary's public key."""
     settings = _settings()
     public_key = _init_ledger(settings, origin, _passphrase(settings, confirm=True))
-    out.print(f"ledger {origin} created at {settings.database_url}")
-    out.print(f"notary keystore: {settings.notary_keystore}")
-    out.print(f"notary public key: {public_key}")
+    console().print(f"ledger {origin} created at {settings.database_url}")
+    console().print(f"notary keystore: {settings.notary_keystore}")
+    console().print(f"notary public key: {public_key}")
 
 
 @app.command()
@@ -125,9 +126,9 @@ def keygen(
         opslimit=opslimit,
         memlimit=memlimit,
     )
-    out.print(f"keystore: {out_file}")
-    out.print(f"key id: {keystore.key_id}")
-    out.print(f"public key (for `party admit`): {keystore.public_key}")
+    console().print(f"keystore: {out_file}")
+    console().print(f"key id: {keystore.key_id}")
+    console().print(f"public key (for `party admit`): {keystore.public_key}")
 
 
 @app.command()
@@ -137,9 +138,9 @@ def whoami(
     """Unlock a keystore and show whose key it holds."""
     settings = _settings()
     keystore, _ = load_keystore(key, _passphrase(settings, confirm=False))
-    out.print(f"party: {keystore.party}")
-    out.print(f"key id: {keystore.key_id}")
-    out.print(f"public key: {keystore.public_key}")
+    console().print(f"party: {keystore.party}")
+    console().print(f"key id: {keystore.key_id}")
+    console().print(f"public key: {keystore.public_key}")
 
 
 @app.command()
@@ -170,13 +171,16 @@ def _first_run(settings: Settings, origin: str) -> None:
         source = f"a generated passphrase kept in {path} (mode 0600)"
         os.environ["CMO_LEDGER_PASSPHRASE"] = passphrase
     public_key = _init_ledger(settings, origin, passphrase)
-    out.print(f"first run: created ledger {origin} at {settings.database_url}")
-    out.print(f"notary keystore {settings.notary_keystore} is protected by {source}")
-    out.print(f"notary public key: {public_key}")
+    console().print(f"first run: created ledger {origin} at {settings.database_url}")
+    console().print(f"notary keystore {settings.notary_keystore} is protected by {source}")
+    console().print(f"notary public key: {public_key}")
 
 
 log_commands.register(app)
+login_commands.register(app)
 party_commands.register(app)
+question_commands.register(app)
+status_commands.register(app)
 demo_commands.register(app)
 evidence_commands.register(app)
 backup_commands.register(app)
@@ -188,8 +192,8 @@ def main() -> None:
     try:
         app()
     except (LedgerError, ClientError) as error:
-        err.print(f"error [{error.code}] {error}")
+        console(stderr=True).print(f"error [{error.code}] {error}")
         raise SystemExit(1) from None
     except (FileExistsError, FileNotFoundError) as error:
-        err.print(f"error: {error}")
+        console(stderr=True).print(f"error: {error}")
         raise SystemExit(1) from None

@@ -1,12 +1,17 @@
-"""What every party-facing command shares: ``--url``, ``--key``, ``--json``, the keystore,
-output as a table or JSON, and one-line errors with exit status 1.
+"""What every party-facing command shares: ``--url``, ``--key``, ``--json``, ``--csv``, the
+keystore, output as a table, JSON or CSV, and one-line errors with exit status 1.
 
+``--url`` and ``--key`` default to the settings ``CMO_LEDGER_URL`` and ``CMO_LEDGER_KEY``.
 The keystore's passphrase comes from ``CMO_LEDGER_PASSPHRASE``, else a hidden prompt when
 stdin is a terminal. The party id is the keystore's.
+
+Values are printed as they are: never read as console markup (a unit ``[pH]`` stays). A
+table printed to a file or a pipe keeps its full width.
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import sys
@@ -22,17 +27,19 @@ from rich.table import Table
 
 from clients.client import LedgerClient, Submitted
 from clients.errors import ClientError
-from ledger.config import Settings
+from ledger.config import DEFAULT_SERVER_URL, Settings
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.keystore import load_keystore
 
 __all__ = [
     "DEFAULT_URL",
+    "CsvOption",
     "JsonOption",
     "KeyOption",
     "UrlOption",
     "commands",
     "connect",
+    "console",
     "fail",
     "progress",
     "read_json",
@@ -40,15 +47,29 @@ __all__ = [
     "show_submitted",
 ]
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-out = Console()
-err = Console(stderr=True)
+DEFAULT_URL = DEFAULT_SERVER_URL
+_FULL_WIDTH = 100_000  # columns of a table that goes to a file or a pipe: never cut
 
-UrlOption = Annotated[str, typer.Option("--url", help="The ledger server's URL")]
+UrlOption = Annotated[
+    str, typer.Option("--url", help="The ledger server's URL", envvar="CMO_LEDGER_URL")
+]
 KeyOption = Annotated[
-    Path, typer.Option("--key", help="Your party keystore (from `cmo-ledger keygen`)")
+    Path,
+    typer.Option(
+        "--key", help="Your party keystore (from `cmo-ledger keygen`)", envvar="CMO_LEDGER_KEY"
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+CsvOption = Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table")]
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console that prints values as they are (no markup) and, when it does not write to
+    a terminal, at full width."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else _FULL_WIDTH
+    return Console(file=stream, markup=False, highlight=False, emoji=False, width=width)
+
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -129,37 +150,54 @@ def show(
     rows: Sequence[Any] | Any,
     *,
     as_json: bool,
+    as_csv: bool = False,
     title: str | None = None,
     columns: Sequence[str] | None = None,
 ) -> None:
-    """Print ``rows`` (mappings or dataclasses; or one of them) as a table or as JSON."""
+    """Print ``rows`` (mappings or dataclasses; or one of them) as a table, JSON or CSV."""
+    if as_json and as_csv:
+        raise ClientError("choose one of --json and --csv", field="--csv")
     plain = _plain(rows)
     if as_json:
         typer.echo(json.dumps(plain, indent=2, sort_keys=False))
         return
-    if not isinstance(plain, list):
-        _show_one(plain, title, columns)
-        return
-    records = plain
-    if not records:
-        out.print(f"{title or 'nothing'}: none")
-        return
-    names = list(columns or records[0].keys())
+    records = plain if isinstance(plain, list) else [plain]
+    names = list(columns or (records[0].keys() if records else []))
+    if as_csv:
+        _show_csv(records, names)
+    elif not isinstance(plain, list):
+        _show_one(plain, title, names)
+    elif not records:
+        console().print(f"{title or 'nothing'}: none")
+    else:
+        _show_table(records, names, title)
+
+
+def _show_csv(records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(names)
+    for record in records:
+        writer.writerow([_cell(record.get(name)) for name in names])
+
+
+def _show_table(
+    records: Sequence[Mapping[str, Any]], names: Sequence[str], title: str | None
+) -> None:
     table = Table(title=title)
     for name in names:
         table.add_column(name)
     for record in records:
         table.add_row(*(_cell(record.get(name)) for name in names))
-    out.print(table)
+    console().print(table)
 
 
-def _show_one(record: Mapping[str, Any], title: str | None, columns: Sequence[str] | None) -> None:
+def _show_one(record: Mapping[str, Any], title: str | None, names: Sequence[str]) -> None:
     table = Table(title=title, show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    for name in columns or list(record):
+    for name in names:
         table.add_row(name, _cell(record.get(name)))
-    out.print(table)
+    console().print(table)
 
 
 def show_submitted(stored: Submitted | Sequence[Submitted], *, as_json: bool) -> None:
@@ -178,7 +216,11 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     with Progress(
-        description, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+        description,
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console(stderr=True),
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda done: bar.update(task, advance=done)

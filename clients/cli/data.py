@@ -18,6 +18,7 @@ import typer
 
 from clients.cli.common import (
     DEFAULT_URL,
+    CsvOption,
     JsonOption,
     KeyOption,
     UrlOption,
@@ -28,6 +29,13 @@ from clients.cli.common import (
     show,
     show_submitted,
     split_values,
+)
+from clients.cli.completion import complete_agreement, complete_batch, complete_parameter
+from clients.cli.questions import (
+    DATA_COLUMNS,
+    DATA_TABLE_COLUMNS,
+    SUBMISSION_COLUMNS,
+    batch_values,
 )
 from clients.client import LedgerClient, Submitted
 from clients.errors import ClientError
@@ -41,7 +49,7 @@ from clients.importers import (
 )
 from ledger.clock import SYSTEM
 from ledger.domain.subjects import parameter_subject
-from ledger.timeutil import format_utc
+from ledger.timeutil import canonical_time, format_utc
 
 __all__ = ["register"]
 
@@ -49,7 +57,10 @@ batch_app = typer.Typer(help="Register and end batches (the CMO).", no_args_is_h
 data_app = typer.Typer(help="Deliver, correct and acknowledge batch data.", no_args_is_help=True)
 param_app = typer.Typer(help="Parameters and their limits.", no_args_is_help=True)
 
-BatchOption = Annotated[str, typer.Option("--batch", help="The batch, e.g. NWB101-24-001")]
+BatchOption = Annotated[
+    str,
+    typer.Option("--batch", help="The batch, e.g. NWB101-24-001", autocompletion=complete_batch),
+]
 KindOption = Annotated[str, typer.Option("--kind", help="discrete, continuous or event")]
 FileArgument = Annotated[Path, typer.Argument(help="A CSV or JSON Lines file")]
 _KINDS = ("discrete", "continuous", "event")
@@ -68,7 +79,7 @@ def batch_register(
     as_json: JsonOption = False,
 ) -> None:
     """Register a batch under an agreement in force."""
-    when = started_at or format_utc(SYSTEM.now())
+    when = format_utc(SYSTEM.now()) if started_at is None else _time(started_at, "--started-at")
     with connect(url, key) as client:
         stored = client.register_batch(
             agreement, batch, product=product, site=site, started_at=when
@@ -86,9 +97,15 @@ def batch_end(
     as_json: JsonOption = False,
 ) -> None:
     """Record when a batch ended; delivery deadlines count from it."""
+    given = None if ended_at is None else _time(ended_at, "--ended-at")
     with connect(url, key) as client:
-        stored = client.end_batch(batch, ended_at=ended_at or format_utc(client.clock.now()))
+        stored = client.end_batch(batch, ended_at=given or format_utc(client.clock.now()))
         show_submitted(stored, as_json=as_json)
+
+
+def _time(value: str, option: str) -> str:
+    """A time given on the command line, as the ledger stores it (refused naming ``option``)."""
+    return canonical_time(value, field=option)
 
 
 def _check_kind(kind: str) -> None:
@@ -334,3 +351,68 @@ def register(app: typer.Typer) -> None:
     app.add_typer(batch_app, name="batch")
     app.add_typer(data_app, name="data")
     app.add_typer(param_app, name="param")
+
+
+@data_app.command("show")
+@commands
+def data_show(
+    key: KeyOption,
+    batch: BatchOption,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only discrete, continuous or event data")
+    ] = None,
+    parameter: Annotated[
+        str | None,
+        typer.Option(
+            "--parameter",
+            help="Only this parameter's results (and the tag measuring it)",
+            autocompletion=complete_parameter,
+        ),
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """A batch's data values, every version with its correction, and who signed each."""
+    if as_json and as_csv:
+        raise ClientError("choose one of --json and --csv", field="--csv")
+    with connect(url, key) as client:
+        found = batch_values(client, batch, kind=kind, parameter=parameter)
+    for part in found["withheld"]:
+        typer.echo(
+            f"withheld: {part['dataClass']} data ({part['code']}: {part['reason']})", err=True
+        )
+    if as_json:
+        show(found, as_json=True)
+        return
+    if as_csv:
+        show(found["values"], as_json=False, as_csv=True, columns=DATA_COLUMNS)
+        return
+    show(found["values"], as_json=False, title=f"data of {batch}", columns=DATA_TABLE_COLUMNS)
+    title = "deliveries and corrections"
+    show(found["submissions"], as_json=False, title=title, columns=SUBMISSION_COLUMNS)
+
+
+@param_app.command("retire")
+@commands
+def param_retire(
+    key: KeyOption,
+    agreement: Annotated[
+        str, typer.Argument(help="The agreement's id", autocompletion=complete_agreement)
+    ],
+    name: Annotated[
+        str, typer.Argument(help="The parameter's name", autocompletion=complete_parameter)
+    ],
+    reason: Annotated[str, typer.Option(help="Why the parameter is no longer watched")],
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Retire a parameter: its pending revision is withdrawn, no limits apply from now."""
+    try:
+        parameter = parameter_subject(agreement, name)
+    except ValueError:
+        raise ClientError(
+            f"{agreement!r} is not an agreement id (a UUID)", field="AGREEMENT"
+        ) from None
+    with connect(url, key) as client:
+        show_submitted(client.retire_parameter(parameter, reason=reason), as_json=as_json)

@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from clients.bundle import BundleReport, verify_bundle
-from clients.cli.common import DEFAULT_URL, KeyOption, commands, connect
+from clients.cli.common import DEFAULT_URL, KeyOption, commands, connect, console
 from clients.evidence import Progress, export_evidence
 from ledger.domain.key_history import COMPROMISED
 
@@ -33,7 +33,6 @@ def _progress_bar() -> Iterator[Progress | None]:
     if not sys.stderr.isatty():
         yield None
         return
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     with Progress(
@@ -41,7 +40,7 @@ def _progress_bar() -> Iterator[Progress | None]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=Console(stderr=True),
+        console=console(stderr=True),
         transient=True,
     ) as bar:
         task = bar.add_task("events", total=None)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
+from clients.cli.common import commands, console
 from ledger.domain.key_history import COMPROMISED
 from ledger.errors import LedgerError
 
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["checkpoint", "log_commands", "main", "proof", "register", "verify", "verify_proof"]
 
-err = Console(stderr=True)
 
 DatabaseOption = Annotated[
     str | None,
@@ -101,7 +100,7 @@ def _progress() -> Iterator[Callable[[int, int], None] | None]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=console(stderr=True),
         transient=True,
     ) as bar:
         task = bar.add_task("events", total=None)
@@ -258,9 +257,10 @@ log_commands: list[tuple[str, Callable[..., None]]] = [
 
 
 def register(app: typer.Typer) -> None:
-    """Add the log's commands to ``app``."""
+    """Add the log's commands to ``app``; a refusal (a malformed setting, a missing
+    keystore) is one line on stderr and exit status 1."""
     for name, function in log_commands:
-        app.command(name)(function)
+        app.command(name)(commands(function))
 
 
 def main() -> None:

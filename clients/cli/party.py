@@ -28,7 +28,10 @@ from clients.cli.common import (
     show_submitted,
     split_values,
 )
+from clients.cli.completion import complete_agreement
+from clients.cli.questions import naming_options
 from clients.errors import ClientError
+from ledger.timeutil import canonical_time
 
 __all__ = ["register"]
 
@@ -85,10 +88,14 @@ def key_revoke(
 ) -> None:
     """Revoke a key; signatures at or after --compromised-since are flagged."""
     with connect(url, key) as client:
-        stored = client.revoke_key(
-            key_id, reason=reason, compromised_since=compromised_since, party=party
-        )
+        since = _time(compromised_since, "--compromised-since")
+        stored = client.revoke_key(key_id, reason=reason, compromised_since=since, party=party)
         show_submitted(stored, as_json=as_json)
+
+
+def _time(value: str | None, option: str) -> str | None:
+    """A time given on the command line, as the ledger stores it (refused naming ``option``)."""
+    return None if value is None else canonical_time(value, field=option)
 
 
 def _terms(path: Path) -> dict[str, Any]:
@@ -99,7 +106,9 @@ def _terms(path: Path) -> dict[str, Any]:
 
 
 TermsArgument = Annotated[Path, typer.Argument(help="The terms, a JSON file (docs/events.md)")]
-AgreementArgument = Annotated[str, typer.Argument(help="The agreement's id")]
+AgreementArgument = Annotated[
+    str, typer.Argument(help="The agreement's id", autocompletion=complete_agreement)
+]
 
 
 @agreement_app.command("propose")
@@ -137,16 +146,22 @@ def agreement_sign(
 def agreement_amend(
     key: KeyOption,
     agreement: AgreementArgument,
-    terms: TermsArgument,
-    reason: Annotated[str, typer.Option(help="Why the terms change")],
+    reason: Annotated[str, typer.Option(help="Why the terms change, or why you reject them")],
+    terms: OptionalTermsArgument = None,
+    reject: RejectOption = False,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """Propose new terms (the full terms); they take effect when the other party signs."""
-    with connect(url, key) as client:
-        show_submitted(
-            client.amend_agreement(agreement, _terms(terms), reason=reason), as_json=as_json
-        )
+    """Propose new terms (the full terms); they take effect when the other party signs.
+    With --reject (and no FILE), reject the other party's pending amendment, or withdraw
+    your own."""
+    proposed = _amendment(terms, reject=reject)
+    with connect(url, key) as client, naming_options(_AGREEMENT_FIELDS):
+        if proposed is None:
+            stored = client.reject_amendment(agreement, reason=reason)
+        else:
+            stored = client.amend_agreement(agreement, proposed, reason=reason)
+        show_submitted(stored, as_json=as_json)
 
 
 @agreement_app.command("show")
@@ -191,7 +206,7 @@ def grant(
     as_json: JsonOption = False,
 ) -> None:
     """Open data of an agreement to a party; the grant's id is the subject printed."""
-    scope: dict[str, Any] = {"valid_until": valid_until}
+    scope: dict[str, Any] = {"valid_until": _time(valid_until, "--valid-until")}
     if batch:
         scope["batches"] = split_values(batch)
     if parameter:
@@ -252,3 +267,45 @@ def register(app: typer.Typer) -> None:
     cli_data.register(app)
     cli_reviews.register(app)
     cli_queries.register(app)
+
+
+OptionalTermsArgument = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="FILE", help="The new terms, a JSON file (docs/events.md); none with --reject"
+    ),
+]
+RejectOption = Annotated[
+    bool,
+    typer.Option(
+        "--reject", help="Reject the pending amendment (its proposer: withdraw it) instead"
+    ),
+]
+_AGREEMENT_FIELDS = {"subject": "AGREEMENT"}
+
+
+def _amendment(terms: Path | None, *, reject: bool) -> dict[str, Any] | None:
+    """The terms an ``agreement amend`` proposes; ``None`` for ``--reject``."""
+    if reject and terms is not None:
+        raise ClientError(
+            f"--reject answers the pending amendment: leave out the terms file {terms}",
+            field="--reject",
+        )
+    if not reject and terms is None:
+        raise ClientError("give the new terms as FILE, or --reject", field="FILE")
+    return None if terms is None else _terms(terms)
+
+
+@agreement_app.command("terminate")
+@commands
+def agreement_terminate(
+    key: KeyOption,
+    agreement: AgreementArgument,
+    reason: Annotated[str, typer.Option(help="Why the agreement ends")],
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """End an agreement (or withdraw your proposal): nothing more is recorded under it, and
+    its history stays readable."""
+    with connect(url, key) as client, naming_options(_AGREEMENT_FIELDS):
+        show_submitted(client.terminate_agreement(agreement, reason=reason), as_json=as_json)

@@ -7,10 +7,10 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from clients.cli.common import console
 from ledger.application import Ledger
 from ledger.config import Settings
 from projections.rebuild import rebuild, status
@@ -23,7 +23,6 @@ projections_app = typer.Typer(
     help="Rebuild the read models from the log, or show how far behind they are.",
     no_args_is_help=True,
 )
-out = Console()
 
 
 def _views(view: list[str] | None) -> list[str]:
@@ -43,14 +42,15 @@ def rebuild_command(
     """Drop the views and replay the whole log into them."""
     names = _views(view)
     ledger = Ledger.open(Settings.from_env())
+    screen = console()
     try:
         with Progress(
             TextColumn("rebuilding {task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=out,
-            transient=not out.is_terminal,
+            console=screen,
+            transient=not screen.is_terminal,
         ) as progress:
             task = progress.add_task(", ".join(names), total=None)
 
@@ -60,7 +60,7 @@ def rebuild_command(
             reached = rebuild(ledger, names, progress=report)
     finally:
         ledger.close()
-    out.print(f"rebuilt {', '.join(names)} up to position {reached}")
+    console().print(f"rebuilt {', '.join(names)} up to position {reached}")
 
 
 @projections_app.command("status")
@@ -80,4 +80,4 @@ def status_command(
     for row in rows:
         style = None if row.lag == 0 else "yellow"
         table.add_row(row.view, str(row.position), str(row.head), str(row.lag), style=style)
-    out.print(table)
+    console().print(table)

@@ -17,6 +17,7 @@ from clients.cli.common import (
     progress,
     show,
 )
+from ledger.timeutil import canonical_time
 
 __all__ = ["register"]
 
@@ -50,7 +51,7 @@ def audit_trail(
         "batch": batch,
         "signer": signer,
     }
-    filters |= {"type": event_type, "from_": since, "to": until}
+    filters |= {"type": event_type, "from_": _time(since, "--from"), "to": _time(until, "--to")}
     entries: list[dict[str, Any]] = []
     with connect(url, key) as client, progress("reading the audit trail", limit) as step:
         for entry in islice(client.audit_trail(**filters), limit):
@@ -70,18 +71,29 @@ def trace_batch(
     """Everything about one batch: terms and limits in force, grants, events, corrections."""
     with connect(url, key) as client:
         trace = client.trace_batch(batch)
+    withheld = _say_withheld(trace.get("withheld") or [])
     if as_json:
         show(trace, as_json=True)
         return
     show(trace["batch"], as_json=False, title=f"batch {batch} (at position {trace['position']})")
-    show(
-        trace["events"],
-        as_json=False,
-        title="events",
-        columns=[c for c in _TRAIL_COLUMNS if c != "subject"],
-    )
-    show(trace["corrections"], as_json=False, title="corrections")
-    show(trace["deviations"] or [], as_json=False, title="deviations")
+    columns = {"events": [c for c in _TRAIL_COLUMNS if c != "subject"]}
+    for part in ("events", "corrections", "deviations"):
+        if part not in withheld:
+            show(trace[part] or [], as_json=False, title=part, columns=columns.get(part))
+
+
+def _say_withheld(withheld: list[dict[str, Any]]) -> set[str]:
+    """Say on stderr, one line each, which parts of an answer the server withheld and why;
+    the names of those parts."""
+    for part in withheld:
+        reason = f"{part['field']}: {part['message']}" if part.get("field") else part["message"]
+        typer.echo(f"withheld: {part['part']} ({part['code']}: {reason})", err=True)
+    return {str(part["part"]).split(".")[0] for part in withheld}
+
+
+def _time(value: str | None, option: str) -> str | None:
+    """A time given on the command line, as the ledger stores it (refused naming ``option``)."""
+    return None if value is None else canonical_time(value, field=option)
 
 
 @commands
@@ -95,13 +107,15 @@ def asof(
 ) -> None:
     """Parties and agreements as they stood at a past log position or time."""
     position = int(when) if when.isdigit() else None
+    time = None if position is not None else _time(when, "WHEN")
     with connect(url, key) as client:
         found = client.as_of(
             position=position,
-            time=None if position is not None else when,
+            time=time,
             agreement=agreement,
             batch=batch,
         )
+    withheld = _say_withheld(found.get("withheld") or [])
     if as_json:
         show(found, as_json=True)
         return
@@ -115,7 +129,7 @@ def asof(
     )
     show(found.get("agreements", []), as_json=False, title="agreements")
     for name in ("agreement", "parameters", "batch"):
-        if found.get(name) is not None:
+        if name not in withheld and found.get(name) is not None:
             show(found[name], as_json=False, title=name)
 
 

@@ -26,6 +26,7 @@ import typer
 
 from clients.cli.common import (
     DEFAULT_URL,
+    CsvOption,
     JsonOption,
     KeyOption,
     UrlOption,
@@ -36,8 +37,10 @@ from clients.cli.common import (
     show_submitted,
     split_values,
 )
+from clients.cli.questions import CLAIM_SHOW_COLUMNS, find_claim
 from clients.client import commit_dossier, review_body
 from clients.errors import ClientError
+from ledger.timeutil import canonical_time
 
 __all__ = ["register"]
 
@@ -221,9 +224,9 @@ def review_countersign(
     review_id = str(uuid.uuid4())
     body = review_body(
         agreement,
-        period_end=period_end,
+        period_end=canonical_time(period_end, field="--period-end"),
         outcome=outcome,
-        next_due=next_due,
+        next_due=canonical_time(next_due, field="--next-due"),
         parameters_confirmed=split_values(confirmed or []),
         parameters_revised=split_values(revised or []),
     )
@@ -278,3 +281,24 @@ def register(app: typer.Typer) -> None:
     """Add ``claim`` and ``review`` to ``app``."""
     app.add_typer(claim_app, name="claim")
     app.add_typer(review_app, name="review")
+
+
+@claim_app.command("show")
+@commands
+def claim_show(
+    key: KeyOption,
+    enhancement: EnhancementArgument,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """One claim: what was claimed, the answers, the owner, and whether the disclosed
+    dossier matches the commitment."""
+    if as_json and as_csv:
+        raise ClientError("choose one of --json and --csv", field="--csv")
+    with connect(url, key) as client:
+        claim = find_claim(client, enhancement)
+    if as_json:
+        show(claim, as_json=True)
+        return
+    show(claim, as_json=False, as_csv=as_csv, title="claim", columns=CLAIM_SHOW_COLUMNS)

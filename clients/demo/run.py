@@ -23,6 +23,7 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.engine import make_url
@@ -105,7 +106,7 @@ def run(
     notary_key = _create_ledger(settings, passphrase)
     keys = _party_keys(settings, passphrase)
     with running(settings, notary_key, port=port) as server:
-        out.print(f"serving the ledger at [bold]{server.url}/graphql[/bold]")
+        out.print(f"serving the ledger at [bold]{escape(server.url)}/graphql[/bold]")
         story = _tell(server.url, notary_key, keys, batches, run_minutes)
         (folder / MARKER).write_text(json.dumps(story.as_json(), indent=2) + "\n", "utf-8")
         _await_checkpoint(server.url, notary_key)
@@ -192,10 +193,12 @@ def _shown(url: str) -> str:
 def _say_where(where: Placement) -> None:
     """Print where the demo writes, and what chose each place."""
     database, directory = _shown(where.database_url), where.directory.resolve()
-    out.print(f"the demo's ledger: {database} ({where.database_from})", soft_wrap=True)
     out.print(
-        f"the demo's directory: {directory} ({where.directory_from}): keystores, "
-        f"passphrase, story ids ({MARKER}) and the evidence bundle",
+        f"the demo's ledger: {escape(database)} ({escape(where.database_from)})", soft_wrap=True
+    )
+    out.print(
+        f"the demo's directory: {escape(str(directory))} ({escape(where.directory_from)}): "
+        f"keystores, passphrase, story ids ({MARKER}) and the evidence bundle",
         soft_wrap=True,
     )
 
@@ -207,7 +210,7 @@ def _settings(where: Placement) -> tuple[Settings, str]:
         passphrase = base.passphrase
     else:
         passphrase, path = generated_passphrase_file(where.directory)
-        out.print(f"keystores are protected by the passphrase in {path}")
+        out.print(f"keystores are protected by the passphrase in {escape(str(path))}")
     settings = replace(
         base,
         database_url=where.database_url,
@@ -260,14 +263,18 @@ def _party_keys(settings: Settings, passphrase: str) -> dict[str, SigningKey]:
 def _tell(
     url: str, notary_key: SigningKey, keys: dict[str, SigningKey], batches: int, minutes: int
 ) -> Story:
-    columns = (TextColumn("{task.description:<52}"), BarColumn(), MofNCompleteColumn())
+    columns = (
+        TextColumn("{task.description:<52}", markup=False),
+        BarColumn(),
+        MofNCompleteColumn(),
+    )
     with Progress(*columns, TimeElapsedColumn(), console=out) as progress:
         task = progress.add_task("starting", total=batches)
 
         def report(step: str, done: int) -> None:
             progress.update(task, description=step, completed=done)
             if not step.startswith("batch "):
-                progress.console.print(f"  [green]✓[/green] {step}")
+                progress.console.print(f"  [green]✓[/green] {escape(step)}")
 
         teller = StoryTeller(
             url, notary_key, keys, batches=batches, run_minutes=minutes, progress=report
@@ -318,7 +325,7 @@ def _verify(settings: Settings) -> bool:
     finally:
         ledger.close()
     for problem in report.problems[:20]:
-        out.print(f"  {problem}")
+        out.print(f"  {escape(str(problem))}")
     if report.ok:
         out.print(
             f"[green]verified[/green]: {report.events} events and "
@@ -351,7 +358,7 @@ def _print_guide(server: DemoServer, settings: Settings, story: Story, bundle: P
     )
     out.print("\n[bold]What to open[/bold]")
     for name, text in lines:
-        out.print(f"  {name + ':':<20}{text}", soft_wrap=True)
+        out.print(f"  {escape(name + ':'):<20}{escape(text)}", soft_wrap=True)
 
 
 def _serve_until_interrupted(server: DemoServer) -> None:

@@ -26,6 +26,7 @@ from ledger.log.verify.rows import (
     posix_time,
 )
 from ledger.timeutil import format_utc
+from ledger.wording import article
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
@@ -184,7 +185,8 @@ class LogCheck:
                 f"prev is not the hash of version {current.version} of {c.envelope_subject}",
             )
         if spec is not None and (spec.creates or spec.aggregate != current.aggregate):
-            error(position, index, f"{c.type} does not apply to a {current.aggregate} subject")
+            kind = article(current.aggregate)
+            error(position, index, f"{c.type} does not apply to {kind} subject")
         current.version, current.event_hash = c.envelope_version, c.event_hash
 
     def _signature(self, c: Checked, index: int) -> None:

@@ -4,135 +4,32 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
-from typer.testing import CliRunner
 
 from clients.cli import app
 from clients.client import LedgerClient
-from ledger.application import Ledger
-from ledger.config import Settings
 from ledger.domain.subjects import parameter_subject
 from ledger.keys import encode_public_key, key_id
-from ledger.keystore import create_keystore, kdf_limits_from_env
 from ledger.timeutil import format_utc, now_utc
-from tests.conftest import BACKENDS, fresh_database
-from tests.support.server import Server, running_server
-from tests.support.world import ORIGIN, World, agreement_terms, build_world, notary_actor
+from tests.support.cli import (
+    CMO,
+    ENV,
+    REGULATOR,
+    SPONSOR,
+    Cli,
+    a_batch,
+    agreement_in_force,
+    discrete_file,
+)
+from tests.support.server import Server
+from tests.support.world import World, agreement_terms
 
 pytestmark = pytest.mark.xdist_group("client_cli")
-
-SPONSOR, CMO, REGULATOR = "northwind-bio", "contoso-cmo", "agency-inspectorate"
-PASSPHRASE = "correct horse battery staple"
-ENV = {"CMO_LEDGER_PASSPHRASE": PASSPHRASE, "CMO_LEDGER_KDF_PROFILE": "min"}
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[World]:
-    directory = tmp_path_factory.mktemp("cli")
-    with fresh_database(request.param, request, directory) as url:
-        settings = Settings(database_url=url, data_dir=directory / "data", kdf_profile="min")
-        notary = notary_actor()
-        ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
-        try:
-            yield build_world(ledger, notary)
-        finally:
-            ledger.close()
-
-
-@pytest.fixture(scope="module")
-def server(world: World) -> Iterator[Server]:
-    with running_server(world.ledger.settings, world.notary.key) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def keystores(world: World, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A keystore for the notary and each party of the world, with the world's keys."""
-    directory = tmp_path_factory.mktemp("keys")
-    opslimit, memlimit = kdf_limits_from_env(ENV)
-    paths = {}
-    for actor in [world.notary, *world.actors.values()]:
-        path = directory / f"{actor.party_id}.key"
-        create_keystore(
-            path,
-            actor.party_id,
-            PASSPHRASE,
-            signing_key=actor.key,
-            opslimit=opslimit,
-            memlimit=memlimit,
-        )
-        paths[actor.party_id] = path
-    return paths
-
-
-class Cli:
-    def __init__(self, server: Server, keystores: dict[str, Path]) -> None:
-        self.server = server
-        self.keystores = keystores
-        self.runner = CliRunner()
-
-    def invoke(self, party: str, *args: str, env: dict[str, str] | None = None) -> Any:
-        options = ["--url", self.server.url, "--key", str(self.keystores[party])]
-        return self.runner.invoke(app, [*args, *options], env=env or ENV)
-
-    def json(self, party: str, *args: str) -> Any:
-        """Run a command with ``--json``; its parsed output (the command must succeed)."""
-        result = self.invoke(party, *args, "--json")
-        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-        return json.loads(result.stdout)
-
-    def run(self, party: str, *args: str) -> str:
-        result = self.invoke(party, *args)
-        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-        return str(result.stdout)
-
-    def fails(self, party: str, *args: str, env: dict[str, str] | None = None) -> str:
-        """Run a command that must fail: exit 1 and one line on stderr; that line."""
-        result = self.invoke(party, *args, env=env)
-        assert result.exit_code == 1, (result.stdout, result.stderr)
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1, result.stderr
-        return str(lines[0])
-
-
-@pytest.fixture
-def cli(server: Server, keystores: dict[str, Path]) -> Cli:
-    return Cli(server, keystores)
-
-
-def agreement_in_force(cli: Cli, tmp_path: Path) -> str:
-    terms = tmp_path / "terms.json"
-    terms.write_text(json.dumps(agreement_terms()), encoding="utf-8")
-    agreement = str(cli.json(SPONSOR, "agreement", "propose", str(terms))["subject"])
-    cli.json(CMO, "agreement", "sign", agreement)
-    return agreement
-
-
-def a_batch(cli: Cli, agreement: str) -> str:
-    batch = f"NWB101-CLI-{uuid.uuid4().hex[:6].upper()}"
-    started = format_utc(now_utc() - timedelta(days=14))
-    cli.json(CMO, "batch", "register", batch, "--agreement", agreement, "--product", "NWB-101",
-             "--site", "contoso-site-a", "--started-at", started)  # fmt: skip
-    return batch
-
-
-def discrete_file(path: Path, titer: str) -> Path:
-    sampled = format_utc(now_utc() - timedelta(days=2))
-    path.write_text(
-        "id,parameter,value,unit,sampled_at,method\n"
-        f"R-001,titer at harvest,{titer},g/L,{sampled},Protein A HPLC\n"
-        f"R-002,endotoxin,0.05,EU/mL,{sampled},LAL kinetic chromogenic\n",
-        encoding="utf-8",
-    )
-    return path
 
 
 def test_an_agreement_is_proposed_signed_and_shown(cli: Cli, tmp_path: Path) -> None:
