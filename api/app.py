@@ -3,7 +3,7 @@
 Routes: ``/graphql`` (POST; GraphiQL for a browser's GET; ``graphql-transport-ws``
 websockets), ``/checkpoint`` (the latest signed checkpoint, C2SP text), ``/healthz`` and
 ``/metrics`` (Prometheus text). ``/checkpoint``, ``/healthz`` and ``/metrics`` need no
-signature.
+signature. ``/`` and ``/console/...``: the browser console (:mod:`api.console.pages`).
 
 The lifespan opens the ledger, catches the read models and the Merkle tree up, starts the
 projector, the notary's checkpoint signer and the event feed, and stops them on shutdown.
@@ -25,15 +25,18 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.console.pages import console_routes
+from api.console.security import ConsoleHeaders
 from api.errors import LIMIT_EXCEEDED, error_document
 from api.limits import Limits
 from api.metrics import CONTENT_TYPE, Metrics, render
 from api.schema import build_schema
-from api.services import Services
+from api.services import Services, _one_at_a_time
 from api.view import LedgerGraphQL
 from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
-from ledger.domain.payloads import PAYLOADS, schema_bytes
+from ledger.domain.payloads import PAYLOADS, SCHEMAS, schema_bytes
+from ledger.domain.terms_schema import TERMS_SCHEMA_NAME
 from ledger.errors import ConfigurationError
 from ledger.keystore import PASSPHRASE_FILE, load_keystore
 
@@ -87,14 +90,20 @@ async def checkpoint(request: Request) -> Response:
 
 
 async def schema_index(request: Request) -> JSONResponse:
-    """The event types whose payload JSON Schemas are served."""
-    return JSONResponse({"event_types": [f"/schema/{name}.json" for name in PAYLOADS]})
+    """The event types whose payload JSON Schemas are served, and the terms' schema."""
+    return JSONResponse(
+        {
+            "event_types": [f"/schema/{name}.json" for name in PAYLOADS],
+            "terms": f"/schema/{TERMS_SCHEMA_NAME}.json",
+        }
+    )
 
 
 async def payload_schema(request: Request) -> Response:
-    """``GET /schema/<EventType>.json``: that event type's payload JSON Schema."""
+    """``GET /schema/<EventType>.json``: that event type's payload JSON Schema
+    (``/schema/AgreementTerms.json``: the agreement terms')."""
     event_type = str(request.path_params["event_type"])
-    if event_type not in PAYLOADS:
+    if event_type not in SCHEMAS:
         document = error_document(
             "NOT_FOUND", f"no event type {event_type!r}: see /schema/", "event_type"
         )
@@ -121,6 +130,12 @@ async def metrics(request: Request) -> Response:
     services = _services(request)
     gauges = await run_in_threadpool(_gauges, services)
     return Response(render(services.metrics, gauges), media_type=CONTENT_TYPE)
+
+
+def _create_console_tables(view: LedgerGraphQL) -> None:
+    """The console's challenge and session tables, one process at a time."""
+    with _one_at_a_time(view.services.ledger):
+        view.console.create_tables()
 
 
 class _GraphQLEndpoint:
@@ -217,6 +232,7 @@ def create_app(
             await services.feed.start()
             app.state.services = services
             app.state.graphql = LedgerGraphQL(build_schema(chosen), services)
+            await run_in_threadpool(_create_console_tables, app.state.graphql)
             yield
         finally:
             await services.feed.stop()
@@ -231,6 +247,10 @@ def create_app(
         Route("/metrics", metrics),
         Route("/schema/", schema_index),
         Route("/schema/{event_type}.json", payload_schema),
+        *console_routes(),
     ]
-    middleware = [Middleware(BodyLimit, max_bytes=chosen.max_body_bytes, metrics=counters)]
+    middleware = [
+        Middleware(BodyLimit, max_bytes=chosen.max_body_bytes, metrics=counters),
+        Middleware(ConsoleHeaders),
+    ]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -5,6 +5,8 @@ Counters are per process (each worker exposes its own); gauges read the shared d
 * ``cmo_ledger_http_requests_total{path}``   HTTP requests and websocket connections served
 * ``cmo_ledger_errors_total{code}``           GraphQL errors answered, by ``extensions.code``
 * ``cmo_ledger_appends_total``                events appended through this process
+* ``cmo_ledger_console_sign_ins_total{party,outcome}``  console sign-ins: ``accepted``,
+  ``failed``, ``expired`` or ``replayed`` (``party`` is ``unknown`` when no challenge matched)
 * ``cmo_ledger_log_size``                     position of the log's last event
 * ``cmo_ledger_tree_size``                    leaves in the Merkle tree
 * ``cmo_ledger_checkpoint_size``              tree size of the latest signed checkpoint
@@ -26,6 +28,7 @@ _HELP = {
     "cmo_ledger_http_requests_total": ("counter", "HTTP requests and websockets served."),
     "cmo_ledger_errors_total": ("counter", "GraphQL errors answered, by code."),
     "cmo_ledger_appends_total": ("counter", "Events appended through this process."),
+    "cmo_ledger_console_sign_ins_total": ("counter", "Console sign-ins, by party and outcome."),
     "cmo_ledger_log_size": ("gauge", "Position of the log's last event."),
     "cmo_ledger_tree_size": ("gauge", "Leaves in the Merkle tree."),
     "cmo_ledger_checkpoint_size": ("gauge", "Tree size of the latest signed checkpoint."),
@@ -42,6 +45,7 @@ class Metrics:
         self.requests: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.appends = 0
+        self.sign_ins: Counter[tuple[str, str]] = Counter()
 
     def request(self, path: str) -> None:
         """Count one request to ``path``."""
@@ -58,6 +62,11 @@ class Metrics:
         with self._lock:
             self.appends += count
 
+    def sign_in(self, party: str, outcome: str) -> None:
+        """Count one console sign-in of ``party`` with ``outcome``."""
+        with self._lock:
+            self.sign_ins[(party, outcome)] += 1
+
     def counters(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
         """A snapshot of every counter, by metric name and label set."""
         with self._lock:
@@ -69,6 +78,10 @@ class Metrics:
                     (("code", code),): n for code, n in sorted(self.errors.items())
                 },
                 "cmo_ledger_appends_total": {(): self.appends},
+                "cmo_ledger_console_sign_ins_total": {
+                    (("party", party), ("outcome", outcome)): n
+                    for (party, outcome), n in sorted(self.sign_ins.items())
+                },
             }
 
 

@@ -11,6 +11,11 @@
   ledger needs one).
   A database that cannot be reached while the signature is checked answers HTTP 503 and
   ``UNAVAILABLE``.
+* A browser signed in to the console (:mod:`api.console`) sends ``POST /graphql``
+  unsigned, with its session cookie and the session's ``x-csrf-token`` header: it runs as
+  the session's party, judged by the same access rules. A session that no longer holds
+  (unknown, idle, expired, its key revoked) or a missing CSRF header answers HTTP 401.
+  ``GET /graphql`` serves GraphiQL from the app's own files (:mod:`api.console.graphiql`).
 * Websockets (``graphql-transport-ws`` only): ``connection_init`` carries the signature
   (see :mod:`clients.http_signing`); a refused one closes the socket with code 4401 and
   the reason. More operations than ``Limits.max_subscriptions`` on one connection are
@@ -49,6 +54,8 @@ from strawberry.types import ExecutionResult
 
 from api.access import forget_authority
 from api.auth import SignedRequest
+from api.console.graphiql import graphiql_page
+from api.console.store import ConsoleStore, browser_caller
 from api.context import Context
 from api.errors import (
     DATABASE_DOWN,
@@ -268,6 +275,12 @@ class LedgerGraphQL(GraphQL[Context, None]):
             max_subscriptions_per_connection=services.limits.max_subscriptions,
         )
         self.services = services
+        self.console = ConsoleStore(services.ledger, services.auth, services.settings)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from this host's own files (no CDN), with the console session's CSRF
+        token and the console's security headers."""
+        return graphiql_page(request)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.services.metrics.request("/graphql")
@@ -339,6 +352,9 @@ class LedgerGraphQL(GraphQL[Context, None]):
             body = await request.body()
             signed = SignedRequest(request.method, str(request.url), request.headers)
             context.party = await in_thread(services.auth.authenticate_http, signed, body)
+            if context.party is None and request.method == "POST":
+                # An unsigned request from a signed-in browser: the console session's party.
+                context.party = await browser_caller(self.console, request)
         return context
 
     async def on_ws_connect(self, context: Context) -> dict[str, object]:

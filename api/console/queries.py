@@ -1,0 +1,140 @@
+"""The GraphQL operations the console pages run, and how they run them.
+
+Pages never read the views themselves: each runs one of these operations through the
+served schema with a :class:`~api.context.Context` for the session's party, exactly as
+``POST /graphql`` builds it, so every access rule is the API's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from graphql import GraphQLError
+from starlette.requests import Request
+
+from api.auth import Caller
+from api.context import Context
+from api.errors import LIMIT_EXCEEDED, classify
+from api.threads import request_threads
+
+__all__ = ["AUDIT", "BATCH_ISSUES", "HOME", "PENDING", "Answer", "execute"]
+
+HOME = """
+query ConsoleHome {
+  me { id legalName role keyId }
+  agreements {
+    id title sponsor cmo status proposedBy proposedAt termsVersion effectiveFrom
+    batches { id startedAt }
+  }
+  reviews(overdue: true) { agreementId nextDue state cadenceMonths }
+  deliveries(late: true) { agreementId batch dataClass item dueAt firstArrivedAt state }
+  grants(active: true) {
+    id agreementId grantor grantee purpose validUntil dataClasses includeConfidential
+  }
+}
+"""
+
+PENDING = """
+query ConsolePending($id: ID!) {
+  agreement(id: $id) { amendments { position proposedBy proposedAt reason status } }
+  parameters(agreementId: $id) { name revisions { proposedBy proposedAt reason outcome } }
+}
+"""
+
+BATCH_ISSUES = """
+query ConsoleBatchIssues($id: String!) {
+  deviations: batch(id: $id) {
+    events(kinds: ["deviation", "oos", "oot"]) {
+      id kind severity startedAt description acknowledgedAt supersededBy
+    }
+  }
+  excursions: batch(id: $id) {
+    excursions { evaluation reporting reportDue record { id parameter value unit sampledAt } }
+  }
+}
+"""
+
+AUDIT = """
+query ConsoleAuditTrail($filter: AuditFilter, $first: Int!, $after: String) {
+  auditTrail(filter: $filter, first: $first, after: $after) {
+    edges {
+      cursor
+      node {
+        position leafIndex recordedAt signedAt type signer key meaning reason
+        subject version agreementId batch
+      }
+    }
+    pageInfo { hasNextPage endCursor }
+    position
+  }
+}
+"""
+
+AUDIT_COLUMNS = (
+    "position",
+    "leafIndex",
+    "recordedAt",
+    "signedAt",
+    "type",
+    "signer",
+    "key",
+    "meaning",
+    "reason",
+    "subject",
+    "version",
+    "agreementId",
+    "batch",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """One error of an answer: its code, field and message."""
+
+    code: str
+    field: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What an operation answered."""
+
+    data: dict[str, Any] | None
+    errors: tuple[Refusal, ...]
+
+    def refused(self, code: str) -> bool:
+        """Whether any error carries ``code``."""
+        return any(error.code == code for error in self.errors)
+
+
+def _refusal(error: GraphQLError) -> Refusal:
+    code, field = classify(error)
+    return Refusal(code, field, error.message)
+
+
+async def execute(
+    request: Request, caller: Caller, query: str, variables: dict[str, Any] | None = None
+) -> Answer:
+    """Run ``query`` as ``caller`` through the served schema, within the time budget."""
+    view = request.app.state.graphql
+    services = view.services
+    context = Context(
+        ledger=services.ledger,
+        settings=services.settings,
+        limits=services.limits,
+        services=services,
+        party=caller,
+        request=request,
+    )
+    budget = services.limits.query_time_budget
+    result = None
+    with request_threads(), anyio.move_on_after(budget):
+        result = await view.schema.execute(query, variable_values=variables, context_value=context)
+    if result is None:
+        message = f"the page's query ran over its time budget of {budget:g} s: narrow the filter"
+        return Answer(None, (Refusal(LIMIT_EXCEEDED, None, message),))
+    errors = tuple(_refusal(error) for error in result.errors or [])
+    return Answer(result.data, errors)

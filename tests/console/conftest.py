@@ -1,0 +1,157 @@
+"""Console fixtures: one served world per backend, one browser, a fresh context per test.
+
+Each backend's world is built once per test session and shared by the modules; the
+browser is launched once per worker. The world: the parties of WORLD.md; agreement A1
+(Northwind <-> Contoso) in force; a 14-day grant of A1 to the regulator; batch
+``NWB101-24-001`` with two deviations not yet acknowledged. Helios and the auditor are
+strangers to it. The server runs on a ticking :class:`~ledger.clock.FakeClock`, so a test
+moves time forward instead of sleeping.
+
+The browser is Debian's ``chromium`` driven by Playwright; a machine without it fails
+these tests (CI installs it, see ``.ci/run``), it does not skip them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Browser, Page, Route, sync_playwright
+
+from clients.cli.login import sign_in_link
+from ledger.application import Ledger
+from ledger.clock import FakeClock
+from ledger.config import Settings
+from tests.conftest import BACKENDS, fresh_database
+from tests.support.agreements import grant, propose_and_sign
+from tests.support.batches import event_records, register_batch, submit_data
+from tests.support.server import Server, running_server
+from tests.support.world import (
+    ORIGIN,
+    Actor,
+    World,
+    agreement_terms,
+    build_world,
+    notary_actor,
+)
+
+NORTHWIND, CONTOSO, REGULATOR = "northwind-bio", "contoso-cmo", "agency-inspectorate"
+HELIOS, AUDITOR = "helios-tx", "qa-auditor-llc"
+B1 = "NWB101-24-001"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+
+
+@dataclass
+class ConsoleWorld:
+    """The served world and what the tests name."""
+
+    server: Server
+    world: World
+    clock: FakeClock
+    a1: str
+    title: str
+    backend: str
+    blocked: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def actor(self, party_id: str) -> Actor:
+        return self.world[party_id]
+
+    def link(self, who: str | Actor) -> str:
+        """A fresh sign-in link, made as ``cmo-ledger login`` makes it."""
+        actor = self.world[who] if isinstance(who, str) else who
+        return sign_in_link(self.url, actor.party_id, actor.key).url
+
+
+class _Worlds:
+    """The served world of each backend, built on first use and kept for the session, so
+    the three modules share one world per backend (their tests assert only on what they
+    add, and each test gets a browser context of its own)."""
+
+    def __init__(
+        self, request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, stack: ExitStack
+    ) -> None:
+        self._request = request
+        self._tmp = tmp
+        self._stack = stack
+        self._built: dict[str, ConsoleWorld] = {}
+
+    def get(self, backend: str) -> ConsoleWorld:
+        if backend not in self._built:
+            self._built[backend] = self._build(backend)
+        return self._built[backend]
+
+    def _build(self, backend: str) -> ConsoleWorld:
+        directory = self._tmp.mktemp(f"console-{backend}")
+        url = self._stack.enter_context(fresh_database(backend, self._request, directory))
+        settings = Settings(database_url=url, data_dir=directory / "data", kdf_profile="min")
+        notary = notary_actor()
+        ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
+        self._stack.callback(ledger.close)
+        world = build_world(ledger, notary)
+        a1 = propose_and_sign(world)
+        grant(world, a1, NORTHWIND, REGULATOR)
+        register_batch(world, a1, B1)
+        submit_data(world, B1, "event", event_records())
+        clock = FakeClock(ticking=True)
+        server = self._stack.enter_context(running_server(settings, notary.key, clock=clock))
+        title = str(agreement_terms()["title"])
+        return ConsoleWorld(server, world, clock, str(a1), title, backend)
+
+
+@pytest.fixture(scope="session")
+def console_worlds(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[_Worlds]:
+    with ExitStack() as stack:
+        yield _Worlds(request, tmp_path_factory, stack)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def console(request: pytest.FixtureRequest, console_worlds: _Worlds) -> ConsoleWorld:
+    """The served world on one backend (SQLite, PostgreSQL)."""
+    return console_worlds.get(str(request.param))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "install Debian's chromium (apt-get install chromium): see .ci/run"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, console: ConsoleWorld) -> Iterator[Page]:
+    """A fresh browser context (no cookies) whose requests to any other host are aborted
+    and recorded in ``console.blocked``."""
+    local = urlsplit(console.url).netloc
+    console.blocked.clear()
+    context = browser.new_context(base_url=console.url, accept_downloads=True)
+
+    def only_local(route: Route) -> None:
+        target = urlsplit(route.request.url)
+        if target.scheme in ("data", "blob") or target.netloc == local:
+            route.continue_()
+        else:
+            console.blocked.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    opened = context.new_page()
+    try:
+        yield opened
+    finally:
+        context.close()

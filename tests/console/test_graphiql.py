@@ -1,0 +1,118 @@
+"""GraphiQL served offline and authenticated by the console session, in a real browser;
+a revoked key ends its sessions at the next request."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import httpx2
+import pytest
+from nacl.signing import SigningKey
+from playwright.sync_api import Page, expect
+
+from api.console.security import CSRF_HEADER, SESSION_COOKIE
+from ledger.domain.subjects import party_subject
+from ledger.keys import encode_public_key, key_id
+from tests.console.conftest import NORTHWIND, REGULATOR, ConsoleWorld
+from tests.support.world import Actor
+
+pytestmark = pytest.mark.xdist_group("console")
+
+ME = "{ me { id } }"
+
+
+def _session(page: Page) -> str:
+    return next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
+
+
+def _csrf(page: Page) -> str:
+    value = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert value
+    return value
+
+
+def test_graphiql_loads_offline_and_runs_me_as_the_signed_in_party(
+    console: ConsoleWorld, page: Page
+) -> None:
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.goto(console.link(REGULATOR))
+    page.goto("/graphql?q=" + quote(ME))
+    run = page.locator(".graphiql-execute-button")
+    expect(run).to_be_visible(timeout=30_000)
+    with page.expect_response(
+        lambda r: (
+            r.url.endswith("/graphql")
+            and r.request.method == "POST"
+            and json.loads(r.request.post_data or "{}").get("query") == ME
+        )
+    ) as answered:
+        run.click()
+    body = answered.value.json()
+    assert body == {"data": {"me": {"id": REGULATOR}}}
+    expect(page.locator(".result-window")).to_contain_text(REGULATOR)
+    assert answered.value.request.headers.get(CSRF_HEADER) == _csrf(page)
+    assert console.blocked == [], f"requests to other hosts were attempted: {console.blocked}"
+    assert violations == [], violations
+
+
+def test_a_session_request_without_the_csrf_header_is_refused(
+    console: ConsoleWorld, page: Page
+) -> None:
+    page.goto(console.link(NORTHWIND))
+    page.goto("/console/audit")  # the session's CSRF token, as GraphiQL's page carries it
+    cookies = {SESSION_COOKIE: _session(page)}
+    body = json.dumps({"query": ME})
+    headers = {"content-type": "application/json"}
+    with httpx2.Client(base_url=console.url, cookies=cookies) as http:
+        refused = http.post("/graphql", content=body, headers=headers)
+        assert refused.status_code == 401
+        assert CSRF_HEADER in refused.json()["errors"][0]["message"]
+        foreign = {**headers, CSRF_HEADER: _csrf(page), "origin": "https://evil.example"}
+        assert http.post("/graphql", content=body, headers=foreign).status_code == 401
+        accepted = http.post(
+            "/graphql", content=body, headers={**headers, CSRF_HEADER: _csrf(page)}
+        )
+        assert accepted.json() == {"data": {"me": {"id": NORTHWIND}}}
+
+
+def test_a_revoked_keys_session_is_refused_at_the_next_request(
+    console: ConsoleWorld, page: Page
+) -> None:
+    owner = console.actor(NORTHWIND)
+    spare = SigningKey.generate()
+    ledger = console.world.ledger
+    subject = party_subject(NORTHWIND)
+    owner.submit(
+        ledger,
+        "KeyAdded",
+        subject,
+        {"public_key": encode_public_key(spare), "purpose": "party"},
+        meaning="authored",
+    )
+    response = page.goto(console.link(Actor(NORTHWIND, spare)))
+    assert response is not None and response.status == 200
+    csrf, cookies = _csrf(page), {SESSION_COOKIE: _session(page)}
+    owner.submit(
+        ledger,
+        "KeyRevoked",
+        subject,
+        {"key": key_id(spare.verify_key)},
+        meaning="revoked",
+        reason="laptop lost",
+    )
+    refused = page.goto("/console")
+    assert refused is not None and refused.status == 401
+    assert "revoked" in page.locator("#message").inner_text()
+    with httpx2.Client(base_url=console.url, cookies=cookies) as http:
+        answer = http.post(
+            "/graphql",
+            content=json.dumps({"query": ME}),
+            headers={"content-type": "application/json", CSRF_HEADER: csrf},
+        )
+    assert answer.status_code == 401
+    assert answer.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
