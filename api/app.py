@@ -31,7 +31,7 @@ from api.errors import LIMIT_EXCEEDED, error_document
 from api.limits import Limits
 from api.metrics import CONTENT_TYPE, Metrics, render
 from api.schema import build_schema
-from api.services import Services, _one_at_a_time
+from api.services import Services, one_at_a_time
 from api.view import LedgerGraphQL
 from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
@@ -134,7 +134,7 @@ async def metrics(request: Request) -> Response:
 
 def _create_console_tables(view: LedgerGraphQL) -> None:
     """The console's challenge and session tables, one process at a time."""
-    with _one_at_a_time(view.services.ledger):
+    with one_at_a_time(view.services.ledger):
         view.console.create_tables()
 
 

@@ -217,7 +217,7 @@ class Authenticator:
 
     def recheck(self, caller: Caller) -> None:
         """Refuse ``caller`` if its key was revoked (or its party is gone) since it signed."""
-        self._resolve(f"{caller.party_id}/{caller.key_id}")
+        self.resolve(f"{caller.party_id}/{caller.key_id}")
 
     def _verify(
         self,
@@ -235,7 +235,7 @@ class Authenticator:
         self._check_origin(headers.get(ORIGIN_FIELD), websocket=tag is not None)
         if body is not None:
             _check_digest(headers.get("content-digest"))
-        caller, key = self._resolve(parsed.keyid)
+        caller, key = self.resolve(parsed.keyid)
         verifier = HTTPMessageVerifier(
             signature_algorithm=algorithms.ED25519, key_resolver=_FixedKey(key)
         )
@@ -286,7 +286,9 @@ class Authenticator:
                 "the ledger you send to (its origin is answered unsigned by { ledger { origin } })"
             )
 
-    def _resolve(self, keyid: str) -> tuple[Caller, Ed25519PublicKey]:
+    def resolve(self, keyid: str) -> tuple[Caller, Ed25519PublicKey]:
+        """The caller and public key of ``<party id>/<key id>``; ``Unauthenticated`` when
+        the party or key is unknown, or the key is revoked."""
         party_id, slash, kid = keyid.partition("/")
         if not slash or not party_id or not kid:
             raise Unauthenticated("keyid must be '<party id>/<key id>'")

@@ -52,7 +52,7 @@ _STARTUP_LOCK = int.from_bytes(
 
 
 @contextmanager
-def _one_at_a_time(ledger: Ledger) -> Iterator[None]:
+def one_at_a_time(ledger: Ledger) -> Iterator[None]:
     """Hold a PostgreSQL advisory lock while this process creates its tables.
 
     Workers starting together on a new database would otherwise race: a table created
@@ -98,7 +98,7 @@ class Services:
         """Open the ledger and build (not start) everything else."""
         ledger = Ledger.open(settings, clock)
         try:
-            with _one_at_a_time(ledger):
+            with one_at_a_time(ledger):
                 tree = MerkleTree(ledger)
                 notary = Notary(ledger, notary_key, tree)
                 replay = ReplayGuard(ledger)

@@ -11,7 +11,7 @@ worker process (and host) sharing the database sees the same challenges and sess
   token (the token itself is only in the browser's cookie), with the party and key it
   signed in with, its start, its last use and its absolute end.
 
-Every use of a session re-reads the key it signed in with (``Authenticator._resolve``, the
+Every use of a session re-reads the key it signed in with (``Authenticator.resolve``, the
 rule signed requests follow), so a revoked key or a removed party ends its sessions at the
 next request. Times are milliseconds on the ledger's clock.
 """
@@ -184,7 +184,7 @@ class ConsoleStore:
                 "run `cmo-ledger login` for a new one",
             )
         try:
-            caller, public_key = self._auth._resolve(f"{party}/{found['key_id']}")
+            caller, public_key = self._auth.resolve(f"{party}/{found['key_id']}")
         except Unauthenticated as error:
             raise SignInRefused("failed", party, error.message) from None
         try:
@@ -250,7 +250,7 @@ class ConsoleStore:
                 "sign in again (`cmo-ledger login`)"
             )
         try:
-            caller, _ = self._auth._resolve(f"{found['party']}/{found['key_id']}")
+            caller, _ = self._auth.resolve(f"{found['party']}/{found['key_id']}")
         except Unauthenticated as error:
             self._end(digest)
             raise SessionRefused(f"console session ended: {error.message}") from None
