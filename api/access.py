@@ -29,7 +29,7 @@ from ledger.timeutil import format_utc
 from projections.access import GRANTS
 from projections.agreements import AGREEMENTS
 from projections.audit import AUDIT
-from projections.data import RECORDS
+from projections.data import CHUNKS, RECORDS
 from projections.ownership import DATA_OWNERSHIP
 from projections.temporal import as_of, current
 
@@ -132,8 +132,14 @@ def read_authority(conn: Connection, party: str, role: str, head: int) -> Author
         )
     ).all()
     owners: dict[str, dict[str, str]] = {}
+    forms: dict[str, dict[str, str]] = {}
     owner_rows = conn.execute(
-        select(DATA_OWNERSHIP.c.agreement, DATA_OWNERSHIP.c.data_class, DATA_OWNERSHIP.c.owner)
+        select(
+            DATA_OWNERSHIP.c.agreement,
+            DATA_OWNERSHIP.c.data_class,
+            DATA_OWNERSHIP.c.owner,
+            DATA_OWNERSHIP.c.form,
+        )
         .where(as_of(DATA_OWNERSHIP, head))
         .where(
             or_(
@@ -143,9 +149,13 @@ def read_authority(conn: Connection, party: str, role: str, head: int) -> Author
             )
         )
     ).all()
-    for agreement, data_class, owner in owner_rows:
+    for agreement, data_class, owner, form in owner_rows:
         owners.setdefault(agreement, {})[data_class] = owner
-    agreements = {a: AgreementRoles(a, sponsor, cmo, owners.get(a, {})) for a, sponsor, cmo in rows}
+        forms.setdefault(agreement, {})[data_class] = form
+    agreements = {
+        a: AgreementRoles(a, sponsor, cmo, owners.get(a, {}), forms.get(a, {}))
+        for a, sponsor, cmo in rows
+    }
     return Authority(party, role, head, agreements, grants)
 
 
@@ -246,7 +256,7 @@ class ViewFacts(SubjectFacts):
         if row is None:
             return None
         data = row._mapping
-        discrete = data["data_class"] == "discrete"
+        discrete = data["form"] == "discrete"
         return DataItem(
             data["agreement"],
             data["data_class"],
@@ -254,6 +264,15 @@ class ViewFacts(SubjectFacts):
             data["parameter"] if discrete else None,
             data["sampled_at"] if discrete else data["started_at"],
         )
+
+    def chunk_class(self, batch: str, digest: str) -> str | None:
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                select(CHUNKS.c.data_class)
+                .where(CHUNKS.c.batch == batch, CHUNKS.c.sha256 == digest)
+                .limit(1)
+            ).scalar()
+        return None if found is None else str(found)
 
 
 def can_read_event(context: Any, recorded: Recorded) -> bool:

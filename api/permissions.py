@@ -86,12 +86,18 @@ def forbidden(message: str, field: str | None = None) -> Forbidden:
 
 @dataclass(frozen=True, slots=True)
 class AgreementRoles:
-    """An agreement's sponsor and CMO and the owner of each data class (terms in force)."""
+    """An agreement's sponsor and CMO, the owner of each data class (terms in force; a
+    retired class keeps its last owner) and each class's form."""
 
     id: str
     sponsor: str
     cmo: str
     owners: Mapping[str, str] = field(default_factory=dict)
+    forms: Mapping[str, str] = field(default_factory=dict)
+
+    def form_of(self, data_class: str) -> str:
+        """The class's form (a class the views do not know is taken in its name's form)."""
+        return self.forms.get(data_class, data_class)
 
     def is_party(self, party: str) -> bool:
         """True for the sponsor and the CMO."""
@@ -170,6 +176,11 @@ class Authority:
         if self.is_party(agreement):
             return True
         return any(g.opens_batch(batch) for g in self.active_grants(agreement, now))
+
+    def form_of(self, agreement: str, data_class: str) -> str:
+        """The form of ``data_class`` under ``agreement`` (:mod:`ledger.domain.data_classes`)."""
+        roles = self.agreements.get(agreement)
+        return data_class if roles is None else roles.form_of(data_class)
 
     def owns(self, item: DataItem) -> bool:
         """The caller owns the item's class under the agreement, or is its CMO."""
@@ -284,6 +295,10 @@ class SubjectFacts:
         """The latest version of a record as a data item."""
         raise NotImplementedError
 
+    def chunk_class(self, batch: str, digest: str) -> str | None:
+        """The data class of a stored chunk, or ``None``."""
+        raise NotImplementedError
+
 
 def event_readable(
     authority: Authority, envelope: Mapping[str, Any], facts: SubjectFacts, now: str
@@ -338,21 +353,36 @@ def _batch_event_readable(
     if event_type not in ("DataSubmitted", "DataCorrected"):
         return False
     if "series" in payload:
-        return _series_readable(authority, agreement, batch, payload["series"], now)
+        data_class = payload.get("kind")
+        if data_class is None:  # a correction: the class of the chunks it supersedes
+            data_class = facts.chunk_class(batch, str(payload["supersedes_chunks"][0]))
+            if data_class is None:
+                return False
+        return _series_readable(
+            authority, agreement, batch, str(data_class), payload["series"], now
+        )
     data_class = payload.get("kind")
     if data_class is None:  # a correction: the class of the records it supersedes
         first = facts.record(batch, str(payload["supersedes"][0]))
         if first is None:
             return False
         data_class = first.data_class
-    return _records_readable(authority, agreement, batch, str(data_class), payload["records"], now)
+    form = authority.form_of(agreement, str(data_class))
+    return _records_readable(
+        authority, agreement, batch, (str(data_class), form), payload["records"], now
+    )
 
 
 def _series_readable(
-    authority: Authority, agreement: str, batch: str, series: Sequence[Any], now: str
+    authority: Authority,
+    agreement: str,
+    batch: str,
+    data_class: str,
+    series: Sequence[Any],
+    now: str,
 ) -> bool:
     for entry in series:
-        item = DataItem(agreement, "continuous", batch, str(entry["tag"]))
+        item = DataItem(agreement, data_class, batch, str(entry["tag"]))
         for chunk in entry["chunks"]:
             if authority.series_refusal(item, chunk["start"], chunk["end"], now) is not None:
                 return False
@@ -363,12 +393,12 @@ def _records_readable(
     authority: Authority,
     agreement: str,
     batch: str,
-    data_class: str,
+    kind: tuple[str, str],
     records: Sequence[Mapping[str, Any]],
     now: str,
 ) -> bool:
     for record in records:
-        item = record_item(agreement, data_class, batch, record)
+        item = record_item(agreement, kind, batch, record)
         if not authority.sees_data(item, now):
             return False
         # A committed element shows only its commitment: the envelope stays readable.
@@ -381,10 +411,14 @@ def _records_readable(
     return True
 
 
-def record_item(agreement: str, data_class: str, batch: str, record: Mapping[str, Any]) -> DataItem:
-    """The data item of a record as submitted (its data time: sampled_at or started_at)."""
-    stamp = record.get("sampled_at") if data_class == "discrete" else record.get("started_at")
-    parameter = record.get("parameter") if data_class == "discrete" else None
+def record_item(
+    agreement: str, kind: tuple[str, str], batch: str, record: Mapping[str, Any]
+) -> DataItem:
+    """The data item of a record as submitted, of ``kind`` = (class, form): its data time
+    is ``sampled_at`` for the discrete form, ``started_at`` for the event form."""
+    data_class, form = kind
+    stamp = record.get("sampled_at") if form == "discrete" else record.get("started_at")
+    parameter = record.get("parameter") if form == "discrete" else None
     return DataItem(
         agreement,
         data_class,

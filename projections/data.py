@@ -1,8 +1,10 @@
 """Batch data: batches, submissions, records (discrete and event) and continuous chunks.
 
 ``proj_batches``: one row per batch: agreement, product, site, start, end, registration.
-``proj_submissions``: one row per ``DataSubmitted`` or ``DataCorrected``: class, source
-system, schema version, format, original file hash, what a correction supersedes, reason.
+``proj_submissions``: one row per ``DataSubmitted`` or ``DataCorrected``: class and its
+form (:mod:`ledger.domain.data_classes`), source system, schema version, format, original
+file hash, what a correction supersedes, reason. Records and chunks carry their class too,
+and records their form, so data of a class the terms later retire is still read.
 ``proj_records``: one row per version of a record, keyed by batch, record id and record
 version. A correction closes the original's current row and opens one marked
 ``superseded`` (the original values stay readable, R1); a replacement under the same id is
@@ -32,6 +34,7 @@ from typing import Any
 from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Text
 
 from ledger.domain.commitments import committed
+from ledger.domain.data_classes import form_of
 from ledger.domain.formats import stored_points
 from ledger.domain.limits import (
     BOUNDS,
@@ -90,7 +93,8 @@ SUBMISSIONS = temporal_table(
     [Column("submission", String(36), nullable=False)],
     _batch(),
     Column("agreement", String(36), nullable=False),
-    Column("data_class", String(16), nullable=False),
+    Column("data_class", String(63), nullable=False),
+    Column("form", String(16), nullable=False),
     Column("correction", Boolean, nullable=False),
     Column("source_system", String(100)),
     Column("schema_version", String(50)),
@@ -120,7 +124,8 @@ RECORDS = temporal_table(
     metadata,
     _record_key(),
     Column("agreement", String(36), nullable=False),
-    Column("data_class", String(16), nullable=False),
+    Column("data_class", String(63), nullable=False),
+    Column("form", String(16), nullable=False),
     Column("submission", String(36), nullable=False),
     Column("parameter", String(200)),
     Column("parameter_id", String(36)),
@@ -157,6 +162,7 @@ CHUNKS = temporal_table(
     metadata,
     [_batch(), Column("sha256", String(64), nullable=False)],
     Column("agreement", String(36), nullable=False),
+    Column("data_class", String(63), nullable=False),
     Column("tag", String(200), nullable=False),
     Column("t_start", String(30), nullable=False),
     Column("t_end", String(30), nullable=False),
@@ -210,6 +216,10 @@ _COLUMNS = {
 }
 _TIMES = frozenset({"sampled_at", "started_at", "ended_at"})
 _EMPTY: Row = dict.fromkeys([*_COLUMNS.values(), "parameter_id", "limits_version", "evaluation"])
+
+
+Kind = tuple[str, str]
+"""A submission's data class and that class's form."""
 
 
 def _limits_key(agreement: str, name: str) -> str:
@@ -325,11 +335,14 @@ class DataView(FollowsTerms):
             return
         payload = fact.payload
         data_class = payload["kind"]
-        self._submission(page, fact, batch, data_class, [])
-        if data_class == "continuous":
-            self._add_chunks(page, fact, batch, payload["series"])
-        else:
-            self._add_records(page, fact, batch, data_class, payload["records"], {})
+        if "series" in payload:  # the continuous form
+            self._submission(page, fact, batch, (data_class, "continuous"), [])
+            self._add_chunks(page, fact, batch, data_class, payload["series"])
+            return
+        agreement = self.agreement(page, batch[1])
+        form = form_of((agreement or {}).get("terms"), data_class) or data_class
+        self._submission(page, fact, batch, (data_class, form), [])
+        self._add_records(page, fact, batch, (data_class, form), payload["records"], {})
 
     @handles("DataCorrected")
     def _corrected(self, page: Page, fact: Fact) -> None:
@@ -340,19 +353,21 @@ class DataView(FollowsTerms):
         submission = payload["submission"]
         if "supersedes_chunks" in payload:
             digests = list(payload["supersedes_chunks"])
-            self._submission(page, fact, batch, "continuous", digests)
+            data_class = "continuous"
             for digest in digests:
-                page.versions(CHUNKS).update(
+                old = page.versions(CHUNKS).update(
                     (batch[0], digest),
                     fact.position,
                     status="superseded",
                     superseded_by=submission,
                 )
-            self._add_chunks(page, fact, batch, payload["series"])
+                data_class = old["data_class"] if old is not None else data_class
+            self._submission(page, fact, batch, (data_class, "continuous"), digests)
+            self._add_chunks(page, fact, batch, data_class, payload["series"])
             return
         ids = list(payload["supersedes"])
         latest = {rid: self._latest(page, batch[0], rid) for rid in ids}
-        data_class = "discrete"
+        kind = ("discrete", "discrete")
         for rid, version in latest.items():
             old = page.versions(RECORDS).update(
                 (batch[0], rid, version),
@@ -360,9 +375,9 @@ class DataView(FollowsTerms):
                 status="superseded",
                 superseded_by=submission,
             )
-            data_class = old["data_class"] if old is not None else data_class
-        self._submission(page, fact, batch, data_class, ids)
-        self._add_records(page, fact, batch, data_class, payload["records"], latest)
+            kind = (old["data_class"], old["form"]) if old is not None else kind
+        self._submission(page, fact, batch, kind, ids)
+        self._add_records(page, fact, batch, kind, payload["records"], latest)
 
     @handles("DataAcknowledged")
     def _acknowledged(self, page: Page, fact: Fact) -> None:
@@ -391,7 +406,7 @@ class DataView(FollowsTerms):
         return version
 
     def _submission(
-        self, page: Page, fact: Fact, batch: list[str], data_class: str, supersedes: list[str]
+        self, page: Page, fact: Fact, batch: list[str], kind: Kind, supersedes: list[str]
     ) -> None:
         payload = fact.payload
         page.versions(SUBMISSIONS).insert(
@@ -400,7 +415,8 @@ class DataView(FollowsTerms):
             {
                 "batch": batch[0],
                 "agreement": batch[1],
-                "data_class": data_class,
+                "data_class": kind[0],
+                "form": kind[1],
                 "correction": fact.type == "DataCorrected",
                 "source_system": payload.get("source_system"),
                 "schema_version": payload.get("schema_version"),
@@ -419,7 +435,7 @@ class DataView(FollowsTerms):
         page: Page,
         fact: Fact,
         batch: list[str],
-        data_class: str,
+        kind: Kind,
         records: list[dict[str, Any]],
         replaced: dict[str, int],
     ) -> None:
@@ -429,7 +445,8 @@ class DataView(FollowsTerms):
         versions = page.versions(RECORDS)
         common = {
             "agreement": batch[1],
-            "data_class": data_class,
+            "data_class": kind[0],
+            "form": kind[1],
             "submission": fact.payload["submission"],
             "status": "current",
             "superseded_by": None,
@@ -441,7 +458,7 @@ class DataView(FollowsTerms):
             rid = record["id"]
             version = replaced.get(rid, 0) + 1
             row, secret = _split(record, common, confidential, known=agreement is not None)
-            if data_class == "discrete":
+            if kind[1] == "discrete":
                 row.update(self._evaluation(page, batch[1], record))
             versions.insert((batch[0], rid, version), fact.position, row)
             for element, value in sorted(secret.items()):
@@ -454,7 +471,12 @@ class DataView(FollowsTerms):
                 )
 
     def _add_chunks(
-        self, page: Page, fact: Fact, batch: list[str], series: list[dict[str, Any]]
+        self,
+        page: Page,
+        fact: Fact,
+        batch: list[str],
+        data_class: str,
+        series: list[dict[str, Any]],
     ) -> None:
         submission = fact.payload["submission"]
         for entry in series:
@@ -465,6 +487,7 @@ class DataView(FollowsTerms):
                     fact.position,
                     {
                         "agreement": batch[1],
+                        "data_class": data_class,
                         "tag": entry["tag"],
                         "t_start": chunk["start"],
                         "t_end": chunk["end"],

@@ -14,25 +14,43 @@
 the first arrival (the ledger's ``recorded_at``) with ``due_at``; every later delivery is
 in ``proj_submissions``. Whether an awaited
 delivery is missing depends on the clock, so :func:`delivery_state` computes it when asked.
-Continuous data is a whole-batch delivery whatever its ``after``. Corrections are not
-deliveries.
+Data of the continuous form is a whole-batch delivery whatever its ``after``. Corrections
+are not deliveries. The class's form, not its name, decides (:mod:`ledger.domain.data_classes`).
+
+Periodic obligations (``every_days``, ``monthly_on_day``) belong to the agreement, not to a
+batch, and new periods open as time passes: :func:`periodic_deliveries` computes them when
+asked, from the terms history (``proj_agreement_terms``) and the submissions
+(``proj_submissions``) as of a position, judged at a time.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Column, Index, Integer, MetaData, String
+from sqlalchemy import Column, Index, Integer, MetaData, String, select
+from sqlalchemy.engine import Connection
 
-from projections.data import batch_names
-from projections.temporal import Row, temporal_table
+from ledger.domain.data_classes import (
+    DeliveryRule,
+    Period,
+    PeriodDelivery,
+    period_deliveries,
+    periods,
+    spec_form,
+)
+from ledger.domain.validity import successive
+from ledger.timeutil import format_utc
+from projections.agreements import AGREEMENTS, TERMS
+from projections.data import SUBMISSIONS, batch_names
+from projections.temporal import Row, as_of, temporal_table
 from projections.terms import FollowsTerms
-from projections.times import as_text, plus_hours, utc
+from projections.times import as_text, plus_hours, utc, utc_time
 from projections.view import Fact, Page, handles, state_table
 
-__all__ = ["DELIVERIES", "DeliveriesView", "delivery_state"]
+__all__ = ["DELIVERIES", "DeliveriesView", "delivery_state", "periodic_deliveries"]
 
 metadata = MetaData()
 
@@ -41,7 +59,7 @@ DELIVERIES = temporal_table(
     metadata,
     [
         Column("batch", String(64), nullable=False),
-        Column("data_class", String(16), nullable=False),
+        Column("data_class", String(63), nullable=False),
         Column("item", String(128), nullable=False),
     ],
     Column("agreement", String(36), nullable=False),
@@ -90,7 +108,10 @@ class DeliveriesView(FollowsTerms):
         name, agreement_id = payload["batch"], payload["agreement"]
         page.state.remember(f"subject:{fact.subject}", [name, agreement_id])
         for data_class, spec in self._classes(page, agreement_id).items():
-            if data_class != "continuous" and spec["delivery"]["after"] == "detection":
+            rule = DeliveryRule.of(spec["delivery"])
+            if rule.periodic:
+                continue  # the agreement's, not the batch's: see periodic_deliveries
+            if spec_form(data_class, spec) != "continuous" and rule.after == "detection":
                 continue
             page.versions(DELIVERIES).insert(
                 (name, data_class, ""),
@@ -138,14 +159,14 @@ class DeliveriesView(FollowsTerms):
                     first_submission=fact.payload["submission"],
                     status=_status(fact.recorded_at, row["due_at"]),
                 )
-        elif data_class != "continuous":
+        elif "records" in fact.payload:
             self._detected(page, fact, batch, data_class)
 
     def _detected(self, page: Page, fact: Fact, batch: list[str], data_class: str) -> None:
         agreement = self.agreement(page, batch[1])
         terms: dict[str, Any] = (agreement or {}).get("terms") or {}
         spec = terms.get("data_classes", {}).get(data_class)
-        if spec is None:
+        if spec is None or DeliveryRule.of(spec["delivery"]).after != "detection":
             return
         for record in fact.payload["records"]:
             key = (batch[0], data_class, record["id"])
@@ -175,3 +196,132 @@ class DeliveriesView(FollowsTerms):
         terms: dict[str, Any] = (agreement or {}).get("terms") or {}
         classes: dict[str, Any] = terms.get("data_classes") or {}
         return classes
+
+
+class _Run(NamedTuple):
+    """A stretch of valid time over which one class kept one periodic rule."""
+
+    data_class: str
+    rule: DeliveryRule
+    start: str
+    end: str | None
+
+
+def periodic_deliveries(
+    conn: Connection, agreements: Sequence[str], position: int, when: datetime
+) -> dict[str, list[Row]]:
+    """Each agreement's periodic obligations, one row per period that began by ``when``,
+    from the terms and submissions as the views held them at ``position``.
+
+    A class's periods count from when terms giving it its periodic rule came into force
+    (an amendment keeping the rule continues them; one changing it starts anew) and stop
+    when the class is retired, its rule changes or the agreement ends. Each period is met
+    by a submission of its own (:func:`ledger.domain.data_classes.period_deliveries`).
+    """
+    found: dict[str, list[Row]] = {agreement: [] for agreement in agreements}
+    if not agreements:
+        return found
+    runs = _periodic_runs(conn, agreements, position)
+    arrivals = _arrivals(
+        conn, sorted({(a, r.data_class) for a, rs in runs.items() for r in rs}), position
+    )
+    for agreement, agreement_runs in runs.items():
+        for run in agreement_runs:
+            start = utc_time(run.start)
+            end = None if run.end is None else utc_time(run.end)
+            owed = periods(run.rule, start, end, when)
+            mine = arrivals.get((agreement, run.data_class), [])
+            for met in period_deliveries(owed, mine, when):
+                found[agreement].append(_periodic_row(agreement, run, met.period, met))
+    return found
+
+
+def _periodic_runs(
+    conn: Connection, agreements: Sequence[str], position: int
+) -> dict[str, list[_Run]]:
+    versions: dict[str, dict[int, Any]] = {a: {} for a in agreements}
+    query = (
+        select(TERMS)
+        .where(TERMS.c.agreement.in_(agreements), TERMS.c.valid_from <= position)
+        .order_by(TERMS.c.agreement, TERMS.c.terms_version, TERMS.c.valid_from)
+    )
+    for row in conn.execute(query):
+        versions[row.agreement][row.terms_version] = row  # the version as it stood then
+    ended = {
+        row.agreement: row.terminated_at
+        for row in conn.execute(
+            select(AGREEMENTS.c.agreement, AGREEMENTS.c.terminated_at).where(
+                AGREEMENTS.c.agreement.in_(agreements), as_of(AGREEMENTS, position)
+            )
+        )
+    }
+    return {a: _runs(rows, ended.get(a)) for a, rows in versions.items()}
+
+
+def _runs(rows: dict[int, Any], terminated_at: str | None) -> list[_Run]:
+    intervals = successive({n: row.effective_from for n, row in rows.items()}, terminated_at)
+    runs: list[_Run] = []
+    open_runs: dict[str, _Run] = {}
+    for number in sorted(rows):
+        interval = intervals[number]
+        if interval.end is not None and interval.end <= interval.start:
+            continue  # replaced before it took effect: never in force
+        classes: dict[str, Any] = json.loads(rows[number].terms).get("data_classes") or {}
+        for name in sorted(set(open_runs) | set(classes)):
+            spec = classes.get(name)
+            rule = None if spec is None else DeliveryRule.of(spec["delivery"])
+            current = open_runs.get(name)
+            if current is not None and current.rule == rule:
+                open_runs[name] = current._replace(end=interval.end)
+                continue
+            if current is not None:
+                runs.append(current._replace(end=interval.start))
+                del open_runs[name]
+            if rule is not None and rule.periodic:
+                open_runs[name] = _Run(name, rule, interval.start, interval.end)
+    return runs + list(open_runs.values())
+
+
+def _arrivals(
+    conn: Connection, keys: Sequence[tuple[str, str]], position: int
+) -> dict[tuple[str, str], list[tuple[datetime, str]]]:
+    found: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+    if not keys:
+        return found
+    query = (
+        select(
+            SUBMISSIONS.c.agreement,
+            SUBMISSIONS.c.data_class,
+            SUBMISSIONS.c.recorded_at,
+            SUBMISSIONS.c.submission,
+        )
+        .where(
+            SUBMISSIONS.c.agreement.in_(sorted({a for a, _ in keys})),
+            SUBMISSIONS.c.data_class.in_(sorted({c for _, c in keys})),
+            SUBMISSIONS.c.correction.is_(False),
+            as_of(SUBMISSIONS, position),
+        )
+        .order_by(SUBMISSIONS.c.recorded_at, SUBMISSIONS.c.submission)
+    )
+    for agreement, data_class, recorded_at, submission in conn.execute(query):
+        found.setdefault((agreement, data_class), []).append((utc_time(recorded_at), submission))
+    return found
+
+
+def _periodic_row(agreement: str, run: _Run, period: Period, met: PeriodDelivery) -> Row:
+    return {
+        "agreement": agreement,
+        "batch": None,
+        "data_class": run.data_class,
+        "item": "",
+        "rule": run.rule.kind,
+        "within_hours": None,
+        "every_days": run.rule.every_days,
+        "monthly_on_day": run.rule.monthly_on_day,
+        "period": period.number,
+        "period_start": format_utc(period.start),
+        "due_at": format_utc(period.due),
+        "first_arrived_at": None if met.arrived_at is None else format_utc(met.arrived_at),
+        "first_submission": met.submission,
+        "status": met.state,
+    }

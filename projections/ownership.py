@@ -1,8 +1,9 @@
 """Ownership: who owns each data class under each agreement, and each resolved enhancement.
 
 ``proj_data_ownership``: per agreement and data class, the owner under the terms in
-force (a new version only when the owner changes), with the agreement's sponsor and CMO.
-Ownership stays after termination: the data recorded under the agreement is still owned.
+force (a new version only when the owner changes) and the class's form, with the
+agreement's sponsor and CMO. Ownership stays after termination and after an amendment
+retires the class: the data recorded under it is still owned, and read in its form.
 ``proj_enhancement_ownership``: per resolved enhancement, the agreed owner (``sponsor``,
 ``cmo`` or ``joint``) and the parties that hold it.
 """
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Column, Index, MetaData, String, Text
 
+from ledger.domain.data_classes import spec_form
 from projections.temporal import temporal_table
 from projections.terms import Agreement, FollowsTerms
 from projections.view import Fact, Page, dumps, handles, state_table
@@ -26,9 +28,10 @@ DATA_OWNERSHIP = temporal_table(
     metadata,
     [
         Column("agreement", String(36), nullable=False),
-        Column("data_class", String(16), nullable=False),
+        Column("data_class", String(63), nullable=False),
     ],
     Column("owner", String(64), nullable=False),
+    Column("form", String(16), nullable=False),
     Column("sponsor", String(64), nullable=False),
     Column("cmo", String(64), nullable=False),
     Index("ix_proj_data_ownership_owner", "owner", "valid_from"),
@@ -69,7 +72,12 @@ class OwnershipView(FollowsTerms):
             page.versions(DATA_OWNERSHIP).put(
                 (fact.subject, data_class),
                 fact.position,
-                {"owner": spec["owner"], "sponsor": agreement["sponsor"], "cmo": agreement["cmo"]},
+                {
+                    "owner": spec["owner"],
+                    "form": spec_form(data_class, spec),
+                    "sponsor": agreement["sponsor"],
+                    "cmo": agreement["cmo"],
+                },
             )
 
     @handles("EnhancementClaimed")

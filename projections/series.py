@@ -42,13 +42,18 @@ def series(
     start: str | None = None,
     end: str | None = None,
     position: int | None = None,
+    *,
+    data_class: str | None = None,
 ) -> Series:
-    """The current (or, with ``position``, then-current) points of ``tag`` in
-    ``[start, end]`` (RFC 3339 UTC with milliseconds, as the chunks store them)."""
+    """The current (or, with ``position``, then-current) points of ``tag`` (of
+    ``data_class``, when given) in ``[start, end]`` (RFC 3339 UTC with milliseconds, as
+    the chunks store them)."""
     when = current(CHUNKS) if position is None else as_of(CHUNKS, position)
     query = select(CHUNKS.c.sha256).where(
         CHUNKS.c.batch == batch, CHUNKS.c.tag == tag, CHUNKS.c.status == "current", when
     )
+    if data_class is not None:
+        query = query.where(CHUNKS.c.data_class == data_class)
     if end is not None:
         query = query.where(CHUNKS.c.t_start <= end)
     if start is not None:

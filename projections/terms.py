@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ledger.domain.agreements import DEFAULT_REVIEW_CADENCE_MONTHS
+from ledger.domain.data_classes import spec_form
+from ledger.domain.terms_schema import DEFAULT_REVIEW_CADENCE_MONTHS
 from projections.view import Fact, Page, View, handles
 
 __all__ = [
@@ -53,12 +54,16 @@ _KEPT = (
 
 
 def essentials(terms: dict[str, Any]) -> dict[str, Any]:
-    """What views judge events by: the parties, each class's owner and delivery rule,
+    """What views judge events by: the parties, each class's owner, form and delivery rule,
     confidential elements, IP rule, cadence and deviation deadline (not titles or formats)."""
     normal = normalised_terms(terms)
     kept = {name: normal.get(name) for name in _KEPT}
     kept["data_classes"] = {
-        name: {"owner": spec.get("owner"), "delivery": spec.get("delivery")}
+        name: {
+            "owner": spec.get("owner"),
+            "form": spec_form(name, spec),
+            "delivery": spec.get("delivery"),
+        }
         for name, spec in (normal.get("data_classes") or {}).items()
     }
     return kept

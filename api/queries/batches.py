@@ -52,6 +52,12 @@ __all__ = [
 ]
 
 
+_CLASS_ARGUMENT = strawberry.argument(
+    description="The data class to read, one of the agreement's classes of this form "
+    "(retired ones included); defaults to the class named like the form."
+)
+
+
 @strawberry.type(description="A delivery or correction of data (its signature is its event).")
 class Submission:
     id: str
@@ -71,6 +77,7 @@ class Submission:
 @strawberry.type(description="A continuous tag of the batch: the time it spans and its points.")
 class TagSummary:
     tag: str
+    data_class: str = strawberry.field(description="The data class its chunks were sent as.")
     first: str
     last: str
     points: int
@@ -122,7 +129,7 @@ class Batch:
     @strawberry.field(description="Continuous tags the caller may read, with their span.")
     async def tags(self, info: Info) -> list[TagSummary]:
         found = await read(info, _tags, self.scope.at, self.id)
-        return [t for t in found if self._tag_open(t.tag)]
+        return [t for t in found if self._tag_open(t.data_class, t.tag)]
 
     @strawberry.field(description="Discrete results (FORBIDDEN if any asked for is not yours).")
     async def discrete(
@@ -132,8 +139,9 @@ class Batch:
         from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
         to: datetime | None = None,
         include_superseded: bool = False,
+        data_class: Annotated[str, _CLASS_ARGUMENT] = "discrete",
     ) -> list[DiscreteRecord] | None:
-        require_class(self.scope, str(self.agreement_id), self.id, "discrete")
+        require_class(self.scope, str(self.agreement_id), self.id, data_class, "discrete")
         wanted = RecordFilter(
             parameters=kinds_set(parameters),
             start=time_text(from_, "from"),
@@ -141,7 +149,7 @@ class Batch:
             include_superseded=include_superseded,
         )
         agreement = str(self.agreement_id)
-        return await read(info, read_discrete, self.scope, agreement, self.id, wanted)
+        return await read(info, read_discrete, self.scope, agreement, self.id, wanted, data_class)
 
     @strawberry.field(description="Event records: deviations, alarms, OOS, OOT, ...")
     async def events(
@@ -151,8 +159,9 @@ class Batch:
         from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
         to: datetime | None = None,
         include_superseded: bool = False,
+        data_class: Annotated[str, _CLASS_ARGUMENT] = "event",
     ) -> list[EventRecord] | None:
-        require_class(self.scope, str(self.agreement_id), self.id, "event")
+        require_class(self.scope, str(self.agreement_id), self.id, data_class, "event")
         wanted = RecordFilter(
             kinds=kinds_set(kinds),
             start=time_text(from_, "from"),
@@ -160,7 +169,7 @@ class Batch:
             include_superseded=include_superseded,
         )
         agreement = str(self.agreement_id)
-        return await read(info, read_events, self.scope, agreement, self.id, wanted)
+        return await read(info, read_events, self.scope, agreement, self.id, wanted, data_class)
 
     @strawberry.field(
         description="Results outside their limits, and whether each action excursion was "
@@ -192,23 +201,28 @@ class Batch:
         from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
         to: datetime | None = None,
         every: str | None = None,
+        data_class: Annotated[str, _CLASS_ARGUMENT] = "continuous",
     ) -> Series | None:
         start, end = time_text(from_, "from"), time_text(to, "to")
         width = None if every is None else parse_every(every)
-        self._require_series(tag, start, end)
-        columns = await read(info, _points, self.scope.at, self.id, tag, start, end)
+        self._require_series(data_class, tag, start, end)
+        where = (self.id, data_class, tag)
+        columns = await read(info, _points, self.scope.at, where, start, end)
         return _series(self.id, tag, start, end, every, width, columns)
 
-    def _tag_open(self, tag: str) -> bool:
-        item = DataItem(str(self.agreement_id), "continuous", self.id, tag)
+    def _tag_open(self, data_class: str, tag: str) -> bool:
+        item = DataItem(str(self.agreement_id), data_class, self.id, tag)
         authority, now = self.scope.authority, self.scope.now
         return authority.owns(item) or any(
             not g.parameters or tag in g.parameters for g in authority.data_grants(item, now)
         )
 
-    def _require_series(self, tag: str, start: str | None, end: str | None) -> None:
-        require_class(self.scope, str(self.agreement_id), self.id, "continuous")
-        item = DataItem(str(self.agreement_id), "continuous", self.id, tag)
+    def _require_series(
+        self, data_class: str, tag: str, start: str | None, end: str | None
+    ) -> None:
+        agreement = str(self.agreement_id)
+        require_class(self.scope, agreement, self.id, data_class, "continuous")
+        item = DataItem(agreement, data_class, self.id, tag)
         refusal = self.scope.authority.series_refusal(item, start, end, self.scope.now)
         if refusal is not None:
             raise forbidden(refusal, "continuous")
@@ -239,9 +253,10 @@ def _series(
 
 
 def _points(
-    conn: Connection, at: At, batch: str, tag: str, start: str | None, end: str | None
+    conn: Connection, at: At, where: tuple[str, str, str], start: str | None, end: str | None
 ) -> Columns:
-    found = series(conn, batch, tag, start, end, at.position)
+    batch, data_class, tag = where
+    found = series(conn, batch, tag, start, end, at.position, data_class=data_class)
     return Columns(found.timestamps, [float(v) for v in found.values], found.quality)
 
 
@@ -272,15 +287,15 @@ def _submissions(conn: Connection, at: At, batch: str) -> list[Submission]:
 
 def _tags(conn: Connection, at: At, batch: str) -> list[TagSummary]:
     query = (
-        select(CHUNKS.c.tag, func.min(CHUNKS.c.t_start), func.max(CHUNKS.c.t_end))
-        .add_columns(func.sum(CHUNKS.c.count))
+        select(CHUNKS.c.tag, CHUNKS.c.data_class, func.min(CHUNKS.c.t_start))
+        .add_columns(func.max(CHUNKS.c.t_end), func.sum(CHUNKS.c.count))
         .where(CHUNKS.c.batch == batch, CHUNKS.c.status == "current", at_position(CHUNKS, at))
-        .group_by(CHUNKS.c.tag)
-        .order_by(CHUNKS.c.tag)
+        .group_by(CHUNKS.c.tag, CHUNKS.c.data_class)
+        .order_by(CHUNKS.c.tag, CHUNKS.c.data_class)
     )
     return [
-        TagSummary(tag=tag, first=first, last=last, points=int(points))
-        for tag, first, last, points in conn.execute(query)
+        TagSummary(tag=tag, data_class=data_class, first=first, last=last, points=int(points))
+        for tag, data_class, first, last, points in conn.execute(query)
     ]
 
 

@@ -1,11 +1,13 @@
 # mypy: disable-error-code="untyped-decorator"
 # (strawberry types field decorators that take arguments as returning Any)
 """``deliveries(late)``: what each agreement requires per batch and data class versus
-what arrived, for the batches the caller may see.
+what arrived, for the batches the caller may see, and its periodic obligations (one per
+class and period, ``batch`` null) for the agreements the caller may see.
 
 ``state`` is ``on_time``, ``late`` (arrived after the deadline), ``missing`` (the
 deadline passed with nothing) or ``awaiting``, at the instant asked about; ``late: true``
-selects ``late`` and ``missing``.
+selects ``late`` and ``missing``. Periods are those begun by that instant
+(:func:`projections.deliveries.periodic_deliveries`; docs/agreements.md).
 """
 
 from __future__ import annotations
@@ -20,21 +22,39 @@ from api.permissions import forbidden
 from api.queries.agreements import require_agreement
 from api.queries.batches import batch_agreement
 from api.queries.common import At, Info, Scope, at_position, loader, read, scope_of
-from projections.deliveries import DELIVERIES, delivery_state
+from projections.deliveries import DELIVERIES, delivery_state, periodic_deliveries
+from projections.times import utc_time
 
 __all__ = ["Delivery", "agreement_deliveries", "list_deliveries"]
 
 _LATE = ("late", "missing")
 
 
-@strawberry.type(description="An obligation to deliver one class of a batch's data.")
+@strawberry.type(
+    description="An obligation to deliver one class of a batch's data, or one period's "
+    "submission of a class delivered periodically."
+)
 class Delivery:
     agreement_id: strawberry.ID
-    batch: str
+    batch: str | None = strawberry.field(description="The batch; null for a periodic rule.")
     data_class: str
     item: str = strawberry.field(description="The record, for per-detection deadlines; else ''.")
-    rule: str = strawberry.field(description="batch_end or detection.")
-    within_hours: int
+    rule: str = strawberry.field(
+        description="batch_end or detection (per batch), every_days or monthly_on_day (periodic)."
+    )
+    within_hours: int | None = strawberry.field(description="Per-batch rules: hours to deliver.")
+    every_days: int | None = strawberry.field(
+        default=None, description="every_days rules: the period's length in days."
+    )
+    monthly_on_day: int | None = strawberry.field(
+        default=None, description="monthly_on_day rules: the day of the month it is due by."
+    )
+    period: int | None = strawberry.field(
+        default=None, description="Periodic rules: the period's number, from 1."
+    )
+    period_start: str | None = strawberry.field(
+        default=None, description="Periodic rules: when the period began (its end is dueAt)."
+    )
     due_at: str | None
     first_arrived_at: str | None
     first_submission: str | None
@@ -53,22 +73,31 @@ def _by_agreement(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Del
         )
         for row in conn.execute(query):
             state = delivery_state(dict(row._mapping), at.time)
-            found[(at, row.agreement)].append(
-                Delivery(
-                    agreement_id=strawberry.ID(row.agreement),
-                    batch=row.batch,
-                    data_class=row.data_class,
-                    item=row.item,
-                    rule=row.rule,
-                    within_hours=row.within_hours,
-                    due_at=row.due_at,
-                    first_arrived_at=row.first_arrived_at,
-                    first_submission=row.first_submission,
-                    state=state,
-                    late=state in _LATE,
-                )
-            )
+            found[(at, row.agreement)].append(_delivery(dict(row._mapping), state))
+        periodic = periodic_deliveries(conn, ids, at.position, utc_time(at.time))
+        for agreement, rows in periodic.items():
+            found[(at, agreement)].extend(_delivery(row, str(row["status"])) for row in rows)
     return [found[key] for key in keys]
+
+
+def _delivery(row: dict[str, Any], state: str) -> Delivery:
+    return Delivery(
+        agreement_id=strawberry.ID(row["agreement"]),
+        batch=row["batch"],
+        data_class=row["data_class"],
+        item=row["item"],
+        rule=row["rule"],
+        within_hours=row["within_hours"],
+        every_days=row.get("every_days"),
+        monthly_on_day=row.get("monthly_on_day"),
+        period=row.get("period"),
+        period_start=row.get("period_start"),
+        due_at=row["due_at"],
+        first_arrived_at=row["first_arrived_at"],
+        first_submission=row["first_submission"],
+        state=state,
+        late=state in _LATE,
+    )
 
 
 def _keep(scope: Scope, delivery: Delivery, late: bool | None, batch: str | None) -> bool:
@@ -76,7 +105,10 @@ def _keep(scope: Scope, delivery: Delivery, late: bool | None, batch: str | None
         return False
     if batch is not None and delivery.batch != batch:
         return False
-    return scope.authority.sees_batch(str(delivery.agreement_id), delivery.batch, scope.now)
+    agreement = str(delivery.agreement_id)
+    if delivery.batch is None:  # periodic: the agreement's, not one batch's
+        return scope.authority.sees_agreement(agreement, scope.now)
+    return scope.authority.sees_batch(agreement, delivery.batch, scope.now)
 
 
 async def agreement_deliveries(

@@ -137,21 +137,22 @@ class SeriesExcursion:
 
 def _series_runs(
     conn: Connection, at: At, batch: str
-) -> list[tuple[str, str, LimitsSeriesExcursion]]:
+) -> list[tuple[tuple[str, str], str, LimitsSeriesExcursion]]:
     """The batch's chunk excursions over its current chunks, merged per tag, parameter,
     limits version and level, in order of their first point."""
     runs = CHUNK_EXCURSIONS
     query = (
-        select(runs)
+        select(runs, CHUNKS.c.data_class)
         .join(CHUNKS, and_(CHUNKS.c.batch == runs.c.batch, CHUNKS.c.sha256 == runs.c.sha256))
         .where(runs.c.batch == batch, at_position(runs, at), at_position(CHUNKS, at))
         .where(CHUNKS.c.status == "current")
         .order_by(runs.c.first)
     )
-    merged: dict[tuple[str, str, int, str], LimitsSeriesExcursion] = {}
+    merged: dict[tuple[tuple[str, str], str, int, str], LimitsSeriesExcursion] = {}
     for result in conn.execute(query):
         row = result._mapping
-        key = (row["tag"], row["parameter_id"], row["limits_version"], row["evaluation"])
+        tag = (row["data_class"], row["tag"])
+        key = (tag, row["parameter_id"], row["limits_version"], row["evaluation"])
         run = merged.get(key)
         if run is None:
             run = merged[key] = LimitsSeriesExcursion(
@@ -159,7 +160,7 @@ def _series_runs(
             )
         run.absorb(row["last"], row["count"], row["worst"], row["excess"])
     found = [(tag, parameter, run) for (tag, parameter, _, _), run in merged.items()]
-    return sorted(found, key=lambda f: (f[2].first, f[0], f[2].evaluation))
+    return sorted(found, key=lambda f: (f[2].first, f[0][1], f[2].evaluation))
 
 
 async def _reports_and_deadline(
@@ -182,8 +183,8 @@ async def series_excursions(
     require_class(scope, agreement, batch, "event")
     reports, hours = await _reports_and_deadline(info, scope, agreement, batch)
     result = []
-    for tag, parameter, row in await read(info, _series_runs, scope.at, batch):
-        item = DataItem(agreement, "continuous", batch, tag)
+    for (data_class, tag), parameter, row in await read(info, _series_runs, scope.at, batch):
+        item = DataItem(agreement, data_class, batch, tag)
         if scope.authority.series_refusal(item, row.first, row.last, scope.now) is not None:
             continue
         reporting = _reporting(row.evaluation, row.first, reports, hours, scope.now)

@@ -29,6 +29,7 @@ from api.permissions import forbidden
 from api.queries.common import At, Scope, as_optional_json, at_position
 from ledger.domain.commitments import Opening
 from ledger.domain.scope import DataItem
+from ledger.errors import ValidationFailed
 from ledger.log.openings import read_openings
 from projections.data import CONFIDENTIAL, RECORDS
 
@@ -133,13 +134,27 @@ class RecordFilter:
         return self.end is None or (data_time is not None and data_time < self.end)
 
 
-def require_class(scope: Scope, agreement: str, batch: str, data_class: str) -> None:
-    """FORBIDDEN unless the caller owns the class, is the CMO, or holds a grant opening it."""
+def require_class(
+    scope: Scope, agreement: str, batch: str, data_class: str, form: str | None = None
+) -> None:
+    """FORBIDDEN unless the caller owns the class, is the CMO, or holds a grant opening it;
+    with ``form``, VALIDATION_FAILED when the class the caller named holds another form.
+
+    The class need not be in the terms in force: data of a retired class stays readable
+    to whoever could read it."""
     item = DataItem(agreement, data_class, batch)
     authority = scope.authority
-    if authority.owns(item) or authority.data_grants(item, scope.now):
-        return
-    raise forbidden(
+    if not (authority.owns(item) or authority.data_grants(item, scope.now)):
+        raise _class_refused(scope, batch, data_class)
+    if form is not None and authority.form_of(agreement, data_class) != form:
+        raise ValidationFailed(
+            f"the agreement has no class {data_class[:70]!r} of the {form} form",
+            field="dataClass",
+        )
+
+
+def _class_refused(scope: Scope, batch: str, data_class: str) -> Exception:
+    return forbidden(
         f"{scope.party} may not read {data_class} data of batch {batch}: it belongs to its "
         "owner and the CMO, and opens to others only through an active grant",
         data_class,
@@ -151,12 +166,14 @@ Secret = tuple[str | None, str | None]
 
 
 def _rows(
-    conn: Connection, at: At, batch: str, data_class: str
+    conn: Connection, at: At, batch: str, kind: tuple[str, str]
 ) -> tuple[list[Any], dict[tuple[str, int], dict[str, Secret]]]:
+    data_class, form = kind
     rows = list(
         conn.execute(
             select(RECORDS)
             .where(RECORDS.c.batch == batch, RECORDS.c.data_class == data_class)
+            .where(RECORDS.c.form == form)
             .where(at_position(RECORDS, at))
             .order_by(RECORDS.c.record_id, RECORDS.c.record_version)
         )
@@ -175,17 +192,29 @@ def _rows(
 
 
 def read_discrete(
-    conn: Connection, scope: Scope, agreement: str, batch: str, wanted: RecordFilter
+    conn: Connection,
+    scope: Scope,
+    agreement: str,
+    batch: str,
+    wanted: RecordFilter,
+    data_class: str = "discrete",
 ) -> list[DiscreteRecord]:
-    """The discrete results the caller asked for, checked and masked."""
-    return _read(conn, scope, agreement, batch, "discrete", wanted, _discrete)
+    """The records of ``data_class`` (of the discrete form) the caller asked for, checked
+    and masked."""
+    return _read(conn, scope, agreement, batch, (data_class, "discrete"), wanted, _discrete)
 
 
 def read_events(
-    conn: Connection, scope: Scope, agreement: str, batch: str, wanted: RecordFilter
+    conn: Connection,
+    scope: Scope,
+    agreement: str,
+    batch: str,
+    wanted: RecordFilter,
+    data_class: str = "event",
 ) -> list[EventRecord]:
-    """The event records the caller asked for, checked and masked."""
-    return _read(conn, scope, agreement, batch, "event", wanted, _event)
+    """The records of ``data_class`` (of the event form) the caller asked for, checked and
+    masked."""
+    return _read(conn, scope, agreement, batch, (data_class, "event"), wanted, _event)
 
 
 Masking = tuple[list[ConfidentialValue], list[str]]
@@ -196,14 +225,15 @@ def _read(
     scope: Scope,
     agreement: str,
     batch: str,
-    data_class: str,
+    kind: tuple[str, str],
     wanted: RecordFilter,
     build: Callable[[Any, Masking], _R],
 ) -> list[_R]:
-    rows, secrets = _rows(conn, scope.at, batch, data_class)
+    rows, secrets = _rows(conn, scope.at, batch, kind)
+    data_class, form = kind
     kept: list[tuple[Any, dict[str, Secret], bool]] = []
     for row in rows:
-        data_time = row.sampled_at if data_class == "discrete" else row.started_at
+        data_time = row.sampled_at if form == "discrete" else row.started_at
         if not wanted.keeps(row, data_time):
             continue
         item = DataItem(agreement, data_class, batch, row.parameter, data_time)

@@ -23,10 +23,10 @@ from api.access import read_authority
 from api.permissions import Authority, forbidden, merge_windows
 from api.queries.common import At, Info, Scope, read, scope_of, time_text
 from api.queries.grants import Grant, grants_at
-from ledger.domain.formats import DATA_CLASSES
 from ledger.domain.scope import DataItem
 from ledger.errors import NotFound, ValidationFailed
 from projections.data import BATCHES
+from projections.ownership import DATA_OWNERSHIP
 from projections.parties import PARTIES
 from projections.temporal import as_of
 
@@ -136,6 +136,16 @@ def _batches(conn: Connection, agreement: str, at: At) -> list[str]:
     return list(conn.execute(query).scalars())
 
 
+def _classes(conn: Connection, agreement: str, at: At) -> list[str]:
+    """Every class the agreement defined by ``at`` (retired ones too: their data stays)."""
+    query = (
+        select(DATA_OWNERSHIP.c.data_class)
+        .where(DATA_OWNERSHIP.c.agreement == agreement, as_of(DATA_OWNERSHIP, at.position))
+        .order_by(DATA_OWNERSHIP.c.data_class)
+    )
+    return list(conn.execute(query).scalars())
+
+
 def _check_asker(scope: Scope, agreement: str) -> None:
     authority = scope.authority
     if authority.is_party(agreement):
@@ -167,12 +177,13 @@ async def visible_to(
     then = At(head if known_at is None else known_at, valid)
     authority = await read(info, _party_authority, party, agreement, then)
     names = await read(info, _batches, agreement, then)
+    classes = await read(info, _classes, agreement, then)
     batches = [
         BatchAccess(
             batch=name,
             classes=[
                 _class_access(authority, DataItem(agreement, data_class, name), valid)
-                for data_class in DATA_CLASSES
+                for data_class in classes
             ],
         )
         for name in names

@@ -1,26 +1,15 @@
 """The quality agreement as data: proposal, signature, amendments, termination.
 
 An agreement binds one sponsor and one CMO. Either of them proposes the terms; the other
-signs, and from that event's ``recorded_at`` the terms are in force. Later changes are full
-new terms proposed by one party (``AgreementAmended``) that take effect only when the other
-countersigns (``AgreementAmendmentSigned``); until then the terms in force do not change.
-Every version of the terms stays in :attr:`Agreement.history`, so :meth:`Agreement.terms_at`
-answers which terms applied at any past time.
+signs, and from that event's ``recorded_at`` (or its ``effective_from``) the terms are in
+force. An amendment proposes full new terms (``AgreementAmended``) that take effect only
+when the other party countersigns (``AgreementAmendmentSigned``); it may add or retire
+data classes. Every version stays in :attr:`Agreement.history`, so
+:meth:`Agreement.terms_at` answers which terms applied at any past time.
 
-The subject is a UUID (uuid4) chosen by the proposer. Terms have exactly this shape
-(see ``tests/support/world.py::agreement_terms``)::
-
-    sponsor, cmo                    admitted parties with roles sponsor and cmo
-    title                           text
-    products, sites                 non-empty lists of unique names
-    data_classes                    {continuous, discrete, event}, each
-        owner                           the sponsor or the CMO
-        delivery                        {within_hours: 1..8760, after: batch_end | detection}
-        format                          {name, columns: non-empty unique names}
-    confidential_elements           unique identifiers (default [])
-    ip_rule                         sponsor | cmo | joint | negotiated
-    review_cadence_months           1..60 (default 6)
-    deviation_deadline_hours        1..720
+The terms, member by member, their delivery rules and an example: ``docs/agreements.md``;
+their JSON Schema: :mod:`ledger.domain.terms_schema`; data classes, forms and delivery
+rules: :mod:`ledger.domain.data_classes`.
 """
 
 from __future__ import annotations
@@ -34,8 +23,17 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
+from ledger.domain.data_classes import check_class_name, check_delivery, check_form, spec_form
 from ledger.domain.fields import Fields
 from ledger.domain.formats import DATA_CLASSES
+from ledger.domain.terms_schema import (
+    DEFAULT_REVIEW_CADENCE_MONTHS,
+    DEVIATION_DEADLINE_HOURS,
+    IP_RULES,
+    REVIEW_CADENCE_MONTHS,
+    TERMS_MEMBERS,
+    UNREGISTERED,
+)
 from ledger.domain.validity import effective_from
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import parse_utc, require_aware
@@ -50,25 +48,6 @@ __all__ = [
     "validate_terms",
 ]
 
-IP_RULES = ("sponsor", "cmo", "joint", "negotiated")
-DELIVERY_AFTER = ("batch_end", "detection")
-DEFAULT_REVIEW_CADENCE_MONTHS = 6
-_TERMS_MEMBERS = (
-    "sponsor",
-    "cmo",
-    "title",
-    "products",
-    "sites",
-    "data_classes",
-    "confidential_elements",
-    "ip_rule",
-    "review_cadence_months",
-    "deviation_deadline_hours",
-    "unregistered",
-)
-UNREGISTERED = ("refuse", "flag")
-"""What a discrete result naming no registered parameter meets: refusal (the default), or
-storage flagged as unregistered."""
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 
 Terms = dict[str, Any]
@@ -178,13 +157,37 @@ class Agreement(SignedAggregate):
 
     def owner_of(self, data_class: str, *, field: str | None = None) -> str:
         """The party owning ``data_class`` under the terms in force (or proposed)."""
+        return str(self.class_terms(data_class, field=field)["owner"])
+
+    def class_terms(self, data_class: str, *, field: str | None = None) -> dict[str, Any]:
+        """``data_class``'s member of the terms in force (or proposed); refused naming
+        ``field`` and the classes the terms define when they do not define it."""
         classes: dict[str, Any] = self.terms["data_classes"]
         if data_class not in classes:
             raise ValidationFailed(
-                f"unknown data class {data_class!r}; expected one of {', '.join(DATA_CLASSES)}",
+                f"the agreement defines no data class {data_class[:70]!r} in the terms in "
+                f"force: it defines {', '.join(sorted(classes))}" + self._retired_note(data_class),
                 field=field,
             )
-        return str(classes[data_class]["owner"])
+        return classes[data_class]  # type: ignore[no-any-return]
+
+    def last_class_terms(self, data_class: str) -> dict[str, Any] | None:
+        """``data_class``'s member of the latest terms that defined it (retired or not)."""
+        for terms in [self.terms, *(entry["terms"] for entry in reversed(self.history))]:
+            found = terms["data_classes"].get(data_class)
+            if found is not None:
+                return found  # type: ignore[no-any-return]
+        return None
+
+    def form_of(self, data_class: str) -> str | None:
+        """The form of ``data_class``, fixed for the agreement's life (retired classes too)."""
+        spec = self.last_class_terms(data_class)
+        return None if spec is None else spec_form(data_class, spec)
+
+    def _retired_note(self, data_class: str) -> str:
+        if self.last_class_terms(data_class) is None:
+            return ""
+        return f"; {data_class} was retired by an amendment"
 
     def terms_at(self, when: datetime) -> Terms | None:
         """The terms in force at ``when``: ``None`` before both signed and once terminated."""
@@ -230,27 +233,13 @@ def require_agreement_party(command: Command, agreement: Agreement) -> None:
 
 def validate_terms(command: Command, terms: Fields) -> Terms:
     """Check terms field by field (every error names ``payload.terms.<field>``)."""
-    terms.only(*_TERMS_MEMBERS)
+    terms.only(*TERMS_MEMBERS)
     sponsor = _party_with_role(command, terms, "sponsor")
     cmo = _party_with_role(command, terms, "cmo")
     terms.text("title", max_len=300)
     _unique_names(terms, "products", allow_empty=False)
     _unique_names(terms, "sites", allow_empty=False)
-    classes = terms.object("data_classes").only(*DATA_CLASSES)
-    for name in DATA_CLASSES:
-        data_class = classes.object(name).only("owner", "delivery", "format")
-        owner = data_class.text("owner", max_len=63)
-        if owner not in (sponsor, cmo):
-            raise ValidationFailed(
-                f"the owner must be the sponsor ({sponsor}) or the CMO ({cmo})",
-                field=data_class.field("owner"),
-            )
-        delivery = data_class.object("delivery").only("within_hours", "after")
-        delivery.integer("within_hours", minimum=1, maximum=8760)
-        delivery.choice("after", DELIVERY_AFTER)
-        data_format = data_class.object("format").only("name", "columns")
-        data_format.text("name", max_len=100)
-        _unique_names(data_format, "columns", allow_empty=False)
+    _check_data_classes(terms.object("data_classes"), sponsor, cmo)
     if terms.has("confidential_elements"):
         elements = _unique_names(terms, "confidential_elements", allow_empty=True)
         for index, element in enumerate(elements):
@@ -262,11 +251,33 @@ def validate_terms(command: Command, terms: Fields) -> Terms:
                 )
     terms.choice("ip_rule", IP_RULES)
     if terms.has("review_cadence_months"):
-        terms.integer("review_cadence_months", minimum=1, maximum=60)
-    terms.integer("deviation_deadline_hours", minimum=1, maximum=720)
+        low, high = REVIEW_CADENCE_MONTHS
+        terms.integer("review_cadence_months", minimum=low, maximum=high)
+    low, high = DEVIATION_DEADLINE_HOURS
+    terms.integer("deviation_deadline_hours", minimum=low, maximum=high)
     if terms.has("unregistered"):
         terms.choice("unregistered", UNREGISTERED)
     return _normalised(dict(terms.data))
+
+
+def _check_data_classes(classes: Fields, sponsor: str, cmo: str) -> None:
+    """Each class: a name, an owner (sponsor or CMO), a form, a format, a delivery rule."""
+    if not classes.data:
+        raise ValidationFailed("define at least one data class", field=classes.path)
+    for name in classes.data:
+        check_class_name(name, field=classes.field(name))
+        data_class = classes.object(name).only("owner", "form", "delivery", "format")
+        owner = data_class.text("owner", max_len=63)
+        if owner not in (sponsor, cmo):
+            raise ValidationFailed(
+                f"the owner must be the sponsor ({sponsor}) or the CMO ({cmo})",
+                field=data_class.field("owner"),
+            )
+        check_form(name, data_class)
+        check_delivery(data_class.object("delivery"))
+        data_format = data_class.object("format").only("name", "columns")
+        data_format.text("name", max_len=100)
+        _unique_names(data_format, "columns", allow_empty=False)
 
 
 def _normalised(terms: Terms) -> Terms:
@@ -356,6 +367,20 @@ def _amended_rule(command: Command) -> None:
     terms = validate_terms(command, terms_fields)
     if terms == agreement.terms:
         raise ValidationFailed("the amendment changes nothing", field="payload.terms")
+    _keep_forms(agreement, terms, terms_fields.object("data_classes"))
+
+
+def _keep_forms(agreement: Agreement, terms: Terms, classes: Fields) -> None:
+    """A class keeps its form for the agreement's life (retired and added again included),
+    so its data, stored in that form, is always read in it."""
+    for name, spec in sorted(terms["data_classes"].items()):
+        before = agreement.form_of(name)
+        if before is not None and spec_form(name, spec) != before:
+            raise ValidationFailed(
+                f"class {name} holds {before} data: its form cannot change; name a new class "
+                "for the other form",
+                field=classes.object(name).field("form"),
+            )
 
 
 def _amendment_signed_rule(command: Command) -> None:

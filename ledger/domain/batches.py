@@ -3,7 +3,9 @@
 
 A batch is made by the CMO of one agreement in force. Its subject is derived from the
 batch name (see :func:`batch_subject`), so a client addresses ``NWB101-24-001`` without a
-lookup. Data arrives in three classes, each in the format the agreement names:
+lookup. Data arrives in the classes the terms in force define
+(:mod:`ledger.domain.data_classes`), each in the format the agreement names, its content
+shaped by the class's form:
 
 * ``discrete``: results, one record per value, ``{"id", ...the format's columns...}``;
 * ``event``: deviations, alarms, OOS/OOT, ``{"id", "kind", "started_at", "ended_at"?,
@@ -37,12 +39,12 @@ from eventsourcing.domain import Aggregate, event
 from ledger.domain.agreements import Agreement, agreement_in_force, require_agreement_party
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.domain.commitments import COMMITMENT, committed
+from ledger.domain.data_classes import spec_form
 from ledger.domain.fields import Fields
 from ledger.domain.formats import (
     ACKNOWLEDGEABLE_KINDS,
     BATCH_ID,
     CLOCK_TOLERANCE,
-    DATA_CLASSES,
     EVENT_KINDS,
     MAX_DECOMPRESSED_BYTES,
     MAX_RECORDS,
@@ -119,7 +121,7 @@ class Batch(SignedAggregate):
         }
         if data_class not in self.first_arrival:
             self.first_arrival[data_class] = recorded_at
-        if data_class == "continuous":
+        if "series" in payload:  # the continuous form
             self._add_chunks(payload["series"], submission)
         else:
             self._add_records(payload["records"], data_class, submission)
@@ -130,7 +132,7 @@ class Batch(SignedAggregate):
         payload = envelope["payload"]
         submission = payload["submission"]
         if "supersedes_chunks" in payload:
-            data_class = "continuous"
+            data_class = self.chunk_class(payload["supersedes_chunks"][0])
             for digest in payload["supersedes_chunks"]:
                 self.chunks[digest]["superseded_by"] = submission
             self._add_chunks(payload["series"], submission)
@@ -169,7 +171,9 @@ class Batch(SignedAggregate):
                     self.commitments.setdefault(
                         commitment, {"record": item["id"], "element": member, "purged": False}
                     )
-            event_kind = item.get("kind") if data_class == "event" else None
+            # Kept for every record; only records of the event form are acknowledged.
+            kind = item.get("kind")
+            event_kind = kind if isinstance(kind, str) else None
             existing = self.records.get(item["id"])
             if existing is None:
                 self.records[item["id"]] = {
@@ -199,6 +203,10 @@ class Batch(SignedAggregate):
                     "submission": submission,
                     "superseded_by": None,
                 }
+
+    def chunk_class(self, digest: str) -> str:
+        """The data class of a stored chunk: that of the submission that brought it."""
+        return str(self.submissions[self.chunks[digest]["submission"]]["class"])
 
     def is_current(self, record_id: str) -> bool:
         """True when the record exists and was not withdrawn by a correction."""
@@ -303,12 +311,12 @@ _COLUMNS: dict[str, dict[str, _Column]] = {
 
 
 def _class_terms(agreement: Agreement, data_class: str) -> Mapping[str, Any]:
-    classes: Mapping[str, Any] = agreement.terms.get("data_classes", {})
-    if data_class not in classes:
-        raise ValidationFailed(
-            f"the agreement does not cover {data_class} data", field="payload.kind"
-        )
-    return classes[data_class]  # type: ignore[no-any-return]
+    """The class's member of the terms in force, for new data; a class the terms no longer
+    define (retired) keeps the member last agreed, for corrections of its data."""
+    found = agreement.last_class_terms(data_class)
+    if found is None:  # pragma: no cover - stored data is of a class some terms defined
+        raise NotFound(f"the agreement never defined data class {data_class}", field="subject")
+    return found
 
 
 def _check_records(
@@ -324,8 +332,9 @@ def _check_records(
     columns: list[str] = list(data_format["columns"])
     confidential: list[str] = list(agreement.terms.get("confidential_elements", []))
     allowed = {"id", *columns, *confidential}
-    typed = _COLUMNS.get(data_class, {})
-    registry = _Registry(command, agreement) if data_class == "discrete" else None
+    form = agreement.form_of(data_class)
+    typed = _COLUMNS.get(str(form), {})
+    registry = _Registry(command, agreement) if form == "discrete" else None
     seen: set[str] = set()
     for record in records:
         extra = sorted(set(record.data) - allowed)
@@ -358,7 +367,7 @@ def _check_records(
         for element in confidential:
             if element in record.data:
                 _committed_element(command, batch, record, record_id, element)
-        ended = record.optional_time("ended_at") if data_class == "event" else None
+        ended = record.optional_time("ended_at") if form == "event" else None
         if ended is not None and ended < record.time("started_at"):
             raise ValidationFailed("ended_at is before started_at", field=record.field("ended_at"))
     _refuse_leftover_openings(command, confidential)
@@ -540,8 +549,9 @@ def _submitted_rule(command: Command) -> None:
     agreement = agreement_in_force(command, UUID(batch.agreement), field="subject")
     command.require_signer(agreement.cmo)
     payload = command.payload
-    data_class = payload.choice("kind", DATA_CLASSES)
-    content = "series" if data_class == "continuous" else "records"
+    data_class = payload.text("kind", max_len=63)
+    form = spec_form(data_class, agreement.class_terms(data_class, field="payload.kind"))
+    content = "series" if form == "continuous" else "records"
     payload.only(
         "submission",
         "kind",
@@ -570,7 +580,7 @@ def _submitted_rule(command: Command) -> None:
         )
     if payload.has("original_sha256"):
         payload.sha256("original_sha256")
-    if data_class == "continuous":
+    if form == "continuous":
         series = payload.objects("series", max_items=MAX_SERIES)
         if not series:
             raise ValidationFailed("submit at least one series", field="payload.series")
@@ -637,6 +647,7 @@ def _superseded_chunks(batch: Batch, payload: Fields) -> frozenset[str]:
         raise ValidationFailed(
             "name the chunks this correction supersedes", field="payload.supersedes_chunks"
         )
+    classes: set[str] = set()
     for index, digest in enumerate(digests):
         field = f"payload.supersedes_chunks[{index}]"
         if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
@@ -650,6 +661,11 @@ def _superseded_chunks(batch: Batch, payload: Fields) -> frozenset[str]:
                 if chunk["superseded_by"]
                 else f"chunk {digest} is listed twice",
                 field=field,
+            )
+        classes.add(batch.chunk_class(digest))
+        if len(classes) > 1:
+            raise ValidationFailed(
+                "one correction supersedes chunks of one data class", field=field
             )
     return frozenset(digests)
 
@@ -668,8 +684,9 @@ def _acknowledged_rule(command: Command) -> None:
         record = batch.records.get(record_id)
         if record is None:
             raise NotFound(f"batch {batch.batch_id} has no record {record_id}", field=field)
-        if record["class"] != "event" or record["event_kind"] not in ACKNOWLEDGEABLE_KINDS:
-            kind = record["event_kind"] or f"{record['class']} data"
+        is_event = agreement.form_of(record["class"]) == "event"
+        if not is_event or record["event_kind"] not in ACKNOWLEDGEABLE_KINDS:
+            kind = (record["event_kind"] if is_event else None) or f"{record['class']} data"
             raise ValidationFailed(
                 f"record {record_id} is {kind}; only event records of kind "
                 f"{', '.join(ACKNOWLEDGEABLE_KINDS)} are acknowledged",

@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 DATA_CLASSES = ("continuous", "discrete", "event")
+"""The classes named after their forms; an agreement may define others
+(:mod:`ledger.domain.data_classes`)."""
 EVENT_KINDS = ("deviation", "alarm", "oos", "oot", "di_incident", "other")
 ACKNOWLEDGEABLE_KINDS = ("deviation", "oos", "oot")
 SEVERITIES = ("minor", "major", "critical")

@@ -10,7 +10,7 @@ The subject is a UUID (uuid4) chosen by the grantor. Payload::
 
     agreement               the agreement (in force)
     grantee                 an admitted party other than the grantor
-    data_classes            non-empty, unique: continuous | discrete | event
+    data_classes            non-empty, unique: classes the terms in force define
     parameters, batches     optional lists of names / batch ids narrowing the scope
     window                  optional {"from", "until"}: the data times the grant opens
     valid_from              optional, default recorded_at (a grant never opens before it)
@@ -27,12 +27,13 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.domain.agreements import DATA_CLASSES, agreement_in_force
+from ledger.domain.agreements import agreement_in_force
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
 from ledger.domain.fields import Fields
 from ledger.domain.scope import GrantScope
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 from ledger.timeutil import format_utc, parse_utc
+from ledger.wording import article
 
 __all__ = ["MAX_TIME_BOXED", "TIME_BOXED_ROLES", "Grant"]
 
@@ -142,10 +143,9 @@ def _granted_rule(command: Command) -> None:
         raise ValidationFailed("a party cannot grant access to itself", field="payload.grantee")
     classes = _unique_names(payload, "data_classes", optional=False)
     for index, data_class in enumerate(classes):
-        if data_class not in DATA_CLASSES:
-            raise ValidationFailed(
-                f"expected one of {', '.join(DATA_CLASSES)}", field=f"payload.data_classes[{index}]"
-            )
+        # A retired class's data stays readable through the grants made while it was
+        # defined; a new grant opens only classes the terms in force define.
+        agreement.class_terms(data_class, field=f"payload.data_classes[{index}]")
     if payload.boolean("include_confidential", default=False):
         _check_confidential_grantor(command, agreement.cmo, agreement.terms)
     else:
@@ -204,13 +204,13 @@ def _check_validity(command: Command, payload: Fields, grantee_role: str) -> Non
     if grantee_role in TIME_BOXED_ROLES:
         if valid_until is None:
             raise ValidationFailed(
-                f"grants to a {grantee_role} are time-boxed (R28): give valid_until, "
+                f"grants to {article(grantee_role)} are time-boxed (R28): give valid_until, "
                 f"at most {MAX_TIME_BOXED.days} days after valid_from",
                 field="payload.valid_until",
             )
         if valid_until - valid_from > MAX_TIME_BOXED:
             raise ValidationFailed(
-                f"grants to a {grantee_role} last at most {MAX_TIME_BOXED.days} days (R28)",
+                f"grants to {article(grantee_role)} last at most {MAX_TIME_BOXED.days} days (R28)",
                 field="payload.valid_until",
             )
 

@@ -26,10 +26,12 @@ import msgspec
 from msgspec import Meta, Struct
 
 from ledger.domain.formats import MAX_RECORDS, MAX_SERIES
+from ledger.domain.terms_schema import TERMS_SCHEMA_NAME, terms_schema
 from ledger.errors import ValidationFailed
 
 __all__ = [
     "PAYLOADS",
+    "SCHEMAS",
     "Payload",
     "build",
     "decode_payload",
@@ -299,12 +301,33 @@ def members(event_type: str) -> tuple[str, ...]:
     return tuple(f.name if f.required else f"{f.name} (optional)" for f in fields)
 
 
-def json_schema(event_type: str) -> dict[str, Any]:
-    """The JSON Schema (2020-12) of ``event_type``'s payload."""
-    schema: dict[str, Any] = msgspec.json.schema(payload_type(event_type))
+_TERMS_EVENTS = ("AgreementProposed", "AgreementAmended")
+SCHEMAS: tuple[str, ...] = (*PAYLOADS, TERMS_SCHEMA_NAME)
+"""The JSON Schemas published: each event type's payload, and the agreement terms."""
+
+
+def json_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of event type ``name``'s payload, or of the agreement
+    terms (``AgreementTerms``)."""
+    if name == TERMS_SCHEMA_NAME:
+        return terms_schema()
+    schema: dict[str, Any] = msgspec.json.schema(payload_type(name))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = f"{event_type} payload"
+    schema["title"] = f"{name} payload"
+    if name in _TERMS_EVENTS:
+        _embed_terms(schema, name)
     return schema
+
+
+def _embed_terms(schema: dict[str, Any], event_type: str) -> None:
+    """Make the payload's ``terms`` the terms schema, embedded so the document stands alone
+    (its definitions join the payload's ``$defs``, where its references point)."""
+    terms = terms_schema()
+    definitions = schema.setdefault("$defs", {})
+    definitions.update(terms.pop("$defs"))
+    terms.pop("$schema")
+    definitions[TERMS_SCHEMA_NAME] = terms
+    definitions[event_type]["properties"]["terms"] = {"$ref": f"#/$defs/{TERMS_SCHEMA_NAME}"}
 
 
 def build(kind: type[Payload], **values: Any) -> dict[str, Any]:
@@ -323,10 +346,10 @@ def _type_name(kind: type[Payload]) -> str:
 
 
 def write_schemas(directory: Path) -> list[Path]:
-    """Write ``<type>.json`` for every event type into ``directory``; the files written."""
+    """Write ``<name>.json`` for every published schema into ``directory``; the files written."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for event_type in PAYLOADS:
+    for event_type in SCHEMAS:
         path = directory / f"{event_type}.json"
         path.write_bytes(schema_bytes(event_type))
         written.append(path)
@@ -335,7 +358,7 @@ def write_schemas(directory: Path) -> list[Path]:
 
 @cache
 def schema_bytes(event_type: str) -> bytes:
-    """The committed form of an event type's JSON Schema: sorted, indented, one newline."""
+    """The committed form of a published JSON Schema: sorted, indented, one newline."""
     encoded = msgspec.json.encode(json_schema(event_type), order="sorted")
     return msgspec.json.format(encoded, indent=2) + b"\n"
 

@@ -307,10 +307,6 @@ def test_a_noun_gets_the_article_it_is_spoken_with(noun: str, expected: str) -> 
     assert article(noun) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger/domain/grants.py still writes 'a {grantee_role}': use ledger.wording.article",
-)
 def test_a_grant_to_an_auditor_without_an_end_says_an_auditor(cli: Cli, tmp_path: Path) -> None:
     agreement = agreement_in_force(cli, tmp_path)
     line = cli.fails(SPONSOR, "grant", agreement, "--grantee", AUDITOR, "--purpose",

@@ -239,3 +239,54 @@ def agreement_terms(sponsor: str = "northwind-bio", cmo: str = "contoso-cmo") ->
         # Results of parameters not (yet) in the registry are stored, flagged.
         "unregistered": "flag",
     }
+
+
+FORM_COLUMNS: dict[str, list[str]] = {
+    "discrete": ["parameter", "value", "unit", "sampled_at", "method"],
+    "event": ["kind", "started_at", "ended_at", "severity", "description"],
+    "continuous": ["tag", "timestamp", "value", "quality"],
+}
+
+
+def class_spec(
+    owner: str, form: str | None, delivery: Mapping[str, Any], format_name: str
+) -> dict[str, Any]:
+    """One member of ``data_classes``: ``form`` left out when ``None`` (a default name)."""
+    spec: dict[str, Any] = {
+        "owner": owner,
+        "delivery": dict(delivery),
+        "format": {"name": format_name, "columns": list(FORM_COLUMNS[form or "discrete"])},
+    }
+    if form is not None:
+        spec["form"] = form
+    return spec
+
+
+def terms_with_classes(
+    classes: Mapping[str, Mapping[str, Any]],
+    sponsor: str = "northwind-bio",
+    cmo: str = "contoso-cmo",
+) -> dict[str, Any]:
+    """:func:`agreement_terms` with exactly ``classes`` as its data classes."""
+    terms = agreement_terms(sponsor, cmo)
+    terms["data_classes"] = {name: dict(spec) for name, spec in classes.items()}
+    return terms
+
+
+def submit_signed_at(
+    actor: Actor,
+    ledger: Ledger,
+    type_: str,
+    subject: uuid.UUID,
+    payload: Mapping[str, Any],
+    *,
+    meaning: str,
+    signed_at: datetime,
+) -> Appended:
+    """Sign at ``signed_at`` (a fake clock's time) and append, elements committed."""
+    committed, openings = committed_payload(payload)
+    version, prev = ledger.next_version(subject)
+    envelope = actor.envelope(
+        type_, subject, committed, version=version, prev=prev, meaning=meaning, signed_at=signed_at
+    )
+    return ledger.append(envelope, actor.sign(envelope), openings or None)
