@@ -10,6 +10,7 @@ and its export, and the static files (the console's and GraphiQL's, vendored).
 | ``GET /console`` | the signed-in party's home page |
 | ``GET /console/audit`` | the audit trail, filtered, a keyset page at a time |
 | ``GET /console/audit/export.csv`` / ``.json`` | the filtered trail, every page |
+| ``GET /console/batches/{name}`` (and parameters, grants, verify) | :mod:`api.console.records` |
 | ``/console/static/...`` | stylesheet, GraphiQL's start-up script, vendored GraphiQL |
 """
 
@@ -539,6 +540,8 @@ async def export_json(request: Request) -> Response:
 
 def console_routes() -> list[BaseRoute]:
     """The console's routes, to mount beside ``/graphql``."""
+    from api.console import records  # it builds on this module's helpers
+
     return [
         Route("/", root),
         Route("/console", home),
@@ -548,5 +551,9 @@ def console_routes() -> list[BaseRoute]:
         Route("/console/audit", audit),
         Route("/console/audit/export.csv", export_csv),
         Route("/console/audit/export.json", export_json),
+        Route("/console/batches/{name}", records.batch_record),
+        Route("/console/agreements/{id}/parameters/{name}", records.parameter_history),
+        Route("/console/grants", records.grants),
+        Route("/console/verify", records.verify_page),
         Mount("/console/static", StaticFiles(directory=STATIC), name="console-static"),
     ]

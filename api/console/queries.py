@@ -19,7 +19,23 @@ from api.context import Context
 from api.errors import LIMIT_EXCEEDED, classify
 from api.threads import request_threads
 
-__all__ = ["AUDIT", "BATCH_ISSUES", "HOME", "PENDING", "Answer", "execute"]
+__all__ = [
+    "AUDIT",
+    "BATCH_DISCRETE",
+    "BATCH_EVENTS",
+    "BATCH_EXCURSIONS",
+    "BATCH_ISSUES",
+    "BATCH_RECORD",
+    "BATCH_SERIES",
+    "GRANTS",
+    "GRANTS_AT",
+    "HOME",
+    "LEAF_PROOF",
+    "PARAMETER_HISTORY",
+    "PENDING",
+    "Answer",
+    "execute",
+]
 
 HOME = """
 query ConsoleHome {
@@ -138,3 +154,124 @@ async def execute(
         return Answer(None, (Refusal(LIMIT_EXCEEDED, None, message),))
     errors = tuple(_refusal(error) for error in result.errors or [])
     return Answer(result.data, errors)
+
+
+# ------------------------------------------------------------ the second slice
+
+BATCH_RECORD = """
+query ConsoleBatchRecord($id: String!) {
+  ledger { origin notaryKey }
+  traceBatch(id: $id) {
+    position answeredAt
+    checkpoint { treeSize rootHash signedAt }
+    batch {
+      id subject agreementId product site startedAt endedAt registeredAt registeredBy
+      tags { tag dataClass first last points }
+    }
+    agreement { id title sponsor cmo }
+    parameterLimits {
+      parameterId name kind
+      versions {
+        version effectiveFrom retroactive revision unit target status inForce
+        alert { low high } action { low high }
+      }
+    }
+    grants {
+      id grantor grantee dataClasses parameters batches windowFrom windowUntil validFrom
+      validUntil grantedAt purpose includeConfidential status revokedAt activeNow
+    }
+    events { position leafIndex type signer key meaning reason signedAt recordedAt }
+    corrections { id dataClass supersedes reason signer key recordedAt }
+  }
+}
+"""
+
+BATCH_DISCRETE = """
+query ConsoleBatchDiscrete($id: String!) {
+  batch(id: $id) {
+    discrete(includeSuperseded: true) {
+      id version parameter value unit sampledAt method evaluation limitsVersion status
+      submission supersededBy recordedAt masked
+    }
+  }
+}
+"""
+
+BATCH_EVENTS = """
+query ConsoleBatchEvents($id: String!) {
+  batch(id: $id) {
+    events(includeSuperseded: true) {
+      id version kind startedAt endedAt severity description status submission
+      supersededBy acknowledgedAt acknowledgedBy recordedAt masked
+    }
+  }
+}
+"""
+
+BATCH_EXCURSIONS = """
+query ConsoleBatchExcursions($id: String!) {
+  batch(id: $id) {
+    seriesExcursions {
+      tag parameterId limitsVersion evaluation first last count worst reportDue reporting
+    }
+  }
+}
+"""
+
+BATCH_SERIES = """
+query ConsoleBatchSeries($id: String!, $tag: String!, $every: String, $dataClass: String!) {
+  batch(id: $id) {
+    continuous(tag: $tag, every: $every, dataClass: $dataClass) {
+      tag every points timestamps values min max
+    }
+  }
+}
+"""
+
+LEAF_PROOF = """
+query ConsoleLeafProof($leaf: Int!) {
+  checkpoint { note treeSize rootHash signedAt }
+  inclusionProof(leafIndex: $leaf) { leafIndex treeSize hashes }
+  event(leafIndex: $leaf) { leafBytes }
+}
+"""
+
+PARAMETER_HISTORY = """
+query ConsoleParameterHistory($id: ID!, $subject: ID!) {
+  agreement(id: $id) { id title sponsor cmo }
+  parameters(agreementId: $id) {
+    id name kind unit state definedBy definedAt retiredAt retiredBy limitsVersion
+    limitsHistory {
+      version effectiveFrom retroactive revision unit target status rationale inForce
+      alert { low high } action { low high }
+    }
+    revisions {
+      id proposedBy proposedAt reason changes outcome decidedBy decidedAt decisionReason
+    }
+  }
+  auditTrail(filter: { subject: $subject }, first: 200) {
+    edges { node { position leafIndex type signer key meaning reason signedAt recordedAt } }
+  }
+}
+"""
+
+GRANTS = """
+query ConsoleGrants($agreement: ID, $active: Boolean) {
+  agreements { id title }
+  grants(agreementId: $agreement, active: $active) {
+    id agreementId grantor grantee dataClasses parameters batches windowFrom windowUntil
+    validFrom validUntil grantedAt purpose includeConfidential enhancements status
+    revokedAt revokedBy revokeReason active activeNow
+  }
+}
+"""
+
+GRANTS_AT = """
+query ConsoleGrantsAt($party: String!, $at: DateTime!) {
+  grantsAt(party: $party, validAt: $at) {
+    id agreementId grantor grantee dataClasses parameters batches windowFrom windowUntil
+    validFrom validUntil grantedAt purpose includeConfidential enhancements status
+    revokedAt revokedBy revokeReason active activeNow
+  }
+}
+"""

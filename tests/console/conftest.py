@@ -155,3 +155,173 @@ def page(browser: Browser, console: ConsoleWorld) -> Iterator[Page]:
         yield opened
     finally:
         context.close()
+
+
+# ------------------------------------------------------------------------------------
+# Appended: the batch record's world, for the batch record, parameter history, grants,
+# evidence and verification pages.
+
+from collections.abc import Callable  # noqa: E402
+from datetime import datetime, timedelta  # noqa: E402
+from uuid import UUID, uuid4  # noqa: E402
+
+from ledger.domain.subjects import batch_subject  # noqa: E402
+from ledger.timeutil import format_utc, now_utc  # noqa: E402
+from tests.support.agreements import sign_retroactively  # noqa: E402
+from tests.support.batches import (  # noqa: E402
+    continuous_series,
+    define_parameter,
+    discrete_records,
+    end_batch,
+)
+
+FABRIKAM = "fabrikam-cmo"
+B0 = "NWB101-24-000"
+TEMP = "culture temperature"
+TITER = "titer at harvest"
+TEMP_MINUTES = 3000
+"""BR1.TEMP points of B1: more than the chart draws (2,000), so the page downsamples."""
+MIGRATED = "migrated from the paper quality agreement QA-2023-07"
+
+
+@dataclass
+class RecordWorld(ConsoleWorld):
+    """A served world of its own: A1 in force for 60 days (migrated), three parameters
+    defined 30 days ago, the temperature's alert band revised 3 days ago (proposed by
+    Contoso, approved by Northwind); batch B1 with events, discrete results (a titer
+    below its action limit, then corrected) and BR1.TEMP (with an excursion) and BR1.PH;
+    batch B0 with no data. The regulator holds a 14-day grant of A1 (every batch),
+    Fabrikam a grant of B0 only, given at ``fabrikam_granted``."""
+
+    temperature: str = ""
+    revision: str = ""
+    fabrikam_granted: datetime = field(default_factory=now_utc)
+
+
+def _define(world: World, a1: UUID, name: str, since: datetime) -> UUID:
+    return define_parameter(world, a1, name, effective_from=format_utc(since), reason=MIGRATED)
+
+
+def _revise_temperature(world: World, parameter: UUID, since: datetime) -> UUID:
+    revision = uuid4()
+    world[CONTOSO].submit(
+        world.ledger,
+        "ParameterRevisionProposed",
+        parameter,
+        {"revision": str(revision), "changes": {"alert": {"low": "36.7", "high": "37.3"}}},
+        meaning="authored",
+        reason="six-month review: alert band widened after 12 batches",
+    )
+    world[NORTHWIND].submit(
+        world.ledger,
+        "ParameterRevisionApproved",
+        parameter,
+        {"revision": str(revision), "effective_from": format_utc(since)},
+        meaning="approved",
+        reason="approved at the review meeting of three days ago",
+    )
+    return revision
+
+
+def _record_world(
+    request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, stack: ExitStack, backend: str
+) -> RecordWorld:
+    directory = tmp.mktemp(f"console-record-{backend}")
+    url = stack.enter_context(fresh_database(backend, request, directory))
+    settings = Settings(database_url=url, data_dir=directory / "data", kdf_profile="min")
+    notary = notary_actor()
+    ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
+    stack.callback(ledger.close)
+    world = build_world(ledger, notary)
+    now = now_utc()
+    a1 = sign_retroactively(world, format_utc(now - timedelta(days=60)))
+    temperature = _define(world, a1, TEMP, now - timedelta(days=30))
+    _define(world, a1, "pH", now - timedelta(days=30))
+    _define(world, a1, TITER, now - timedelta(days=30))
+    revision = _revise_temperature(world, temperature, now - timedelta(days=3))
+    grant(world, a1, NORTHWIND, REGULATOR)
+    start = now - timedelta(days=4)
+    register_batch(world, a1, B1, started_at=start)
+    register_batch(world, a1, B0, started_at=start - timedelta(days=20))
+    submit_data(world, B1, "event", event_records())
+    records = discrete_records("S", sampled_at=now - timedelta(days=2))
+    records[1]["value"] = "2.9"  # a titer below its action limit (3.0)
+    submit_data(world, B1, "discrete", records)
+    temp = continuous_series("BR1.TEMP", start, TEMP_MINUTES, excursion=(1500, 42))
+    ph = continuous_series("BR1.PH", start, 600)
+    submit_data(world, B1, "continuous", [temp, ph])
+    world[CONTOSO].submit(
+        world.ledger,
+        "DataCorrected",
+        batch_subject(B1),
+        {
+            "submission": str(uuid4()),
+            "supersedes": ["S-002"],
+            "records": [dict(records[1], value="4.58")],
+        },
+        meaning="corrected",
+        reason="transcription error in the titer (2.9 entered for 4.58)",
+    )
+    end_batch(world, B1)
+    granted = now_utc()
+    grant(world, a1, NORTHWIND, FABRIKAM, batches=[B0])
+    clock = FakeClock(ticking=True)
+    server = stack.enter_context(running_server(settings, notary.key, clock=clock))
+    title = str(agreement_terms()["title"])
+    return RecordWorld(
+        server,
+        world,
+        clock,
+        str(a1),
+        title,
+        backend,
+        temperature=str(temperature),
+        revision=str(revision),
+        fabrikam_granted=granted,
+    )
+
+
+@pytest.fixture(scope="session")
+def record_worlds(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], RecordWorld]]:
+    built: dict[str, RecordWorld] = {}
+    with ExitStack() as stack:
+
+        def get(backend: str) -> RecordWorld:
+            if backend not in built:
+                built[backend] = _record_world(request, tmp_path_factory, stack, backend)
+            return built[backend]
+
+        yield get
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def record(
+    request: pytest.FixtureRequest, record_worlds: Callable[[str], RecordWorld]
+) -> RecordWorld:
+    """The batch record's served world on one backend (SQLite, PostgreSQL)."""
+    return record_worlds(str(request.param))
+
+
+@pytest.fixture
+def record_page(browser: Browser, record: RecordWorld) -> Iterator[Page]:
+    """As ``page``, on the batch record's world."""
+    local = urlsplit(record.url).netloc
+    record.blocked.clear()
+    context = browser.new_context(base_url=record.url, accept_downloads=True)
+
+    def only_local(route: Route) -> None:
+        target = urlsplit(route.request.url)
+        if target.scheme in ("data", "blob") or target.netloc == local:
+            route.continue_()
+        else:
+            record.blocked.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    opened = context.new_page()
+    try:
+        yield opened
+    finally:
+        context.close()
