@@ -31,7 +31,9 @@ from api.errors import LIMIT_EXCEEDED, error_document
 from api.limits import Limits
 from api.metrics import CONTENT_TYPE, Metrics, render
 from api.schema import build_schema
+from api.security_log import SecurityLog
 from api.services import Services, one_at_a_time
+from api.tls import StrictTransportSecurity
 from api.view import LedgerGraphQL
 from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
@@ -138,6 +140,12 @@ def _create_console_tables(view: LedgerGraphQL) -> None:
         view.console.create_tables()
 
 
+def _create_security_tables(security: SecurityLog, services: Services) -> None:
+    """The security log's tables (R9), one process at a time."""
+    with one_at_a_time(services.ledger):
+        security.create_tables()
+
+
 class _GraphQLEndpoint:
     """Dispatches to the GraphQL view, which the lifespan builds with the services."""
 
@@ -233,6 +241,9 @@ def create_app(
             app.state.services = services
             app.state.graphql = LedgerGraphQL(build_schema(chosen), services)
             await run_in_threadpool(_create_console_tables, app.state.graphql)
+            app.state.security = SecurityLog(services.ledger, key, counters)
+            await run_in_threadpool(_create_security_tables, app.state.security, services)
+            services.auth.security = app.state.security
             yield
         finally:
             await services.feed.stop()
@@ -253,4 +264,6 @@ def create_app(
         Middleware(BodyLimit, max_bytes=chosen.max_body_bytes, metrics=counters),
         Middleware(ConsoleHeaders),
     ]
+    if resolved.tls_cert is not None:
+        middleware.append(Middleware(StrictTransportSecurity))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)

@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import http_sf
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -66,6 +66,12 @@ from ledger.http_signatures import (
     WS_TAG,
 )
 from ledger.keys import decode_public_key
+
+if TYPE_CHECKING:
+    from api.security_log import SecurityLog
+
+REQUEST_SIGNATURE = "request-signature"
+"""The security log's kind for a refused request signature (``api.security_log``)."""
 
 __all__ = ["Authenticator", "Caller", "ReplayGuard", "SignedRequest", "replay_table"]
 
@@ -170,7 +176,16 @@ class _Input:
 
 
 class Authenticator:
-    """Verifies request signatures against the ledger's parties and keys."""
+    """Verifies request signatures against the ledger's parties and keys.
+
+    With a :attr:`security` log (the app attaches one on start-up), every well-formed,
+    fresh signature for this ledger that claims a party but fails to prove it (no such
+    party, not its key, a revoked key, a signature that does not verify) is recorded
+    against that party, and a party locked after too many of them is refused even when it
+    signs correctly (R9). Malformed, stale or other-ledger signatures are refused before
+    any key is looked at and are not counted: they say nothing about the key."""
+
+    security: SecurityLog | None = None
 
     def __init__(self, ledger: Ledger, replay: ReplayGuard, max_age: float) -> None:
         self._ledger = ledger
@@ -235,6 +250,30 @@ class Authenticator:
         self._check_origin(headers.get(ORIGIN_FIELD), websocket=tag is not None)
         if body is not None:
             _check_digest(headers.get("content-digest"))
+        # The form is right: what follows proves (or fails to prove) the claimed identity.
+        try:
+            caller = self._verify_signature(request, body, components, tag, parsed)
+        except Unauthenticated as refused:
+            if self.security is not None:
+                claimed = parsed.keyid.partition("/")[0] or parsed.keyid
+                self.security.failed(claimed, REQUEST_SIGNATURE, refused.message)
+            raise
+        if self.security is not None:
+            self.security.refuse_if_locked(caller.party_id)
+        signature = _signature_bytes(headers["signature"], parsed.label)
+        self._replay.accept(signature, parsed.created + int(self._max_age + self._skew) + 1)
+        return caller
+
+    def _verify_signature(
+        self,
+        request: SignedRequest,
+        body: bytes | None,
+        components: tuple[str, ...],
+        tag: str | None,
+        parsed: _Input,
+    ) -> Caller:
+        """The claimed party's key checked (admitted, its own, not revoked) and the
+        signature verified with it; a refusal here is a failed sign-in of that party."""
         caller, key = self.resolve(parsed.keyid)
         verifier = HTTPMessageVerifier(
             signature_algorithm=algorithms.ED25519, key_resolver=_FixedKey(key)
@@ -255,8 +294,6 @@ class Authenticator:
                 "(method, host and port, path, Ledger-Origin and body)"
             )
             raise Unauthenticated(f"request signature refused: {detail}") from None
-        signature = _signature_bytes(headers["signature"], parsed.label)
-        self._replay.accept(signature, parsed.created + int(self._max_age + self._skew) + 1)
         return caller
 
     def _check_fresh(self, created: int) -> None:

@@ -161,6 +161,20 @@ class LogEvent:
         return b64(await in_thread(self.stored.leaf_bytes))
 
     @strawberry.field(
+        description="Version of the ledger software that recorded the event (in its leaf, "
+        "not signed); null for events recorded before releases kept it."
+    )
+    def software_version(self) -> str | None:
+        return self.stored.software_version
+
+    @strawberry.field(
+        description="Schema version of the event catalogue the event was admitted under "
+        "(in its leaf, not signed); null for events recorded before releases kept it."
+    )
+    def schema_version(self) -> int | None:
+        return self.stored.schema_version
+
+    @strawberry.field(
         description="True when the event is signed under a compromised key: its signedAt or "
         "recordedAt is at or after the key's compromisedSince. The signature may not be the "
         "signer's; verify and verify-bundle report it alike (exit 2)."

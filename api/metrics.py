@@ -7,6 +7,8 @@ Counters are per process (each worker exposes its own); gauges read the shared d
 * ``cmo_ledger_appends_total``                events appended through this process
 * ``cmo_ledger_console_sign_ins_total{party,outcome}``  console sign-ins: ``accepted``,
   ``failed``, ``expired`` or ``replayed`` (``party`` is ``unknown`` when no challenge matched)
+* ``cmo_ledger_lockouts_total{party}``        identities this process locked after repeated
+  failed sign-ins (R9, :mod:`api.security_log`)
 * ``cmo_ledger_log_size``                     position of the log's last event
 * ``cmo_ledger_tree_size``                    leaves in the Merkle tree
 * ``cmo_ledger_checkpoint_size``              tree size of the latest signed checkpoint
@@ -29,6 +31,7 @@ _HELP = {
     "cmo_ledger_errors_total": ("counter", "GraphQL errors answered, by code."),
     "cmo_ledger_appends_total": ("counter", "Events appended through this process."),
     "cmo_ledger_console_sign_ins_total": ("counter", "Console sign-ins, by party and outcome."),
+    "cmo_ledger_lockouts_total": ("counter", "Identities locked after failed sign-ins."),
     "cmo_ledger_log_size": ("gauge", "Position of the log's last event."),
     "cmo_ledger_tree_size": ("gauge", "Leaves in the Merkle tree."),
     "cmo_ledger_checkpoint_size": ("gauge", "Tree size of the latest signed checkpoint."),
@@ -46,6 +49,7 @@ class Metrics:
         self.errors: Counter[str] = Counter()
         self.appends = 0
         self.sign_ins: Counter[tuple[str, str]] = Counter()
+        self.lockouts: Counter[str] = Counter()
 
     def request(self, path: str) -> None:
         """Count one request to ``path``."""
@@ -67,6 +71,11 @@ class Metrics:
         with self._lock:
             self.sign_ins[(party, outcome)] += 1
 
+    def lockout(self, party: str) -> None:
+        """Count one lockout of ``party``."""
+        with self._lock:
+            self.lockouts[party] += 1
+
     def counters(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
         """A snapshot of every counter, by metric name and label set."""
         with self._lock:
@@ -81,6 +90,9 @@ class Metrics:
                 "cmo_ledger_console_sign_ins_total": {
                     (("party", party), ("outcome", outcome)): n
                     for (party, outcome), n in sorted(self.sign_ins.items())
+                },
+                "cmo_ledger_lockouts_total": {
+                    (("party", party),): n for party, n in sorted(self.lockouts.items())
                 },
             }
 

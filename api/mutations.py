@@ -100,7 +100,9 @@ def _submit(
 def _submitted(
     appended: Appended, envelope: Mapping[str, Any], signature: str, leaf_index: int | None
 ) -> Submitted:
-    stored = StoredEvent(dict(envelope), signature, appended.recorded_at)
+    stored = StoredEvent(
+        dict(envelope), signature, appended.recorded_at, written_by=appended.written_by
+    )
     recorded = Recorded(appended.position, appended.subject, appended.version, "", stored)
     return Submitted(
         position=appended.position,

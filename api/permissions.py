@@ -50,6 +50,7 @@ __all__ = [
 ]
 
 PARTY_EVENTS = frozenset({"PartyAdmitted", "KeyAdded", "KeyRevoked"})
+SECURITY_ALERT = "SecurityAlert"
 GRANT_EVENTS = frozenset({"AccessGranted", "AccessRevoked"})
 BATCH_EVENTS = frozenset({"BatchRegistered", "BatchEnded"})
 ENHANCEMENT_EVENTS = frozenset(
@@ -309,6 +310,8 @@ def event_readable(
     event_type = str(envelope["type"])
     if event_type in PARTY_EVENTS:
         return True
+    if event_type == SECURITY_ALERT:  # R9: the party concerned (and the notary, above)
+        return bool(envelope["payload"].get("identity") == authority.party)
     subject = str(envelope["subject"])
     if event_type in GRANT_EVENTS and subject in {g.id for g in authority.grants}:
         return True

@@ -144,6 +144,7 @@ class BundleEvent:
     leaf_bytes: bytes
     tree_size: int
     proof: tuple[bytes, ...]
+    written_by: Mapping[str, Any] | None = None
 
     @classmethod
     def parse(cls, path: str, raw: Any) -> BundleEvent:
@@ -161,6 +162,7 @@ class BundleEvent:
                 leaf_bytes=base64.b64decode(raw["leaf_bytes"], validate=True),
                 tree_size=int(raw["proof"]["tree_size"]),
                 proof=tuple(base64.b64decode(h, validate=True) for h in raw["proof"]["hashes"]),
+                written_by=_written_by(event.get("written_by")),
             )
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise VerificationError(f"{path}: malformed event file ({exc!r})") from exc
@@ -537,11 +539,22 @@ def _check_events(context: _Context, vkey: str, checkpoint: Checkpoint) -> None:
             _learn_key(context, event)
 
 
+def _written_by(value: Any) -> Mapping[str, Any] | None:
+    """An event file's optional ``written_by`` (R31): an object, or absent for older events."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError("written_by is not an object")
+    return dict(value)
+
+
 def _event_problem(
     context: _Context, event: BundleEvent, checkpoint: Checkpoint, origin: Any
 ) -> str | None:
     shown = {"envelope": event.envelope, "recorded_at": event.recorded_at}
     shown["signature"] = event.signature
+    if event.written_by is not None:
+        shown["written_by"] = dict(event.written_by)
     try:
         decoded = json.loads(event.leaf_bytes)
     except ValueError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import ssl
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -52,7 +53,12 @@ from ledger.clock import SYSTEM, Clock
 from ledger.domain import payloads
 from ledger.domain.commitments import Opening, commit_records, commitment_of
 from ledger.domain.payloads import build, decode_payload
-from ledger.domain.subjects import batch_subject, parameter_subject, party_subject
+from ledger.domain.subjects import (
+    baseline_subject,
+    batch_subject,
+    parameter_subject,
+    party_subject,
+)
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
 from ledger.log.countersign import countersign
@@ -250,6 +256,17 @@ def commit_dossier(dossier: bytes, salt: bytes | None = None) -> tuple[str, str]
     return commitment_of(chosen, dossier), chosen.hex()
 
 
+def _trusting(ca_file: str | Path) -> ssl.SSLContext:
+    """A TLS context that verifies servers against the CA certificates in ``ca_file``."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise ClientError(
+            f"cannot read the CA bundle {ca_file}: {exc}; give a PEM file of CA certificates",
+            field="ca_file",
+        ) from exc
+
+
 class LedgerClient:
     """A party's client of one ledger; use it as a context manager or call :meth:`close`."""
 
@@ -265,7 +282,12 @@ class LedgerClient:
         max_retries: int = 3,
         transport: httpx2.BaseTransport | None = None,
         clock: Clock = SYSTEM,
+        ca_file: str | Path | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
+        """``ca_file`` is a PEM bundle the server's certificate must chain to (a private CA);
+        without it the system's CAs are trusted. ``verify`` is an ``ssl.SSLContext`` to use
+        instead (``False`` turns verification off: for tests only)."""
         self.url = url.rstrip("/")
         self.party = party
         self.key_id = key_id(key.verify_key)
@@ -279,7 +301,11 @@ class LedgerClient:
         self._confidential: dict[str, list[str]] = {}
         self._auth = PartyAuth(party, key, origin=origin, clock=clock)
         self._http = httpx2.Client(
-            base_url=self.url, auth=self._auth, timeout=timeout, transport=transport
+            base_url=self.url,
+            auth=self._auth,
+            timeout=timeout,
+            transport=transport,
+            verify=verify if ca_file is None else _trusting(ca_file),
         )
 
     @property
@@ -1130,19 +1156,109 @@ class LedgerClient:
         return dict(found)
 
     def batch_data(
-        self, batch: str, data_class: str, *, parameters: Sequence[str] | None = None
+        self,
+        batch: str,
+        data_class: str,
+        *,
+        form: str | None = None,
+        parameters: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         """One class of a batch's data, superseded versions included: discrete results,
-        event records, or (continuous) each tag's span."""
+        event records, or (continuous) each tag's span. ``form`` is the class's form
+        (default: the class named like it)."""
+        form = form or data_class
         variables: dict[str, Any] = {"b": batch}
-        if data_class == "discrete":
+        if form != "continuous":
+            variables["c"] = data_class
+        if form == "discrete":
             variables["p"] = list(parameters) if parameters is not None else None
-        query = BATCH_DATA[data_class]
-        found = self.graphql(query, variables)["batch"]
+        found = self.graphql(BATCH_DATA[form], variables)["batch"]
         if found is None:
             raise ServerRefused("NOT_FOUND", "batch", f"no batch {batch}: register it first")
-        part = {"discrete": "discrete", "event": "events", "continuous": "tags"}[data_class]
-        return list(found[part] or [])
+        if form == "continuous":
+            return [tag for tag in found["tags"] or [] if tag["dataClass"] == data_class]
+        return list(found["discrete" if form == "discrete" else "events"] or [])
+
+    def data_class_forms(self, agreement_id: SubjectId) -> dict[str, str]:
+        """The form of every data class the agreement has defined, retired ones included
+        (a class keeps its form for the agreement's life)."""
+        found = self.graphql(TERMS_HISTORY, {"a": str(agreement_id)})["agreement"]
+        forms: dict[str, str] = {}
+        for version in found["termsHistory"] if found else []:
+            for name, spec in (version["terms"].get("data_classes") or {}).items():
+                forms[str(name)] = str(spec.get("form") or name)
+        return forms
+
+    # -- continued process verification (R26) --------------------------------------------
+
+    def define_baseline(
+        self,
+        agreement_id: SubjectId,
+        parameter: str,
+        name: str,
+        batches: Sequence[str],
+        *,
+        reason: str | None = None,
+    ) -> Submitted:
+        """Name the batches whose results set a parameter's CPV control limits."""
+        payload = {
+            "agreement": str(agreement_id),
+            "parameter": parameter,
+            "name": name,
+            "batches": list(batches),
+        }
+        subject = baseline_subject(agreement_id, parameter, name)
+        return self.submit("BaselineDefined", subject, payload, meaning="authored", reason=reason)
+
+    def revise_baseline(
+        self,
+        agreement_id: SubjectId,
+        parameter: str,
+        name: str,
+        batches: Sequence[str],
+        *,
+        reason: str,
+    ) -> Submitted:
+        """Replace a baseline's batch list (a reason is required)."""
+        subject = baseline_subject(agreement_id, parameter, name)
+        payload = {"batches": list(batches)}
+        return self.submit("BaselineRevised", subject, payload, meaning="authored", reason=reason)
+
+    def acknowledge_cpv_signal(
+        self, baseline_id: SubjectId, inputs_digest: str, comment: str
+    ) -> Submitted:
+        """Acknowledge the CPV signal of the analysis with ``inputs_digest``."""
+        payload = {
+            "baseline": str(baseline_id),
+            "inputs_digest": inputs_digest,
+            "comment": comment,
+        }
+        return self.submit("CpvSignalAcknowledged", baseline_id, payload, meaning="acknowledged")
+
+    def cpv(
+        self,
+        agreement_id: SubjectId,
+        parameter: str,
+        baseline: str,
+        *,
+        valid_from: str | datetime | None = None,
+        valid_to: str | datetime | None = None,
+        known_at: int | None = None,
+    ) -> dict[str, Any]:
+        """A parameter's CPV analysis as the ledger knew it at position ``known_at``."""
+        variables = {
+            "a": str(agreement_id),
+            "p": parameter,
+            "b": baseline,
+            "f": _optional_time(valid_from),
+            "t": _optional_time(valid_to),
+            "k": known_at,
+        }
+        return dict(self.graphql(CPV, variables)["cpv"])
+
+    def cpv_signals(self, agreement_id: SubjectId) -> list[dict[str, Any]]:
+        """The agreement's CPV signals, and whether each was acknowledged."""
+        return list(self.graphql(CPV_SIGNALS, {"a": str(agreement_id)})["cpvSignals"] or [])
 
 
 def review_body(
@@ -1251,9 +1367,9 @@ query($p: String!, $t: DateTime!, $k: Int) {{
 """
 BATCH_DATA = {
     "discrete": """
-query($b: String!, $p: [String!]) {
+query($b: String!, $p: [String!], $c: String!) {
   batch(id: $b) {
-    discrete(parameters: $p, includeSuperseded: true) {
+    discrete(parameters: $p, includeSuperseded: true, dataClass: $c) {
       id version parameter value unit sampledAt method evaluation limitsVersion status
       submission supersededBy recordedAt masked confidential { element value purged }
     }
@@ -1261,9 +1377,9 @@ query($b: String!, $p: [String!]) {
 }
 """,
     "event": """
-query($b: String!) {
+query($b: String!, $c: String!) {
   batch(id: $b) {
-    events(includeSuperseded: true) {
+    events(includeSuperseded: true, dataClass: $c) {
       id version kind startedAt endedAt severity description status submission
       supersededBy recordedAt acknowledgedAt acknowledgedBy masked
       confidential { element value purged }
@@ -1271,8 +1387,13 @@ query($b: String!) {
   }
 }
 """,
-    "continuous": "query($b: String!) { batch(id: $b) { tags { tag first last points } } }",
+    "continuous": """
+query($b: String!) { batch(id: $b) { tags { tag dataClass first last points } } }
+""",
 }
+TERMS_HISTORY = """
+query($a: ID!) { agreement(id: $a) { termsHistory { terms } } }
+"""
 BATCH_SUBMISSIONS = """
 query($b: String!) {
   batch(id: $b) {
@@ -1281,6 +1402,36 @@ query($b: String!) {
       id dataClass correction sourceSystem schemaVersion format supersedes reason signer key
       recordedAt
     }
+  }
+}
+"""
+_CPV_INDEX = "value interval { lower upper confidence }"
+CPV = f"""
+query($a: ID!, $p: String!, $b: String!, $f: DateTime, $t: DateTime, $k: Int) {{
+  cpv(agreementId: $a, parameter: $p, baseline: $b, validFrom: $f, validTo: $t, knownAt: $k) {{
+    agreementId parameter parameterId unit baseline baselineId baselineVersion baselineBatches
+    validFrom validTo knownAt chart subgroupSize sigma
+    location {{ centre lower upper }} dispersion {{ centre lower upper }}
+    points {{
+      index batch validAt value dispersion limitsVersion
+      records {{ recordId value limitsVersion }}
+    }}
+    violations {{ rule name batches indexes }}
+    capability {{
+      limitsVersion lsl usl batches n mean sigmaWithin sigmaOverall withinMethod
+      cp {{ {_CPV_INDEX} }} cpk {{ {_CPV_INDEX} }} pp {{ {_CPV_INDEX} }} ppk {{ {_CPV_INDEX} }}
+      normality {{ statistic adjustedStatistic pValue method }} warnings
+    }}
+    warnings inputsDigest checkpoint {{ treeSize rootHash }}
+  }}
+}}
+"""
+CPV_SIGNALS = """
+query($a: ID!) {
+  cpvSignals(agreementId: $a) {
+    parameter baseline baselineId inputsDigest knownAt reasons cpk cpkThreshold acknowledged
+    violations { rule name batches indexes }
+    acknowledgements { by at comment }
   }
 }
 """

@@ -144,7 +144,7 @@ query($s: ID!, $after: String) {
 EVENT_QUERY = """
 query($i: Int!, $n: Int!) {
   event(leafIndex: $i) {
-    position leafIndex envelope signature recordedAt leafBytes
+    position leafIndex envelope signature recordedAt leafBytes softwareVersion schemaVersion
     inclusionProof(treeSize: $n) { leafIndex treeSize hashes }
   }
 }
@@ -285,14 +285,25 @@ class _Export:
             "leaf_index": leaf,
             "position": event["position"],
             "role": role,
-            "event": {
-                "envelope": event["envelope"],
-                "signature": event["signature"],
-                "recorded_at": event["recordedAt"],
-            },
+            "event": _event_fields(event),
             "leaf_bytes": event["leafBytes"],
             "proof": {"tree_size": proof["treeSize"], "hashes": proof["hashes"]},
         }
+
+
+def _event_fields(event: Mapping[str, Any]) -> dict[str, Any]:
+    """An event file's ``event``: what its leaf holds (``written_by`` when recorded, R31)."""
+    fields: dict[str, Any] = {
+        "envelope": event["envelope"],
+        "signature": event["signature"],
+        "recorded_at": event["recordedAt"],
+    }
+    if event.get("softwareVersion") is not None and event.get("schemaVersion") is not None:
+        fields["written_by"] = {
+            "schema_version": event["schemaVersion"],
+            "software_version": event["softwareVersion"],
+        }
+    return fields
 
 
 def _uncovered(trace: Mapping[str, Any]) -> list[int] | None:

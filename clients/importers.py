@@ -472,21 +472,30 @@ def _latest(clock: Clock = SYSTEM) -> str:
 
 
 def read_discrete(
-    path: _PathArg, terms: Mapping[str, Any], *, id_prefix: str | None = None
+    path: _PathArg,
+    terms: Mapping[str, Any],
+    *,
+    id_prefix: str | None = None,
+    data_class: str = "discrete",
 ) -> ImportedRecords:
-    """Read and check discrete results (format ``data_classes.discrete`` of ``terms``).
+    """Read and check discrete results (format ``data_classes.<data_class>`` of ``terms``,
+    a class of the discrete form).
 
-    Ids come from an ``id`` column or member, else ``<id_prefix>-<line>`` (default prefix
-    ``discrete``). Raises :class:`ImportRefused` at the first fault.
+    Ids come from an ``id`` column or member, else ``<id_prefix>-<line>`` (default prefix:
+    the class). Raises :class:`ImportRefused` at the first fault.
     """
-    return _read_records(path, terms, "discrete", id_prefix)
+    return _read_records(path, terms, "discrete", id_prefix, data_class)
 
 
 def read_events(
-    path: _PathArg, terms: Mapping[str, Any], *, id_prefix: str | None = None
+    path: _PathArg,
+    terms: Mapping[str, Any],
+    *,
+    id_prefix: str | None = None,
+    data_class: str = "event",
 ) -> ImportedRecords:
     """Read and check event records (deviations, alarms, OOS/OOT) like :func:`read_discrete`."""
-    return _read_records(path, terms, "event", id_prefix)
+    return _read_records(path, terms, "event", id_prefix, data_class)
 
 
 @dataclass
@@ -504,13 +513,13 @@ class _RecordLayout:
 
 
 def _read_records(
-    path: _PathArg, terms: Mapping[str, Any], kind: str, id_prefix: str | None
+    path: _PathArg, terms: Mapping[str, Any], form: str, id_prefix: str | None, data_class: str
 ) -> ImportedRecords:
-    name, columns = _terms_format(terms, kind)
+    name, columns = _terms_format(terms, data_class)
     layout = _RecordLayout(
-        kind, name, columns, [str(e) for e in terms.get("confidential_elements", [])]
+        form, name, columns, [str(e) for e in terms.get("confidential_elements", [])]
     )
-    prefix = kind if id_prefix is None else id_prefix
+    prefix = data_class.replace("_", "-") if id_prefix is None else id_prefix
     if not RECORD_ID.fullmatch(f"{prefix}-1"):
         raise ValueError(f"id prefix {prefix!r} does not make valid record ids")
     source = _File(path)
@@ -519,7 +528,7 @@ def _read_records(
         records, lines = _check_records(source, layout, rows, prefix)
         if not records:
             raise source.refuse(f"the file holds no records: {layout.describe()}", 1)
-        return ImportedRecords(source.name, kind, name, records, lines, source.sha256())
+        return ImportedRecords(source.name, data_class, name, records, lines, source.sha256())
     finally:
         source.close()
 
@@ -710,17 +719,19 @@ class ContinuousImport:
         *,
         tags: set[str] | frozenset[str] | None = None,
         chunk_points: int = CHUNK_POINTS,
+        data_class: str = "continuous",
     ) -> None:
         if chunk_points < 1:
             raise ValueError("chunk_points must be at least 1")
         self.path = path
         self.file = str(path)
-        self.format, columns = _terms_format(terms, "continuous")
+        self.data_class = data_class
+        self.format, columns = _terms_format(terms, data_class)
         if sorted(columns) != sorted(_CONTINUOUS_COLUMNS):
             raise ValidationFailed(
                 f"the continuous format {self.format} has columns {','.join(columns)}; this "
                 f"importer reads {','.join(_CONTINUOUS_COLUMNS)} in any order",
-                field="terms.data_classes.continuous.format.columns",
+                field=f"terms.data_classes.{data_class}.format.columns",
             )
         self.columns = columns
         self.tags = None if tags is None else frozenset(tags)
@@ -941,13 +952,17 @@ def stream_continuous(
     *,
     tags: set[str] | frozenset[str] | None = None,
     chunk_points: int = CHUNK_POINTS,
+    data_class: str = "continuous",
 ) -> ContinuousImport:
-    """A continuous file as a stream of :class:`SeriesChunk` (iterate the result).
+    """A continuous file as a stream of :class:`SeriesChunk` (iterate the result), for
+    ``data_class`` (a class of the continuous form).
 
     ``tags``, when given, are the only tags accepted. After iterating to the end,
     ``.original_sha256`` holds the SHA-256 of the file's bytes.
     """
-    return ContinuousImport(path, terms, tags=tags, chunk_points=chunk_points)
+    return ContinuousImport(
+        path, terms, tags=tags, chunk_points=chunk_points, data_class=data_class
+    )
 
 
 def validate_continuous(
@@ -1001,7 +1016,13 @@ def build_submissions(
 
 
 def _payload(
-    kind: str, data_format: str, digest: str, header: Mapping[str, str], content: object
+    kind: str,
+    data_format: str,
+    digest: str,
+    header: Mapping[str, str],
+    content: object,
+    *,
+    series: bool = False,
 ) -> dict[str, Any]:
     return {
         "submission": str(uuid.uuid4()),
@@ -1009,7 +1030,7 @@ def _payload(
         **header,
         "format": data_format,
         "original_sha256": digest,
-        "series" if kind == "continuous" else "records": content,
+        "series" if series else "records": content,
     }
 
 
@@ -1033,7 +1054,14 @@ def _series_submissions(
 
     def payload() -> dict[str, Any]:
         content = [{"tag": tag, "chunks": chunks} for tag, chunks in series.items()]
-        return _payload("continuous", source.format, summary.original_sha256, header, content)
+        return _payload(
+            source.data_class,
+            source.format,
+            summary.original_sha256,
+            header,
+            content,
+            series=True,
+        )
 
     for item in source.chunks():
         if item.chunk["sha256"] != next(expected, None):

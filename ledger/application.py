@@ -41,7 +41,14 @@ from sqlalchemy.engine import Engine
 import ledger.domain.registry  # noqa: F401  (registers every event type)
 from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
-from ledger.domain.catalogue import Command, EventSpec, LedgerState, SignedAggregate, lookup
+from ledger.domain.catalogue import (
+    SCHEMA_VERSION,
+    Command,
+    EventSpec,
+    LedgerState,
+    SignedAggregate,
+    lookup,
+)
 from ledger.domain.commitments import Openings
 from ledger.domain.parties import NOTARY, Party
 from ledger.domain.payloads import decode_payload
@@ -65,6 +72,7 @@ from ledger.log.meta import LedgerIdentity, read_identity, write_identity
 from ledger.log.openings import create_openings, purge_openings, store_openings, truncate_wal
 from ledger.log.storage import Storage
 from ledger.timeutil import format_utc
+from ledger.version import SOFTWARE_VERSION, WrittenBy
 from ledger.wording import article
 
 __all__ = ["Appended", "Ledger", "Recorded"]
@@ -83,6 +91,7 @@ class Appended:
     recorded_at: str
     event_hash: str
     purged: tuple[str, ...] = ()
+    written_by: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +123,18 @@ class Ledger(Application[UUID]):
         self._listeners_lock = threading.Lock()
 
     def construct_mapper(self) -> Mapper[UUID]:
-        """Signed events are stored as their Merkle leaf bytes (see ``ledger.log.mapper``)."""
-        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=LeafMapper)
+        """Signed events are stored as their Merkle leaf bytes (see ``ledger.log.mapper``),
+        each recording :meth:`written_by`."""
+        mapper = self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=LeafMapper
+        )
+        written_by = self.written_by()
+        cast(LeafMapper, mapper).written_by = None if written_by is None else written_by.as_json()
+        return mapper
+
+    def written_by(self) -> WrittenBy | None:
+        """The software and catalogue schema version new events record (R31)."""
+        return WrittenBy(SOFTWARE_VERSION, SCHEMA_VERSION)
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         """Only the mapping built from ``Settings``: stray process variables never leak in."""
@@ -215,6 +234,7 @@ class Ledger(Application[UUID]):
             accepted.append((command.envelope, aggregate.last_event_hash or ""))
             commands.append(command)
         recordings = self._save_translated(events, commands)
+        written_by = getattr(self.mapper, "written_by", None)
         results = [
             Appended(
                 position=recording.notification.id,
@@ -224,6 +244,7 @@ class Ledger(Application[UUID]):
                 recorded_at=format_utc(now),
                 event_hash=chain,
                 purged=tuple(command.openings.purged),
+                written_by=written_by,
             )
             for recording, (envelope, chain), command in zip(
                 recordings, accepted, commands, strict=True
@@ -431,6 +452,7 @@ class Ledger(Application[UUID]):
                 event.signature,  # type: ignore[attr-defined]
                 event.recorded_at,  # type: ignore[attr-defined]
                 state if is_leaf(state) else None,
+                getattr(event, "written_by", None),
             ),
         )
 

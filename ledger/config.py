@@ -26,6 +26,12 @@ variable                            meaning                                     
 ``CMO_LEDGER_QUERY_TIME_BUDGET``    seconds one operation may run               ``30``
 ``CMO_LEDGER_SESSION_IDLE``         seconds a console session may sit unused    ``900``
 ``CMO_LEDGER_SESSION_LIFETIME``     seconds a console session lasts at most     ``28800``
+``CMO_LEDGER_TLS_CERT``             server certificate (PEM) for HTTPS          unset
+``CMO_LEDGER_TLS_KEY``              its private key (PEM); both or neither      unset
+``CMO_LEDGER_CA_FILE``              CA bundle (PEM) clients verify it against   system CAs
+``CMO_LEDGER_LOCKOUT_THRESHOLD``    failed sign-ins of one identity to lock it  ``10``
+``CMO_LEDGER_LOCKOUT_WINDOW``       seconds those failures are counted over     ``300``
+``CMO_LEDGER_LOCKOUT_COOLDOWN``     seconds a locked identity stays locked      ``900``
 ==================================  ==========================================  ===========
 
 A bad value fails at start-up with ``ConfigurationError`` naming the variable.
@@ -48,6 +54,8 @@ __all__ = [
     "NOTARY_KEYSTORE",
     "PREFIX",
     "Settings",
+    "existing_file",
+    "tls_pair",
 ]
 
 PREFIX = "CMO_LEDGER_"
@@ -88,6 +96,12 @@ class Settings:
     query_time_budget: float = 30.0
     session_idle: float = 900.0
     session_lifetime: float = 28800.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    ca_file: Path | None = None
+    lockout_threshold: int = 10
+    lockout_window: float = 300.0
+    lockout_cooldown: float = 900.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +116,9 @@ class Settings:
             if name.startswith(PREFIX) and name not in known:
                 raise ConfigurationError("unknown setting (check the spelling)", field=name)
         default = _Defaults(cls)
+        tls_cert, tls_key = tls_pair(
+            _existing_file(env, "TLS_CERT"), _existing_file(env, "TLS_KEY")
+        )
         return cls(
             database_url=_database_url(env.get(PREFIX + "DATABASE_URL") or default.database_url),
             data_dir=Path(env.get(PREFIX + "DATA_DIR") or default.data_dir),
@@ -126,6 +143,12 @@ class Settings:
             query_time_budget=_number(env, "QUERY_TIME_BUDGET", default, float),
             session_idle=_number(env, "SESSION_IDLE", default, float),
             session_lifetime=_number(env, "SESSION_LIFETIME", default, float),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            ca_file=_existing_file(env, "CA_FILE"),
+            lockout_threshold=_number(env, "LOCKOUT_THRESHOLD", default, int),
+            lockout_window=_number(env, "LOCKOUT_WINDOW", default, float),
+            lockout_cooldown=_number(env, "LOCKOUT_COOLDOWN", default, float),
         )
 
     @property
@@ -177,6 +200,38 @@ def _server_url(value: str) -> str:
             field=PREFIX + "URL",
         )
     return value
+
+
+def _existing_file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(PREFIX + name)
+    if not raw:
+        return None
+    return existing_file(Path(raw), PREFIX + name)
+
+
+def existing_file(path: Path, field: str) -> Path:
+    """``path`` when it is a readable file, else ``ConfigurationError`` naming ``field``."""
+    if not path.is_file():
+        raise ConfigurationError(f"no such file: {path}", field=field)
+    return path
+
+
+def tls_pair(
+    cert: Path | None,
+    key: Path | None,
+    cert_field: str = PREFIX + "TLS_CERT",
+    key_field: str = PREFIX + "TLS_KEY",
+) -> tuple[Path | None, Path | None]:
+    """A server certificate and its key: both or neither, refused naming the missing one."""
+    if cert is not None and key is None:
+        raise ConfigurationError(
+            f"a certificate needs its private key: set {key_field}", field=key_field
+        )
+    if key is not None and cert is None:
+        raise ConfigurationError(
+            f"a private key needs its certificate: set {cert_field}", field=cert_field
+        )
+    return cert, key
 
 
 class _Defaults:

@@ -5,12 +5,14 @@ and its export, and the static files (the console's and GraphiQL's, vendored).
 | --- | --- |
 | ``GET /`` | redirects to ``/console`` |
 | ``POST /console/challenge`` | a one-time challenge for the key that signed the request |
-| ``GET /console/sign-in?challenge=&signature=`` | signs the browser in, once, within 60 s |
+| ``GET /console/sign-in?challenge=&signature=`` | checks the link, asks to confirm (no change) |
+| ``POST /console/sign-in`` | signs the browser in, once, within 60 s (same-origin form) |
 | ``POST /console/sign-out`` | ends the session (form with the CSRF token) |
 | ``GET /console`` | the signed-in party's home page |
 | ``GET /console/audit`` | the audit trail, filtered, a keyset page at a time |
 | ``GET /console/audit/export.csv`` / ``.json`` | the filtered trail, every page |
 | ``GET /console/batches/{name}`` (and parameters, grants, verify) | :mod:`api.console.records` |
+| ``GET /console/browser-key``, ``POST /console/sign/...`` | :mod:`api.console.signing` |
 | ``/console/static/...`` | stylesheet, GraphiQL's start-up script, vendored GraphiQL |
 """
 
@@ -37,6 +39,7 @@ from api.console.queries import (
     AUDIT,
     AUDIT_COLUMNS,
     BATCH_ISSUES,
+    CLAIMS,
     HOME,
     PENDING,
     Answer,
@@ -48,10 +51,12 @@ from api.console.security import (
     clear_session_cookie,
     csrf_matches,
     csrf_token,
+    same_origin,
     set_session_cookie,
 )
 from api.console.store import ConsoleStore, SessionRefused, SignInRefused
 from api.errors import UNAUTHENTICATED, Unauthenticated, error_document
+from api.security_log import record_console_refusal
 from api.services import Services
 from api.threads import in_thread
 from ledger.timeutil import format_utc
@@ -174,8 +179,8 @@ async def challenge(request: Request) -> Response:
     return JSONResponse(answer, headers={"cache-control": "no-store"})
 
 
-def _decoded(request: Request, name: str) -> bytes | HTMLResponse:
-    text = request.query_params.get(name)
+def _decoded(params: Mapping[str, str], name: str) -> bytes | HTMLResponse:
+    text = params.get(name)
     what = {"challenge": "the challenge", "signature": "the signature"}[name]
     if not text:
         return _message(
@@ -193,22 +198,85 @@ def _decoded(request: Request, name: str) -> bytes | HTMLResponse:
         )
 
 
-async def sign_in(request: Request) -> Response:
-    """``GET /console/sign-in``: consume the challenge, set the session cookie, go home."""
-    services = _services(request)
-    value = _decoded(request, "challenge")
+def _link_parts(
+    services: Services, params: Mapping[str, str]
+) -> tuple[bytes, bytes] | HTMLResponse:
+    value = _decoded(params, "challenge")
     if isinstance(value, Response):
         services.metrics.sign_in("unknown", "failed")
         return value
-    signature = _decoded(request, "signature")
+    signature = _decoded(params, "signature")
     if isinstance(signature, Response):
         services.metrics.sign_in("unknown", "failed")
         return signature
+    return value, signature
+
+
+def _cross_site(request: Request) -> bool:
+    """Whether a browser says the request comes from elsewhere than this ledger's pages:
+    ``Sec-Fetch-Site`` other than ``same-origin`` (or ``none``), or without it an
+    ``Origin`` naming another host or ``null`` (the pages' ``no-referrer`` policy makes a
+    form's ``Origin`` ``null``, so the fetch metadata is what a current browser is judged
+    by). A client that sends neither is no browser another site could drive."""
+    fetched = request.headers.get("sec-fetch-site")
+    if fetched is not None:
+        return fetched not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    return origin == "null" or not same_origin(request)
+
+
+async def sign_in(request: Request) -> Response:
+    """``GET /console/sign-in``: the link checked (not consumed) and a page asking to
+    confirm; its ``POST`` signs in, so a link prefetcher cannot use the link up."""
+    services = _services(request)
+    parts = _link_parts(services, request.query_params)
+    if isinstance(parts, Response):
+        return parts
+    value, signature = parts
+    try:
+        caller = await in_thread(_store(request).check, value, signature)
+    except SignInRefused as refused:
+        services.metrics.sign_in(refused.party, refused.outcome)
+        await record_console_refusal(request, refused.party, refused.outcome, refused.message)
+        return _message(401, "Sign-in refused", f"{UNAUTHENTICATED}: {refused.message}")
+    return render(
+        "confirm.html",
+        title="Confirm sign-in",
+        party=caller.party_id,
+        key=caller.key_id,
+        challenge=b64url(value),
+        signature=b64url(signature),
+        csrf="",
+    )
+
+
+async def sign_in_confirm(request: Request) -> Response:
+    """``POST /console/sign-in`` (form ``challenge``, ``signature``; no CSRF token, there is
+    no session yet, but same-origin): consume the challenge, set the session cookie, go
+    home."""
+    services = _services(request)
+    if _cross_site(request):
+        services.metrics.sign_in("unknown", "failed")
+        return _message(
+            403,
+            "Sign-in refused",
+            "FORBIDDEN (origin): confirm the sign-in on this ledger's own page: open the link "
+            "again",
+        )
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    fields = {name: values[0] for name, values in form.items() if values}
+    parts = _link_parts(services, fields)
+    if isinstance(parts, Response):
+        return parts
+    value, signature = parts
     store = _store(request)
     try:
         token, caller = await in_thread(store.sign_in, value, signature)
     except SignInRefused as refused:
         services.metrics.sign_in(refused.party, refused.outcome)
+        await record_console_refusal(request, refused.party, refused.outcome, refused.message)
         return _message(401, "Sign-in refused", f"{UNAUTHENTICATED}: {refused.message}")
     services.metrics.sign_in(caller.party_id, "accepted")
     response = RedirectResponse("/console", status_code=303)
@@ -321,6 +389,24 @@ async def _batch_issues(
     return deviations, excursions, withheld
 
 
+async def _claims(
+    request: Request, caller: Caller, agreements: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Enhancement claims the other party of the caller's agreements made, not answered."""
+    mine = {a["id"] for a in agreements if caller.party_id in (a["sponsor"], a["cmo"])}
+    if not mine:
+        return []
+    answer = await execute(request, caller, CLAIMS)
+    found: list[dict[str, Any]] = (answer.data or {}).get("enhancements") or []
+    return [
+        c
+        for c in found
+        if c["agreementId"] in mine
+        and c["status"] == "claimed"
+        and c["claimant"] != caller.party_id
+    ]
+
+
 async def home(request: Request) -> Response:
     """``GET /console``: what the signed-in party has to look at."""
     services = _services(request)
@@ -346,8 +432,10 @@ async def home(request: Request) -> Response:
     deviations, excursions, withheld = await _batch_issues(
         request, caller, [(title, batch) for title, batch, _ in batches]
     )
+    claims = await _claims(request, caller, agreements)
     return render(
         "home.html",
+        claims=claims,
         title="Home",
         me=data["me"],
         csrf=csrf,
@@ -540,13 +628,18 @@ async def export_json(request: Request) -> Response:
 
 def console_routes() -> list[BaseRoute]:
     """The console's routes, to mount beside ``/graphql``."""
-    from api.console import records  # it builds on this module's helpers
+    from api.console import records, signing  # they build on this module's helpers
 
     return [
         Route("/", root),
         Route("/console", home),
         Route(CHALLENGE_PATH, challenge, methods=["POST"]),
-        Route(SIGN_IN_PATH, sign_in),
+        Route(SIGN_IN_PATH, sign_in, methods=["GET"]),
+        Route(SIGN_IN_PATH, sign_in_confirm, methods=["POST"]),
+        Route("/console/browser-key", signing.browser_key_page),
+        Route("/console/sign/key", signing.key_state, methods=["POST"]),
+        Route("/console/sign/prepare", signing.prepare, methods=["POST"]),
+        Route("/console/sign/submit", signing.submit, methods=["POST"]),
         Route("/console/sign-out", sign_out, methods=["POST"]),
         Route("/console/audit", audit),
         Route("/console/audit/export.csv", export_csv),

@@ -27,6 +27,7 @@ __all__ = [
     "BATCH_ISSUES",
     "BATCH_RECORD",
     "BATCH_SERIES",
+    "CLAIMS",
     "GRANTS",
     "GRANTS_AT",
     "HOME",
@@ -51,6 +52,8 @@ query ConsoleHome {
   }
 }
 """
+
+CLAIMS = "query ConsoleClaims { enhancements { id agreementId claimant claimedAt title status } }"
 
 PENDING = """
 query ConsolePending($id: ID!) {

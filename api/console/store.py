@@ -150,11 +150,45 @@ class ConsoleStore:
         when = datetime.fromtimestamp(expires / 1000, UTC)
         return Challenge(value, caller.party_id, caller.key_id, when)
 
+    def check(self, challenge: bytes, signature: bytes) -> Caller:
+        """The caller ``challenge`` signed by its key would sign in, without consuming it
+        (the confirmation page of a link opened with ``GET``); refused as :meth:`sign_in`."""
+        return self._checked(challenge, signature)[0]
+
     def sign_in(self, challenge: bytes, signature: bytes) -> tuple[str, Caller]:
         """Consume ``challenge`` signed by its key; a new session token and its caller.
 
         Refused (:class:`SignInRefused`) when the challenge is unknown, expired or used, the
         key no longer valid, or the signature does not verify; nothing is stored then."""
+        caller, party, now = self._checked(challenge, signature)
+        digest = token_digest(challenge)
+        token = secrets.token_urlsafe(32)
+        with self._ledger.storage.transaction(commit=True) as session:
+            consumed = session.execute(
+                update(challenge_table)
+                .where(challenge_table.c.digest == digest, challenge_table.c.used_at.is_(None))
+                .values(used_at=now)
+            )
+            if consumed.rowcount != 1:  # type: ignore[attr-defined]
+                raise SignInRefused(
+                    "replayed",
+                    party,
+                    "this sign-in link was already used: a link signs in once; "
+                    "run `cmo-ledger login` for a new one",
+                )
+            session.execute(
+                session_table.insert().values(
+                    digest=token_digest(token),
+                    party=caller.party_id,
+                    key_id=caller.key_id,
+                    created_at=now,
+                    last_seen_at=now,
+                    expires_at=now + self.lifetime_ms,
+                )
+            )
+        return token, caller
+
+    def _checked(self, challenge: bytes, signature: bytes) -> tuple[Caller, str, int]:
         digest = token_digest(challenge)
         with self._ledger.engine.connect() as conn:
             row = conn.execute(
@@ -196,31 +230,7 @@ class ConsoleStore:
                 f"the signature does not verify with key {caller.key_id} of {party}: "
                 "use the link exactly as `cmo-ledger login` printed it",
             ) from None
-        token = secrets.token_urlsafe(32)
-        with self._ledger.storage.transaction(commit=True) as session:
-            consumed = session.execute(
-                update(challenge_table)
-                .where(challenge_table.c.digest == digest, challenge_table.c.used_at.is_(None))
-                .values(used_at=now)
-            )
-            if consumed.rowcount != 1:  # type: ignore[attr-defined]
-                raise SignInRefused(
-                    "replayed",
-                    party,
-                    "this sign-in link was already used: a link signs in once; "
-                    "run `cmo-ledger login` for a new one",
-                )
-            session.execute(
-                session_table.insert().values(
-                    digest=token_digest(token),
-                    party=caller.party_id,
-                    key_id=caller.key_id,
-                    created_at=now,
-                    last_seen_at=now,
-                    expires_at=now + self.lifetime_ms,
-                )
-            )
-        return token, caller
+        return caller, party, now
 
     # -------------------------------------------------------------- sessions
 

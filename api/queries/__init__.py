@@ -15,7 +15,9 @@ import strawberry
 
 from api.queries.asof import AsOf, resolve_as_of
 from api.queries.common import Info
+from api.queries.cpv import CpvQuery
 from api.queries.fields import DataFields
+from api.queries.security import SecurityQuery
 from api.queries.trace import BatchTrace, trace_batch
 
 __all__ = ["QUERY_TYPES", "DataQuery"]
@@ -39,4 +41,4 @@ class DataQuery(DataFields):
         return await trace_batch(info, id)
 
 
-QUERY_TYPES: tuple[type, ...] = (DataQuery,)
+QUERY_TYPES: tuple[type, ...] = (DataQuery, CpvQuery, SecurityQuery)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from nacl.signing import SigningKey
 
 import clients.demo as demo_commands
 from clients.cli import backup as backup_commands
+from clients.cli import cpv as cpv_commands
 from clients.cli import evidence as evidence_commands
 from clients.cli import log as log_commands
 from clients.cli import login as login_commands
@@ -22,7 +23,7 @@ from clients.cli.common import console
 from clients.cli.projections import projections_app
 from clients.errors import ClientError
 from ledger.application import Ledger
-from ledger.config import Settings
+from ledger.config import Settings, existing_file, tls_pair
 from ledger.errors import ConfigurationError, LedgerError
 from ledger.keystore import (
     create_keystore,
@@ -152,14 +153,43 @@ def serve(
         bool, typer.Option(help="Create an embedded ledger on first run")
     ] = False,
     origin: Annotated[str, typer.Option(help="Origin for a ledger created now")] = DEFAULT_ORIGIN,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="Serve HTTPS with this certificate (PEM; else CMO_LEDGER_TLS_CERT)"),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(help="The certificate's private key (PEM; else CMO_LEDGER_TLS_KEY)"),
+    ] = None,
 ) -> None:
-    """Serve the ledger over HTTP (GraphQL, checkpoints, health, metrics)."""
+    """Serve the ledger over HTTP, or HTTPS with --tls-cert and --tls-key (GraphQL,
+    checkpoints, health, metrics)."""
     import uvicorn
 
     settings = _settings()
+    cert, key = _tls_files(settings, tls_cert, tls_key)
     if init_if_missing and not (settings.notary_keystore).exists():
         _first_run(settings, origin)
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+    tls: dict[str, Any] = {}
+    if cert is not None and key is not None:
+        # The workers read their settings again: they learn TLS is on (and send HSTS).
+        os.environ["CMO_LEDGER_TLS_CERT"], os.environ["CMO_LEDGER_TLS_KEY"] = str(cert), str(key)
+        tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, **tls)
+
+
+def _tls_files(
+    settings: Settings, cert: Path | None, key: Path | None
+) -> tuple[Path | None, Path | None]:
+    """The options, else the settings: both or neither, each an existing file."""
+    if cert is None and key is None:
+        return settings.tls_cert, settings.tls_key
+    return tls_pair(
+        None if cert is None else existing_file(cert, "--tls-cert"),
+        None if key is None else existing_file(key, "--tls-key"),
+        cert_field="--tls-cert",
+        key_field="--tls-key",
+    )
 
 
 def _first_run(settings: Settings, origin: str) -> None:
@@ -184,6 +214,7 @@ status_commands.register(app)
 demo_commands.register(app)
 evidence_commands.register(app)
 backup_commands.register(app)
+cpv_commands.register(app)
 app.add_typer(projections_app, name="projections")
 
 

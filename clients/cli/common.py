@@ -110,9 +110,11 @@ def _passphrase() -> str:
 
 
 def connect(url: str, key: Path, *, notary_key: str | None = None) -> LedgerClient:
-    """A client signing as the party of keystore ``key``."""
+    """A client signing as the party of keystore ``key``; an https server's certificate is
+    verified against ``CMO_LEDGER_CA_FILE`` when set, else the system's CAs."""
     keystore, signing_key = load_keystore(key, _passphrase())
-    return LedgerClient(url, keystore.party, signing_key, notary_key=notary_key)
+    ca_file = Settings.from_env().ca_file
+    return LedgerClient(url, keystore.party, signing_key, notary_key=notary_key, ca_file=ca_file)
 
 
 def read_json(path: Path, what: str) -> Any:

@@ -48,6 +48,7 @@ from clients.importers import (
     stream_continuous,
 )
 from ledger.clock import SYSTEM
+from ledger.domain.data_classes import class_names, form_of
 from ledger.domain.subjects import parameter_subject
 from ledger.timeutil import canonical_time, format_utc
 
@@ -61,9 +62,13 @@ BatchOption = Annotated[
     str,
     typer.Option("--batch", help="The batch, e.g. NWB101-24-001", autocompletion=complete_batch),
 ]
-KindOption = Annotated[str, typer.Option("--kind", help="discrete, continuous or event")]
+KindOption = Annotated[
+    str,
+    typer.Option(
+        "--kind", help="The data class: discrete, continuous, event or one the agreement defines"
+    ),
+]
 FileArgument = Annotated[Path, typer.Argument(help="A CSV or JSON Lines file")]
-_KINDS = ("discrete", "continuous", "event")
 
 
 @batch_app.command("register")
@@ -108,18 +113,25 @@ def _time(value: str, option: str) -> str:
     return canonical_time(value, field=option)
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in _KINDS:
-        raise ClientError(f"expected one of {', '.join(_KINDS)}, not {kind!r}", field="--kind")
+def _form(kind: str, terms: Mapping[str, Any]) -> str:
+    """The form of data class ``kind`` under ``terms``, or a refusal naming the classes."""
+    form = form_of(terms, kind)
+    if form is None:
+        classes = ", ".join(class_names(terms)) or "none"
+        raise ClientError(
+            f"the agreement defines no data class {kind!r}: its classes are {classes}",
+            field="--kind",
+        )
+    return form
 
 
 def _import(path: Path, kind: str, terms: Mapping[str, Any]) -> ImportedRecords | ContinuousImport:
-    _check_kind(kind)
-    if kind == "discrete":
-        return read_discrete(path, terms)
-    if kind == "event":
-        return read_events(path, terms)
-    source = stream_continuous(path, terms)
+    form = _form(kind, terms)
+    if form == "discrete":
+        return read_discrete(path, terms, data_class=kind)
+    if form == "event":
+        return read_events(path, terms, data_class=kind)
+    source = stream_continuous(path, terms, data_class=kind)
     source.validate()
     return source
 
@@ -188,7 +200,7 @@ def _correction(
         "submission": str(uuid.uuid4()),
         "original_sha256": built["original_sha256"],
     }
-    if kind == "continuous":
+    if "series" in built:
         payload.update(supersedes_chunks=supersedes, series=built["series"])
     else:
         payload.update(supersedes=supersedes, records=built["records"])

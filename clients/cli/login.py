@@ -5,7 +5,8 @@
 3. the command prints the sign-in link ``<url>/console/sign-in?challenge=..&signature=..``
    and, on a desktop, opens it in the browser (``--no-open``: print only).
 
-The link signs one browser in, once, within 60 s of the challenge. ``register(app)`` adds
+The link signs one browser in, once, within 60 s of the challenge: opening it shows a
+confirmation page, whose *Sign in* button uses it (a link prefetcher cannot). ``register(app)`` adds
 the command to the ``cmo-ledger`` Typer app.
 """
 
@@ -101,7 +102,10 @@ def login_command(
         party, signing_key = client.party, client.signing_key
     link = sign_in_link(url, party, signing_key)
     out = console()
-    out.print(f"sign-in link for {link.party} (usable once, until {link.expires_at}):")
+    out.print(
+        f"sign-in link for {link.party} (usable once, until {link.expires_at}; "
+        "confirm on the page it opens):"
+    )
     out.print(link.url, soft_wrap=True)
     if not no_open and _has_desktop():
         webbrowser.open(link.url)

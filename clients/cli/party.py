@@ -309,3 +309,35 @@ def agreement_terminate(
     its history stays readable."""
     with connect(url, key) as client, naming_options(_AGREEMENT_FIELDS):
         show_submitted(client.terminate_agreement(agreement, reason=reason), as_json=as_json)
+
+
+BROWSER_KEY_REASON = "browser key: made and kept by a web browser (WebCrypto, non-extractable)"
+"""The reason a ``key enrol-browser`` carries: the ``KeyAdded`` notes a browser key."""
+
+
+@key_app.command("enrol-browser")
+@commands
+def key_enrol_browser(
+    key: KeyOption,
+    public_key: Annotated[
+        str, typer.Option(help="The browser key the console shows, ed25519:<base64>")
+    ],
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+) -> None:
+    """Enrol the console's browser key: a party key (KeyAdded) noted as a browser key."""
+    from ledger.domain.subjects import party_subject
+    from ledger.errors import ValidationFailed
+    from ledger.keys import decode_public_key
+
+    try:
+        decode_public_key(public_key, field="--public-key")
+    except ValidationFailed as error:
+        raise ClientError(error.message, field="--public-key") from None
+    with connect(url, key) as client:
+        payload = {"public_key": public_key, "purpose": "party"}
+        subject = party_subject(client.party)
+        stored = client.submit(
+            "KeyAdded", subject, payload, meaning="authored", reason=BROWSER_KEY_REASON
+        )
+        show_submitted(stored, as_json=as_json)

@@ -307,7 +307,6 @@ SUBMISSION_COLUMNS = [
     "sourceSystem",
     "recordedAt",
 ]
-_DATA_KINDS = ("discrete", "continuous", "event")
 _BATCH_OPTIONS = {"id": "--batch", "batch": "--batch", "parameters": "--parameter"}
 
 
@@ -321,33 +320,39 @@ def batch_values(
     tag that measures it. Without ``kind``, a class the caller may not read is left out
     and listed in ``withheld``; with it, the refusal is the answer.
     """
-    if kind is not None and kind not in _DATA_KINDS:
-        raise ClientError(f"expected one of {', '.join(_DATA_KINDS)}, not {kind!r}", field="--kind")
-    if parameter is not None and kind == "event":
+    with naming_options(_BATCH_OPTIONS):
+        head = client.batch_submissions(batch)
+    forms = client.data_class_forms(str(head["agreementId"]))
+    if kind is not None and kind not in forms:
+        raise ClientError(
+            f"the agreement defines no data class {kind!r}: its classes are "
+            f"{', '.join(forms) or 'none'}",
+            field="--kind",
+        )
+    if parameter is not None and kind is not None and forms[kind] == "event":
         raise ClientError(
             "event records have no parameter: leave out --parameter or choose another --kind",
             field="--parameter",
         )
-    with naming_options(_BATCH_OPTIONS):
-        head = client.batch_submissions(batch)
     submissions = {str(s["id"]): s for s in head["submissions"]}
-    kinds = [kind] if kind else [k for k in _DATA_KINDS if not (parameter and k == "event")]
+    kinds = [kind] if kind else [k for k in forms if not (parameter and forms[k] == "event")]
     values: list[dict[str, Any]] = []
     withheld: list[dict[str, Any]] = []
     for data_class in kinds:
-        wanted = [parameter] if parameter and data_class == "discrete" else None
+        form = forms[data_class]
+        wanted = [parameter] if parameter and form == "discrete" else None
         try:
             with naming_options(_BATCH_OPTIONS):
-                found = client.batch_data(batch, data_class, parameters=wanted)
+                found = client.batch_data(batch, data_class, form=form, parameters=wanted)
         except ServerRefused as error:
             if kind is not None or error.code != "FORBIDDEN":
                 raise
             withheld.append({"dataClass": data_class, "code": error.code, "reason": str(error)})
             continue
-        if data_class == "continuous":
-            values.extend(_tag_rows(found, parameter, submissions.values()))
+        if form == "continuous":
+            values.extend(_tag_rows(data_class, found, parameter, submissions.values()))
         else:
-            values.extend(_record_row(data_class, r, submissions) for r in found)
+            values.extend(_record_row(data_class, form, r, submissions) for r in found)
     delivered = [
         {name: s.get(name) for name in SUBMISSION_COLUMNS}
         for s in head["submissions"]
@@ -363,10 +368,13 @@ def batch_values(
 
 
 def _record_row(
-    data_class: str, record: Mapping[str, Any], submissions: Mapping[str, Mapping[str, Any]]
+    data_class: str,
+    form: str,
+    record: Mapping[str, Any],
+    submissions: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
     delivery = submissions.get(str(record["submission"])) or {}
-    discrete = data_class == "discrete"
+    discrete = form == "discrete"
     row: dict[str, Any] = {
         "kind": data_class,
         "id": record["id"],
@@ -396,18 +404,18 @@ def _record_row(
 
 
 def _tag_rows(
-    tags: list[dict[str, Any]], parameter: str | None, submissions: Any
+    data_class: str, tags: list[dict[str, Any]], parameter: str | None, submissions: Any
 ) -> list[dict[str, Any]]:
     if parameter is not None:
         names = [str(t["tag"]) for t in tags]
         measured = {parameter, tag_for(parameter, names)}
         tags = [t for t in tags if t["tag"] in measured]
-    deliveries = [s for s in submissions if s["dataClass"] == "continuous"]
+    deliveries = [s for s in submissions if s["dataClass"] == data_class]
     signers = sorted({str(s["signer"]) for s in deliveries})
     keys = sorted({str(s["key"]) for s in deliveries})
     return [
         {
-            "kind": "continuous",
+            "kind": data_class,
             "id": tag["tag"],
             "version": None,
             "name": tag["tag"],

@@ -27,6 +27,7 @@ from ledger.domain.data_classes import check_class_name, check_delivery, check_f
 from ledger.domain.fields import Fields
 from ledger.domain.formats import DATA_CLASSES
 from ledger.domain.terms_schema import (
+    CPK_THRESHOLD_MAX,
     DEFAULT_REVIEW_CADENCE_MONTHS,
     DEVIATION_DEADLINE_HOURS,
     IP_RULES,
@@ -257,7 +258,19 @@ def validate_terms(command: Command, terms: Fields) -> Terms:
     terms.integer("deviation_deadline_hours", minimum=low, maximum=high)
     if terms.has("unregistered"):
         terms.choice("unregistered", UNREGISTERED)
+    if terms.has("cpk_threshold"):
+        _check_cpk_threshold(terms)
     return _normalised(dict(terms.data))
+
+
+def _check_cpk_threshold(terms: Fields) -> None:
+    # A number with a fraction travels as a decimal string, like every limit (R26).
+    value = terms.decimal("cpk_threshold")
+    if not 0 < value <= CPK_THRESHOLD_MAX:
+        raise ValidationFailed(
+            f'expected a decimal above 0 and at most {CPK_THRESHOLD_MAX}, e.g. "1.33"',
+            field=terms.field("cpk_threshold"),
+        )
 
 
 def _check_data_classes(classes: Fields, sponsor: str, cmo: str) -> None:

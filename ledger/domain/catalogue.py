@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ledger.domain.parties import Party
 
 __all__ = [
+    "SCHEMA_VERSION",
     "Command",
     "EventSpec",
     "LedgerState",
@@ -37,6 +38,13 @@ __all__ = [
 ]
 
 _A = TypeVar("_A", bound=Aggregate)
+
+SCHEMA_VERSION = 1
+"""The catalogue's schema version, recorded beside every new event (R31, ``written_by``).
+
+Bump it, once per release, when an event type is added or removed or a payload's members,
+meanings or rules change: events then say which catalogue they were admitted under.
+"""
 
 
 class SignedAggregate(Aggregate):

@@ -42,6 +42,8 @@ __all__ = [
 Records = Annotated[list[dict[str, Any]], Meta(max_length=MAX_RECORDS)]
 Ids = Annotated[list[str], Meta(max_length=MAX_RECORDS)]
 Object = dict[str, Any]
+MAX_BASELINE_BATCHES = 1000
+"""The most batches one CPV baseline lists."""
 
 
 class Payload(Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -228,6 +230,37 @@ class ReviewCompleted(Payload):
     parameters_revised: list[Any] | None = None
 
 
+# -- security (R9) -------------------------------------------------------------------------
+
+
+class SecurityAlert(Payload):
+    identity: str
+    failures: int
+    window_seconds: int
+    locked_until: str
+    kinds: list[str]
+
+
+# -- continued process verification -------------------------------------------------------
+
+
+class BaselineDefined(Payload):
+    agreement: str
+    parameter: str
+    name: str
+    batches: Annotated[list[str], Meta(max_length=MAX_BASELINE_BATCHES)]
+
+
+class BaselineRevised(Payload):
+    batches: Annotated[list[str], Meta(max_length=MAX_BASELINE_BATCHES)]
+
+
+class CpvSignalAcknowledged(Payload):
+    baseline: str
+    inputs_digest: str
+    comment: str
+
+
 PAYLOADS: Mapping[str, type[Payload]] = {
     "PartyAdmitted": PartyAdmitted,
     "KeyAdded": KeyAdded,
@@ -257,6 +290,10 @@ PAYLOADS: Mapping[str, type[Payload]] = {
     "AccessGranted": AccessGranted,
     "AccessRevoked": NoMembers,
     "ReviewCompleted": ReviewCompleted,
+    "BaselineDefined": BaselineDefined,
+    "BaselineRevised": BaselineRevised,
+    "CpvSignalAcknowledged": CpvSignalAcknowledged,
+    "SecurityAlert": SecurityAlert,
 }
 """The payload type of every event type."""
 

@@ -7,12 +7,14 @@ module, whose :class:`~ledger.domain.catalogue.EventSpec` registrations fill the
 from __future__ import annotations
 
 import ledger.domain.agreements
+import ledger.domain.baselines
 import ledger.domain.batches
 import ledger.domain.enhancements
 import ledger.domain.grants
 import ledger.domain.parameters
 import ledger.domain.parties
-import ledger.domain.reviews  # noqa: F401  (ruff flags only the last of these submodule imports)
+import ledger.domain.reviews
+import ledger.domain.security  # noqa: F401  (ruff flags only the last of these submodule imports)
 from ledger.domain.catalogue import catalogue_markdown, registered_types
 
 __all__ = ["catalogue_markdown", "registered_types"]

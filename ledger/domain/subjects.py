@@ -10,9 +10,11 @@ import uuid
 from uuid import UUID
 
 __all__ = [
+    "BASELINE_NAMESPACE",
     "BATCH_NAMESPACE",
     "PARAMETER_NAMESPACE",
     "PARTY_NAMESPACE",
+    "baseline_subject",
     "batch_subject",
     "parameter_subject",
     "party_subject",
@@ -21,6 +23,7 @@ __all__ = [
 PARTY_NAMESPACE = uuid.UUID("0b7d1f5e-4c0a-4a55-9a53-6f0c2f3e8d21")
 BATCH_NAMESPACE = uuid.UUID("aa007c5a-1227-4c7a-9a07-0033465d20ff")
 PARAMETER_NAMESPACE = uuid.UUID("b6e8d4f6-6f91-4e60-8e67-baa2ae61f79e")
+BASELINE_NAMESPACE = uuid.UUID("5c1d3f0e-8a27-4b6e-9f43-2d7e0c9b6a15")
 
 
 def party_subject(party_id: str) -> UUID:
@@ -36,3 +39,10 @@ def batch_subject(batch_id: str) -> UUID:
 def parameter_subject(agreement_id: UUID | str, name: str) -> UUID:
     """The subject id of a parameter: ``uuid5(PARAMETER_NAMESPACE, f"{agreement_id}/{name}")``."""
     return uuid.uuid5(PARAMETER_NAMESPACE, f"{UUID(str(agreement_id))}/{name}")
+
+
+def baseline_subject(agreement_id: UUID | str, parameter: str, name: str) -> UUID:
+    """The subject id of a CPV baseline: ``uuid5(BASELINE_NAMESPACE,
+    f"{agreement_id}/{parameter}/{name}")``; a baseline name holds no ``/``, so the text
+    names one (parameter, baseline) pair."""
+    return uuid.uuid5(BASELINE_NAMESPACE, f"{UUID(str(agreement_id))}/{parameter}/{name}")

@@ -22,6 +22,8 @@ from ledger.domain.data_classes import (
 )
 
 __all__ = [
+    "CPK_THRESHOLD_MAX",
+    "DEFAULT_CPK_THRESHOLD",
     "DEFAULT_REVIEW_CADENCE_MONTHS",
     "DEVIATION_DEADLINE_HOURS",
     "IP_RULES",
@@ -40,6 +42,11 @@ storage flagged as unregistered."""
 DEFAULT_REVIEW_CADENCE_MONTHS = 6
 REVIEW_CADENCE_MONTHS = (1, 60)
 DEVIATION_DEADLINE_HOURS = (1, 720)
+DEFAULT_CPK_THRESHOLD = "1.33"
+"""Below this Cpk the CPV analysis of a baselined parameter raises a signal (R26)."""
+CPK_THRESHOLD_MAX = 10
+# A positive decimal string up to 10 (the ledger also checks the value's bounds).
+CPK_THRESHOLD_PATTERN = r"^(10(\.0+)?|[0-9](\.[0-9]+)?)$"
 TERMS_MEMBERS = (
     "sponsor",
     "cmo",
@@ -52,6 +59,7 @@ TERMS_MEMBERS = (
     "review_cadence_months",
     "deviation_deadline_hours",
     "unregistered",
+    "cpk_threshold",
 )
 _REQUIRED = (
     "sponsor",
@@ -200,6 +208,13 @@ def terms_schema() -> dict[str, Any]:
             "enum": list(UNREGISTERED),
             "description": "a discrete result naming no registered parameter: refused "
             "(default) or stored flagged",
+        },
+        "cpk_threshold": {
+            "type": "string",
+            "pattern": CPK_THRESHOLD_PATTERN,
+            "description": "a decimal string above 0 and at most "
+            f"{CPK_THRESHOLD_MAX}: a CPV analysis whose Cpk is below it raises a signal "
+            f'(default "{DEFAULT_CPK_THRESHOLD}")',
         },
     }
     return {

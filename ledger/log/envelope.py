@@ -22,8 +22,10 @@ The event hash, which the next envelope of the same subject carries as ``prev``,
 ``recorded_at`` so that a signer can chain several events of one subject before any of
 them is recorded (a batch, or an offline signing session).
 
-A stored event adds ``recorded_at``; its leaf bytes (the Merkle leaf) are
-``RFC8785({"envelope": ..., "recorded_at": ..., "signature": ...})``.
+A stored event adds ``recorded_at`` and, since R31, ``written_by`` (the software and
+schema version that recorded it, unsigned); its leaf bytes (the Merkle leaf) are
+``RFC8785({"envelope": ..., "recorded_at": ..., "signature": ..., "written_by": ...})``,
+without ``written_by`` for events recorded before it was kept.
 """
 
 from __future__ import annotations
@@ -140,18 +142,34 @@ class StoredEvent:
 
     ``leaf`` is the stored state when it was read in leaf form (``ledger.log.mapper``): the
     bytes the tree hashed, so :meth:`leaf_bytes` need not encode them again.
+    ``written_by`` is the leaf's ``{"schema_version", "software_version"}`` (R31), ``None``
+    for an event recorded before releases kept it.
     """
 
     envelope: Mapping[str, Any]
     signature: str
     recorded_at: str
     leaf: bytes | None = field(default=None, compare=False, repr=False)
+    written_by: Mapping[str, Any] | None = None
 
     def leaf_bytes(self) -> bytes:
-        """The Merkle leaf: canonical form of envelope, signature and recorded_at."""
+        """The Merkle leaf: canonical form of envelope, signature, recorded_at (and
+        written_by when kept)."""
         if self.leaf is not None:
             return self.leaf
-        return leaf_bytes(self.envelope, self.recorded_at, self.signature)
+        return leaf_bytes(self.envelope, self.recorded_at, self.signature, self.written_by)
+
+    @property
+    def software_version(self) -> str | None:
+        """The software version that recorded the event, or ``None`` (an older event)."""
+        value = None if self.written_by is None else self.written_by.get("software_version")
+        return value if isinstance(value, str) else None
+
+    @property
+    def schema_version(self) -> int | None:
+        """The catalogue schema version that recorded the event, or ``None``."""
+        value = None if self.written_by is None else self.written_by.get("schema_version")
+        return value if type(value) is int else None
 
     def leaf_hash(self) -> str:
         """RFC 6962 leaf hash of the leaf bytes, hex."""

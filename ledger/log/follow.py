@@ -313,7 +313,13 @@ class _Decoder:
         data = state if self.raw and type(state) is bytes else self._unwrap(state)
         fields = _fast_fields(data) or self.decode(data)
         leaf = data if is_leaf(data) else None
-        event = self.stored(fields["envelope"], fields["signature"], fields["recorded_at"], leaf)
+        event = self.stored(
+            fields["envelope"],
+            fields["signature"],
+            fields["recorded_at"],
+            leaf,
+            fields.get("written_by") if leaf is not None else None,
+        )
         return self.recorded(position, subject, version, topic, event)
 
     def _unwrap(self, state: bytes) -> bytes:
@@ -349,5 +355,6 @@ class _Decoder:
             domain_event.signature,
             domain_event.recorded_at,
             data if is_leaf(data) else None,
+            getattr(domain_event, "written_by", None),
         )
         return self.recorded(position, subject, version, topic, event)

@@ -1,7 +1,9 @@
 """What the events table holds: each signed event's Merkle leaf bytes, verbatim.
 
 :class:`LeafMapper` stores a signed event as ``RFC8785({"envelope", "recorded_at",
-"signature"})``, the bytes the Merkle tree hashes. Reading an event back, hashing its
+"signature", "written_by"})``, the bytes the Merkle tree hashes; ``written_by`` is the
+mapper's :attr:`LeafMapper.written_by` (the software and schema version of this process,
+set by the ledger) and is left out when that is ``None``. Reading an event back, hashing its
 leaf and checking its signature then need no re-encoding: the signed envelope is a slice
 of the stored state. What the library's events carry besides is derived on the way back:
 ``timestamp`` is ``recorded_at``, and a creating event's ``originator_topic`` is its
@@ -13,7 +15,7 @@ ledgers created before this form held, are read as they always were.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
@@ -50,6 +52,9 @@ def _creating_topics() -> dict[str, str]:
 class LeafMapper(Mapper[Any]):
     """The library's mapper, storing signed events in leaf form (see the module)."""
 
+    written_by: Mapping[str, Any] | None = None
+    """What new leaves record as ``written_by`` (``None``: nothing, as earlier releases)."""
+
     def to_stored_event(self, domain_event: DomainEventProtocol[Any]) -> StoredEvent:
         """Signed events in leaf form; any other event as the library stores it."""
         state = vars(domain_event)
@@ -60,7 +65,9 @@ class LeafMapper(Mapper[Any]):
             ordered = object.__new__(type(domain_event))
             object.__setattr__(ordered, "__dict__", {"timestamp": state["timestamp"], **state})
             return super().to_stored_event(ordered)
-        leaf = leaf_bytes(state["envelope"], state["recorded_at"], state["signature"])
+        leaf = leaf_bytes(
+            state["envelope"], state["recorded_at"], state["signature"], self.written_by
+        )
         if self.compressor:
             leaf = self.compressor.compress(leaf)
         if self.cipher:

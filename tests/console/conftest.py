@@ -1,6 +1,7 @@
 """Console fixtures: one served world per backend, one browser, a fresh context per test.
 
-Each backend's world is built once per test session and shared by the modules; the
+Each backend's world is built once per test module and closed after it (a world kept for
+the session would hold its database connections while the rest of the suite runs); the
 browser is launched once per worker. The world: the parties of WORLD.md; agreement A1
 (Northwind <-> Contoso) in force; a 14-day grant of A1 to the regulator; batch
 ``NWB101-24-001`` with two deviations not yet acknowledged. Helios and the auditor are
@@ -14,22 +15,37 @@ these tests (CI installs it, see ``.ci/run``), it does not skip them.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
+from uuid import UUID, uuid4
 
 import pytest
 from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Response as PageResponse
 
 from clients.cli.login import sign_in_link
 from ledger.application import Ledger
 from ledger.clock import FakeClock
 from ledger.config import Settings
+from ledger.domain.subjects import batch_subject
+from ledger.keystore import create_keystore, kdf_limits_from_env
+from ledger.timeutil import format_utc, now_utc
 from tests.conftest import BACKENDS, fresh_database
-from tests.support.agreements import grant, propose_and_sign
-from tests.support.batches import event_records, register_batch, submit_data
+from tests.support.agreements import grant, propose_and_sign, sign_retroactively
+from tests.support.batches import (
+    continuous_series,
+    define_parameter,
+    discrete_records,
+    end_batch,
+    event_records,
+    register_batch,
+    submit_data,
+)
 from tests.support.server import Server, running_server
 from tests.support.world import (
     ORIGIN,
@@ -107,7 +123,7 @@ class _Worlds:
         return ConsoleWorld(server, world, clock, str(a1), title, backend)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_worlds(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[_Worlds]:
@@ -157,23 +173,8 @@ def page(browser: Browser, console: ConsoleWorld) -> Iterator[Page]:
         context.close()
 
 
-# ------------------------------------------------------------------------------------
-# Appended: the batch record's world, for the batch record, parameter history, grants,
-# evidence and verification pages.
+# -- the batch record's world: batch record, parameter history, grants, verification ----
 
-from collections.abc import Callable  # noqa: E402
-from datetime import datetime, timedelta  # noqa: E402
-from uuid import UUID, uuid4  # noqa: E402
-
-from ledger.domain.subjects import batch_subject  # noqa: E402
-from ledger.timeutil import format_utc, now_utc  # noqa: E402
-from tests.support.agreements import sign_retroactively  # noqa: E402
-from tests.support.batches import (  # noqa: E402
-    continuous_series,
-    define_parameter,
-    discrete_records,
-    end_batch,
-)
 
 FABRIKAM = "fabrikam-cmo"
 B0 = "NWB101-24-000"
@@ -281,19 +282,31 @@ def _record_world(
     )
 
 
-@pytest.fixture(scope="session")
-def record_worlds(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[[str], RecordWorld]]:
-    built: dict[str, RecordWorld] = {}
+_W = TypeVar("_W")
+
+
+def _built_once_per_backend(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    build: Callable[[pytest.FixtureRequest, pytest.TempPathFactory, ExitStack, str], _W],
+) -> Iterator[Callable[[str], _W]]:
+    """A getter building one world per backend on first use, all closed at the end."""
+    built: dict[str, _W] = {}
     with ExitStack() as stack:
 
-        def get(backend: str) -> RecordWorld:
+        def get(backend: str) -> _W:
             if backend not in built:
-                built[backend] = _record_world(request, tmp_path_factory, stack, backend)
+                built[backend] = build(request, tmp_path_factory, stack, backend)
             return built[backend]
 
         yield get
+
+
+@pytest.fixture(scope="module")
+def record_worlds(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], RecordWorld]]:
+    yield from _built_once_per_backend(request, tmp_path_factory, _record_world)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -325,3 +338,137 @@ def record_page(browser: Browser, record: RecordWorld) -> Iterator[Page]:
         yield opened
     finally:
         context.close()
+
+
+# -- the confirm-sign-in step, and the signing world: a pending parameter revision, open
+# deviations and an enhancement claim for the sponsor to sign in the browser, with a
+# keystore per party for the real command line.
+
+
+PASSPHRASE = "correct horse battery staple"
+CLI_ENV = {"CMO_LEDGER_PASSPHRASE": PASSPHRASE, "CMO_LEDGER_KDF_PROFILE": "min"}
+PH = "pH"
+DO = "dissolved oxygen"
+
+
+def open_link(page: Page, link: str) -> PageResponse | None:
+    """Open a sign-in link as a person does: the link's page, then *Sign in* on its
+    confirmation page (when the link is good; otherwise the refusal page's response)."""
+    shown = page.goto(link)
+    if shown is None or shown.status != 200 or page.locator("#confirm-sign-in").count() == 0:
+        return shown
+    with page.expect_navigation() as signed_in:
+        page.click("#confirm-sign-in")
+    return signed_in.value
+
+
+@dataclass
+class SigningWorld:
+    """A1 in force; DO and pH each with a revision Contoso proposed, pending; batch B1
+    with open deviations (E-001, E-003 an OOT); an enhancement Contoso claimed. Served on a
+    ticking clock; ``keystores`` holds a keystore per party for ``cmo-ledger``."""
+
+    server: Server
+    world: World
+    settings: Settings
+    a1: str
+    backend: str
+    keystores: dict[str, Path]
+    revisions: dict[str, str]
+    claim: str
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def link(self, who: str) -> str:
+        actor = self.world[who]
+        return sign_in_link(self.url, actor.party_id, actor.key).url
+
+    def env(self, who: str) -> dict[str, str]:
+        """The settings ``cmo-ledger`` reads, to act as ``who`` on this server."""
+        return {
+            **CLI_ENV,
+            "CMO_LEDGER_URL": self.url,
+            "CMO_LEDGER_KEY": str(self.keystores[who]),
+        }
+
+
+def _propose(world: World, parameter: UUID, changes: dict[str, object]) -> str:
+    revision = uuid4()
+    world[CONTOSO].submit(
+        world.ledger,
+        "ParameterRevisionProposed",
+        parameter,
+        {"revision": str(revision), "changes": changes},
+        meaning="authored",
+        reason="six-month review: limits revised",
+    )
+    return str(revision)
+
+
+def _signing_world(
+    request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, stack: ExitStack, backend: str
+) -> SigningWorld:
+    directory = tmp.mktemp(f"console-signing-{backend}")
+    url = stack.enter_context(fresh_database(backend, request, directory))
+    settings = Settings(database_url=url, data_dir=directory / "data", kdf_profile="min")
+    notary = notary_actor()
+    ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
+    stack.callback(ledger.close)
+    world = build_world(ledger, notary)
+    a1 = propose_and_sign(world)
+    revisions = {}
+    for name, changes in ((DO, {"alert": {"low": "35", "high": "55"}}), (PH, {"target": "7.0"})):
+        revisions[name] = _propose(world, define_parameter(world, a1, name), changes)
+    register_batch(world, a1, B1)
+    submit_data(world, B1, "event", event_records())
+    claim = uuid4()
+    world[CONTOSO].submit(
+        ledger,
+        "EnhancementClaimed",
+        claim,
+        {
+            "agreement": str(a1),
+            "title": "Second glucose bolus on day 5",
+            "summary": "A second glucose bolus on day 5 raises titer by about 12 %.",
+            "commitment": "0" * 64,
+            "parameter_versions": [],
+            "evidence": [],
+            "ownership_claimed": "cmo",
+        },
+        meaning="authored",
+    )
+    keys = tmp.mktemp(f"console-keys-{backend}")
+    opslimit, memlimit = kdf_limits_from_env(CLI_ENV)
+    keystores = {}
+    for actor in world.actors.values():
+        path = keys / f"{actor.party_id}.key"
+        create_keystore(
+            path,
+            actor.party_id,
+            PASSPHRASE,
+            signing_key=actor.key,
+            opslimit=opslimit,
+            memlimit=memlimit,
+        )
+        keystores[actor.party_id] = path
+    server = stack.enter_context(
+        running_server(settings, notary.key, clock=FakeClock(ticking=True))
+    )
+    return SigningWorld(server, world, settings, str(a1), backend, keystores, revisions, str(claim))
+
+
+@pytest.fixture(scope="module")
+def signing_worlds(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], SigningWorld]]:
+    yield from _built_once_per_backend(request, tmp_path_factory, _signing_world)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def signing(
+    request: pytest.FixtureRequest, signing_worlds: Callable[[str], SigningWorld]
+) -> SigningWorld:
+    """The signing world on one backend (SQLite, PostgreSQL)."""
+    return signing_worlds(str(request.param))

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from api.console.security import CSRF_HEADER, SESSION_COOKIE
 from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key, key_id
-from tests.console.conftest import NORTHWIND, REGULATOR, ConsoleWorld
+from tests.console.conftest import NORTHWIND, REGULATOR, ConsoleWorld, open_link
 from tests.support.world import Actor
 
 pytestmark = pytest.mark.xdist_group("console")
@@ -40,7 +40,7 @@ def test_graphiql_loads_offline_and_runs_me_as_the_signed_in_party(
         "console",
         lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
     )
-    page.goto(console.link(REGULATOR))
+    open_link(page, console.link(REGULATOR))
     page.goto("/graphql?q=" + quote(ME))
     run = page.locator(".graphiql-execute-button")
     expect(run).to_be_visible(timeout=30_000)
@@ -63,7 +63,7 @@ def test_graphiql_loads_offline_and_runs_me_as_the_signed_in_party(
 def test_a_session_request_without_the_csrf_header_is_refused(
     console: ConsoleWorld, page: Page
 ) -> None:
-    page.goto(console.link(NORTHWIND))
+    open_link(page, console.link(NORTHWIND))
     page.goto("/console/audit")  # the session's CSRF token, as GraphiQL's page carries it
     cookies = {SESSION_COOKIE: _session(page)}
     body = json.dumps({"query": ME})
@@ -94,7 +94,7 @@ def test_a_revoked_keys_session_is_refused_at_the_next_request(
         {"public_key": encode_public_key(spare), "purpose": "party"},
         meaning="authored",
     )
-    response = page.goto(console.link(Actor(NORTHWIND, spare)))
+    response = open_link(page, console.link(Actor(NORTHWIND, spare)))
     assert response is not None and response.status == 200
     csrf, cookies = _csrf(page), {SESSION_COOKIE: _session(page)}
     owner.submit(

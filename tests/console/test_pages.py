@@ -24,6 +24,7 @@ from tests.console.conftest import (
     REGULATOR,
     SCREENSHOTS,
     ConsoleWorld,
+    open_link,
 )
 
 pytestmark = pytest.mark.xdist_group("console")
@@ -32,7 +33,7 @@ _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
 
 
 def _signed_in(console: ConsoleWorld, page: Page, party: str) -> None:
-    response = page.goto(console.link(party))
+    response = open_link(page, console.link(party))
     assert response is not None and response.status == 200, page.content()
 
 
@@ -66,7 +67,7 @@ def test_the_home_page_lists_open_deviations_for_the_parties(
 
 @pytest.mark.parametrize("party", [HELIOS, AUDITOR])
 def test_a_stranger_gets_403_with_no_data(console: ConsoleWorld, page: Page, party: str) -> None:
-    signed_in = page.goto(console.link(party))
+    signed_in = open_link(page, console.link(party))
     assert signed_in is not None and signed_in.status == 403
     for path in ("/console", "/console/audit", "/console/audit/export.csv"):
         response = page.goto(path) if path != "/console/audit/export.csv" else None

@@ -25,13 +25,14 @@ from tests.console.conftest import (
     TEMP,
     TEMP_MINUTES,
     RecordWorld,
+    open_link,
 )
 
 pytestmark = pytest.mark.xdist_group("console")
 
 
 def _signed_in(record: RecordWorld, page: Page, party: str, status: int = 200) -> None:
-    response = page.goto(record.link(party))
+    response = open_link(page, record.link(party))
     assert response is not None and response.status == status, page.content()
 
 
@@ -206,5 +207,6 @@ def test_the_record_pages_carry_the_security_headers_and_no_inline_script(
         assert headers["x-content-type-options"] == "nosniff", path
         assert headers["cache-control"] == "no-store", path
         scripts = re.findall(r"<script[^>]*>", html)
-        assert all('type="module" src="/console/static/verify.js"' in s for s in scripts), path
+        modules = r'type="module" src="/console/static/(verify|sign)\.js"'
+        assert all(re.search(modules, s) for s in scripts), path
         assert not re.search(r"<[^>]+\son[a-z]+=", html, re.IGNORECASE), path

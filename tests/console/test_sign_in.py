@@ -12,7 +12,7 @@ from playwright.sync_api import Page
 
 from api.console.challenge import b64url, from_b64url
 from api.console.security import SESSION_COOKIE
-from tests.console.conftest import CONTOSO, NORTHWIND, REGULATOR, ConsoleWorld
+from tests.console.conftest import CONTOSO, NORTHWIND, REGULATOR, ConsoleWorld, open_link
 
 pytestmark = pytest.mark.xdist_group("console")
 
@@ -30,7 +30,7 @@ def _metric(console: ConsoleWorld, party: str, outcome: str) -> float:
 @pytest.mark.parametrize("party", [NORTHWIND, CONTOSO, REGULATOR])
 def test_sign_in_by_challenge_as_each_role(console: ConsoleWorld, page: Page, party: str) -> None:
     accepted = _metric(console, party, "accepted")
-    response = page.goto(console.link(party))
+    response = open_link(page, console.link(party))
     assert response is not None and response.status == 200, page.content()
     assert urlsplit(page.url).path == "/console"
     assert page.locator("#party").inner_text() == party
@@ -45,7 +45,7 @@ def test_sign_in_by_challenge_as_each_role(console: ConsoleWorld, page: Page, pa
 def test_a_used_link_is_refused(console: ConsoleWorld, page: Page) -> None:
     link = console.link(NORTHWIND)
     replayed = _metric(console, NORTHWIND, "replayed")
-    assert page.goto(link).status == 200  # type: ignore[union-attr]
+    assert open_link(page, link).status == 200  # type: ignore[union-attr]
     page.context.clear_cookies()
     again = page.goto(link)
     assert again is not None and again.status == 401
@@ -78,7 +78,7 @@ def test_a_link_with_a_forged_signature_is_refused(console: ConsoleWorld, page: 
     assert "does not verify" in page.locator("#message").inner_text()
     assert _metric(console, REGULATOR, "failed") == failed + 1
     # The challenge was not consumed by the forgery: the real link still signs in.
-    assert page.goto(link).status == 200  # type: ignore[union-attr]
+    assert open_link(page, link).status == 200  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ def test_a_challenge_needs_a_signed_request(console: ConsoleWorld) -> None:
 
 
 def test_sign_out_ends_the_session(console: ConsoleWorld, page: Page) -> None:
-    page.goto(console.link(NORTHWIND))
+    open_link(page, console.link(NORTHWIND))
     token = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
     page.click("#sign-out")
     assert "signed out" in page.locator("#message").inner_text()
@@ -120,7 +120,7 @@ def test_sign_out_ends_the_session(console: ConsoleWorld, page: Page) -> None:
 
 
 def test_sign_out_without_the_csrf_token_is_refused(console: ConsoleWorld, page: Page) -> None:
-    page.goto(console.link(NORTHWIND))
+    open_link(page, console.link(NORTHWIND))
     token = next(c["value"] for c in page.context.cookies() if c["name"] == SESSION_COOKIE)
     with httpx2.Client(base_url=console.url, cookies={SESSION_COOKIE: token}) as http:
         assert http.post("/console/sign-out", data={"csrf": "guess"}).status_code == 403

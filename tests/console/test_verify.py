@@ -9,13 +9,13 @@ import json
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.console.conftest import B1, NORTHWIND, REGULATOR, SCREENSHOTS, RecordWorld
+from tests.console.conftest import B1, NORTHWIND, REGULATOR, SCREENSHOTS, RecordWorld, open_link
 
 pytestmark = pytest.mark.xdist_group("console")
 
 
 def _batch_page(record: RecordWorld, page: Page, party: str = NORTHWIND) -> None:
-    response = page.goto(record.link(party))
+    response = open_link(page, record.link(party))
     assert response is not None and response.status == 200
     response = page.goto(f"/console/batches/{B1}")
     assert response is not None and response.status == 200

@@ -18,10 +18,12 @@ import ledger.log.verify.rows as verify_module
 from ledger.application import Ledger
 from ledger.canonical import canonical_bytes
 from ledger.config import Settings
+from ledger.domain.catalogue import SCHEMA_VERSION
 from ledger.log.checkpoints import Notary
 from ledger.log.merkle import leaf_hash, root_of
 from ledger.log.tree import MerkleTree
 from ledger.log.verify import verify_ledger
+from ledger.version import SOFTWARE_VERSION
 from tests.support.world import ORIGIN, Actor, World, build_world
 
 EVENTS = "ledger_events"
@@ -56,6 +58,10 @@ def test_a_stored_event_is_its_canonical_leaf(world: World) -> None:
                 "envelope": dict(event.envelope),
                 "recorded_at": event.recorded_at,
                 "signature": event.signature,
+                "written_by": {
+                    "schema_version": SCHEMA_VERSION,
+                    "software_version": SOFTWARE_VERSION,
+                },
             }
         )
         assert stored[recorded.position] == canonical == event.leaf_bytes()

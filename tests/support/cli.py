@@ -56,9 +56,12 @@ class Cli:
         return str(lines[0])
 
 
-def agreement_in_force(cli: Cli, tmp_path: Path) -> str:
+def agreement_in_force(cli: Cli, tmp_path: Path, terms_document: Any = None) -> str:
+    """An agreement proposed by the sponsor and signed by the CMO (default terms unless
+    ``terms_document`` is given)."""
     terms = tmp_path / "terms.json"
-    terms.write_text(json.dumps(agreement_terms()), encoding="utf-8")
+    chosen = agreement_terms() if terms_document is None else terms_document
+    terms.write_text(json.dumps(chosen), encoding="utf-8")
     agreement = str(cli.json(SPONSOR, "agreement", "propose", str(terms))["subject"])
     cli.json(CMO, "agreement", "sign", agreement)
     return agreement

@@ -27,7 +27,12 @@ from ledger.domain.commitments import Opening, commit_records, commitment_of
 from ledger.domain.formats import encode_chunk
 from ledger.domain.grants import TIME_BOXED_ROLES
 from ledger.domain.reviews import add_months
-from ledger.domain.subjects import batch_subject, parameter_subject, party_subject
+from ledger.domain.subjects import (
+    baseline_subject,
+    batch_subject,
+    parameter_subject,
+    party_subject,
+)
 from ledger.keys import encode_public_key, key_id
 from ledger.log.countersign import countersign
 from ledger.log.envelope import event_hash, sign_envelope
@@ -227,6 +232,8 @@ class Scenario:
         for _ in range(3):
             self.add_key()
         self.revoke_key()
+        self.alert()
+        self.baseline()
         for sign in (True, False):
             self.amend()
             self.decide_amendment(sign=sign)
@@ -417,8 +424,10 @@ class Scenario:
 
     def register(self) -> None:
         agreement = self._pick(self._effective())
-        if agreement is None:
-            return
+        if agreement is not None:
+            self._register_in(agreement)
+
+    def _register_in(self, agreement: Agreement) -> None:
         self.batch_serial += 1
         product = agreement.terms["products"][0]
         name = f"{product.replace('-', '')}-24-{self.batch_serial:04d}"
@@ -868,6 +877,45 @@ class Scenario:
             payload["compromised_since"] = format_utc(now_utc() - timedelta(hours=1))
         signer = self.rng.choice((party, "notary"))
         self.emit(signer, "KeyRevoked", party_subject(party), payload, "revoked", "laptop lost")
+
+    def baseline(self) -> None:
+        """A CPV baseline defined, revised and its signal acknowledged (R26)."""
+        found = self._pick(
+            [(a, p) for a in self._effective() for p in a.parameters if not a.parameters[p].retired]
+        )
+        if found is None:
+            return
+        agreement, parameter = found
+        while len(agreement.batches) < 3:
+            self._register_in(agreement)
+        names = [batch.name for batch in agreement.batches]
+        subject = baseline_subject(agreement.subject, parameter, f"PPQ-{self.batch_serial}")
+        defined = {
+            "agreement": str(agreement.subject),
+            "parameter": parameter,
+            "name": f"PPQ-{self.batch_serial}",
+            "batches": names[:2],
+        }
+        self.emit(agreement.sponsor, "BaselineDefined", subject, defined, "authored")
+        revised = {"batches": names[:3]}
+        reason = "the third PPQ batch completes the baseline"
+        self.emit(agreement.cmo, "BaselineRevised", subject, revised, "authored", reason)
+        digest = self.rng.randbytes(32).hex()
+        acknowledged = {"baseline": str(subject), "inputs_digest": digest, "comment": "seen"}
+        self.emit(agreement.cmo, "CpvSignalAcknowledged", subject, acknowledged, "acknowledged")
+
+    def alert(self) -> None:
+        """The notary's SecurityAlert for a party locked after failed sign-ins (R9)."""
+        party = self._pick(sorted(self.parties))
+        payload = {
+            "identity": party,
+            "failures": 10,
+            "window_seconds": 300,
+            "locked_until": format_utc(now_utc() + timedelta(minutes=15)),
+            "kinds": ["request-signature"],
+        }
+        reason = f"10 failed sign-in attempts by {party} within 300 s"
+        self.emit("notary", "SecurityAlert", self._uuid4(), payload, "alerted", reason)
 
     def admit(self) -> None:
         if len(self.parties) >= 9:

@@ -27,6 +27,7 @@ from ledger.log.leaf import (
     event_hash_from_parts,
     leaf_from_parts,
     plain_tail,
+    written_by_part,
 )
 from ledger.log.merkle import leaf_hash as hash_leaf
 
@@ -121,12 +122,13 @@ def _check_row(row: Row, context: RowContext, opener: _Opener) -> tuple[Any, ...
         envelope = document["envelope"]
         recorded_at = document["recorded_at"]
         signature = document["signature"]
-        tail = plain_tail(recorded_at, signature)
-    except (ValueError, TypeError, KeyError, AttributeError, UnicodeEncodeError):
+        written_by = document.get("written_by")
+        tail = plain_tail(recorded_at, signature, _written_by_part(written_by))
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeEncodeError, LedgerError):
         return _check_decoded(row, subject, context, opener)
     signed = state[12 : len(state) - len(tail)]
     if (
-        len(document) != 3
+        len(document) != (3 if written_by is None else 4)
         or type(envelope) is not dict
         or not state.endswith(tail)
         or '"' in recorded_at
@@ -174,9 +176,13 @@ def _check_decoded(row: Row, subject: str, context: RowContext, opener: _Opener)
         recorded_json = encode_basestring(recorded_at).encode("utf-8")
     except (LedgerError, UnicodeEncodeError) as exc:
         return _broken(row, subject, f"envelope cannot be canonicalised: {exc}")
+    try:
+        written_json = _written_by_part(document.get("written_by"))
+    except LedgerError as exc:
+        return _broken(row, subject, f"stored state is malformed: {exc}")
     # RFC 8785 sorts members, so these are the canonical forms of {envelope, recorded_at,
-    # signature} (the leaf) and {envelope, signature} (the event hash).
-    leaf = LEAF_PREFIX + leaf_from_parts(canonical, recorded_json, signature_json)
+    # signature, written_by} (the leaf) and {envelope, signature} (the event hash).
+    leaf = LEAF_PREFIX + leaf_from_parts(canonical, recorded_json, signature_json, written_json)
     # Only the library's older JSON form (which has a timestamp) is not the leaf itself.
     not_leaf = "timestamp" not in document and bytes(state) != leaf[1:]
     if state[:12] == LEAF_HEAD:
@@ -237,6 +243,21 @@ def _checked(
         recorded_at,
         envelope["payload"] if event_type in _KEY_EVENTS and topic == registered else None,
     )
+
+
+def _written_by_part(written_by: Any) -> bytes:
+    """The leaf's ``written_by`` member as stored (R31): absent in older leaves, else an
+    object of a software version (text) and a schema version (integer)."""
+    if written_by is None:
+        return b""
+    if (
+        type(written_by) is not dict
+        or written_by.keys() != {"schema_version", "software_version"}
+        or type(written_by["schema_version"]) is not int
+        or type(written_by["software_version"]) is not str
+    ):
+        raise LedgerError("written_by is not {schema_version, software_version}")
+    return written_by_part(written_by)
 
 
 def _broken(row: Row, subject: str, message: str) -> tuple[Any, ...]:

@@ -1,0 +1,752 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry types field decorators that take arguments as returning Any)
+"""Continued process verification as a query (R26): ``cpv`` and ``cpvSignals``.
+
+``cpv(agreementId, parameter, baseline, validFrom, validTo, knownAt)`` charts a parameter's
+discrete results, one point per batch, for the batches whose valid time (``startedAt``) lies
+in ``[validFrom, validTo]``, as the ledger knew them at log position ``knownAt`` (default:
+the views' head). One result per batch gives an I-MR chart; ``n`` results per batch (the
+same ``n`` for every batch, 2..25) an X̄-R chart whose subgroup is the batch. The control
+limits come from the batches of the baseline's list as it stood at ``knownAt``; the run
+rules are Nelson's eight; capability is computed against the action limits (the
+specification) in force at each batch's valid time, one study per limits version. Every
+read is ``as_of(knownAt)``, so an analysis at a position answers the same bytes whatever
+is recorded later (what the caller may read is still decided now). The statistics are
+:mod:`ledger.cpv`'s; ``docs/cpv.md`` states the contract.
+
+``cpvSignals(agreementId)`` runs the current analysis of every baseline of the agreement
+and lists those with a rule violation or a Cpk below the terms' ``cpk_threshold``, and
+whether a party acknowledged that analysis (``CpvSignalAcknowledged`` naming its inputs
+digest).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from api.permissions import forbidden
+from api.queries.agreements import require_agreement
+from api.queries.common import Info, Scope, read, scope_of, time_text
+from api.services import Services
+from api.threads import in_thread
+from ledger.application import Ledger
+from ledger.cpv import (
+    Capability,
+    CpvInput,
+    Index,
+    IndividualsChart,
+    SubgroupChart,
+    capability_individuals,
+    capability_subgroups,
+    evaluate_chart,
+    individuals_chart,
+    inputs_digest,
+    xbar_r_chart,
+)
+from ledger.domain.limits import LimitsVersion, in_force_at
+from ledger.domain.scope import DataItem
+from ledger.domain.subjects import baseline_subject
+from ledger.domain.terms_schema import DEFAULT_CPK_THRESHOLD
+from ledger.errors import NotFound, ValidationFailed
+from projections.agreements import AGREEMENTS
+from projections.audit import AUDIT
+from projections.data import BATCHES, RECORDS
+from projections.parameters import LIMITS, PARAMETERS
+from projections.temporal import as_of
+
+__all__ = ["CpvAnalysis", "CpvQuery", "CpvSignal", "cpv_analysis", "cpv_signals"]
+
+BASELINE_EVENTS = ("BaselineDefined", "BaselineRevised", "CpvSignalAcknowledged")
+MAX_SUBGROUP = 25
+
+
+# -- answer types ---------------------------------------------------------------------------
+
+
+@strawberry.type(description="A centre line and its lower and upper control limits.")
+class CpvLimits:
+    centre: float
+    lower: float
+    upper: float
+
+
+@strawberry.type(description="One result a CPV analysis used, as the ledger holds it.")
+class CpvInputRow:
+    record_id: str
+    value: str = strawberry.field(description="The value as submitted (a decimal string).")
+    limits_version: int = strawberry.field(
+        description="The parameter's limits version in force at the batch's valid time."
+    )
+
+
+@strawberry.type(description="One plotted point: a batch.")
+class CpvPoint:
+    index: int
+    batch: str
+    valid_at: str = strawberry.field(description="The batch's valid time (its startedAt).")
+    value: float = strawberry.field(
+        description="The individual value (I-MR) or the batch's mean (X-bar/R)."
+    )
+    dispersion: float | None = strawberry.field(
+        description="Moving range to the previous point (null for the first), or the range."
+    )
+    limits_version: int
+    records: list[CpvInputRow]
+
+
+@strawberry.type(description="One occurrence of a Nelson rule: the batches that form it.")
+class CpvViolation:
+    rule: int
+    name: str
+    batches: list[str]
+    indexes: list[int]
+
+
+@strawberry.type(description="A two-sided confidence interval.")
+class CpvInterval:
+    lower: float
+    upper: float
+    confidence: float
+
+
+@strawberry.type(description="A capability or performance index and its confidence interval.")
+class CpvIndex:
+    value: float
+    interval: CpvInterval
+
+
+@strawberry.type(description="Anderson-Darling test of normality (mean and variance estimated).")
+class CpvNormality:
+    statistic: float
+    adjusted_statistic: float
+    p_value: float
+    method: str
+
+
+@strawberry.type(
+    description="Capability of the batches judged against one limits version: against its "
+    "action limits (the specification; either may be null, one-sided)."
+)
+class CpvCapability:
+    limits_version: int
+    lsl: str | None
+    usl: str | None
+    batches: list[str]
+    n: int = strawberry.field(description="Number of values.")
+    mean: float
+    sigma_within: float
+    sigma_overall: float
+    within_method: str
+    cp: CpvIndex | None
+    cpk: CpvIndex
+    pp: CpvIndex | None
+    ppk: CpvIndex
+    normality: CpvNormality | None
+    warnings: list[str]
+
+
+@strawberry.type(description="A signed checkpoint, by its size and root hash.")
+class CpvCheckpoint:
+    tree_size: int
+    root_hash: str = strawberry.field(description="Root hash, base64.")
+
+
+@strawberry.type(
+    description="A CPV analysis as the ledger knew it at position knownAt: the same question "
+    "at the same knownAt answers the same bytes."
+)
+class CpvAnalysis:
+    agreement_id: strawberry.ID
+    parameter: str
+    parameter_id: strawberry.ID
+    unit: str
+    baseline: str
+    baseline_id: strawberry.ID
+    baseline_version: int = strawberry.field(
+        description="The version of the baseline's batch list used (1 = as defined)."
+    )
+    baseline_batches: list[str]
+    valid_from: str | None
+    valid_to: str | None
+    known_at: int = strawberry.field(description="The log position the analysis stands at.")
+    chart: str = strawberry.field(description="I-MR, or XBAR-R (subgroup = batch).")
+    subgroup_size: int
+    sigma: float = strawberry.field(description="Within sigma of the baseline (MR/d2, R/d2).")
+    location: CpvLimits = strawberry.field(description="The individuals or X-bar chart.")
+    dispersion: CpvLimits = strawberry.field(description="The moving range or range chart.")
+    points: list[CpvPoint]
+    violations: list[CpvViolation] = strawberry.field(description="Nelson rules 1..8.")
+    capability: list[CpvCapability] = strawberry.field(
+        description="One study per limits version in force over the charted batches."
+    )
+    warnings: list[str]
+    inputs_digest: str = strawberry.field(
+        description="SHA-256 of the canonical JSON of (batch, record_id, value, "
+        "limits_version) of every charted result (docs/cpv.md)."
+    )
+    last_position: strawberry.Private[int | None] = None
+
+    @strawberry.field(
+        description="The smallest signed checkpoint whose tree includes the last event at "
+        "knownAt; null until one is signed."
+    )
+    async def checkpoint(self, info: Info) -> CpvCheckpoint | None:
+        if self.last_position is None:
+            return None
+        return await in_thread(_checkpoint, info.context.services, self.last_position)
+
+
+@strawberry.type(description="Who acknowledged a CPV signal, when, and what they said.")
+class CpvAcknowledgement:
+    by: str
+    at: str
+    comment: str
+
+
+@strawberry.type(
+    description="The current analysis of a baseline shows a rule violation or a Cpk below the "
+    "agreement's cpk_threshold."
+)
+class CpvSignal:
+    parameter: str
+    baseline: str
+    baseline_id: strawberry.ID
+    inputs_digest: str
+    known_at: int
+    reasons: list[str]
+    violations: list[CpvViolation]
+    cpk: float | None = strawberry.field(
+        description="The lowest Cpk of the analysis's capability studies."
+    )
+    cpk_threshold: str
+    acknowledged: bool
+    acknowledgements: list[CpvAcknowledgement]
+
+
+# -- reading the ledger at a position -------------------------------------------------------
+
+
+@dataclass
+class _Baseline:
+    subject: str
+    name: str
+    parameter: str
+    version: int = 0
+    batches: list[str] = field(default_factory=list)
+    acknowledgements: dict[str, list[CpvAcknowledgement]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Question:
+    agreement: str
+    parameter: str
+    baseline: str
+    valid_from: str | None
+    valid_to: str | None
+    known_at: int
+
+
+def _baseline_at(conn: Connection, ledger: Ledger, subject: str, position: int) -> _Baseline | None:
+    """The baseline folded from its events up to ``position``."""
+    positions = [
+        int(p)
+        for p in conn.execute(
+            select(AUDIT.c.position)
+            .where(AUDIT.c.subject == subject, AUDIT.c.position <= position)
+            .where(AUDIT.c.type.in_(BASELINE_EVENTS))
+            .order_by(AUDIT.c.position)
+        ).scalars()
+    ]
+    events = ledger.read_at(positions)
+    found: _Baseline | None = None
+    for at in positions:
+        recorded = events[at]
+        envelope = recorded.event.envelope
+        payload = envelope["payload"]
+        if envelope["type"] == "BaselineDefined":
+            found = _Baseline(subject, payload["name"], payload["parameter"])
+        if found is None:
+            continue
+        if envelope["type"] in ("BaselineDefined", "BaselineRevised"):
+            found.version += 1
+            found.batches = list(payload["batches"])
+        else:
+            found.acknowledgements.setdefault(payload["inputs_digest"], []).append(
+                CpvAcknowledgement(
+                    by=envelope["signer"],
+                    at=recorded.event.recorded_at,
+                    comment=payload["comment"],
+                )
+            )
+    return found
+
+
+def _limits_versions(conn: Connection, parameter: Any, position: int) -> list[LimitsVersion]:
+    rows = conn.execute(
+        select(LIMITS)
+        .where(LIMITS.c.parameter == parameter.parameter, as_of(LIMITS, position))
+        .order_by(LIMITS.c.limits_version)
+    ).all()
+    versions = []
+    for index, row in enumerate(rows):
+        data = dict(row._mapping)
+        following = rows[index + 1].effective_from if index + 1 < len(rows) else None
+        data["version"] = data["limits_version"]
+        data["effective_to"] = following if following is not None else parameter.retired_at
+        versions.append(LimitsVersion.of(data))
+    return versions
+
+
+@dataclass
+class _Batch:
+    name: str
+    valid_at: str
+    records: list[Any] = field(default_factory=list)
+
+
+def _batches(conn: Connection, question: _Question, parameter: str) -> dict[str, _Batch]:
+    at = question.known_at
+    found = {
+        row.batch: _Batch(row.batch, row.started_at)
+        for row in conn.execute(
+            select(BATCHES.c.batch, BATCHES.c.started_at).where(
+                BATCHES.c.agreement == question.agreement, as_of(BATCHES, at)
+            )
+        )
+    }
+    rows = conn.execute(
+        select(RECORDS)
+        .where(RECORDS.c.agreement == question.agreement, RECORDS.c.parameter == parameter)
+        .where(RECORDS.c.form == "discrete", RECORDS.c.status == "current")
+        .where(as_of(RECORDS, at))
+        .order_by(RECORDS.c.batch, RECORDS.c.record_id)
+    )
+    for row in rows:
+        batch = found.get(row.batch)
+        if batch is not None and row.value is not None:
+            batch.records.append(row)
+    return found
+
+
+def _require_readable(scope: Scope, agreement: str, batches: Sequence[_Batch]) -> None:
+    for batch in batches:
+        for row in batch.records:
+            item = DataItem(agreement, row.data_class, batch.name, row.parameter, row.sampled_at)
+            if not scope.authority.sees_data(item, scope.now):
+                raise forbidden(
+                    f"{scope.party} may not read {row.data_class} result {row.record_id} of "
+                    f"batch {batch.name} ({row.parameter}): a CPV analysis needs read access "
+                    "to every result it charts and every result of its baseline",
+                    row.data_class,
+                )
+
+
+def _in_window(batch: _Batch, question: _Question) -> bool:
+    if question.valid_from is not None and batch.valid_at < question.valid_from:
+        return False
+    return question.valid_to is None or batch.valid_at <= question.valid_to
+
+
+def _ordered(batches: Sequence[_Batch]) -> list[_Batch]:
+    return sorted(batches, key=lambda b: (b.valid_at, b.name))
+
+
+# -- the analysis ---------------------------------------------------------------------------
+
+
+def _analyse(conn: Connection, ledger: Ledger, scope: Scope, question: _Question) -> CpvAnalysis:
+    at = question.known_at
+    parameter = conn.execute(
+        select(PARAMETERS).where(
+            PARAMETERS.c.agreement == question.agreement,
+            PARAMETERS.c.name == question.parameter,
+            as_of(PARAMETERS, at),
+        )
+    ).first()
+    if parameter is None:
+        raise NotFound(
+            f"the agreement had no parameter {question.parameter!r} at position {at}",
+            field="parameter",
+        )
+    subject = str(baseline_subject(question.agreement, question.parameter, question.baseline))
+    baseline = _baseline_at(conn, ledger, subject, at)
+    if baseline is None:
+        raise NotFound(
+            f"parameter {question.parameter!r} had no baseline {question.baseline!r} at "
+            f"position {at}",
+            field="baseline",
+        )
+    batches = _batches(conn, question, question.parameter)
+    charted = _ordered([b for b in batches.values() if b.records and _in_window(b, question)])
+    if not charted:
+        raise ValidationFailed(
+            f"no results of {question.parameter!r} in batches from {question.valid_from or '-'} "
+            f"to {question.valid_to or '-'} at position {at}",
+            field="validFrom",
+        )
+    base = _ordered([batches[name] for name in baseline.batches if name in batches])
+    _require_readable(scope, question.agreement, [*charted, *base])
+    versions = _limits_versions(conn, parameter, at)
+    last = conn.execute(
+        select(AUDIT.c.position)
+        .where(AUDIT.c.position <= at)
+        .order_by(AUDIT.c.position.desc())
+        .limit(1)
+    ).first()
+    return _compute(question, parameter, baseline, charted, base, versions, last)
+
+
+def _size(batches: Sequence[_Batch]) -> int:
+    sizes = {len(b.records) for b in batches}
+    if len(sizes) > 1:
+        first = batches[0]
+        other = next(b for b in batches if len(b.records) != len(first.records))
+        raise ValidationFailed(
+            f"batch {first.name} has {len(first.records)} results of the parameter and batch "
+            f"{other.name} has {len(other.records)}: every batch needs the same number "
+            "(1 for I-MR, 2..25 for X-bar/R)",
+            field="parameter",
+        )
+    size = sizes.pop()
+    if size > MAX_SUBGROUP:
+        raise ValidationFailed(
+            f"batches have {size} results each: X-bar/R takes at most {MAX_SUBGROUP}",
+            field="parameter",
+        )
+    return size
+
+
+def _numbers(batch: _Batch) -> list[float]:
+    return [float(Decimal(row.value)) for row in batch.records]
+
+
+def _core(fn: Callable[[], Any], field_name: str) -> Any:
+    """Run a :mod:`ledger.cpv` computation; its refusals name this query's argument."""
+    try:
+        return fn()
+    except ValidationFailed as error:
+        raise ValidationFailed(error.message, field=field_name) from None
+
+
+def _compute(
+    question: _Question,
+    parameter: Any,
+    baseline: _Baseline,
+    charted: list[_Batch],
+    base: list[_Batch],
+    versions: list[LimitsVersion],
+    last: Any,
+) -> CpvAnalysis:
+    warnings: list[str] = []
+    base = [b for b in base if b.records]
+    missing = sorted(set(baseline.batches) - {b.name for b in base})
+    if missing:
+        warnings.append(f"baseline batches without results at this position: {', '.join(missing)}")
+    size = _size([*charted, *base])
+    chart: IndividualsChart | SubgroupChart
+    if size == 1:
+        values = [_numbers(b)[0] for b in charted]
+        base_values = [_numbers(b)[0] for b in base]
+        individuals: IndividualsChart = _core(
+            lambda: individuals_chart(values, baseline_values=base_values), "baseline"
+        )
+        chart, dispersion = individuals, list(individuals.moving_ranges)
+        location, spread = individuals.individuals, individuals.moving_range
+    else:
+        groups = [_numbers(b) for b in charted]
+        base_groups = [_numbers(b) for b in base]
+        subgroups: SubgroupChart = _core(
+            lambda: xbar_r_chart(groups, baseline_subgroups=base_groups), "baseline"
+        )
+        chart, dispersion = subgroups, [float(d) for d in subgroups.dispersions]
+        location, spread = subgroups.location, subgroups.dispersion
+    judged: list[LimitsVersion] = []
+    for batch in charted:
+        version = in_force_at(versions, batch.valid_at)
+        if version is None:
+            raise ValidationFailed(
+                f"no limits of {question.parameter!r} were in force at batch {batch.name}'s "
+                f"valid time {batch.valid_at}: narrow validFrom/validTo",
+                field="validFrom",
+            )
+        judged.append(version)
+    points = [
+        CpvPoint(
+            index=index,
+            batch=batch.name,
+            valid_at=batch.valid_at,
+            value=float(chart.points[index]),
+            dispersion=dispersion[index],
+            limits_version=judged[index].version,
+            records=[
+                CpvInputRow(
+                    record_id=row.record_id, value=row.value, limits_version=judged[index].version
+                )
+                for row in batch.records
+            ],
+        )
+        for index, batch in enumerate(charted)
+    ]
+    rows = [
+        CpvInput(point.batch, record.record_id, record.value, record.limits_version)
+        for point in points
+        for record in point.records
+    ]
+    violations = [
+        CpvViolation(
+            rule=v.rule,
+            name=v.name,
+            batches=[charted[i].name for i in v.indexes],
+            indexes=list(v.indexes),
+        )
+        for v in evaluate_chart(chart)
+    ]
+    return CpvAnalysis(
+        agreement_id=strawberry.ID(question.agreement),
+        parameter=question.parameter,
+        parameter_id=strawberry.ID(parameter.parameter),
+        unit=parameter.unit,
+        baseline=baseline.name,
+        baseline_id=strawberry.ID(baseline.subject),
+        baseline_version=baseline.version,
+        baseline_batches=list(baseline.batches),
+        valid_from=question.valid_from,
+        valid_to=question.valid_to,
+        known_at=question.known_at,
+        chart="I-MR" if size == 1 else "XBAR-R",
+        subgroup_size=size,
+        sigma=float(chart.sigma),
+        location=CpvLimits(centre=location.centre, lower=location.lower, upper=location.upper),
+        dispersion=CpvLimits(centre=spread.centre, lower=spread.lower, upper=spread.upper),
+        points=points,
+        violations=violations,
+        capability=_capabilities(charted, judged, size, warnings),
+        warnings=warnings,
+        inputs_digest=inputs_digest(rows),
+        last_position=None if last is None else int(last[0]),
+    )
+
+
+def _capabilities(
+    charted: list[_Batch], judged: list[LimitsVersion], size: int, warnings: list[str]
+) -> list[CpvCapability]:
+    groups: dict[int, list[int]] = {}
+    for index, version in enumerate(judged):
+        groups.setdefault(version.version, []).append(index)
+    studies = []
+    for number in sorted(groups):
+        members = groups[number]
+        version = next(v for v in judged if v.version == number)
+        lsl, usl = version.action_low, version.action_high
+        low = None if lsl is None else float(Decimal(lsl))
+        high = None if usl is None else float(Decimal(usl))
+        try:
+            if size == 1:
+                found = capability_individuals(
+                    [_numbers(charted[i])[0] for i in members], lsl=low, usl=high
+                )
+            else:
+                found = capability_subgroups(
+                    [_numbers(charted[i]) for i in members], lsl=low, usl=high
+                )
+        except ValidationFailed as error:
+            warnings.append(f"no capability against limits version {number}: {error.message}")
+            continue
+        studies.append(_study(found, number, lsl, usl, [charted[i].name for i in members]))
+    return studies
+
+
+def _index(index: Index | None) -> CpvIndex | None:
+    if index is None:
+        return None
+    interval = index.interval
+    return CpvIndex(
+        value=index.value,
+        interval=CpvInterval(
+            lower=interval.lower, upper=interval.upper, confidence=interval.confidence
+        ),
+    )
+
+
+def _study(
+    found: Capability, version: int, lsl: str | None, usl: str | None, batches: list[str]
+) -> CpvCapability:
+    normality = found.normality
+    cpk, ppk = _index(found.cpk), _index(found.ppk)
+    assert cpk is not None and ppk is not None
+    return CpvCapability(
+        limits_version=version,
+        lsl=lsl,
+        usl=usl,
+        batches=batches,
+        n=found.n,
+        mean=found.mean,
+        sigma_within=found.sigma_within,
+        sigma_overall=found.sigma_overall,
+        within_method=found.within_method,
+        cp=_index(found.cp),
+        cpk=cpk,
+        pp=_index(found.pp),
+        ppk=ppk,
+        normality=None
+        if normality is None
+        else CpvNormality(
+            statistic=normality.statistic,
+            adjusted_statistic=normality.adjusted_statistic,
+            p_value=normality.p_value,
+            method=normality.method,
+        ),
+        warnings=list(found.warnings),
+    )
+
+
+def _checkpoint(services: Services, position: int) -> CpvCheckpoint | None:
+    leaf_index = services.tree.leaf_index(position)
+    signed = None if leaf_index is None else services.notary.covering(leaf_index)
+    if signed is None:
+        return None
+    return CpvCheckpoint(tree_size=signed.size, root_hash=base64.b64encode(signed.root).decode())
+
+
+# -- the fields -----------------------------------------------------------------------------
+
+
+def _known_at(scope: Scope, known_at: int | None) -> int:
+    head = scope.at.position
+    if known_at is not None and not 0 <= known_at <= head:
+        raise ValidationFailed(f"knownAt must be between 0 and {head}", field="knownAt")
+    return head if known_at is None else known_at
+
+
+async def cpv_analysis(
+    source: Any,
+    info: Info,
+    agreement: str,
+    parameter: str,
+    baseline: str,
+    valid_from: datetime | None,
+    valid_to: datetime | None,
+    known_at: int | None,
+) -> CpvAnalysis:
+    """The root ``cpv`` field (see the module docstring)."""
+    scope = await scope_of(source, info)
+    require_agreement(scope, agreement, "agreementId")
+    start, end = time_text(valid_from, "validFrom"), time_text(valid_to, "validTo")
+    if start is not None and end is not None and end < start:
+        raise ValidationFailed("validTo is before validFrom", field="validTo")
+    question = _Question(agreement, parameter, baseline, start, end, _known_at(scope, known_at))
+    return await read(info, _analyse, info.context.ledger, scope, question)
+
+
+def _threshold(conn: Connection, agreement: str, position: int) -> str:
+    terms = conn.execute(
+        select(AGREEMENTS.c.terms).where(
+            AGREEMENTS.c.agreement == agreement, as_of(AGREEMENTS, position)
+        )
+    ).scalar()
+    found = None if terms is None else json.loads(terms).get("cpk_threshold")
+    return str(found) if found is not None else DEFAULT_CPK_THRESHOLD
+
+
+def _signals(conn: Connection, ledger: Ledger, scope: Scope, agreement: str) -> list[CpvSignal]:
+    at = scope.at.position
+    threshold = _threshold(conn, agreement, at)
+    subjects = conn.execute(
+        select(AUDIT.c.subject)
+        .where(AUDIT.c.agreement == agreement, AUDIT.c.type == "BaselineDefined")
+        .where(AUDIT.c.position <= at)
+        .order_by(AUDIT.c.position)
+    ).scalars()
+    found = []
+    for subject in subjects:
+        baseline = _baseline_at(conn, ledger, str(subject), at)
+        if baseline is None:  # pragma: no cover - the subject's first event defines it
+            continue
+        question = _Question(agreement, baseline.parameter, baseline.name, None, None, at)
+        try:
+            analysis = _analyse(conn, ledger, scope, question)
+        except (NotFound, ValidationFailed):
+            continue  # nothing to chart (yet): no signal
+        signal = _signal(analysis, baseline, Decimal(threshold), threshold)
+        if signal is not None:
+            found.append(signal)
+    return found
+
+
+def _signal(
+    analysis: CpvAnalysis, baseline: _Baseline, limit: Decimal, threshold: str
+) -> CpvSignal | None:
+    reasons = [
+        f"Nelson rule {v.rule} ({v.name}): {', '.join(v.batches)}" for v in analysis.violations
+    ]
+    cpks = [study.cpk.value for study in analysis.capability]
+    lowest = min(cpks) if cpks else None
+    if lowest is not None and Decimal(repr(lowest)) < limit:
+        reasons.append(f"Cpk {lowest:.3f} is below the agreement's threshold {threshold}")
+    if not reasons:
+        return None
+    acknowledgements = baseline.acknowledgements.get(analysis.inputs_digest, [])
+    return CpvSignal(
+        parameter=analysis.parameter,
+        baseline=analysis.baseline,
+        baseline_id=analysis.baseline_id,
+        inputs_digest=analysis.inputs_digest,
+        known_at=analysis.known_at,
+        reasons=reasons,
+        violations=analysis.violations,
+        cpk=lowest,
+        cpk_threshold=threshold,
+        acknowledged=bool(acknowledgements),
+        acknowledgements=list(acknowledgements),
+    )
+
+
+async def cpv_signals(source: Any, info: Info, agreement: str) -> list[CpvSignal]:
+    """The root ``cpvSignals`` field (see the module docstring)."""
+    scope = await scope_of(source, info)
+    require_agreement(scope, agreement, "agreementId")
+    return await read(info, _signals, info.context.ledger, scope, agreement)
+
+
+@strawberry.type
+class CpvQuery:
+    """Root CPV fields (R26)."""
+
+    @strawberry.field(
+        description="A control chart, Nelson rule violations and capability of a parameter's "
+        "discrete results, one point per batch whose startedAt lies in [validFrom, validTo], "
+        "as the ledger knew them at position knownAt (default: now), with control limits from "
+        "the baseline's batch list at knownAt. FORBIDDEN unless you may read every result it "
+        "uses. See docs/cpv.md."
+    )
+    async def cpv(
+        self,
+        info: Info,
+        agreement_id: strawberry.ID,
+        parameter: str,
+        baseline: str,
+        valid_from: datetime | None = None,
+        valid_to: datetime | None = None,
+        known_at: int | None = None,
+    ) -> CpvAnalysis:
+        return await cpv_analysis(
+            self, info, str(agreement_id), parameter, baseline, valid_from, valid_to, known_at
+        )
+
+    @strawberry.field(
+        description="The baselines of an agreement whose current analysis has a rule violation "
+        "or a Cpk below the terms' cpk_threshold (default 1.33), and whether each was "
+        "acknowledged (CpvSignalAcknowledged naming its inputs digest)."
+    )
+    async def cpv_signals(self, info: Info, agreement_id: strawberry.ID) -> list[CpvSignal]:
+        return await cpv_signals(self, info, str(agreement_id))

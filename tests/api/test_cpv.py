@@ -1,0 +1,360 @@
+"""Continued process verification as a query (R26): the chart, rules and capability of a
+parameter's results as the ledger knew them at a position, reproducible byte for byte, with
+a digest anyone recomputes, only for parties who may read the data; signals and their
+acknowledgement."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from clients.client import CPV
+from ledger.config import Settings
+from ledger.cpv import (
+    capability_individuals,
+    capability_subgroups,
+    evaluate_chart,
+    individuals_chart,
+    xbar_r_chart,
+)
+from ledger.domain.subjects import baseline_subject, batch_subject
+from ledger.timeutil import format_utc, now_utc
+from tests.support.agreements import grant, propose_and_sign
+from tests.support.batches import data_payload, define_parameter, register_batch, submit_data
+from tests.support.server import Server, running_server
+from tests.support.world import World
+
+pytestmark = pytest.mark.xdist_group("cpv")
+
+NORTHWIND, CONTOSO, FABRIKAM, REGULATOR = (
+    "northwind-bio",
+    "contoso-cmo",
+    "fabrikam-cmo",
+    "agency-inspectorate",
+)
+PH, TEMP, DO = "pH", "culture temperature", "dissolved oxygen"
+UNITS = {PH: "[pH]", TEMP: "Cel", DO: "%"}
+BATCHES = 30
+BASELINE = 20
+
+SIGNALS = """
+query($a: ID!) {
+  cpvSignals(agreementId: $a) {
+    parameter baseline baselineId inputsDigest knownAt reasons cpk cpkThreshold acknowledged
+    violations { rule batches }
+    acknowledgements { by at comment }
+  }
+}
+"""
+
+
+@dataclass
+class Built:
+    """What the module's world holds, for the tests to name."""
+
+    agreement: str = ""
+    signals_agreement: str = ""
+    position: int = 0
+    batches: list[str] = field(default_factory=list)
+    ph: list[str] = field(default_factory=list)
+    temperature: list[list[str]] = field(default_factory=list)
+    do: list[str] = field(default_factory=list)
+    do_batches: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Served:
+    server: Server
+    world: World
+    built: Built
+
+    def call(self, party: str, query: str, variables: dict[str, Any]) -> Any:
+        return self.server.call(self.world[party], query, variables)
+
+
+def _record(batch: str, index: int, parameter: str, value: str) -> dict[str, Any]:
+    return {
+        "id": f"{parameter[:2].upper()}-{index:03d}",
+        "parameter": parameter,
+        "value": value,
+        "unit": UNITS[parameter],
+        "sampled_at": format_utc(now_utc()),
+        "method": "in-process control",
+    }
+
+
+def _records(batch: str, results: dict[str, list[str]]) -> list[dict[str, Any]]:
+    found = []
+    for parameter, values in results.items():
+        found += [_record(batch, i, parameter, v) for i, v in enumerate(values, 1)]
+    return found
+
+
+def _define_baseline(world: World, agreement: str, parameter: str, batches: list[str]) -> None:
+    payload = {"agreement": agreement, "parameter": parameter, "name": "PPQ", "batches": batches}
+    world[CONTOSO].submit(
+        world.ledger,
+        "BaselineDefined",
+        baseline_subject(agreement, parameter, "PPQ"),
+        payload,
+        meaning="authored",
+        reason="process performance qualification campaign",
+    )
+
+
+def _build(world: World) -> Built:
+    built = Built()
+    rng = random.Random(26)
+    agreement = propose_and_sign(world)
+    built.agreement = str(agreement)
+    define_parameter(world, agreement, PH)
+    define_parameter(world, agreement, TEMP)
+    for number in range(1, BATCHES + 1):
+        name = f"CPV-A-{number:03d}"
+        register_batch(world, agreement, name, started_at=now_utc())
+        ph = f"{rng.gauss(7.05, 0.02):.3f}"
+        temperature = [f"{rng.gauss(37.0, 0.05):.2f}" for _ in range(3)]
+        submit_data(world, name, "discrete", _records(name, {PH: [ph], TEMP: temperature}))
+        built.batches.append(name)
+        built.ph.append(ph)
+        built.temperature.append(temperature)
+    for parameter in (PH, TEMP):
+        _define_baseline(world, built.agreement, parameter, built.batches[:BASELINE])
+    # Fabrikam may see the agreement and its continuous data, not its discrete results.
+    grant(world, agreement, NORTHWIND, FABRIKAM, data_classes=["continuous"])
+
+    signals = propose_and_sign(world)
+    built.signals_agreement = str(signals)
+    define_parameter(world, signals, DO)
+    for number in range(1, 27):
+        name = f"CPV-S-{number:03d}"
+        register_batch(world, signals, name, started_at=now_utc())
+        # The last batch lies far beyond the limits of the first 20: Nelson rule 1.
+        value = "58.5" if number == 26 else f"{rng.gauss(40.0, 1.0):.1f}"
+        submit_data(world, name, "discrete", _records(name, {DO: [value]}))
+        built.do_batches.append(name)
+        built.do.append(value)
+    _define_baseline(world, built.signals_agreement, DO, built.do_batches[:BASELINE])
+    built.position = world.ledger.head()
+    return built
+
+
+@pytest.fixture(scope="module")
+def served(api_settings: Settings, api_world: World) -> Iterator[Served]:
+    built = _build(api_world)
+    with running_server(api_settings, api_world.notary.key) as server:
+        yield Served(server, api_world, built)
+
+
+def _analysis(
+    served: Served, parameter: str, *, party: str = NORTHWIND, **variables: Any
+) -> dict[str, Any]:
+    asked = {"a": served.built.agreement, "p": parameter, "b": "PPQ", **variables}
+    data, errors = served.call(party, CPV, asked)
+    assert errors == [], errors
+    found: dict[str, Any] = data["cpv"]
+    return found
+
+
+def _approx(value: float) -> Any:
+    return pytest.approx(value, rel=1e-12, abs=1e-12)
+
+
+def test_an_individuals_chart_and_capability_match_the_statistics_core(served: Served) -> None:
+    built = served.built
+    answer = _analysis(served, PH, k=built.position)
+    values = [float(v) for v in built.ph]
+    chart = individuals_chart(values, baseline_values=values[:BASELINE])
+    assert answer["chart"] == "I-MR"
+    assert answer["knownAt"] == built.position
+    assert answer["baselineBatches"] == built.batches[:BASELINE]
+    points = answer["points"]
+    assert points, "the analysis charted nothing"
+    assert [p["batch"] for p in points] == built.batches
+    assert [p["index"] for p in points] == list(range(BATCHES))
+    assert [p["records"][0]["value"] for p in points] == built.ph
+    assert [p["value"] for p in points] == [_approx(v) for v in values]
+    limits = chart.individuals
+    assert answer["location"] == {
+        "centre": _approx(limits.centre),
+        "lower": _approx(limits.lower),
+        "upper": _approx(limits.upper),
+    }
+    assert answer["dispersion"]["upper"] == _approx(chart.moving_range.upper)
+    expected_rules = [
+        (v.rule, [built.batches[i] for i in v.indexes]) for v in evaluate_chart(chart)
+    ]
+    assert [(v["rule"], v["batches"]) for v in answer["violations"]] == expected_rules
+    capability = capability_individuals(values, lsl=6.90, usl=7.20)
+    studies = answer["capability"]
+    assert len(studies) == 1, studies
+    study = studies[0]
+    assert (study["lsl"], study["usl"], study["n"]) == ("6.90", "7.20", BATCHES)
+    assert capability.cp is not None and capability.pp is not None
+    assert capability.normality is not None
+    for name, index in (
+        ("cp", capability.cp),
+        ("cpk", capability.cpk),
+        ("pp", capability.pp),
+        ("ppk", capability.ppk),
+    ):
+        assert study[name]["value"] == _approx(index.value)
+        assert study[name]["interval"]["lower"] == _approx(index.interval.lower)
+        assert study[name]["interval"]["upper"] == _approx(index.interval.upper)
+    assert study["normality"]["statistic"] == _approx(capability.normality.statistic)
+    assert study["normality"]["pValue"] == _approx(capability.normality.p_value)
+
+
+def test_replicates_per_batch_give_an_xbar_r_chart_with_the_batch_as_subgroup(
+    served: Served,
+) -> None:
+    built = served.built
+    answer = _analysis(served, TEMP, k=built.position)
+    groups = [[float(v) for v in group] for group in built.temperature]
+    chart = xbar_r_chart(groups, baseline_subgroups=groups[:BASELINE])
+    assert (answer["chart"], answer["subgroupSize"]) == ("XBAR-R", 3)
+    assert answer["location"]["centre"] == _approx(chart.location.centre)
+    assert answer["location"]["upper"] == _approx(chart.location.upper)
+    assert answer["dispersion"]["upper"] == _approx(chart.dispersion.upper)
+    capability = capability_subgroups(groups, lsl=36.5, usl=37.5)
+    assert answer["capability"], "no capability study"
+    assert answer["capability"][0]["cpk"]["value"] == _approx(capability.cpk.value)
+
+
+def test_the_inputs_digest_is_recomputed_from_the_returned_points(served: Served) -> None:
+    answer = _analysis(served, PH, k=served.built.position)
+    rows = [
+        {
+            "batch": point["batch"],
+            "limits_version": record["limitsVersion"],
+            "record_id": record["recordId"],
+            "value": record["value"],
+        }
+        for point in answer["points"]
+        for record in point["records"]
+    ]
+    assert rows, "the analysis used no results"
+    rows.sort(key=lambda r: (r["batch"], r["record_id"]))
+    text = json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert answer["inputsDigest"] == hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_an_analysis_at_a_position_answers_the_same_bytes_after_more_batches_and_a_revision(
+    served: Served,
+) -> None:
+    built, server = served.built, served.server
+    asked = {"a": built.agreement, "p": PH, "b": "PPQ", "k": built.position}
+    before, errors = served.call(NORTHWIND, CPV, asked)
+    assert errors == [], errors
+    assert before["cpv"]["checkpoint"] is not None, "no signed checkpoint covers the position"
+    contoso = served.world[CONTOSO]
+    added = []
+    for number in (1, 2):
+        name = f"CPV-A-LATE-{number}"
+        register = {
+            "agreement": built.agreement,
+            "batch": name,
+            "product": "NWB-101",
+            "site": "contoso-site-a",
+            "started_at": format_utc(now_utc()),
+        }
+        server.submit(contoso, "BatchRegistered", batch_subject(name), register, meaning="authored")
+        payload = data_payload("discrete", _records(name, {PH: ["7.190"]}))
+        server.submit(contoso, "DataSubmitted", batch_subject(name), payload, meaning="submitted")
+        added.append(name)
+    server.submit(
+        served.world[NORTHWIND],
+        "BaselineRevised",
+        baseline_subject(built.agreement, PH, "PPQ"),
+        {"batches": built.batches[5:25]},
+        meaning="authored",
+        reason="the first five batches ran before the scale-up",
+    )
+    after, errors = served.call(NORTHWIND, CPV, asked)
+    assert errors == [], errors
+    assert json.dumps(after, sort_keys=True) == json.dumps(before, sort_keys=True)
+    now = _analysis(served, PH)
+    assert [p["batch"] for p in now["points"]][-2:] == added
+    assert (now["baselineVersion"], now["baselineBatches"]) == (2, built.batches[5:25])
+
+
+def test_a_valid_time_window_charts_only_the_batches_started_in_it(served: Served) -> None:
+    built = served.built
+    whole = _analysis(served, PH, k=built.position)
+    points = whole["points"]
+    assert points, "the analysis charted nothing"
+    start, end = points[3]["validAt"], points[26]["validAt"]
+    window = _analysis(served, PH, k=built.position, f=start, t=end)
+    inside = [p["batch"] for p in points if start <= p["validAt"] <= end]
+    assert [p["batch"] for p in window["points"]] == inside
+    assert (window["validFrom"], window["validTo"]) == (start, end)
+
+
+@pytest.mark.parametrize("party", [FABRIKAM, REGULATOR])
+def test_a_party_without_a_grant_for_the_discrete_data_is_forbidden(
+    served: Served, party: str
+) -> None:
+    asked = {"a": served.built.agreement, "p": PH, "b": "PPQ", "k": served.built.position}
+    data, errors = served.call(party, CPV, asked)
+    assert data is None or data.get("cpv") is None
+    assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"]
+
+
+@pytest.mark.parametrize(
+    ("variables", "code", "field"),
+    [
+        ({"p": "no such parameter"}, "NOT_FOUND", "parameter"),
+        ({"b": "no such baseline"}, "NOT_FOUND", "baseline"),
+        ({"k": 10**9}, "VALIDATION_FAILED", "knownAt"),
+        (
+            {"f": "2030-01-02T00:00:00Z", "t": "2030-01-01T00:00:00Z"},
+            "VALIDATION_FAILED",
+            "validTo",
+        ),
+    ],
+)
+def test_a_bad_question_is_refused_with_its_code_and_field(
+    served: Served, variables: dict[str, Any], code: str, field: str
+) -> None:
+    asked = {"a": served.built.agreement, "p": PH, "b": "PPQ", **variables}
+    _, errors = served.call(NORTHWIND, CPV, asked)
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in errors] == [(code, field)]
+
+
+def _signals(served: Served) -> list[dict[str, Any]]:
+    data, errors = served.call(NORTHWIND, SIGNALS, {"a": served.built.signals_agreement})
+    assert errors == [], errors
+    found: list[dict[str, Any]] = data["cpvSignals"]
+    return found
+
+
+def test_a_rule_violation_raises_a_signal_that_an_acknowledgement_marks(served: Served) -> None:
+    built = served.built
+    signals = _signals(served)
+    assert [s["parameter"] for s in signals] == [DO]
+    signal = signals[0]
+    assert signal["acknowledged"] is False
+    beyond = [v["batches"] for v in signal["violations"] if v["rule"] == 1]
+    assert [built.do_batches[-1]] in beyond, signal["violations"]
+    served.server.submit(
+        served.world[CONTOSO],
+        "CpvSignalAcknowledged",
+        uuid.UUID(signal["baselineId"]),
+        {
+            "baseline": signal["baselineId"],
+            "inputs_digest": signal["inputsDigest"],
+            "comment": "DO probe drift on CPV-S-026; deviation DEV-2025-031 opened",
+        },
+        meaning="acknowledged",
+    )
+    again = _signals(served)
+    assert [s["inputsDigest"] for s in again] == [signal["inputsDigest"]]
+    assert again[0]["acknowledged"] is True
+    assert [a["by"] for a in again[0]["acknowledgements"]] == [CONTOSO]
