@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from ledger.config import Settings
 from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key
 from ledger.keystore import create_keystore
-from tests.support.server import Server, codes
+from tests.support.server import Server, codes, wait_until_serving
 from tests.support.world import World
 
 pytestmark = pytest.mark.xdist_group("api_app")
@@ -135,7 +134,7 @@ def served_by_cli(api_settings: Settings, api_world: World, tmp_path: Path) -> I
     process = subprocess.Popen([*CLI, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(url, process, tmp_path / "serve.log")
+        wait_until_serving(url, process, tmp_path / "serve.log")
         yield url
     finally:
         process.send_signal(signal.SIGINT)
@@ -144,20 +143,6 @@ def served_by_cli(api_settings: Settings, api_world: World, tmp_path: Path) -> I
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
-
-
-def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"cmo-ledger serve exited:\n{log.read_text()}")
-        try:
-            if httpx2.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"cmo-ledger serve did not answer:\n{log.read_text()}")
 
 
 def test_the_serve_command_runs_workers_that_share_one_database(

@@ -17,7 +17,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -39,7 +38,7 @@ from ledger.keystore import create_keystore
 from ledger.log.checkpoints import Notary
 from ledger.log.verify import verify_ledger
 from tests.conftest import fresh_database
-from tests.support.server import Server, running_server
+from tests.support.server import Server, running_server, wait_until_serving
 from tests.support.world import ORIGIN, Actor, World, build_world, notary_actor
 
 pytestmark = pytest.mark.xdist_group("api_security_log")
@@ -244,20 +243,6 @@ def _serve(settings: Settings, log: Path, threshold: int) -> tuple[subprocess.Po
     return process, f"http://127.0.0.1:{port}"
 
 
-def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"cmo-ledger serve exited:\n{log.read_text()}")
-        try:
-            if httpx2.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"cmo-ledger serve did not answer:\n{log.read_text()}")
-
-
 @pytest.fixture
 def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[World, str, str]]:
     """Two `cmo-ledger serve` processes on one PostgreSQL ledger (threshold 6)."""
@@ -279,7 +264,7 @@ def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tupl
         processes = [_serve(settings, tmp_path / f"serve-{i}.log", 6) for i in range(2)]
         try:
             for index, (process, served) in enumerate(processes):
-                _wait_until_healthy(served, process, tmp_path / f"serve-{index}.log")
+                wait_until_serving(served, process, tmp_path / f"serve-{index}.log")
             yield world, processes[0][1], processes[1][1]
         finally:
             for process, _ in processes:

@@ -16,7 +16,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from clients.errors import ClientError, TransportFailure
 from ledger.config import Settings
 from ledger.errors import ConfigurationError
 from ledger.keystore import create_keystore
-from tests.support.server import Server
+from tests.support.server import Server, wait_until_serving
 from tests.support.world import World
 
 pytestmark = pytest.mark.xdist_group("api_tls")
@@ -173,7 +172,7 @@ def served_tls(
     )
     url = f"https://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(url, process, log_path, ssl.create_default_context(cafile=pki.ca))
+        wait_until_serving(url, process, log_path, verify=ssl.create_default_context(cafile=pki.ca))
         yield url
     finally:
         process.send_signal(signal.SIGINT)
@@ -182,22 +181,6 @@ def served_tls(
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
-
-
-def _wait_until_healthy(
-    url: str, process: subprocess.Popen[bytes], log: Path, context: ssl.SSLContext
-) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"cmo-ledger serve exited:\n{log.read_text()}")
-        try:
-            if httpx2.get(f"{url}/healthz", timeout=2, verify=context).status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"cmo-ledger serve did not answer:\n{log.read_text()}")
 
 
 def test_a_client_given_the_ca_reads_the_ledger_over_tls(

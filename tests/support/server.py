@@ -14,12 +14,14 @@ meaning=...)`` signs and stores one event.
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -209,3 +211,21 @@ def running_server(
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+def wait_until_serving(
+    url: str, process: subprocess.Popen[bytes], log: Path, *, verify: Any = True
+) -> None:
+    """Wait until a ``cmo-ledger serve`` child answers ``/healthz``; fail with its log when
+    it exits or stays silent for 90 s (``verify``: the TLS check, as httpx takes it)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"cmo-ledger serve exited:\n{log.read_text()}")
+        try:
+            if httpx2.get(f"{url}/healthz", timeout=2, verify=verify).status_code == 200:
+                return
+        except httpx2.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"cmo-ledger serve did not answer:\n{log.read_text()}")
