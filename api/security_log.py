@@ -282,8 +282,8 @@ class SecurityLog:
 async def record_console_refusal(request: Request, party: str, outcome: str, reason: str) -> None:
     """Record a refused console sign-in of ``party`` (the console's pages call this)."""
     security: SecurityLog | None = getattr(request.app.state, "security", None)
-    if security is None or not party or party == "unknown":
-        return
+    if security is None or not party or party == "unknown" or outcome == "locked":
+        return  # a locked party's attempt proves nothing new about its key
     await in_thread(security.failed, party, CONSOLE_SIGN_IN, f"{outcome}: {reason}")
 
 

@@ -95,7 +95,8 @@ class Challenge:
 
 
 class SignInRefused(Exception):
-    """A sign-in link refused: ``outcome`` is ``failed``, ``expired`` or ``replayed``;
+    """A sign-in link refused: ``outcome`` is ``failed``, ``expired``, ``replayed`` or
+    ``locked`` (the security log locked the party);
     ``party`` is the challenge's party (``unknown`` when no challenge matched)."""
 
     def __init__(self, outcome: str, party: str, message: str) -> None:
@@ -230,7 +231,16 @@ class ConsoleStore:
                 f"the signature does not verify with key {caller.key_id} of {party}: "
                 "use the link exactly as `cmo-ledger login` printed it",
             ) from None
+        try:
+            self._refuse_if_locked(party)
+        except Unauthenticated as error:
+            raise SignInRefused("locked", party, error.message) from None
         return caller, party, now
+
+    def _refuse_if_locked(self, party: str) -> None:
+        """The security log's lock-out holds for the console as for signed requests."""
+        if self._auth.security is not None:
+            self._auth.security.refuse_if_locked(party)
 
     # -------------------------------------------------------------- sessions
 
@@ -264,6 +274,10 @@ class ConsoleStore:
         except Unauthenticated as error:
             self._end(digest)
             raise SessionRefused(f"console session ended: {error.message}") from None
+        try:
+            self._refuse_if_locked(caller.party_id)
+        except Unauthenticated as error:
+            raise SessionRefused(error.message) from None
         if now - int(found["last_seen_at"]) >= 1000:
             with self._ledger.storage.transaction(commit=True) as session:
                 session.execute(

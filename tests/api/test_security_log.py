@@ -46,6 +46,7 @@ pytestmark = pytest.mark.xdist_group("api_security_log")
 CMO = "contoso-cmo"
 SPONSOR = "northwind-bio"
 AUDITOR = "qa-auditor-llc"
+HELIOS = "helios-tx"
 THRESHOLD = 5
 COOLDOWN = 60.0
 ME = {"query": "{ me { id } }"}
@@ -160,16 +161,19 @@ def test_a_burst_of_bad_signatures_locks_the_party_and_alerts(
     assert alert["windowSeconds"] == 300 and "locked until" in alert["reason"]
 
 
+def _forged_sign_in(server: Server, party: str, key: SigningKey) -> httpx2.Response:
+    link = sign_in_link(server.url, party, key).url
+    query = parse_qs(urlsplit(link).query)
+    signature = bytearray(from_b64url(query["signature"][0]))
+    signature[0] ^= 1
+    forged = {"challenge": query["challenge"][0], "signature": b64url(bytes(signature))}
+    return httpx2.get(f"{server.url}/console/sign-in?{urlencode(forged)}", timeout=30)
+
+
 def test_refused_console_sign_ins_count_towards_the_lock(locking: Server, api_world: World) -> None:
     auditor = api_world[AUDITOR]
     for _ in range(THRESHOLD):
-        link = sign_in_link(locking.url, AUDITOR, auditor.key).url
-        query = parse_qs(urlsplit(link).query)
-        signature = bytearray(from_b64url(query["signature"][0]))
-        signature[0] ^= 1
-        forged = {"challenge": query["challenge"][0], "signature": b64url(bytes(signature))}
-        response = httpx2.get(f"{locking.url}/console/sign-in?{urlencode(forged)}", timeout=30)
-        assert response.status_code == 401
+        assert _forged_sign_in(locking, AUDITOR, auditor.key).status_code == 401
     security: SecurityLog = locking.app.state.security
     kinds = {kind for kind, _, _ in security.failures(AUDITOR)}
     assert kinds == {"console-sign-in"}
@@ -182,6 +186,19 @@ def test_refused_console_sign_ins_count_towards_the_lock(locking: Server, api_wo
         if r.event.envelope["type"] == "SecurityAlert"
     ]
     assert {"identity": AUDITOR, "kinds": ["console-sign-in"]}.items() <= alerts[-1].items()
+
+
+def test_a_locked_party_cannot_sign_in_to_the_console(locking: Server, api_world: World) -> None:
+    helios = api_world[HELIOS]
+    link = sign_in_link(locking.url, HELIOS, helios.key).url  # valid, taken before the lock
+    for _ in range(THRESHOLD):
+        assert _forged_sign_in(locking, HELIOS, helios.key).status_code == 401
+    security: SecurityLog = locking.app.state.security
+    recorded = len(security.failures(HELIOS))
+    response = httpx2.get(link, timeout=30)
+    assert response.status_code == 401
+    assert f"{HELIOS} is locked until" in response.text
+    assert len(security.failures(HELIOS)) == recorded  # the valid link proves nothing new
 
 
 def test_an_unsigned_caller_cannot_list_alerts(locking: Server) -> None:
