@@ -16,6 +16,8 @@
   the session's party, judged by the same access rules. A session that no longer holds
   (unknown, idle, expired, its key revoked) or a missing CSRF header answers HTTP 401.
   ``GET /graphql`` serves GraphiQL from the app's own files (:mod:`api.console.graphiql`).
+  An unsigned websocket from this ledger's own pages (its ``Origin`` the host) with the
+  session cookie runs as the session's party.
 * Websockets (``graphql-transport-ws`` only): ``connection_init`` carries the signature
   (see :mod:`clients.http_signing`); a refused one closes the socket with code 4401 and
   the reason. More operations than ``Limits.max_subscriptions`` on one connection are
@@ -55,7 +57,7 @@ from strawberry.types import ExecutionResult
 from api.access import forget_authority
 from api.auth import SignedRequest
 from api.console.graphiql import graphiql_page
-from api.console.store import ConsoleStore, browser_caller
+from api.console.store import ConsoleStore, browser_caller, websocket_caller
 from api.context import Context
 from api.errors import (
     DATABASE_DOWN,
@@ -365,6 +367,9 @@ class LedgerGraphQL(GraphQL[Context, None]):
         context.party = await in_thread(
             self.services.auth.authenticate_ws, payload, path, authority
         )
+        if context.party is None and isinstance(context.request, WebSocket):
+            # An unsigned websocket from a signed-in browser (GraphiQL's subscriptions).
+            context.party = await websocket_caller(self.console, context.request)
         return {"party": context.party.party_id if context.party else None}
 
 

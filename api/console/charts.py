@@ -16,7 +16,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["MAX_POINTS", "Chart", "LimitLine", "Tick", "bucket_width", "chart", "parse_time"]
+__all__ = [
+    "MAX_POINTS",
+    "Chart",
+    "ControlLine",
+    "IndexChart",
+    "LimitLine",
+    "Mark",
+    "Tick",
+    "bucket_width",
+    "chart",
+    "index_chart",
+    "parse_time",
+]
 
 MAX_POINTS = 2000
 """Points a chart draws at most per series; above, the API's buckets (means) are drawn."""
@@ -196,3 +208,85 @@ def chart(
 
 def _label_time(at: float) -> str:
     return datetime.fromtimestamp(at, tz=UTC).strftime("%m-%d %H:%M")
+
+
+# -- index-based charts: one point per index (a control chart of batches) ------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """One plotted point (pixels), its label and whether a rule names it."""
+
+    x: float
+    y: float
+    index: int
+    label: str
+    value: float
+    flagged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ControlLine:
+    """A horizontal line across the whole plot: a centre line or a control limit."""
+
+    y: float
+    kind: str
+    """``centre``, ``lower`` or ``upper``."""
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class IndexChart:
+    """A chart of values by index with horizontal control lines."""
+
+    title: str
+    line: str
+    """The SVG polyline's ``points``."""
+    marks: tuple[Mark, ...]
+    lines: tuple[ControlLine, ...]
+    x_ticks: tuple[Tick, ...]
+    y_ticks: tuple[Tick, ...]
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    right: int = WIDTH - RIGHT
+    top: int = TOP
+    bottom: int = HEIGHT - BOTTOM
+
+
+def index_chart(
+    title: str,
+    values: Sequence[float | None],
+    labels: Sequence[str],
+    lines: Mapping[str, float],
+    flagged: Sequence[int] = (),
+) -> IndexChart | None:
+    """The chart of ``values`` at x = 0, 1, ... (a ``None`` value is not drawn: the first
+    moving range), labelled by ``labels``, with ``lines`` (``centre``/``lower``/``upper``)
+    drawn across; the points at ``flagged`` indexes are marked. ``None`` without points."""
+    shown = [(i, v) for i, v in enumerate(values) if v is not None]
+    if not shown:
+        return None
+    numbers = [v for _, v in shown] + list(lines.values())
+    low, high = min(numbers), max(numbers)
+    pad = (high - low) * 0.08 or abs(high) * 0.01 or 1.0
+    low, high = low - pad, high + pad
+    last = max(len(values) - 1, 1)
+
+    def x(at: float) -> float:
+        return round(LEFT + 12 + at / last * (WIDTH - LEFT - RIGHT - 24), 1)
+
+    def y(value: float) -> float:
+        return round(TOP + (high - value) / (high - low) * (HEIGHT - TOP - BOTTOM), 1)
+
+    chosen = set(flagged)
+    marks = tuple(Mark(x(i), y(v), i, labels[i], v, i in chosen) for i, v in shown)
+    step = max(1, math.ceil(len(values) / 12))
+    return IndexChart(
+        title=title,
+        line=" ".join(f"{m.x},{m.y}" for m in marks),
+        marks=marks,
+        lines=tuple(ControlLine(y(v), kind, v) for kind, v in lines.items()),
+        x_ticks=tuple(Tick(x(i), str(i + 1)) for i in range(0, len(values), step)),
+        y_ticks=tuple(Tick(y(v), f"{v:g}") for v in _ticks(low, high)),
+    )

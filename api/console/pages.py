@@ -628,7 +628,7 @@ async def export_json(request: Request) -> Response:
 
 def console_routes() -> list[BaseRoute]:
     """The console's routes, to mount beside ``/graphql``."""
-    from api.console import records, signing  # they build on this module's helpers
+    from api.console import cpv_page, records, signing  # they build on this module's helpers
 
     return [
         Route("/", root),
@@ -646,6 +646,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/console/audit/export.json", export_json),
         Route("/console/batches/{name}", records.batch_record),
         Route("/console/agreements/{id}/parameters/{name}", records.parameter_history),
+        Route("/console/agreements/{id}/parameters/{name}/cpv", cpv_page.cpv_page),
         Route("/console/grants", records.grants),
         Route("/console/verify", records.verify_page),
         Mount("/console/static", StaticFiles(directory=STATIC), name="console-static"),

@@ -34,7 +34,7 @@ from api.errors import Unauthenticated
 from api.threads import in_thread
 
 if TYPE_CHECKING:
-    from starlette.requests import Request
+    from starlette.requests import HTTPConnection, Request
 
     from api.auth import Authenticator, Caller
     from ledger.application import Ledger
@@ -50,6 +50,7 @@ __all__ = [
     "challenge_table",
     "session_table",
     "token_digest",
+    "websocket_caller",
 ]
 
 CHALLENGE_SECONDS = 60
@@ -330,5 +331,21 @@ async def browser_caller(store: ConsoleStore, request: Request) -> Caller | None
         raise Unauthenticated(
             f"a console session's request must carry its page's {CSRF_HEADER} header: "
             "reload GraphiQL"
+        )
+    return await in_thread(store.authenticate, token)
+
+
+async def websocket_caller(store: ConsoleStore, websocket: HTTPConnection) -> Caller | None:
+    """The caller of an unsigned websocket opened by a signed-in browser: ``None`` without
+    a session cookie; refused unless the browser names this host as its ``Origin`` (a page
+    of another site could otherwise open it with the cookie), or when the session no
+    longer authenticates."""
+    token = websocket.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    if websocket.headers.get("origin") is None or not same_origin(websocket):
+        raise Unauthenticated(
+            "a console session's websocket must come from this ledger's own pages "
+            "(its Origin is missing or names another host)"
         )
     return await in_thread(store.authenticate, token)

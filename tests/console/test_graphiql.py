@@ -4,12 +4,15 @@ a revoked key ends its sessions at the next request."""
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import quote
 
 import httpx2
 import pytest
 from nacl.signing import SigningKey
 from playwright.sync_api import Page, expect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 
 from api.console.security import CSRF_HEADER, SESSION_COOKIE
 from ledger.domain.subjects import party_subject
@@ -116,3 +119,39 @@ def test_a_revoked_keys_session_is_refused_at_the_next_request(
         )
     assert answer.status_code == 401
     assert answer.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+def _socket_answer(url: str, headers: dict[str, str]) -> dict[str, object]:
+    """``{ me { id } }`` over an unsigned websocket with ``headers``: the operation's
+    payload, ``{"closed": code}`` when the server closes the socket, ``{"refused": status}``
+    when it refuses the handshake."""
+    ws_url = url.replace("http://", "ws://", 1) + "/graphql"
+    protocols: Any = ["graphql-transport-ws"]
+    try:
+        socket = connect(ws_url, subprotocols=protocols, additional_headers=headers)
+    except InvalidStatus as refused:
+        return {"refused": refused.response.status_code}
+    with socket:
+        socket.send(json.dumps({"type": "connection_init", "payload": {}}))
+        try:
+            assert json.loads(socket.recv(timeout=30))["type"] == "connection_ack"
+            socket.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": ME}}))
+            message = json.loads(socket.recv(timeout=30))
+        except ConnectionClosed as closed:
+            assert closed.rcvd is not None
+            return {"closed": closed.rcvd.code}
+    assert message["type"] == "next", message
+    return dict(message["payload"])
+
+
+def test_graphiql_s_websocket_runs_as_the_session_s_party_from_its_own_pages_only(
+    console: ConsoleWorld, page: Page
+) -> None:
+    open_link(page, console.link(NORTHWIND))
+    cookie = f"{SESSION_COOKIE}={_session(page)}"
+    host = console.url.split("://", 1)[1]
+    own = {"cookie": cookie, "origin": f"http://{host}"}
+    assert _socket_answer(console.url, own) == {"data": {"me": {"id": NORTHWIND}}}
+    foreign = {"cookie": cookie, "origin": "https://evil.example"}
+    assert _socket_answer(console.url, foreign) == {"refused": 403}
+    assert _socket_answer(console.url, {"cookie": cookie}) == {"closed": 4401}
