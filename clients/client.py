@@ -64,7 +64,7 @@ from ledger.keys import decode_public_key, key_id
 from ledger.log.countersign import countersign
 from ledger.log.envelope import event_hash, sign_envelope
 from ledger.log.notes import vkey as note_vkey
-from ledger.timeutil import format_utc
+from ledger.timeutil import canonical_time, format_utc
 
 __all__ = [
     "Draft",
@@ -811,7 +811,9 @@ class LedgerClient:
     ) -> Submitted:
         """Sign the terms the other party proposed: in force from now, or from an earlier
         ``effective_from`` (a migration from paper; a ``reason`` is then required)."""
-        payload = build(payloads.TermsSigned, effective_from=_optional_time(effective_from))
+        payload = build(
+            payloads.TermsSigned, effective_from=_optional_time(effective_from, "effective_from")
+        )
         return self.submit(
             "AgreementSigned", agreement_id, payload, meaning="signed", reason=reason
         )
@@ -859,13 +861,13 @@ class LedgerClient:
             batch=batch,
             product=product,
             site=site,
-            started_at=_time(started_at),
+            started_at=_time(started_at, "started_at"),
         )
         return self.submit("BatchRegistered", batch_subject(batch), payload, meaning="authored")
 
     def end_batch(self, batch: str, *, ended_at: str | datetime) -> Submitted:
         """(CMO) record when the batch ended; delivery deadlines count from it."""
-        payload = build(payloads.BatchEnded, ended_at=_time(ended_at))
+        payload = build(payloads.BatchEnded, ended_at=_time(ended_at, "ended_at"))
         return self.submit("BatchEnded", batch_subject(batch), payload, meaning="completed")
 
     def confidential_elements(self, batch: str) -> list[str]:
@@ -941,7 +943,7 @@ class LedgerClient:
             "grantee": grantee,
             "data_classes": list(data_classes),
             "purpose": purpose,
-            **{name: _time(v) if isinstance(v, datetime) else v for name, v in scope.items()},
+            **{name: _scope_value(name, v) for name, v in scope.items()},
         }
         subject = grant_id or uuid.uuid4()
         return self.submit("AccessGranted", subject, _drop_none(payload), meaning="granted")
@@ -980,7 +982,7 @@ class LedgerClient:
                 "action": dict(action),
                 "rationale": rationale,
                 "status": status,
-                "effective_from": _optional_time(effective_from),
+                "effective_from": _optional_time(effective_from, "effective_from"),
             }
         )
         subject = parameter_subject(agreement_id, name)
@@ -1013,7 +1015,7 @@ class LedgerClient:
         payload = build(
             payloads.ParameterRevisionApproved,
             revision=str(revision),
-            effective_from=_optional_time(effective_from),
+            effective_from=_optional_time(effective_from, "effective_from"),
         )
         return self.submit(
             "ParameterRevisionApproved", parameter_id, payload, meaning="approved", reason=reason
@@ -1144,7 +1146,7 @@ class LedgerClient:
     ) -> list[dict[str, Any]]:
         """The grants ``party`` held in force at ``valid_at`` (as the ledger knew them at
         position ``known_at``, default now); only grants the caller may see."""
-        variables = {"p": party, "t": _time(valid_at), "k": known_at}
+        variables = {"p": party, "t": _time(valid_at, "valid_at"), "k": known_at}
         return list(self.graphql(GRANTS_AT, variables)["grantsAt"] or [])
 
     def batch_submissions(self, batch: str) -> dict[str, Any]:
@@ -1250,8 +1252,8 @@ class LedgerClient:
             "a": str(agreement_id),
             "p": parameter,
             "b": baseline,
-            "f": _optional_time(valid_from),
-            "t": _optional_time(valid_to),
+            "f": _optional_time(valid_from, "valid_from"),
+            "t": _optional_time(valid_to, "valid_to"),
             "k": known_at,
         }
         return dict(self.graphql(CPV, variables)["cpv"])
@@ -1273,11 +1275,11 @@ def review_body(
     """A ``ReviewCompleted`` payload without its countersignature."""
     return {
         "agreement": str(agreement_id),
-        "period_end": _time(period_end),
+        "period_end": _time(period_end, "period_end"),
         "outcome": outcome,
         "parameters_confirmed": list(parameters_confirmed),
         "parameters_revised": list(parameters_revised),
-        "next_due": _time(next_due),
+        "next_due": _time(next_due, "next_due"),
     }
 
 
@@ -1305,12 +1307,23 @@ def _data_of(response: httpx2.Response, url: str) -> dict[str, Any]:
     return data
 
 
-def _time(value: str | datetime) -> str:
-    return format_utc(value) if isinstance(value, datetime) else value
+def _time(value: str | datetime, field: str) -> str:
+    """A time as the ledger stores it: a datetime, or RFC 3339 text with ``Z`` or an offset
+    (refused naming ``field`` otherwise), the one parser of :mod:`ledger.timeutil`."""
+    if isinstance(value, datetime):
+        return format_utc(value)
+    return canonical_time(value, field=field)
 
 
-def _optional_time(value: str | datetime | None) -> str | None:
-    return None if value is None else _time(value)
+def _optional_time(value: str | datetime | None, field: str) -> str | None:
+    return None if value is None else _time(value, field)
+
+
+_SCOPE_TIMES = ("valid_from", "valid_until")
+
+
+def _scope_value(name: str, value: Any) -> Any:
+    return _time(value, name) if name in _SCOPE_TIMES and value is not None else value
 
 
 def _drop_none(payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,10 @@ A confidential element of the agreement is signed as a commitment
 (:mod:`ledger.domain.commitments`); its opening arrives beside the envelope and is stored
 apart from the log. The CMO, whose elements they are, may purge openings
 (``ElementsPurged``): the commitments and the log stay, the values are gone.
+
+The sponsor's audit-trail reviews (``AuditTrailReviewed``) and the disposition
+(``BatchDispositioned``) are events of the batch too; their rules are in
+:mod:`ledger.domain.disposition` (R13, R14).
 """
 
 from __future__ import annotations
@@ -78,7 +82,9 @@ class Batch(SignedAggregate):
     correction that withdrew the record without replacing it. ``chunks`` maps a chunk's
     SHA-256 to ``{"tag", "start", "end", "count", "submission", "superseded_by"}``.
     ``commitments`` maps each committed confidential element's commitment to
-    ``{"record", "element", "purged"}``.
+    ``{"record", "element", "purged"}``. ``audit_reviews`` lists each
+    ``AuditTrailReviewed`` (``covers_version``: the batch's last event other than a review
+    when it was signed); ``disposition`` is the last ``BatchDispositioned``, or ``None``.
     """
 
     TOPIC = "cmo.Batch.v1"
@@ -102,6 +108,20 @@ class Batch(SignedAggregate):
         self.chunks: dict[str, Chunk] = {}
         self.first_arrival: dict[str, str] = {}
         self.commitments: dict[str, dict[str, Any]] = {}
+        # R13 (ledger.domain.disposition): audit-trail reviews and the disposition.
+        self.audit_reviews: list[dict[str, Any]] = []
+        self.disposition: dict[str, Any] | None = None
+
+    @property
+    def last_change_version(self) -> int:
+        """Version of the batch's last event other than an ``AuditTrailReviewed``: the
+        event an audit-trail review must cover (:mod:`ledger.domain.disposition`)."""
+        return int(self.__dict__.get("_last_change_version", 1))
+
+    def _track(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
+        super()._track(envelope, signature, recorded_at)
+        if envelope["type"] != "AuditTrailReviewed":
+            self._last_change_version = int(envelope["version"])
 
     @event("BatchEnded", topic="cmo.BatchEnded.v1")
     def _ended(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
@@ -162,6 +182,36 @@ class Batch(SignedAggregate):
         self._track(envelope, signature, recorded_at)
         for commitment in envelope["payload"]["commitments"]:
             self.commitments[commitment]["purged"] = True
+
+    @event("AuditTrailReviewed", topic="cmo.AuditTrailReviewed.v1")
+    def _audit_trail_reviewed(
+        self, envelope: dict[str, Any], signature: str, recorded_at: str
+    ) -> None:
+        covers = self.last_change_version
+        self._track(envelope, signature, recorded_at)
+        payload = envelope["payload"]
+        self.audit_reviews.append(
+            {
+                "by": envelope["signer"],
+                "at": recorded_at,
+                "version": int(envelope["version"]),
+                "covers_version": covers,
+                "checkpoint_size": payload["checkpoint_size"],
+                "checkpoint_root": payload["checkpoint_root"],
+                "outcome": payload["outcome"],
+            }
+        )
+
+    @event("BatchDispositioned", topic="cmo.BatchDispositioned.v1")
+    def _dispositioned(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
+        self._track(envelope, signature, recorded_at)
+        self.disposition = {
+            "disposition": envelope["payload"]["disposition"],
+            "by": envelope["signer"],
+            "at": recorded_at,
+            "reason": envelope.get("reason"),
+            "review_version": self.audit_reviews[-1]["version"],
+        }
 
     def _add_records(self, records: list[dict[str, Any]], data_class: str, submission: str) -> None:
         for item in records:

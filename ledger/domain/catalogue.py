@@ -39,7 +39,7 @@ __all__ = [
 
 _A = TypeVar("_A", bound=Aggregate)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The catalogue's schema version, recorded beside every new event (R31, ``written_by``).
 
 Bump it, once per release, when an event type is added or removed or a payload's members,

@@ -150,6 +150,21 @@ class ElementsPurged(Payload):
     commitments: Ids
 
 
+# -- review and disposition (R13) ----------------------------------------------------------
+
+
+class AuditTrailReviewed(Payload):
+    batch: str
+    checkpoint_size: Annotated[int, Meta(ge=1)]
+    checkpoint_root: str
+    outcome: str
+
+
+class BatchDispositioned(Payload):
+    batch: str
+    disposition: str
+
+
 # -- parameters ----------------------------------------------------------------------------
 
 
@@ -277,6 +292,8 @@ PAYLOADS: Mapping[str, type[Payload]] = {
     "DataCorrected": DataCorrected,
     "DataAcknowledged": DataAcknowledged,
     "ElementsPurged": ElementsPurged,
+    "AuditTrailReviewed": AuditTrailReviewed,
+    "BatchDispositioned": BatchDispositioned,
     "ParameterDefined": ParameterDefined,
     "ParameterRevisionProposed": ParameterRevisionProposed,
     "ParameterRevisionApproved": ParameterRevisionApproved,

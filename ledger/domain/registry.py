@@ -9,6 +9,7 @@ from __future__ import annotations
 import ledger.domain.agreements
 import ledger.domain.baselines
 import ledger.domain.batches
+import ledger.domain.disposition
 import ledger.domain.enhancements
 import ledger.domain.grants
 import ledger.domain.parameters

@@ -87,6 +87,7 @@ class Batch:
     next_minute: dict[str, int] = field(default_factory=dict)
     serial: int = 0
     commitments: list[str] = field(default_factory=list)
+    released: bool = False
 
 
 @dataclass
@@ -223,6 +224,7 @@ class Scenario:
         self.acknowledge()
         self.purge()
         self.end_batch()
+        self.disposition()
         for acknowledge in (True, False):
             self.claim()
             self.respond(acknowledge=acknowledge)
@@ -646,6 +648,42 @@ class Scenario:
             agreement.sponsor, "DataAcknowledged", subject, {"records": [rid]}, "acknowledged"
         )
         batch.records[rid].acknowledged = batch.records[rid].version
+
+    def disposition(self) -> None:
+        """An ended batch's deviations acknowledged, its audit trail reviewed as the latest
+        checkpoint shows it, and the batch released (R13)."""
+        found = self._pick(
+            [(a, b) for a in self._effective() for b in a.batches if b.ended and not b.released]
+        )
+        if found is None:
+            return
+        agreement, batch = found
+        subject = batch_subject(batch.name)
+        for rid, record in batch.records.items():
+            if (
+                record.data_class == "event"
+                and record.data["kind"] in ("deviation", "oos", "oot")
+                and not record.superseded
+                and record.acknowledged != record.version
+            ):
+                payload = {"records": [rid]}
+                self.emit(agreement.sponsor, "DataAcknowledged", subject, payload, "acknowledged")
+                record.acknowledged = record.version
+        self.flush()  # the reviewed checkpoint holds every event of the batch
+        size = self.world.ledger.head()
+        reviewed = {
+            "batch": batch.name,
+            "checkpoint_size": size,
+            "checkpoint_root": hashlib.sha256(f"root of {size}".encode()).hexdigest(),
+            "outcome": "audit trail reviewed: no unexplained changes",
+        }
+        self.emit(agreement.sponsor, "AuditTrailReviewed", subject, reviewed, "reviewed")
+        released = {"batch": batch.name, "disposition": "released"}
+        reason = "reviewed and within specification"
+        self.emit(
+            agreement.sponsor, "BatchDispositioned", subject, released, "dispositioned", reason
+        )
+        batch.released = True
 
     # -- parameters -----------------------------------------------------------------------
 
