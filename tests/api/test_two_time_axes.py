@@ -83,7 +83,7 @@ def in_force(starts: dict[int, str], at: str, ended: str | None) -> int | None:
 
 @pytest.fixture(scope="module")
 def scenario(server: Server, api_world: World) -> Scenario:
-    played = run_scenario(api_world, EVENTS, seed=71)
+    played = run_scenario(api_world, EVENTS, seed=72)
     server.services.projector.catch_up_safely(api_world.ledger.head())
     return played
 
