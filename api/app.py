@@ -12,7 +12,7 @@ projector, the notary's checkpoint signer and the event feed, and stops them on 
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from nacl.signing import SigningKey
@@ -134,16 +134,10 @@ async def metrics(request: Request) -> Response:
     return Response(render(services.metrics, gauges), media_type=CONTENT_TYPE)
 
 
-def _create_console_tables(view: LedgerGraphQL) -> None:
-    """The console's challenge and session tables, one process at a time."""
-    with one_at_a_time(view.services.ledger):
-        view.console.create_tables()
-
-
-def _create_security_tables(security: SecurityLog, services: Services) -> None:
-    """The security log's tables (R9), one process at a time."""
+def _create_tables(services: Services, create: Callable[[], None]) -> None:
+    """Side tables (console sessions, the security log), one process at a time."""
     with one_at_a_time(services.ledger):
-        security.create_tables()
+        create()
 
 
 class _GraphQLEndpoint:
@@ -240,9 +234,11 @@ def create_app(
             await services.feed.start()
             app.state.services = services
             app.state.graphql = LedgerGraphQL(build_schema(chosen), services)
-            await run_in_threadpool(_create_console_tables, app.state.graphql)
+            await run_in_threadpool(
+                _create_tables, services, app.state.graphql.console.create_tables
+            )
             app.state.security = SecurityLog(services.ledger, key, counters)
-            await run_in_threadpool(_create_security_tables, app.state.security, services)
+            await run_in_threadpool(_create_tables, services, app.state.security.create_tables)
             services.auth.security = app.state.security
             yield
         finally:

@@ -37,7 +37,6 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import http_sf
@@ -66,6 +65,7 @@ from ledger.http_signatures import (
     WS_TAG,
 )
 from ledger.keys import decode_public_key
+from ledger.version import SOFTWARE_VERSION
 
 if TYPE_CHECKING:
     from api.security_log import SecurityLog
@@ -167,7 +167,7 @@ class _Input:
             # Short: a websocket's close reason holds 123 bytes.
             raise Unauthenticated(
                 f'the signature must cover "@authority" and "{ORIGIN_FIELD}": '
-                f"update the client (cmo-ledger >= {_version()})"
+                f"update the client (cmo-ledger >= {SOFTWARE_VERSION})"
             )
         if missing:
             raise Unauthenticated(
@@ -383,13 +383,6 @@ def _covered(items: object) -> frozenset[str]:
 
 def _listed(components: tuple[str, ...] | list[str]) -> str:
     return " ".join(f'"{name}"' for name in components)
-
-
-def _version() -> str:
-    try:
-        return metadata.version("cmo-ledger")
-    except metadata.PackageNotFoundError:
-        return "the server's version"
 
 
 def _payload_fields(payload: Mapping[str, Any]) -> dict[str, str]:

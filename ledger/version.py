@@ -37,13 +37,3 @@ class WrittenBy:
     def as_json(self) -> dict[str, Any]:
         """The leaf's ``written_by`` member."""
         return {"schema_version": self.schema_version, "software_version": self.software_version}
-
-    @classmethod
-    def from_json(cls, value: Any) -> WrittenBy | None:
-        """Read a leaf's ``written_by`` member; ``None`` when absent or malformed."""
-        if not isinstance(value, dict):
-            return None
-        software, schema = value.get("software_version"), value.get("schema_version")
-        if not isinstance(software, str) or type(schema) is not int:
-            return None
-        return cls(software, schema)

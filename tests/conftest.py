@@ -86,6 +86,19 @@ def fresh_database(backend: str, request: pytest.FixtureRequest, directory: Path
         engine.dispose()
 
 
+@contextmanager
+def fresh_world(backend: str, request: pytest.FixtureRequest, directory: Path) -> Iterator[World]:
+    """The parties of WORLD.md admitted into a new ledger in ``directory`` on ``backend``."""
+    with fresh_database(backend, request, directory) as url:
+        settings = Settings(database_url=url, data_dir=directory / "data", kdf_profile="min")
+        notary = notary_actor()
+        ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
+        try:
+            yield build_world(ledger, notary)
+        finally:
+            ledger.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, empty ledger database for one test, on each backend."""

@@ -163,7 +163,6 @@ ACTIONS: dict[str, Callable[[Mapping[str, Any]], Draft]] = {
 
 async def _json_session(request: Request) -> tuple[Caller, dict[str, Any]] | Response:
     """The session's caller and the JSON body, or the refusal (CSRF, origin, session)."""
-    _services(request)
     if not same_origin(request):
         return _refusal("FORBIDDEN", "origin", "the request must come from this ledger's pages")
     session = await _session(request)
@@ -205,6 +204,7 @@ async def browser_key_page(request: Request) -> Response:
 async def key_state(request: Request) -> Response:
     """``POST /console/sign/key`` ``{"publicKey"}``: its key id and whether it signs for
     the session's party now (``enrolled``), not yet (``unknown``) or no more (``revoked``)."""
+    services = _services(request)
     found = await _json_session(request)
     if isinstance(found, Response):
         return found
@@ -213,7 +213,6 @@ async def key_state(request: Request) -> Response:
         kid = _browser_key(body)
     except Refused as refused:
         return _refusal(refused.code, refused.field, refused.message)
-    services = _services(request)
     state, detail = "enrolled", ""
     try:
         await in_thread(services.auth.resolve, f"{caller.party_id}/{kid}")
@@ -227,11 +226,11 @@ async def key_state(request: Request) -> Response:
 async def prepare(request: Request) -> Response:
     """``POST /console/sign/prepare`` ``{"action", "publicKey", ...}``: the envelope and
     its signing bytes (base64)."""
+    services = _services(request)
     found = await _json_session(request)
     if isinstance(found, Response):
         return found
     caller, body = found
-    services = _services(request)
     try:
         action = body.get("action")
         if not isinstance(action, str) or action not in ACTIONS:
@@ -274,6 +273,7 @@ async def prepare(request: Request) -> Response:
 async def submit(request: Request) -> Response:
     """``POST /console/sign/submit`` ``{"envelope", "signature"}``: relayed to
     ``submitEvent`` as the session's party."""
+    _services(request)
     found = await _json_session(request)
     if isinstance(found, Response):
         return found

@@ -41,6 +41,7 @@ __all__ = [
     "connect",
     "console",
     "fail",
+    "one_format",
     "progress",
     "read_json",
     "show",
@@ -148,6 +149,12 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def one_format(*, as_json: bool, as_csv: bool) -> None:
+    """Refuse ``--json`` with ``--csv`` (before a command asks the server anything)."""
+    if as_json and as_csv:
+        raise ClientError("choose one of --json and --csv", field="--csv")
+
+
 def show(
     rows: Sequence[Any] | Any,
     *,
@@ -157,8 +164,7 @@ def show(
     columns: Sequence[str] | None = None,
 ) -> None:
     """Print ``rows`` (mappings or dataclasses; or one of them) as a table, JSON or CSV."""
-    if as_json and as_csv:
-        raise ClientError("choose one of --json and --csv", field="--csv")
+    one_format(as_json=as_json, as_csv=as_csv)
     plain = _plain(rows)
     if as_json:
         typer.echo(json.dumps(plain, indent=2, sort_keys=False))

@@ -25,11 +25,11 @@ from clients.cli.common import (
     UrlOption,
     commands,
     connect,
+    one_format,
     show,
     show_submitted,
     split_values,
 )
-from clients.errors import ClientError
 from ledger.timeutil import canonical_time
 
 __all__ = ["POINT_COLUMNS", "register"]
@@ -103,8 +103,7 @@ def cpv(
 ) -> None:
     """A parameter's control chart, Nelson rule violations and capability, as the ledger knew
     them at a position (--json: the whole analysis; --csv and the table: one row per batch)."""
-    if as_json and as_csv:
-        raise ClientError("choose one of --json and --csv", field="--csv")
+    one_format(as_json=as_json, as_csv=as_csv)
     start = None if valid_from is None else canonical_time(valid_from, field="--from")
     end = None if valid_to is None else canonical_time(valid_to, field="--to")
     with connect(url, key) as client:

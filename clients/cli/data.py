@@ -24,6 +24,7 @@ from clients.cli.common import (
     UrlOption,
     commands,
     connect,
+    one_format,
     progress,
     read_json,
     show,
@@ -386,8 +387,7 @@ def data_show(
     as_csv: CsvOption = False,
 ) -> None:
     """A batch's data values, every version with its correction, and who signed each."""
-    if as_json and as_csv:
-        raise ClientError("choose one of --json and --csv", field="--csv")
+    one_format(as_json=as_json, as_csv=as_csv)
     with connect(url, key) as client:
         found = batch_values(client, batch, kind=kind, parameter=parameter)
     for part in found["withheld"]:

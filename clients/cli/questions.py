@@ -24,6 +24,7 @@ from clients.cli.common import (
     UrlOption,
     commands,
     connect,
+    one_format,
     show,
 )
 from clients.cli.completion import AgreementOption, BatchOption
@@ -144,7 +145,7 @@ def reviews(
     as_csv: CsvOption = False,
 ) -> None:
     """Each agreement's review schedule: when the next review is due, and the last one."""
-    _one_of(json=as_json, csv=as_csv)
+    one_format(as_json=as_json, as_csv=as_csv)
     with connect(url, key) as client, naming_options():
         found = client.reviews(agreement, overdue=True if overdue else None)
     title = "overdue reviews" if overdue else "reviews"
@@ -168,7 +169,7 @@ def deliveries(
 ) -> None:
     """What the agreements require per batch and data class, against what arrived when."""
     _one_of(late=late, missing=missing)
-    _one_of(json=as_json, csv=as_csv)
+    one_format(as_json=as_json, as_csv=as_csv)
     with connect(url, key) as client, naming_options():
         found = client.deliveries(agreement, batch=batch, late=True if late or missing else None)
     if late or missing:
@@ -218,7 +219,7 @@ def claims(
     as_csv: CsvOption = False,
 ) -> None:
     """Enhancement claims: who claimed what, when (the priority), and the outcome."""
-    _one_of(json=as_json, csv=as_csv)
+    one_format(as_json=as_json, as_csv=as_csv)
     with connect(url, key) as client, naming_options():
         found = [claim_row(c) for c in client.enhancements(agreement)]
     show(found, as_json=as_json, as_csv=as_csv, title="claims", columns=CLAIM_COLUMNS)
@@ -238,7 +239,7 @@ def grants(
     as_csv: CsvOption = False,
 ) -> None:
     """Who may see which data; with --party P --at TIME, who could see it on that date."""
-    _one_of(json=as_json, csv=as_csv)
+    one_format(as_json=as_json, as_csv=as_csv)
     if at is not None and party is None:
         raise ClientError(
             "--at asks what one party could see then: give --party too", field="--party"

@@ -32,6 +32,7 @@ from clients.cli.common import (
     UrlOption,
     commands,
     connect,
+    one_format,
     read_json,
     show,
     show_submitted,
@@ -294,8 +295,7 @@ def claim_show(
 ) -> None:
     """One claim: what was claimed, the answers, the owner, and whether the disclosed
     dossier matches the commitment."""
-    if as_json and as_csv:
-        raise ClientError("choose one of --json and --csv", field="--csv")
+    one_format(as_json=as_json, as_csv=as_csv)
     with connect(url, key) as client:
         claim = find_claim(client, enhancement)
     if as_json:

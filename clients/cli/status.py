@@ -24,11 +24,12 @@ from clients.cli.common import (
     commands,
     connect,
     console,
+    one_format,
     show,
 )
 from clients.cli.questions import DELIVERY_COLUMNS, REVIEW_COLUMNS
 from clients.client import LedgerClient
-from clients.errors import ClientError, ServerRefused
+from clients.errors import ServerRefused
 
 __all__ = ["SECTIONS", "gather", "register"]
 
@@ -282,8 +283,7 @@ def status(
 ) -> None:
     """What needs your attention: agreements, approvals waiting for you, overdue reviews,
     late and missing deliveries, open deviations."""
-    if as_json and as_csv:
-        raise ClientError("choose one of --json and --csv", field="--csv")
+    one_format(as_json=as_json, as_csv=as_csv)
     with connect(url, key) as client:
         found = gather(client)
     if as_json:

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ledger.application import Ledger
-from ledger.config import Settings
 from ledger.keystore import create_keystore, kdf_limits_from_env
-from tests.conftest import BACKENDS, fresh_database
+from tests.conftest import BACKENDS, fresh_world
 from tests.support.cli import ENV, PASSPHRASE, Cli
 from tests.support.server import Server, running_server
-from tests.support.world import ORIGIN, World, build_world, notary_actor
+from tests.support.world import World
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -22,14 +20,8 @@ def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     directory = tmp_path_factory.mktemp("cli")
-    with fresh_database(request.param, request, directory) as url:
-        settings = Settings(database_url=url, data_dir=directory / "data", kdf_profile="min")
-        notary = notary_actor()
-        ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
-        try:
-            yield build_world(ledger, notary)
-        finally:
-            ledger.close()
+    with fresh_world(request.param, request, directory) as world:
+        yield world
 
 
 @pytest.fixture(scope="module")

@@ -149,20 +149,19 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-@pytest.fixture
-def page(browser: Browser, console: ConsoleWorld) -> Iterator[Page]:
-    """A fresh browser context (no cookies) whose requests to any other host are aborted
-    and recorded in ``console.blocked``."""
-    local = urlsplit(console.url).netloc
-    console.blocked.clear()
-    context = browser.new_context(base_url=console.url, accept_downloads=True)
+def _local_page(browser: Browser, url: str, blocked: list[str]) -> Iterator[Page]:
+    """A fresh browser context on ``url`` whose requests to any other host are aborted and
+    recorded in ``blocked``."""
+    local = urlsplit(url).netloc
+    blocked.clear()
+    context = browser.new_context(base_url=url, accept_downloads=True)
 
     def only_local(route: Route) -> None:
         target = urlsplit(route.request.url)
         if target.scheme in ("data", "blob") or target.netloc == local:
             route.continue_()
         else:
-            console.blocked.append(route.request.url)
+            blocked.append(route.request.url)
             route.abort()
 
     context.route("**/*", only_local)
@@ -171,6 +170,13 @@ def page(browser: Browser, console: ConsoleWorld) -> Iterator[Page]:
         yield opened
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, console: ConsoleWorld) -> Iterator[Page]:
+    """A fresh browser context (no cookies) whose requests to any other host are aborted
+    and recorded in ``console.blocked``."""
+    yield from _local_page(browser, console.url, console.blocked)
 
 
 # -- the batch record's world: batch record, parameter history, grants, verification ----
@@ -320,24 +326,7 @@ def record(
 @pytest.fixture
 def record_page(browser: Browser, record: RecordWorld) -> Iterator[Page]:
     """As ``page``, on the batch record's world."""
-    local = urlsplit(record.url).netloc
-    record.blocked.clear()
-    context = browser.new_context(base_url=record.url, accept_downloads=True)
-
-    def only_local(route: Route) -> None:
-        target = urlsplit(route.request.url)
-        if target.scheme in ("data", "blob") or target.netloc == local:
-            route.continue_()
-        else:
-            record.blocked.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_local)
-    opened = context.new_page()
-    try:
-        yield opened
-    finally:
-        context.close()
+    yield from _local_page(browser, record.url, record.blocked)
 
 
 # -- the confirm-sign-in step, and the signing world: a pending parameter revision, open
