@@ -100,6 +100,11 @@ class Command:
         """The signing party's id."""
         return self.envelope.signer
 
+    @property
+    def person(self) -> str | None:
+        """The person of the signing party who signed, or ``None`` for a party key."""
+        return self.envelope.person
+
     def effective_time(self, not_before: str | None = None) -> datetime:
         """When the approval this command records takes effect (``payload.effective_from``
         checked by :func:`ledger.domain.validity.effective_time`)."""

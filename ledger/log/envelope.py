@@ -13,6 +13,8 @@ An envelope is a JSON object with exactly these members::
     signed_at  the signer's clock, RFC 3339 UTC
     meaning    Part 11 signature meaning ("submitted", "approved", ...)
     reason     optional; required by some event types
+    person     optional; the person of ``signer`` who signed (a person id), whose key
+               ``key`` then is (see ledger.domain.persons)
 
 Signed bytes are ``b"cmo-ledger/envelope/v1\\n" + RFC8785(envelope)``; the signature
 is Ed25519 over those bytes, base64-encoded.
@@ -71,7 +73,7 @@ REQUIRED_MEMBERS = (
     "signed_at",
     "meaning",
 )
-_ALLOWED = frozenset((*REQUIRED_MEMBERS, "reason"))
+_ALLOWED = frozenset((*REQUIRED_MEMBERS, "reason", "person"))
 _IDENT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
 _HEX32 = re.compile(r"^[0-9a-f]{64}\Z")
@@ -94,6 +96,7 @@ class Envelope:
     signed_at: datetime
     meaning: str
     reason: str | None
+    person: str | None = None
 
     @classmethod
     def parse(cls, raw: object) -> Envelope:
@@ -120,6 +123,7 @@ class Envelope:
             signed_at=parse_utc(raw["signed_at"], field="signed_at"),
             meaning=_match(raw, "meaning", _IDENT, "a signature meaning such as submitted"),
             reason=_reason(raw.get("reason")),
+            person=_person(raw.get("person")),
         )
 
     def signing_bytes(self) -> bytes:
@@ -243,6 +247,14 @@ def _prev(value: object) -> str | None:
 def _payload(value: object) -> Mapping[str, Any]:
     if not isinstance(value, dict):
         raise ValidationFailed("payload must be a JSON object", field="payload")
+    return value
+
+
+def _person(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _IDENT.match(value):
+        raise ValidationFailed("expected a person id such as j.smith", field="person")
     return value
 
 

@@ -91,7 +91,8 @@ def test_the_audit_trail_filters_by_type_and_pages_by_key(
     page.goto("/console/audit")
     page.fill("input[name=agreement]", console.a1)
     page.fill("input[name=first]", "2")
-    page.click("#apply")
+    with page.expect_navigation():  # read the rows once the next page has loaded
+        page.click("#apply")
     positions: list[int] = []
     while True:
         cells = page.locator("#trail tbody tr td:first-child").all_inner_texts()
@@ -99,7 +100,8 @@ def test_the_audit_trail_filters_by_type_and_pages_by_key(
         positions.extend(int(cell) for cell in cells)
         if page.locator("#next-page").count() == 0:
             break
-        page.click("#next-page")
+        with page.expect_navigation():
+            page.click("#next-page")
     assert len(positions) >= 3  # proposed, signed, granted
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
     page.goto("/console/audit?" + f"type=AgreementSigned&agreement={console.a1}")
