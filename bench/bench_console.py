@@ -22,11 +22,8 @@ others via ``python -m bench`` (``make bench``).
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 
-from bench.support import wait_healthy
+from bench.support import percentile, serve_app, served_child
 
 __all__ = ["main"]
 
@@ -94,19 +91,6 @@ def build(database_url: str, data_dir: Path, events: int) -> bytes:
         ledger.close()
 
 
-def serve(database_url: str, data_dir: Path, port: int) -> None:
-    """Serve the API and the console until killed."""
-    import uvicorn
-
-    from api.app import create_app
-    from ledger.config import Settings
-    from tests.support.world import notary_actor
-
-    settings = Settings(database_url=database_url, data_dir=data_dir, kdf_profile="min")
-    app = create_app(settings, notary_key=notary_actor().key)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
-
-
 def _session(base: str, key: bytes) -> str:
     """A console session token for the sponsor: the login link, confirmed."""
     from nacl.signing import SigningKey
@@ -120,11 +104,6 @@ def _session(base: str, key: bytes) -> str:
     if response.status_code != 303 or SESSION_COOKIE not in response.cookies:
         raise SystemExit(f"sign-in failed: HTTP {response.status_code}: {response.text[:200]}")
     return str(response.cookies[SESSION_COOKIE])
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 def measure(base: str, token: str, scale: str) -> dict[str, list[float]]:
@@ -179,12 +158,6 @@ def render_time(base: str, key: bytes) -> list[float]:
     return timings
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run(scale: str) -> tuple[dict[str, list[float]], list[float]]:
     """Build, serve, sign in, measure, stop."""
     with tempfile.TemporaryDirectory(prefix="cmo-bench-console-") as folder:
@@ -193,17 +166,9 @@ def run(scale: str) -> tuple[dict[str, list[float]], list[float]]:
         started = time.perf_counter()
         key = build(url, data_dir, EVENTS[scale])
         print(f"built the ledger in {time.perf_counter() - started:.1f} s", flush=True)
-        port = _free_port()
-        command = [sys.executable, "-m", "bench.bench_console", "--serve", url, str(data_dir)]
-        child = subprocess.Popen([*command, str(port)], env=dict(os.environ))
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_healthy(base, child)
+        with served_child("bench.bench_console", url, data_dir) as base:
             token = _session(base, key)
             return measure(base, token, scale), render_time(base, key)
-        finally:
-            child.terminate()
-            child.wait(30)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -212,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["--serve"]:
-        serve(args[1], Path(args[2]), int(args[3]))
+        serve_app(args[1], Path(args[2]), int(args[3]))
         return
     chosen = scale()
     print(
@@ -222,10 +187,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     times, renders = run(chosen)
     floor = times["/healthz"]
-    floor50, floor95 = statistics.median(floor), _percentile(floor, 0.95)
+    floor50, floor95 = statistics.median(floor), percentile(floor, 0.95)
     for path in PATHS:
         found = times[path]
-        p50, p95 = statistics.median(found), _percentile(found, 0.95)
+        p50, p95 = statistics.median(found), percentile(found, 0.95)
         line = f"{path:34} p50 {p50 * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms"
         if path != "/healthz":
             line += f"   = {p50 / floor50:6.1f}x / {p95 / floor95:6.1f}x the /healthz floor"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +24,15 @@ from ledger.timeutil import format_utc, now_utc
 from tests.support.batches import data_payload, discrete_records
 from tests.support.world import ORIGIN, World, build_world, notary_actor
 
-__all__ = ["batch_chains", "sqlite_world", "wait_healthy"]
+__all__ = [
+    "batch_chains",
+    "free_port",
+    "percentile",
+    "serve_app",
+    "served_child",
+    "sqlite_world",
+    "wait_healthy",
+]
 
 CMO = "contoso-cmo"
 
@@ -79,3 +91,44 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 12
             pass
         time.sleep(0.2)
     raise SystemExit("the server did not become ready in time")
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value at ``share`` (0-1) of the sorted ``values`` (nearest rank below)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def serve_app(database_url: str, data_dir: Path, port: int) -> None:
+    """Serve the API and the console of a bench ledger until killed (the child's side of
+    :func:`served_child`)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = Settings(database_url=database_url, data_dir=data_dir, kdf_profile="min")
+    app = create_app(settings, notary_key=notary_actor().key)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+@contextlib.contextmanager
+def served_child(module: str, database_url: str, data_dir: Path) -> Iterator[str]:
+    """Run ``python -m module --serve URL DIR PORT`` (whose ``main`` calls
+    :func:`serve_app`) and yield its base URL once healthy; stop it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", module, "--serve", database_url, str(data_dir), str(port)]
+    child = subprocess.Popen(command, env=dict(os.environ))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_healthy(base, child)
+        yield base
+    finally:
+        child.terminate()
+        child.wait(30)

@@ -1,0 +1,179 @@
+"""The ``cpv`` analysis over real HTTP: an X-bar/R chart with capability across many
+batches, against a signed floor query of the same run.
+
+Builds a SQLite ledger in a temporary directory: one agreement in force, ``pH`` defined
+by the sponsor, ``batches`` batches (``small``: 100, ``full``: 1,000) of 20 replicate
+results each, a ``PPQ`` baseline of the first 20, then batches of ten events each until the
+log holds ``events`` (``small``: 10,000; ``full``: 1,000,000). Serves it with uvicorn on
+loopback in a child process and measures from this process, one signed request at a time
+(RFC 9421, as the sponsor), in alternating rounds:
+
+* ``{ ledger { origin } }``: the floor (signature check, GraphQL, no data);
+* ``cpv(agreementId, parameter: "pH", baseline: "PPQ")``: the whole analysis (points of
+  every batch, limits from the baseline, run rules, capability with intervals, normality,
+  the inputs digest and the checkpoint).
+
+It prints p50/p95 of each and the analysis as a ratio to the floor. Run it alone with
+``python -m bench.bench_cpv`` or with the others via ``python -m bench`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.support import batch_chains, percentile, serve_app, served_child
+
+__all__ = ["main"]
+
+SPONSOR = "northwind-bio"
+CMO = "contoso-cmo"
+PARAMETER = "pH"
+REPLICATES = 20
+BASELINE = 20
+BATCHES = {"small": 100, "full": 1_000}
+EVENTS = {"small": 10_000, "full": 1_000_000}
+REQUESTS = {"small": 40, "full": 100}
+ROUNDS = 4
+FLOOR = "{ ledger { origin } }"
+
+
+def _results(batch: str, rng: random.Random, sampled_at: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": f"PH-{index:03d}",
+            "parameter": PARAMETER,
+            "value": f"{rng.gauss(7.05, 0.02):.3f}",
+            "unit": "[pH]",
+            "sampled_at": sampled_at,
+            "method": "in-process control",
+        }
+        for index in range(1, REPLICATES + 1)
+    ]
+
+
+def build(database_url: str, data_dir: Path, batches: int, events: int) -> tuple[bytes, str]:
+    """The ledger; returns the sponsor's signing key (seed bytes) and the agreement id."""
+    from ledger.application import Ledger
+    from ledger.config import Settings
+    from ledger.domain.subjects import baseline_subject
+    from ledger.timeutil import format_utc, now_utc
+    from tests.support.agreements import sign_retroactively
+    from tests.support.batches import define_parameter, register_batch, submit_data
+    from tests.support.world import ORIGIN, build_world, notary_actor
+
+    settings = Settings(database_url=database_url, data_dir=data_dir, kdf_profile="min")
+    notary = notary_actor()
+    ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
+    try:
+        world = build_world(ledger, notary)
+        start = now_utc() - timedelta(days=batches + 30)
+        agreement = sign_retroactively(world, format_utc(start - timedelta(days=1)))
+        define_parameter(
+            world,
+            agreement,
+            PARAMETER,
+            effective_from=format_utc(start),
+            reason="history migrated from the paper batch records",
+        )
+        rng = random.Random(19)
+        names = []
+        for number in range(batches):
+            name = f"CPV-{number:05d}"
+            started = start + timedelta(days=number)
+            register_batch(world, agreement, name, started_at=started)
+            records = _results(name, rng, format_utc(started + timedelta(hours=6)))
+            submit_data(world, name, "discrete", records)
+            names.append(name)
+        world[CMO].submit(
+            ledger,
+            "BaselineDefined",
+            baseline_subject(str(agreement), PARAMETER, "PPQ"),
+            {
+                "agreement": str(agreement),
+                "parameter": PARAMETER,
+                "name": "PPQ",
+                "batches": names[:BASELINE],
+            },
+            meaning="authored",
+            reason="process performance qualification campaign",
+        )
+        for chain in batch_chains(world, agreement):
+            if ledger.head() >= events:
+                break
+            ledger.append_many(chain)
+        return bytes(world[SPONSOR].key), str(agreement)
+    finally:
+        ledger.close()
+
+
+def measure(base: str, key: bytes, agreement: str, scale: str) -> dict[str, list[float]]:
+    """Request times (s) of the floor and the analysis, one request at a time."""
+    from nacl.signing import SigningKey
+
+    from clients.client import CPV, LedgerClient
+
+    operations: dict[str, tuple[str, dict[str, Any]]] = {
+        "floor": (FLOOR, {}),
+        "cpv": (CPV, {"a": agreement, "p": PARAMETER, "b": "PPQ"}),
+    }
+    times: dict[str, list[float]] = {name: [] for name in operations}
+    with LedgerClient(base, SPONSOR, SigningKey(key), timeout=120) as client:
+        answer = client.graphql(*operations["cpv"])["cpv"]
+        if len(answer["points"]) != BATCHES[scale] or answer["capability"] is None:
+            raise SystemExit(f"the analysis is not the one built: {str(answer)[:300]}")
+        print(f"chart {answer['chart']}, {len(answer['points'])} points", flush=True)
+        for _ in range(ROUNDS):
+            for name, (query, variables) in operations.items():
+                for _ in range(REQUESTS[scale] // ROUNDS):
+                    started = time.perf_counter()
+                    client.graphql(query, variables)
+                    times[name].append(time.perf_counter() - started)
+    return times
+
+
+def run(scale: str) -> dict[str, list[float]]:
+    """Build, serve, measure, stop."""
+    with tempfile.TemporaryDirectory(prefix="cmo-bench-cpv-") as folder:
+        data_dir = Path(folder) / "data"
+        url = f"sqlite:///{Path(folder) / 'ledger.db'}"
+        started = time.perf_counter()
+        key, agreement = build(url, data_dir, BATCHES[scale], EVENTS[scale])
+        print(f"built the ledger in {time.perf_counter() - started:.1f} s", flush=True)
+        with served_child("bench.bench_cpv", url, data_dir) as base:
+            return measure(base, key, agreement, scale)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the figures."""
+    from bench import scale
+
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--serve"]:
+        serve_app(args[1], Path(args[2]), int(args[3]))
+        return
+    chosen = scale()
+    print(
+        f"SQLite, {EVENTS[chosen]:,} events, {BATCHES[chosen]:,} batches x {REPLICATES} "
+        f"replicates of {PARAMETER}, {REQUESTS[chosen]} requests each, one at a time",
+        flush=True,
+    )
+    times = run(chosen)
+    floor = times["floor"]
+    floor50, floor95 = statistics.median(floor), percentile(floor, 0.95)
+    for name, found in times.items():
+        p50, p95 = statistics.median(found), percentile(found, 0.95)
+        line = f"{name:6} p50 {p50 * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms"
+        if name != "floor":
+            line += f"   = {p50 / floor50:6.1f}x / {p95 / floor95:6.1f}x the signed floor query"
+        print(line)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
