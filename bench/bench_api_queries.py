@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from typing import Any
 
 import httpx2
 
-from bench.support import wait_healthy
+from bench.support import free_port, wait_healthy
 
 __all__ = ["main"]
 
@@ -325,12 +324,6 @@ async def _interleaved(
 # -- orchestration ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run(scale: str, database_url: str | None) -> list[Figure]:
     """Build, serve, measure, stop; the figures."""
     with tempfile.TemporaryDirectory(prefix="cmo-bench-api-") as folder:
@@ -339,7 +332,7 @@ def run(scale: str, database_url: str | None) -> list[Figure]:
         started = time.perf_counter()
         key = build(url, data_dir, EVENTS[scale])
         print(f"built the ledger in {time.perf_counter() - started:.1f} s", flush=True)
-        port = _free_port()
+        port = free_port()
         command = [sys.executable, "-m", "bench.bench_api_queries", "--serve", url, str(data_dir)]
         child = subprocess.Popen([*command, str(port)], env=dict(os.environ))
         try:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from typing import Any
 
 import httpx2
 
-from bench.support import batch_chains, sqlite_world, wait_healthy
+from bench.support import batch_chains, free_port, sqlite_world, wait_healthy
 from clients.http_signing import PartyAuth
 from ledger.keystore import create_keystore
 from ledger.log.tree import MerkleTree
@@ -160,7 +159,7 @@ class serving:
             CMO_LEDGER_DATA_DIR=str(settings.data_dir),
             CMO_LEDGER_PASSPHRASE=PASSPHRASE,
         )
-        port = _free_port()
+        port = free_port()
         command = [sys.executable, "-c", "from clients.cli import main; main()", "serve"]
         self.log = (settings.data_dir / "serve.log").open("w")
         self.process = subprocess.Popen(
@@ -175,12 +174,6 @@ class serving:
             self.process.send_signal(signal.SIGINT)
             self.process.wait(60)
         self.log.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def signed_events(world: World) -> Iterator[Item]:
