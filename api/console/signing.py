@@ -13,7 +13,7 @@ version, the event's own rules).
 | route | what |
 | --- | --- |
 | ``GET /console/browser-key`` | generate the browser key, see its public key and how to enrol it |
-| ``POST /console/sign/key`` | the state of a browser key (``enrolled``, ``unknown``, ``revoked``) |
+| ``POST /console/sign/key`` | a browser key's state: enrolled, unknown, revoked, expired |
 | ``POST /console/sign/prepare`` | the unsigned envelope of an action and its signing bytes |
 | ``POST /console/sign/submit`` | relays the signed envelope to ``submitEvent`` |
 
@@ -63,6 +63,7 @@ _STATUS = {
     "FORBIDDEN": 403,
     "NOT_FOUND": 404,
     "VERSION_CONFLICT": 409,
+    "LIMIT_EXCEEDED": 413,
     "UNAVAILABLE": 503,
 }
 
@@ -203,7 +204,8 @@ async def browser_key_page(request: Request) -> Response:
 
 async def key_state(request: Request) -> Response:
     """``POST /console/sign/key`` ``{"publicKey"}``: its key id and whether it signs for
-    the session's party now (``enrolled``), not yet (``unknown``) or no more (``revoked``)."""
+    the session's party now (``enrolled``), not yet (``unknown``) or no more (``revoked``,
+    ``expired``)."""
     services = _services(request)
     found = await _json_session(request)
     if isinstance(found, Response):
@@ -218,7 +220,7 @@ async def key_state(request: Request) -> Response:
         await in_thread(services.auth.resolve, f"{caller.party_id}/{kid}")
     except Unauthenticated as error:
         detail = error.message
-        state = "revoked" if "revoked" in error.message else "unknown"
+        state = next((s for s in ("revoked", "expired") if s in error.message), "unknown")
     answer = {"keyId": kid, "party": caller.party_id, "state": state, "detail": detail}
     return JSONResponse(answer, headers={"cache-control": "no-store"})
 

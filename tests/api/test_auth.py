@@ -329,3 +329,40 @@ def test_unsigned_callers_read_the_checkpoint_health_and_metrics(server: Server)
     with server.http(None) as client:
         for path in ("/checkpoint", "/healthz", "/metrics"):
             assert client.get(path).status_code == 200, path
+
+
+def test_a_request_without_a_content_digest_is_refused_saying_what_to_send(
+    server: Server, api_world: World
+) -> None:
+    request = signed(server, api_world[CMO], ME)
+    del request.headers["content-digest"]
+    message = refused(server, request)
+    assert "no Content-Digest header" in message
+    assert "sha-256=:<base64 SHA-256 of the body>:" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("sha-256=:%%%:", "not a structured-field dictionary"),
+        ("(sha-256)", "not a structured-field dictionary"),
+        ("md5=:AAAA:", "has no sha-256 member"),
+    ],
+)
+def test_a_malformed_content_digest_is_refused(
+    server: Server, api_world: World, value: str, said: str
+) -> None:
+    # The header is judged before the signature over it, so it may change after signing.
+    request = signed(server, api_world[CMO], ME)
+    request.headers["content-digest"] = value
+    assert said in refused(server, request)
+
+
+def test_a_request_without_a_ledger_origin_is_refused_naming_the_header(
+    server: Server, api_world: World
+) -> None:
+    request = signed(server, api_world[CMO], ME)
+    del request.headers["ledger-origin"]
+    message = refused(server, request)
+    assert "Ledger-Origin" in message
+    assert server.origin in message

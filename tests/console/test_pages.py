@@ -14,6 +14,7 @@ import httpx2
 import pytest
 from playwright.sync_api import Page
 
+from api.console import pages
 from api.console.security import SESSION_COOKIE
 from tests.console.conftest import (
     AUDITOR,
@@ -112,6 +113,22 @@ def test_the_audit_trail_filters_by_type_and_pages_by_key(
         page.goto("/console/audit")
         page.set_viewport_size({"width": 1200, "height": 700})
         page.screenshot(path=str(SCREENSHOTS / "audit-trail.png"))
+
+
+def test_an_export_over_the_limit_is_refused_saying_how_to_narrow_it(
+    console: ConsoleWorld, page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _signed_in(console, page, NORTHWIND)
+    page.goto(f"/console/audit?batch={B1}")
+    shown = page.locator("#trail td.type").all_inner_texts()
+    assert len(shown) > 1, "the batch has events"
+    monkeypatch.setattr(pages, "EXPORT_MAX", len(shown) - 1)
+    for suffix in ("csv", "json"):
+        response = page.request.get(f"/console/audit/export.{suffix}?batch={B1}")
+        assert response.status == 400, suffix
+        assert f"over {len(shown) - 1} entries: narrow the filter" in response.text()
+    monkeypatch.setattr(pages, "EXPORT_MAX", len(shown))
+    assert page.request.get(f"/console/audit/export.json?batch={B1}").status == 200
 
 
 def test_the_filtered_trail_exports_as_csv_and_json(console: ConsoleWorld, page: Page) -> None:

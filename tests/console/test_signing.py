@@ -286,3 +286,44 @@ def test_a_bad_prepare_is_refused_naming_the_field(
     assert answer[0] == 400, answer
     assert answer[1]["errors"][0]["code"] == "VALIDATION_FAILED"
     assert answer[1]["errors"][0]["field"] == field
+
+
+def _csrf(page: Page) -> str:
+    page.goto("/console/browser-key")
+    token = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert token
+    return token
+
+
+def test_a_prepare_from_a_foreign_origin_is_refused(
+    signing: SigningWorld, browsing: Browsing
+) -> None:
+    page = browsing.page
+    response = page.request.post(
+        "/console/sign/prepare",
+        headers={"origin": "https://elsewhere.example", "x-csrf-token": _csrf(page)},
+        data={"action": "acknowledge-enhancement", "enhancement": signing.claim},
+    )
+    assert response.status == 403
+    assert response.json()["errors"][0] == {
+        "code": "FORBIDDEN",
+        "field": "origin",
+        "message": "the request must come from this ledger's pages",
+    }
+
+
+def test_a_sign_request_over_the_body_limit_is_refused_and_nothing_stored(
+    signing: SigningWorld, browsing: Browsing
+) -> None:
+    page = browsing.page
+    before = _version(signing, signing.claim)
+    padding = "x" * (64 * 1024)
+    response = page.request.post(
+        "/console/sign/submit",
+        headers={"x-csrf-token": _csrf(page)},
+        data={"envelope": {"payload": {"comment": padding}}, "signature": "x"},
+    )
+    assert response.status == 413
+    refusal = response.json()["errors"][0]
+    assert (refusal["code"], refusal["field"]) == ("LIMIT_EXCEEDED", "body")
+    assert _version(signing, signing.claim) == before
