@@ -8,6 +8,7 @@ A bundle is a directory (see ``docs/evidence.md``)::
     notary.vkey          the notary's C2SP verifier key
     trace.json           the batch's trace: batch, agreement, terms, limits, grants, entries
     data.json            the batch's data tables: discrete results, event records, tags
+    cpv.json             the CPV analyses of the batch's parameters, as of the trace
     events/NNNNNN.json   one per Merkle leaf: the event, its leaf bytes and inclusion proof;
                          the batch's events and the key events of its signers and exporter
     report.html          the same evidence for a person to read
@@ -62,6 +63,7 @@ from ledger.log.notes import (
 
 __all__ = [
     "CHECKPOINT",
+    "CPV_FILE",
     "DATA",
     "EVENTS_DIR",
     "FORMAT",
@@ -93,6 +95,7 @@ CHECKPOINT = "checkpoint.txt"
 NOTARY_VKEY = "notary.vkey"
 TRACE = "trace.json"
 DATA = "data.json"
+CPV_FILE = "cpv.json"
 REPORT = "report.html"
 EVENTS_DIR = "events"
 _KEY_TYPES = frozenset({"PartyAdmitted", "KeyAdded", "KeyRevoked"})
@@ -312,6 +315,7 @@ def verify_bundle(directory: Path, *, vkey: str | None = None) -> BundleReport:
     _check_chains(context)
     _check_trace(context)
     _check_data(context)
+    _check_cpv(context)
     for item in _withheld(context):
         report.notes.append(f"withheld from the exporter: {_describe(item)}")
         report.withheld.append(_describe(item))
@@ -726,6 +730,8 @@ def _describe(item: Mapping[str, Any]) -> str:
     reason = item.get("reason")
     if "data" in item:
         return f"the batch's {item['data']} data ({reason})"
+    if "cpv" in item:
+        return f"the CPV analysis of {item['cpv']} ({reason})"
     return (
         f"{item.get('type')} version {item.get('version')} of {item.get('subject')}, "
         f"leaf {item.get('leaf_index')} ({reason})"
@@ -825,6 +831,69 @@ def _check_data(context: _Context) -> None:
         for record_id in sorted(versions.keys() - seen):
             context.report.fail(f"{DATA}: record {record_id} of the events' payloads is missing")
     _check_tags(context, data.get("tags") or [], partial)
+
+
+def _check_cpv(context: _Context) -> None:
+    if not (context.directory / CPV_FILE).exists():
+        context.report.notes.append(f"{CPV_FILE}: absent (exported before bundles held it)")
+        return
+    try:
+        analyses = read_json(context.directory / CPV_FILE)
+    except VerificationError as exc:
+        context.report.fail(str(exc))
+        return
+    if not isinstance(analyses, list):
+        context.report.fail(f"{CPV_FILE}: not a list of analyses")
+        return
+    versions = _record_versions(context.events, context.batch_subject)
+    partial = any(w.get("type") in _DATA_TYPES for w in _withheld(context))
+    batch = context.manifest.get("batch")
+    for index, analysis in enumerate(analyses):
+        if not isinstance(analysis, dict):
+            context.report.fail(f"{CPV_FILE}: analysis {index} is not an object")
+            continue
+        what = f"{CPV_FILE}: {analysis.get('parameter')} / {analysis.get('baseline')}"
+        problem = _cpv_problem(analysis, batch, {} if partial else versions)
+        if problem is not None:
+            context.report.fail(f"{what}: {problem}")
+    if analyses and partial:
+        context.report.notes.append(
+            f"{CPV_FILE}: the batch's own inputs were not compared with its signed data, "
+            "whose events were withheld"
+        )
+
+
+def _cpv_problem(
+    analysis: Mapping[str, Any], batch: Any, versions: Mapping[str, list[Mapping[str, Any]]]
+) -> str | None:
+    """Why an analysis does not hold together: its digest is not that of its inputs, or
+    an input of this batch is not the batch's current signed value (``versions`` empty:
+    not compared)."""
+    # The statistics package (numpy, scipy) loads only for a bundle that holds analyses.
+    from ledger.cpv.inputs import CpvInput, inputs_digest
+
+    try:
+        rows = [
+            CpvInput(point["batch"], record["recordId"], record["value"], record["limitsVersion"])
+            for point in analysis["points"]
+            for record in point["records"]
+        ]
+        digest = inputs_digest(rows)
+    except (KeyError, TypeError, LedgerError) as exc:
+        return f"its inputs cannot be read ({exc})"
+    if digest != analysis.get("inputsDigest"):
+        return f"inputsDigest {analysis.get('inputsDigest')!r} is not its inputs' digest {digest}"
+    for row in (r for r in rows if versions and r.batch == batch):
+        history = versions.get(row.record_id)
+        signed = history[-1] if history else None
+        if signed is None or signed.get("parameter") != analysis.get("parameter"):
+            return f"result {row.record_id} of batch {batch} is in no signed event of the bundle"
+        if signed.get("value") != row.value:
+            return (
+                f"result {row.record_id} of batch {batch} is charted as {row.value!r}, "
+                f"its current signed value is {signed.get('value')!r}"
+            )
+    return None
 
 
 def _carried(

@@ -24,6 +24,7 @@ from nacl.signing import SigningKey
 
 from clients.bundle import (
     CHECKPOINT,
+    CPV_FILE,
     DATA,
     FORMAT,
     MANIFEST,
@@ -36,6 +37,7 @@ from clients.bundle import (
     manifest_message,
     sha256_file,
 )
+from clients.client import CPV
 from clients.report import render_report
 from ledger.clock import SYSTEM, Clock
 from ledger.errors import LedgerError
@@ -150,6 +152,13 @@ query($i: Int!, $n: Int!) {
 }
 """
 PARTY_QUERY = "query($i: Int!) { event(leafIndex: $i) { envelope } }"
+BASELINES_QUERY = """
+query($a: ID!, $after: String) {
+  auditTrail(filter: {agreement: $a, type: "BaselineDefined"}, first: 200, after: $after) {
+    edges { node { leafIndex subject } } pageInfo { hasNextPage endCursor }
+  }
+}
+"""
 _KEY_TYPES = ("PartyAdmitted", "KeyAdded", "KeyRevoked")
 
 
@@ -226,6 +235,47 @@ class _Export:
         excursions = _optional(self.client, EXCURSIONS_QUERY, {"b": self.batch})
         tables["excursions"] = None if excursions is None else excursions["batch"]
         return tables
+
+    def cpv(self, trace: Mapping[str, Any], data: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The ``cpv`` analysis, as of the trace's position, of each parameter the batch has
+        current results for, against each baseline of the agreement for that parameter."""
+        measured = {
+            row["parameter"]
+            for row in data.get("discrete") or []
+            if row.get("status") == "current" and row.get("value") is not None
+        }
+        agreement = trace["agreement"]["id"]
+        analyses = []
+        for parameter, name in self._baselines(agreement):
+            if parameter not in measured:
+                continue
+            asked = {"a": agreement, "p": parameter, "b": name, "k": trace["position"]}
+            try:
+                analyses.append(self.client.graphql(CPV, asked)["cpv"])
+            except Exception as error:
+                code = _refusal_code(error)
+                if code is None:
+                    raise
+                self.withheld.append({"cpv": f"{parameter} / {name}", "reason": code})
+        return analyses
+
+    def _baselines(self, agreement: str) -> list[tuple[str, str]]:
+        """``(parameter, name)`` of each baseline of the agreement the exporter may read."""
+        found = []
+        try:
+            entries = self._pages(BASELINES_QUERY, {"a": agreement})
+        except Exception as error:
+            code = _refusal_code(error)
+            if code is None:
+                raise
+            self.withheld.append({"cpv": "the agreement's baselines", "reason": code})
+            return []
+        for entry in entries:
+            event = _optional(self.client, PARTY_QUERY, {"i": entry["leafIndex"]})
+            if event is not None:
+                payload = event["event"]["envelope"]["payload"]
+                found.append((str(payload["parameter"]), str(payload["name"])))
+        return sorted(set(found))
 
     def key_entries(self, signers: Iterable[str]) -> list[dict[str, Any]]:
         """The audit entries of the key events of ``signers`` (besides the notary)."""
@@ -355,6 +405,7 @@ def export_evidence(
     trace = export.trace()
     size = int(trace["checkpoint"]["treeSize"])
     data = export.data()
+    analyses = export.cpv(trace, data)
     batch_entries = [("batch", e) for e in trace["events"]]
     signers = {e["signer"] for e in trace["events"]} | {trace["me"]}
     signers |= {c["witness"] for c in trace["checkpoint"]["cosignatures"]}
@@ -369,7 +420,9 @@ def export_evidence(
     (out_dir / NOTARY_VKEY).write_text(trace["ledger"]["notaryKey"] + "\n", "utf-8")
     _write_json(out_dir / TRACE, trace)
     _write_json(out_dir / DATA, data)
-    (out_dir / REPORT).write_text(render_report(trace, data, events, export.withheld), "utf-8")
+    _write_json(out_dir / CPV_FILE, analyses)
+    report = render_report(trace, data, events, export.withheld, analyses)
+    (out_dir / REPORT).write_text(report, "utf-8")
     manifest = _write_manifest(out_dir, trace, export.withheld, clock)
     sign_manifest(out_dir, manifest, trace["me"], signing_key)
     return out_dir

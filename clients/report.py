@@ -21,6 +21,7 @@ from typing import Any
 
 from clients.bundle import (
     CHECKPOINT,
+    CPV_FILE,
     DATA,
     EVENTS_DIR,
     MANIFEST,
@@ -407,6 +408,104 @@ def _excursions(data: Mapping[str, Any]) -> str:
     return "<h2>Excursions</h2>" + _table(headers, lines)
 
 
+def _cpv(analyses: Sequence[Mapping[str, Any]], batch: str) -> str:
+    if not analyses:
+        return ""
+    parts = ["<h2>Continued process verification</h2>"]
+    for analysis in analyses:
+        title = f"{analysis['parameter']}: baseline {analysis['baseline']} "
+        title += f"v{analysis['baselineVersion']}, {analysis['chart']} chart"
+        checkpoint = analysis.get("checkpoint") or {}
+        parts.append(f"<h3>{escape(title)}</h3>")
+        parts.append(
+            f"<p class='note'>as of log position {analysis['knownAt']}, checkpoint of "
+            f"{escape(str(checkpoint.get('treeSize')))} leaves; inputs digest "
+            f"<code>{escape(analysis['inputsDigest'])}</code></p>"
+        )
+        parts.append(_cpv_chart(analysis, batch))
+        rows = [
+            ("", [v["rule"], v["name"], ", ".join(v["batches"])]) for v in analysis["violations"]
+        ]
+        parts.append(
+            _table(["rule", "name", "batches"], rows) if rows else "<p>no rule violated</p>"
+        )
+        parts.append(_capability(analysis.get("capability") or []))
+        parts += [f"<p class='note'>{escape(w)}</p>" for w in analysis.get("warnings") or []]
+    return "".join(parts)
+
+
+def _index_text(index: Mapping[str, Any] | None) -> str:
+    if index is None:
+        return ""
+    interval = index.get("interval") or {}
+    if interval.get("lower") is None:
+        return f"{index['value']:.3f}"
+    return f"{index['value']:.3f} ({interval['lower']:.3f} to {interval['upper']:.3f})"
+
+
+def _capability(studies: Sequence[Mapping[str, Any]]) -> str:
+    headers = ["limits", "batches", "n", "Cp", "Cpk", "Pp", "Ppk", "normality p"]
+    rows = [
+        (
+            "",
+            [
+                f"v{study['limitsVersion']}",
+                study["batches"],
+                study["n"],
+                *(_index_text(study.get(name)) for name in ("cp", "cpk", "pp", "ppk")),
+                f"{(study.get('normality') or {}).get('pValue', '')}",
+            ],
+        )
+        for study in studies
+    ]
+    return _table(headers, rows) if rows else "<p class='note'>no capability study</p>"
+
+
+def _cpv_chart(analysis: Mapping[str, Any], batch: str) -> str:
+    points = analysis["points"]
+    location = analysis["location"]
+    lines = [
+        location[name] for name in ("lower", "centre", "upper") if location.get(name) is not None
+    ]
+    values = [p["value"] for p in points] + lines
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = (high - low) * 0.08 or 1.0
+    frame = _Frame(0.0, float(max(len(points) - 1, 1)), low - pad, high + pad)
+    flagged = {i for v in analysis["violations"] for i in v["indexes"]}
+    body = [f'<text x="{_MARGIN}" y="20" font-weight="bold">{escape(analysis["parameter"])}</text>']
+    for name, dash in (
+        ("lower", ' stroke-dasharray="6 3"'),
+        ("centre", ""),
+        ("upper", ' stroke-dasharray="6 3"'),
+    ):
+        value = location.get(name)
+        if value is not None:
+            y = frame.y(value)
+            body.append(
+                f'<line class="cpv-{name}" x1="{_MARGIN}" y1="{y:.1f}" x2="{_WIDTH - _MARGIN}" '
+                f'y2="{y:.1f}" stroke="#c00"{dash}><title>{name} {value:.6g}</title></line>'
+            )
+    path = " ".join(f"{frame.x(p['index']):.1f},{frame.y(p['value']):.1f}" for p in points)
+    body.append(f'<polyline fill="none" stroke="#246" stroke-width="1" points="{path}"/>')
+    for p in points:
+        own, bad = p["batch"] == batch, p["index"] in flagged
+        colour = "#c00" if bad else "#246"
+        body.append(
+            f'<circle class="{"own" if own else "point"}" cx="{frame.x(p["index"]):.1f}" '
+            f'cy="{frame.y(p["value"]):.1f}" r="{5 if own else 3}" stroke="{colour}" '
+            f'fill="{colour if bad or own else "none"}"><title>{escape(p["batch"])}: '
+            f"{p['value']:.6g}</title></circle>"
+        )
+    legend = f"dashed: control limits; red points: rule violations; large point: {batch}"
+    body.append(f'<text x="{_MARGIN}" y="{_HEIGHT - 8}" font-size="10">{escape(legend)}</text>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="cpv-chart" width="{_WIDTH}" '
+        f'height="{_HEIGHT}" role="img" aria-label="CPV chart: {escape(analysis["parameter"])}">'
+        + "".join(body)
+        + "</svg>"
+    )
+
+
 def _withheld(withheld: Sequence[Mapping[str, Any]]) -> str:
     if not withheld:
         return ""
@@ -461,6 +560,12 @@ def _coverage(trace: Mapping[str, Any]) -> list[tuple[str, str]]:
             "digest only)",
         ),
         (
+            CPV_FILE,
+            f"{_DIGEST}; each analysis's inputsDigest recomputed from its inputs; the batch's "
+            "own inputs equal its current signed results (other batches' inputs: the "
+            "digest only; limits, run rules and indices: not recomputed)",
+        ),
+        (
             REPORT,
             f"{_DIGEST} only: this page is drawn from the files above and not compared with "
             "them; rely on it once verify-bundle answers OK or PARTIAL",
@@ -480,8 +585,10 @@ def render_report(
     data: Mapping[str, Any],
     events: Sequence[Mapping[str, Any]],
     withheld: Sequence[Mapping[str, Any]],
+    analyses: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """The HTML page of a bundle from its trace, data tables and event files."""
+    """The HTML page of a bundle from its trace, data tables, event files and CPV
+    analyses."""
     title = f"Evidence for batch {trace['batch']['id']}"
     sections = [
         _header(trace),
@@ -490,6 +597,7 @@ def render_report(
         _data(trace, data),
         _excursions(data),
         _charts(trace, data, events),
+        _cpv(analyses, trace["batch"]["id"]),
         _withheld(withheld),
         _checks(trace),
         "<p class='note'>Check this bundle offline with "

@@ -8,20 +8,28 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from clients.client import CPV
+from clients.bundle import CPV_FILE, MANIFEST, REPORT, TRACE, sha256_file, verify_bundle
+from clients.client import CPV, LedgerClient
+from clients.evidence import export_evidence, sign_manifest
 from ledger.config import Settings
 from ledger.cpv import (
+    CpvInput,
     capability_individuals,
     capability_subgroups,
     evaluate_chart,
     individuals_chart,
+    inputs_digest,
     xbar_r_chart,
 )
 from ledger.domain.subjects import baseline_subject, batch_subject
@@ -29,7 +37,7 @@ from ledger.timeutil import format_utc, now_utc
 from tests.support.agreements import grant, propose_and_sign
 from tests.support.batches import data_payload, define_parameter, register_batch, submit_data
 from tests.support.server import Server, running_server
-from tests.support.world import World
+from tests.support.world import World, actor_of
 
 pytestmark = pytest.mark.xdist_group("cpv")
 
@@ -358,3 +366,114 @@ def test_a_rule_violation_raises_a_signal_that_an_acknowledgement_marks(served: 
     assert [s["inputsDigest"] for s in again] == [signal["inputsDigest"]]
     assert again[0]["acknowledged"] is True
     assert [a["by"] for a in again[0]["acknowledgements"]] == [CONTOSO]
+
+
+# -- in the evidence bundle ---------------------------------------------------------------
+
+RECOMPUTE = """
+import hashlib, json, sys
+analyses = json.load(open(sys.argv[1], encoding="utf-8"))
+for analysis in analyses:
+    rows = sorted(
+        (
+            {"batch": p["batch"], "limits_version": r["limitsVersion"],
+             "record_id": r["recordId"], "value": r["value"]}
+            for p in analysis["points"] for r in p["records"]
+        ),
+        key=lambda row: (row["batch"], row["record_id"]),
+    )
+    text = json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    print(analysis["parameter"], hashlib.sha256(text.encode("utf-8")).hexdigest())
+"""
+
+
+@pytest.fixture(scope="module")
+def bundle(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Northwind's evidence bundle of the last baseline batch, exported once."""
+    actor = served.world[NORTHWIND]
+    batch = served.built.batches[BASELINE - 1]
+    with LedgerClient(served.server.url, actor.party_id, actor.key) as client:
+        return export_evidence(client, batch, tmp_path_factory.mktemp("cpv") / batch)
+
+
+def test_the_bundle_holds_each_analysis_of_the_batch_s_parameters_as_of_its_trace(
+    served: Served, bundle: Path
+) -> None:
+    analyses = json.loads((bundle / CPV_FILE).read_text("utf-8"))
+    assert analyses, "the batch's parameters have baselines"
+    assert sorted(a["parameter"] for a in analyses) == sorted([PH, TEMP])
+    trace = json.loads((bundle / TRACE).read_text("utf-8"))
+    for analysis in analyses:
+        assert analysis["knownAt"] == trace["position"]
+        asked = {"a": served.built.agreement, "p": analysis["parameter"], "b": "PPQ"}
+        again = served.call(NORTHWIND, CPV, {**asked, "k": trace["position"]})
+        assert again == ({"cpv": analysis}, [])
+    report = verify_bundle(bundle)
+    assert report.problems == []
+    html = (bundle / REPORT).read_text("utf-8")
+    assert html.count('class="cpv-chart"') == 2
+    assert all(a["inputsDigest"] in html for a in analyses)
+
+
+def test_a_script_importing_no_server_code_recomputes_the_bundle_s_inputs_digests(
+    bundle: Path,
+) -> None:
+    analyses = json.loads((bundle / CPV_FILE).read_text("utf-8"))
+    assert analyses, "the bundle holds analyses"
+    # -I: isolated, so nothing of this repository is importable by the script.
+    found = subprocess.run(
+        [sys.executable, "-I", "-c", RECOMPUTE, str(bundle / CPV_FILE)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    assert sorted(line for line in found if line) == sorted(
+        f"{a['parameter']} {a['inputsDigest']}" for a in analyses
+    )
+
+
+def _resigned(bundle: Path, tmp_path: Path, change: Any) -> Path:
+    """A copy whose cpv.json ``change`` altered, re-hashed and re-signed by the exporter:
+    what the manifest's signature cannot catch, the recomputation must."""
+    copy = Path(shutil.copytree(bundle, tmp_path / "copy"))
+    analyses = json.loads((copy / CPV_FILE).read_text("utf-8"))
+    change(analyses)
+    (copy / CPV_FILE).write_text(json.dumps(analyses), "utf-8")
+    manifest = json.loads((copy / MANIFEST).read_text("utf-8"))
+    manifest["files"][CPV_FILE] = sha256_file(copy / CPV_FILE)
+    (copy / MANIFEST).write_text(json.dumps(manifest), "utf-8")
+    sign_manifest(copy, manifest, NORTHWIND, actor_of(NORTHWIND).key)
+    return copy
+
+
+def _own_record(analyses: list[dict[str, Any]], batch: str) -> dict[str, Any]:
+    point = next(p for p in analyses[0]["points"] if p["batch"] == batch)
+    record: dict[str, Any] = point["records"][0]
+    return record
+
+
+def test_a_changed_input_of_the_batch_is_found_even_with_its_digest_recomputed(
+    served: Served, bundle: Path, tmp_path: Path
+) -> None:
+    batch = served.built.batches[BASELINE - 1]
+
+    def change(analyses: list[dict[str, Any]]) -> None:
+        _own_record(analyses, batch)["value"] = "9.999"
+        rows = [
+            CpvInput(p["batch"], r["recordId"], r["value"], r["limitsVersion"])
+            for p in analyses[0]["points"]
+            for r in p["records"]
+        ]
+        analyses[0]["inputsDigest"] = inputs_digest(rows)
+
+    problems = verify_bundle(_resigned(bundle, tmp_path, change)).problems
+    assert any("is charted as '9.999', its current signed value is" in p for p in problems)
+
+
+def test_a_digest_that_is_not_the_inputs_digest_is_found(bundle: Path, tmp_path: Path) -> None:
+    def change(analyses: list[dict[str, Any]]) -> None:
+        analyses[0]["inputsDigest"] = "0" * 64
+
+    problems = verify_bundle(_resigned(bundle, tmp_path, change)).problems
+    assert problems, "the changed digest is found"
+    assert all("is not its inputs' digest" in p for p in problems)

@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from clients.bundle import (
     CHECKPOINT,
+    CPV_FILE,
     DATA,
     MANIFEST,
     MANIFEST_SIG,
@@ -451,11 +452,12 @@ def test_the_report_says_which_checks_cover_which_file(exported: Path) -> None:
         "events/NNNNNN.json",
         TRACE,
         DATA,
+        CPV_FILE,
         REPORT,
     ]
     what = dict(covered)
     assert f"signature in {MANIFEST_SIG} by the exporter ({REGULATOR})" in what[MANIFEST]
-    for name in (CHECKPOINT, NOTARY_VKEY, "events/NNNNNN.json", TRACE, DATA, REPORT):
+    for name in (CHECKPOINT, NOTARY_VKEY, "events/NNNNNN.json", TRACE, DATA, CPV_FILE, REPORT):
         assert f"SHA-256 listed in the signed {MANIFEST}" in what[name]
     assert "inclusion proof" in what["events/NNNNNN.json"]
     assert "envelope signature" in what["events/NNNNNN.json"]
