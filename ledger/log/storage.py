@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any, cast
+from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
@@ -27,7 +28,7 @@ from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
     SQLAlchemyTrackingRecorder,
 )
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -95,8 +96,25 @@ class Storage:
                 datastore=self._datastore, tracking_table_name=table_name
             )
 
+    def subjects_after(self, position: int, limit: int) -> list[tuple[int, UUID]]:
+        """``(position, subject)`` of up to ``limit`` events stored after ``position``, in
+        log order (one query, no event bodies)."""
+        table = self.events_table
+        query = (
+            select(table.c.id, table.c.originator_id)
+            .where(table.c.id > position)
+            .order_by(table.c.id)
+            .limit(limit)
+        )
+        with self.transaction(commit=False) as session:
+            return [(row.id, _uuid(row.originator_id)) for row in session.execute(query)]
+
     def events_in(self, session: Session, positions: list[int]) -> Iterator[Any]:
         """The stored rows at ``positions`` (id, originator id and version, topic, state)."""
         table = self.events_table
         query = table.select().where(table.c.id.in_(positions))
         yield from session.execute(query)
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
