@@ -21,7 +21,14 @@ from uuid import UUID
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from api.permissions import AgreementRoles, Authority, SubjectFacts, event_readable
+from api.permissions import (
+    PARTY_EVENTS,
+    AgreementRoles,
+    Authority,
+    SubjectFacts,
+    event_readable,
+)
+from api.read_log import ENVELOPES, note_read
 from ledger.clock import Clock
 from ledger.domain.parties import NOTARY
 from ledger.domain.scope import DataItem, GrantScope
@@ -276,12 +283,17 @@ class ViewFacts(SubjectFacts):
 
 
 def can_read_event(context: Any, recorded: Recorded) -> bool:
-    """Whether the context's caller may read ``recorded`` in full (its signed envelope)."""
+    """Whether the context's caller may read ``recorded`` in full (its signed envelope);
+    a readable envelope of a batch's event is noted as a read of its GxP data."""
     caller: Caller | None = context.party
     if caller is None:
         return False
-    if caller.is_notary:
-        return True
-    authority = authority_for(context, recorded.position)
+    envelope = recorded.event.envelope
     facts = ViewFacts(context.ledger.engine)
-    return event_readable(authority, recorded.event.envelope, facts, now_text(context.ledger.clock))
+    if not caller.is_notary:
+        authority = authority_for(context, recorded.position)
+        if not event_readable(authority, envelope, facts, now_text(context.ledger.clock)):
+            return False
+    if envelope["type"] not in PARTY_EVENTS:
+        note_read(ENVELOPES, *facts.context(str(envelope["subject"])))
+    return True

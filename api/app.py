@@ -6,11 +6,14 @@ websockets), ``/checkpoint`` (the latest signed checkpoint, C2SP text), ``/healt
 signature. ``/`` and ``/console/...``: the browser console (:mod:`api.console.pages`).
 
 The lifespan opens the ledger, catches the read models and the Merkle tree up, starts the
-projector, the notary's checkpoint signer and the event feed, and stops them on shutdown.
+projector, the notary's checkpoint signer, the event feed and the commitments of the
+read-access log (:mod:`api.read_log`), and stops them on shutdown.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -240,7 +243,13 @@ def create_app(
             app.state.security = SecurityLog(services.ledger, key, counters)
             await run_in_threadpool(_create_tables, services, app.state.security.create_tables)
             services.auth.security = app.state.security
-            yield
+            reads = asyncio.create_task(services.read_log.run(), name="cmo-ledger-read-log")
+            try:
+                yield
+            finally:
+                reads.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reads
         finally:
             await services.feed.stop()
             await run_in_threadpool(services.close)

@@ -65,6 +65,7 @@ from ledger.http_signatures import (
     WS_TAG,
 )
 from ledger.keys import decode_public_key
+from ledger.timeutil import format_utc
 from ledger.version import SOFTWARE_VERSION
 
 if TYPE_CHECKING:
@@ -325,7 +326,7 @@ class Authenticator:
 
     def resolve(self, keyid: str) -> tuple[Caller, Ed25519PublicKey]:
         """The caller and public key of ``<party id>/<key id>``; ``Unauthenticated`` when
-        the party or key is unknown, or the key is revoked."""
+        the party or key is unknown, or the key is revoked or expired."""
         party_id, slash, kid = keyid.partition("/")
         if not slash or not party_id or not kid:
             raise Unauthenticated("keyid must be '<party id>/<key id>'")
@@ -345,6 +346,11 @@ class Authenticator:
             raise Unauthenticated(
                 f"key {kid} of {party_id} was revoked at {record['revoked_at']}: "
                 "sign with a current key"
+            )
+        expiry = party.key_history.expires_at(kid)
+        if expiry <= self._ledger.clock.now():
+            raise Unauthenticated(
+                f"key {kid} of {party_id} expired at {format_utc(expiry)}: sign with a current key"
             )
         caller = Caller(party_id, kid, party.legal_name, party.role)
         return caller, _public(record["public_key"])

@@ -13,7 +13,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import strawberry
 from sqlalchemy import select
@@ -25,6 +25,7 @@ from api.context import Context
 from api.permissions_hook import can_read_event
 from api.threads import in_thread
 from ledger.application import Ledger, Recorded
+from ledger.domain.key_history import ROTATION_WARNING
 from ledger.domain.parties import NOTARY
 from ledger.errors import Forbidden, LedgerError, NotFound, ValidationFailed
 from ledger.log.checkpoints import SignedCheckpoint
@@ -33,6 +34,7 @@ from ledger.log.tree import LEAVES
 from ledger.timeutil import format_utc
 
 if TYPE_CHECKING:
+    from api.queries.parties import PartyKey
     from api.services import Services
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
 ]
 
 Info = strawberry.Info[Context, None]
+_PartyKey = Annotated["PartyKey", strawberry.lazy("api.queries.parties")]
 
 
 def b64(data: bytes) -> str:
@@ -71,6 +74,32 @@ class AuthenticatedParty:
     legal_name: str
     role: str = strawberry.field(description="sponsor, cmo, regulator, auditor or notary.")
     key_id: str = strawberry.field(description="Id of the key that signed this request.")
+
+    @strawberry.field(
+        description="The caller's keys in force now (neither revoked nor expired), the "
+        "soonest to expire first."
+    )
+    async def keys(self, info: Info) -> list[_PartyKey]:
+        return await in_thread(_own_keys, info.context, str(self.id), False)
+
+    @strawberry.field(
+        description=f"The caller's keys in force that expire within {ROTATION_WARNING.days} "
+        "days: rotate each (add the next key, signed with a current one) before it expires."
+    )
+    async def keys_expiring_soon(self, info: Info) -> list[_PartyKey]:
+        return await in_thread(_own_keys, info.context, str(self.id), True)
+
+
+def _own_keys(context: Context, party_id: str, expiring: bool) -> list[PartyKey]:
+    # api.queries imports this module: the key type is read when the schema is built.
+    from api.queries.parties import keys_in_force
+
+    ledger = context.services.ledger
+    party = None if party_id == NOTARY else ledger.party(party_id)
+    if party is None:
+        return []  # the notary's key is the ledger's identity: it has no key history
+    history, now = party.key_history, ledger.clock.now()
+    return keys_in_force(history, history.expiring(now) if expiring else history.in_force(now))
 
 
 @strawberry.type(description="RFC 9162 inclusion proof of one leaf in a tree of treeSize leaves.")

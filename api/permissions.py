@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.domain.commitments import committed
+from ledger.domain.reads import READS_RECORDED
 from ledger.domain.scope import DataItem, GrantScope
 from ledger.errors import Forbidden
 from projections.times import utc
@@ -49,10 +50,26 @@ __all__ = [
     "record_item",
 ]
 
-PARTY_EVENTS = frozenset({"PartyAdmitted", "KeyAdded", "KeyRevoked"})
+PARTY_EVENTS = frozenset(
+    {
+        "PartyAdmitted",
+        "KeyAdded",
+        "KeyRevoked",
+        # Who signs for a party, and with which keys, is everyone's to check (R5, R7).
+        "PersonAdmitted",
+        "IdentityVerified",
+        "SignaturePolicyAccepted",
+        "PersonKeyAdded",
+        "PersonKeyRevoked",
+    }
+)
 SECURITY_ALERT = "SecurityAlert"
 GRANT_EVENTS = frozenset({"AccessGranted", "AccessRevoked"})
-BATCH_EVENTS = frozenset({"BatchRegistered", "BatchEnded"})
+# A batch's review and disposition carry no data of the batch's: whoever sees the batch
+# reads them (R13).
+BATCH_EVENTS = frozenset(
+    {"BatchRegistered", "BatchEnded", "AuditTrailReviewed", "BatchDispositioned"}
+)
 ENHANCEMENT_EVENTS = frozenset(
     {
         "EnhancementClaimed",
@@ -312,6 +329,8 @@ def event_readable(
         return True
     if event_type == SECURITY_ALERT:  # R9: the party concerned (and the notary, above)
         return bool(envelope["payload"].get("identity") == authority.party)
+    if event_type == READS_RECORDED:  # R11: row ids, a count and a root: nobody's data
+        return True
     subject = str(envelope["subject"])
     if event_type in GRANT_EVENTS and subject in {g.id for g in authority.grants}:
         return True

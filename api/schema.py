@@ -33,6 +33,7 @@ from api.errors import CodedErrors, is_masked
 from api.limits import Limits
 from api.log_fields import LogQuery
 from api.mutations import LogMutation
+from api.read_log import ReadLogging
 from api.subscriptions import LogSubscription
 from api.validation import NoNulInText, limiting
 
@@ -96,6 +97,7 @@ def build_schema(limits: Limits | None = None) -> LedgerSchema:
         # No ParserCache: its hook raises syntax errors outside the operation, where
         # CodedErrors cannot give them a code.
         lambda: ValidationCache(maxsize=256),
+        ReadLogging,
     ]
     return LedgerSchema(
         query=Query, mutation=Mutation, subscription=Subscription, extensions=extensions

@@ -5,7 +5,8 @@
   (``ledger.log.checkpoints.Notary``),
   whose background thread builds the tree and signs checkpoints;
 * the projector (``projections.runner.Projector``): read-your-writes for the data queries;
-* authentication and its replay table, the subscription feed and the metrics.
+* authentication and its replay table, the subscription feed and the metrics;
+* the read-access log (``api.read_log.ReadLog``), whose commitments the app's lifespan runs.
 
 Resolvers reach these through :class:`Services` only, so the API does not depend on how the
 tree, the notary or the projector are built.
@@ -27,6 +28,7 @@ from api.auth import Authenticator, ReplayGuard
 from api.limits import Limits
 from api.log_fields import leaf_indexes
 from api.metrics import Metrics
+from api.read_log import ReadLog
 from api.subscriptions import EventFeed
 from ledger.application import Ledger, Recorded
 from ledger.clock import SYSTEM, Clock
@@ -83,6 +85,7 @@ class Services:
     auth: Authenticator
     feed: EventFeed
     metrics: Metrics
+    read_log: ReadLog
 
     @classmethod
     def open(
@@ -106,6 +109,8 @@ class Services:
                 projector = Projector(ledger) if projections else None
                 if projector is not None:
                     projector.create_tables()
+                read_log = ReadLog(ledger, notary_key)
+                read_log.create_tables()
         except BaseException:
             ledger.close()
             raise
@@ -120,6 +125,7 @@ class Services:
             auth=Authenticator(ledger, replay, limits.request_max_age),
             feed=EventFeed(ledger, tree),
             metrics=metrics or Metrics(),
+            read_log=read_log,
         )
 
     def start(self) -> None:

@@ -48,7 +48,13 @@ from ledger.canonical import canonical_bytes
 from ledger.domain.commitments import committed, element_commitment
 from ledger.domain.fields import Fields
 from ledger.domain.formats import MAX_DECOMPRESSED_BYTES, ChunkBudget, read_chunk
-from ledger.domain.key_history import KEY_EVENTS, KeyHistory, exit_status, finding
+from ledger.domain.key_history import (
+    ALL_KEY_EVENTS,
+    PERSON_KEY_EVENTS,
+    KeyHistory,
+    exit_status,
+    finding,
+)
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
 from ledger.log.envelope import Envelope, event_hash
@@ -98,7 +104,6 @@ DATA = "data.json"
 CPV_FILE = "cpv.json"
 REPORT = "report.html"
 EVENTS_DIR = "events"
-_KEY_TYPES = frozenset({"PartyAdmitted", "KeyAdded", "KeyRevoked"})
 _DATA_TYPES = frozenset({"DataSubmitted", "DataCorrected"})
 
 
@@ -539,7 +544,7 @@ def _check_events(context: _Context, vkey: str, checkpoint: Checkpoint) -> None:
             context.report.fail(f"{event.path}: {problem}")
             continue
         context.verified.add(event.path)
-        if event.type in _KEY_TYPES:
+        if event.type in ALL_KEY_EVENTS:
             _learn_key(context, event)
 
 
@@ -614,8 +619,13 @@ def _judge_compromise(context: _Context, event: BundleEvent, signer: str, key: s
         context.report.compromised.append(f"{event.path}: {said}")
 
 
+def _mirrored(event_type: str) -> str:
+    """The party key event a key event is, or mirrors (a person's)."""
+    return PERSON_KEY_EVENTS.get(event_type, event_type)
+
+
 def _learn_key(context: _Context, event: BundleEvent) -> None:
-    if event.type == "KeyRevoked":
+    if _mirrored(event.type) == "KeyRevoked":
         return
     party = _party_of(context, event)
     if party is None:
@@ -636,7 +646,7 @@ def _learn_revocations(context: _Context) -> None:
     trusted to sign is learnt as events verify (:func:`_learn_key`).
     """
     for event in context.events:
-        party = _party_of(context, event) if event.type in KEY_EVENTS else None
+        party = _party_of(context, event) if event.type in ALL_KEY_EVENTS else None
         if party is None:
             continue
         history = context.histories.setdefault(party, KeyHistory(party))
@@ -644,15 +654,16 @@ def _learn_revocations(context: _Context) -> None:
             history.apply(event.type, event.payload, event.recorded_at)
         except (KeyError, LedgerError):
             continue  # a revocation of a key the bundle never added, or a malformed key
-        if event.type == "KeyRevoked":
+        if _mirrored(event.type) == "KeyRevoked":
             context.revoked_at_leaf[(party, str(event.payload.get("key")))] = event.leaf_index
 
 
 def _party_of(context: _Context, event: BundleEvent) -> str | None:
-    if event.type == "PartyAdmitted":
+    """The party whose key an event adds or revokes (a person's keys are its party's)."""
+    if _mirrored(event.type) == "PartyAdmitted":
         return str(event.payload.get("party"))
     for other in context.events:
-        if other.type == "PartyAdmitted" and other.subject == event.subject:
+        if _mirrored(other.type) == "PartyAdmitted" and other.subject == event.subject:
             return str(other.payload.get("party"))
     return None
 
@@ -747,6 +758,11 @@ def _check_trace(context: _Context) -> None:
         return
     by_leaf = {e.leaf_index: e for e in context.events}
     withheld = {w.get("leaf_index") for w in _withheld(context)}
+    names = {
+        (e.payload.get("party"), e.payload.get("person")): e.payload.get("printed_name")
+        for e in context.events
+        if e.type == "PersonAdmitted"
+    }
     for entry in entries:
         leaf = entry.get("leafIndex")
         event = by_leaf.get(leaf)
@@ -756,9 +772,15 @@ def _check_trace(context: _Context) -> None:
                     f"{TRACE}: event at leaf {leaf} ({entry.get('type')}) is not in the bundle"
                 )
             continue
-        shown = (entry.get("type"), entry.get("signer"), entry.get("version"))
-        if shown != (event.type, event.envelope.get("signer"), event.version):
+        shown = (entry.get("type"), entry.get("signer"), entry.get("person"), entry.get("version"))
+        signed = (event.type, event.envelope.get("signer"), event.envelope.get("person"))
+        if shown != (*signed, event.version):
             context.report.fail(f"{TRACE}: entry at leaf {leaf} does not match {event.path}")
+        elif entry.get("person") and entry.get("printedName") != names.get(signed[1:]):
+            context.report.fail(
+                f"{TRACE}: entry at leaf {leaf} names {entry.get('printedName')!r} for person "
+                f"{entry.get('person')}, admitted as {names.get(signed[1:])!r}"
+            )
     listed = {entry.get("leafIndex") for entry in entries}
     for event in context.events:
         if event.subject == context.batch_subject and event.leaf_index not in listed:

@@ -94,7 +94,7 @@ _ENTRY = "position leafIndex subject version type signer key meaning reason sign
 AUDIT_PAGE = f"""
 query($f: AuditFilter, $n: Int!, $after: String) {{
   auditTrail(filter: $f, first: $n, after: $after) {{
-    edges {{ node {{ {_ENTRY} agreementId batch }} }}
+    edges {{ node {{ {_ENTRY} agreementId batch person printedName }} }}
     pageInfo {{ hasNextPage endCursor }}
   }}
 }}
@@ -132,7 +132,8 @@ query($b: String!) {
     parameterLimits { name kind versions { version effectiveFrom unit alert { low high }
       action { low high } } }
     grants { id grantee dataClasses status validFrom validUntil }
-    events { position leafIndex type signer key meaning reason signedAt recordedAt }
+    events { position leafIndex type signer person printedName key meaning reason signedAt
+      recordedAt }
     corrections { id dataClass reason signer recordedAt supersedes }
     deviations { id kind severity description status acknowledgedBy acknowledgedAt }
   }
@@ -284,12 +285,22 @@ class LedgerClient:
         clock: Clock = SYSTEM,
         ca_file: str | Path | None = None,
         verify: ssl.SSLContext | bool = True,
+        person: str | None = None,
+        person_key: SigningKey | None = None,
     ) -> None:
         """``ca_file`` is a PEM bundle the server's certificate must chain to (a private CA);
         without it the system's CAs are trusted. ``verify`` is an ``ssl.SSLContext`` to use
-        instead (``False`` turns verification off: for tests only)."""
+        instead (``False`` turns verification off: for tests only).
+
+        With ``person`` and ``person_key``, every envelope names that person of ``party``
+        and is signed with the person's key (their electronic signature, R7); requests are
+        still signed with ``key``, the party's, since the API authenticates parties."""
+        if (person is None) != (person_key is None):
+            raise ClientError("give a person and their key, or neither", field="person")
         self.url = url.rstrip("/")
         self.party = party
+        self.person = person
+        self._envelope_key = person_key or key
         self.key_id = key_id(key.verify_key)
         self.max_retries = max_retries
         self.clock = clock
@@ -424,16 +435,18 @@ class LedgerClient:
             "prev": prev,
             "payload": dict(draft.payload),
             "signer": self.party,
-            "key": self.key_id,
+            "key": key_id(self._envelope_key.verify_key),
             "signed_at": format_utc(self.clock.now()),
             "meaning": draft.meaning,
         }
         if draft.reason is not None:
             envelope["reason"] = draft.reason
+        if self.person is not None:
+            envelope["person"] = self.person
         try:
             # The ledger's own definition of the payload: a mistake is found before signing.
             decode_payload(draft.type, envelope["payload"])
-            return envelope, sign_envelope(envelope, self._key)
+            return envelope, sign_envelope(envelope, self._envelope_key)
         except LedgerError as exc:
             raise ClientError(
                 f"{exc.message}: fix the event before signing", field=exc.field
@@ -536,6 +549,30 @@ class LedgerClient:
             if not page["pageInfo"]["hasNextPage"]:
                 return
             after = page["pageInfo"]["endCursor"]
+
+    def data_reads(
+        self,
+        *,
+        batch: str | None = None,
+        agreement_id: SubjectId | None = None,
+        page_size: int = 100,
+    ) -> Iterator[dict[str, Any]]:
+        """Who read the caller's GxP data, when (R11): the read-access log's rows, oldest
+        first, each with the notary's ``ReadsRecorded`` commitment once committed. For the
+        data's owner (the batch's CMO) and the notary."""
+        after: str | None = None
+        while True:
+            variables = {
+                "b": batch,
+                "a": _optional_id(agreement_id),
+                "n": page_size,
+                "after": after,
+            }
+            page = self.graphql(DATA_READS, variables)["dataReads"]
+            yield from page["reads"]
+            if not page["hasNextPage"]:
+                return
+            after = page["endCursor"]
 
     def trace_batch(self, batch: str) -> dict[str, Any]:
         """One batch end to end: terms, limits, grants, events, corrections, deviations.
@@ -773,10 +810,23 @@ class LedgerClient:
         return self.submit("PartyAdmitted", party_subject(party), payload, meaning="approved")
 
     def add_key(
-        self, public_key: str, *, purpose: str = "party", source: str | None = None
+        self,
+        public_key: str,
+        *,
+        purpose: str = "party",
+        source: str | None = None,
+        expires_at: str | None = None,
     ) -> Submitted:
-        """Add a party key, or a source-system key vouching for ``source``."""
-        payload = _drop_none({"public_key": public_key, "purpose": purpose, "source": source})
+        """Add a party key, or a source-system key vouching for ``source``; it expires at
+        ``expires_at`` (RFC 3339 UTC), else two years after the ledger records it."""
+        payload = _drop_none(
+            {
+                "public_key": public_key,
+                "purpose": purpose,
+                "source": source,
+                "expires_at": expires_at,
+            }
+        )
         return self.submit("KeyAdded", party_subject(self.party), payload, meaning="authored")
 
     def revoke_key(
@@ -1134,6 +1184,25 @@ class LedgerClient:
         found = self.graphql(ENHANCEMENTS, {"a": _optional_id(agreement_id)})["enhancements"]
         return list(found or [])
 
+    def changes(
+        self, agreement_id: SubjectId | None = None, *, open: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """Change proposals (R22) under the agreements the caller may see (``open``: only
+        those neither rejected nor implemented, or only the others)."""
+        variables = {"a": _optional_id(agreement_id), "o": open}
+        return list(self.graphql(CHANGES, variables)["changes"] or [])
+
+    def capas(
+        self,
+        agreement_id: SubjectId | None = None,
+        *,
+        batch: str | None = None,
+        open: bool | None = None,
+    ) -> list[dict[str, Any]]:
+        """CAPAs on the batches the caller may see (``open``: only open ones, or closed)."""
+        variables = {"a": _optional_id(agreement_id), "b": batch, "o": open}
+        return list(self.graphql(CAPAS, variables)["capas"] or [])
+
     def grants(
         self, agreement_id: SubjectId | None = None, *, active: bool | None = None
     ) -> list[dict[str, Any]]:
@@ -1347,6 +1416,17 @@ _REVIEW = (
     "overdue history { id periodEnd nextDue outcome parametersConfirmed parametersRevised "
     "completedBy countersignedBy completedAt }"
 )
+DATA_READS = """
+query($b: String, $a: ID, $n: Int!, $after: String) {
+  dataReads(batch: $b, agreement: $a, first: $n, after: $after) {
+    reads {
+      id reader key agreementId batch fields operation queryHash at
+      commitment { position first last count root signedAt }
+    }
+    endCursor hasNextPage
+  }
+}
+"""
 REVIEWS = f"""
 query($a: ID, $o: Boolean) {{ reviews(agreementId: $a, overdue: $o) {{ {_REVIEW} }} }}
 """
@@ -1365,6 +1445,23 @@ _ENHANCEMENT = (
     "countersignedBy resolvedAt disclosedAt dossier { dossier salt disclosedAt }"
 )
 ENHANCEMENTS = f"query($a: ID) {{ enhancements(agreementId: $a) {{ {_ENHANCEMENT} }} }}"
+_CHANGE = (
+    "id agreementId changeId title description ecImpact reportingCategory affectedParameters "
+    "proposedBy proposedAt status open decision decidedBy decidedAt rejectionReason "
+    "implementedBy implementedAt"
+)
+CHANGES = f"""
+query($a: ID, $o: Boolean) {{ changes(agreementId: $a, open: $o) {{ {_CHANGE} }} }}
+"""
+_CAPA = (
+    "id agreementId capaId batch records description owner openedBy openedAt status open "
+    "closedAt effectivenessCheck closeReason"
+)
+CAPAS = f"""
+query($a: ID, $b: String, $o: Boolean) {{
+  capas(agreementId: $a, batch: $b, open: $o) {{ {_CAPA} }}
+}}
+"""
 _GRANT = (
     "id agreementId grantor grantee dataClasses parameters batches windowFrom windowUntil "
     "validFrom validUntil grantedAt purpose includeConfidential enhancements status revokedAt "

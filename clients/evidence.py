@@ -40,6 +40,8 @@ from clients.bundle import (
 from clients.client import CPV
 from clients.report import render_report
 from ledger.clock import SYSTEM, Clock
+from ledger.domain.key_history import ALL_KEY_EVENTS
+from ledger.domain.subjects import person_subject
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
 from ledger.timeutil import format_utc
@@ -90,7 +92,9 @@ query($b: String!) {
       validUntil grantedAt purpose includeConfidential status revokedAt revokedBy revokeReason
     }
     events {
-      position leafIndex subject version type signer key meaning reason signedAt recordedAt
+      position leafIndex subject version type signer person printedName key meaning reason
+      signedAt
+      recordedAt
     }
   }
 }
@@ -159,7 +163,6 @@ query($a: ID!, $after: String) {
   }
 }
 """
-_KEY_TYPES = ("PartyAdmitted", "KeyAdded", "KeyRevoked")
 
 
 def _refusal_code(error: Exception) -> str | None:
@@ -277,15 +280,19 @@ class _Export:
                 found.append((str(payload["parameter"]), str(payload["name"])))
         return sorted(set(found))
 
-    def key_entries(self, signers: Iterable[str]) -> list[dict[str, Any]]:
-        """The audit entries of the key events of ``signers`` (besides the notary)."""
+    def key_entries(
+        self, signers: Iterable[str], persons: Iterable[tuple[str, str]] = ()
+    ) -> list[dict[str, Any]]:
+        """The audit entries of the key events of ``signers`` (besides the notary) and
+        of ``persons`` (``(party, person)``) who signed for them."""
         wanted = set(signers) - {"notary"}
         parties = self._parties(self._pages(ADMITTED_QUERY, {}))
+        subjects = [subject for subject, party in parties.items() if party in wanted]
+        subjects += [str(person_subject(party, person)) for party, person in sorted(set(persons))]
         entries: list[dict[str, Any]] = []
-        for subject, party in parties.items():
-            if party in wanted:
-                found = self._pages(SUBJECT_QUERY, {"s": subject})
-                entries += [e for e in found if e["type"] in _KEY_TYPES]
+        for subject in subjects:
+            found = self._pages(SUBJECT_QUERY, {"s": subject})
+            entries += [e for e in found if e["type"] in ALL_KEY_EVENTS]
         return entries
 
     def _parties(self, admitted: list[dict[str, Any]]) -> dict[str, str]:
@@ -409,7 +416,8 @@ def export_evidence(
     batch_entries = [("batch", e) for e in trace["events"]]
     signers = {e["signer"] for e in trace["events"]} | {trace["me"]}
     signers |= {c["witness"] for c in trace["checkpoint"]["cosignatures"]}
-    key_entries = [("key", e) for e in export.key_entries(signers) if _covered(e, size)]
+    persons = [(e["signer"], e["person"]) for e in trace["events"] if e.get("person")]
+    key_entries = [("key", e) for e in export.key_entries(signers, persons) if _covered(e, size)]
     events = export.events(
         sorted(batch_entries + key_entries, key=lambda p: p[1]["leafIndex"]), size
     )

@@ -98,6 +98,7 @@ def _timeline(trace: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> 
             entry["leafIndex"],
             entry["type"],
             entry["signer"],
+            _signed_by(entry),
             entry["meaning"],
             entry["signedAt"],
             entry["recordedAt"],
@@ -105,8 +106,15 @@ def _timeline(trace: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> 
             "yes" if entry["leafIndex"] in included else "withheld from the exporter",
         ]
         rows.append(("event", values))
-    headers = ["leaf", "event", "signer", "meaning", "signed at", "recorded at", "reason"]
-    return "<h2>Timeline of signed events</h2>" + _table([*headers, "in bundle"], rows)
+    headers = ["leaf", "event", "signer", "signed by", "meaning", "signed at", "recorded at"]
+    return "<h2>Timeline of signed events</h2>" + _table([*headers, "reason", "in bundle"], rows)
+
+
+def _signed_by(entry: Mapping[str, Any]) -> str:
+    """The printed name of the person who signed (R5), or that a party key signed."""
+    if not entry.get("person"):
+        return "party key"
+    return f"{entry.get('printedName') or ''} ({entry['person']})"
 
 
 def _limits(trace: Mapping[str, Any]) -> str:

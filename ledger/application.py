@@ -39,8 +39,10 @@ from nacl.signing import VerifyKey
 from sqlalchemy.engine import Engine
 
 import ledger.domain.registry  # noqa: F401  (registers every event type)
+from ledger.aggregate_cache import AggregateCache
 from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
+from ledger.domain import persons
 from ledger.domain.catalogue import (
     SCHEMA_VERSION,
     Command,
@@ -121,6 +123,7 @@ class Ledger(Application[UUID]):
         self._identity = identity
         self._listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
+        self._aggregates = AggregateCache()
 
     def construct_mapper(self) -> Mapper[UUID]:
         """Signed events are stored as their Merkle leaf bytes (see ``ledger.log.mapper``),
@@ -213,11 +216,30 @@ class Ledger(Application[UUID]):
             raise LimitExceeded(
                 f"at most {self.settings.max_batch} envelopes per batch", field="envelopes"
             )
-        now = self.clock.now()
-        state = _BatchState(self)
         sent = list(openings or [None] * len(items))
         if len(sent) != len(items):
             raise ValidationFailed("one list of openings per envelope", field="openings")
+        cache = self._aggregates
+        with cache.lock:
+            cache.catch_up(self.storage.subjects_after, self.head)
+            state = _BatchState(self, cache)
+            try:
+                results = self._append_checked(items, sent, state)
+            except BaseException:
+                # Aggregates the refused or unsaved batch changed in place are not current.
+                cache.forget(state.touched())
+                raise
+            cache.stored([result.position for result in results])
+        self._tell_listeners(results[-1].position)
+        return results
+
+    def _append_checked(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], str]],
+        sent: Sequence[Sequence[Any] | None],
+        state: _BatchState,
+    ) -> list[Appended]:
+        now = self.clock.now()
         events: list[DomainEventProtocol[Any]] = []
         accepted: list[tuple[Envelope, str]] = []
         commands: list[Command] = []
@@ -250,7 +272,6 @@ class Ledger(Application[UUID]):
                 recordings, accepted, commands, strict=True
             )
         ]
-        self._tell_listeners(results[-1].position)
         return results
 
     def _admit(
@@ -276,6 +297,8 @@ class Ledger(Application[UUID]):
             )
         self._check_clock(envelope, now)
         envelope.verify(self._signing_key(envelope, spec, state), signature)
+        if envelope.person is not None:
+            persons.check_authority(state, envelope, envelope.person)
         spec.check_meaning_and_reason(envelope)
         subject = self._check_sequence(envelope, spec, state)
         command = Command(envelope, signature, format_utc(now), now, subject, state, openings)
@@ -301,12 +324,24 @@ class Ledger(Application[UUID]):
 
     def _signing_key(self, envelope: Envelope, spec: EventSpec, state: _BatchState) -> VerifyKey:
         if envelope.signer == NOTARY:
+            if envelope.person is not None:
+                raise ValidationFailed("the notary signs without a person", field="person")
             if envelope.key != self.identity.notary_key_id:
                 raise UnknownSigner("not the notary's key", field="key")
             return decode_public_key(self.identity.notary_public_key)
         party = state.party(envelope.signer)
         if party is None:
             raise UnknownSigner(f"no admitted party {envelope.signer!r}", field="signer")
+        if envelope.person is not None:
+            skew = self.settings.max_clock_skew
+            text = persons.signing_key(state, envelope, envelope.person, skew)
+            return decode_public_key(text)
+        if spec.person_required:
+            raise Forbidden(
+                f"{envelope.type} is signed by a person of {envelope.signer}, not a party key: "
+                "name the person (envelope member person) and sign with their key",
+                field="person",
+            )
         text = party.key_for_new_signature(
             envelope.key, envelope.signed_at, self.settings.max_clock_skew
         )
@@ -460,23 +495,33 @@ class Ledger(Application[UUID]):
 class _BatchState(LedgerState):
     """Aggregates as a batch sees them: its own earlier changes first, then the store."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, cache: AggregateCache) -> None:
         self._ledger = ledger
+        self._cache = cache
         self._seen: dict[UUID, SignedAggregate | None] = {}
         self.notary_key_id = ledger.identity.notary_key_id
         self.max_clock_skew = ledger.settings.max_clock_skew
+        self.max_key_lifetime_days = ledger.settings.max_key_lifetime_days
 
     def find(self, subject: UUID, kind: type[_A]) -> _A | None:
         if subject not in self._seen:
-            self._seen[subject] = self._ledger.get_aggregate(subject, SignedAggregate)
+            self._seen[subject] = self._cache.get(subject, self._load)
         found = self._seen[subject]
         return found if isinstance(found, kind) else None
+
+    def _load(self, subject: UUID) -> SignedAggregate | None:
+        return self._ledger.get_aggregate(subject, SignedAggregate)
+
+    def touched(self) -> list[UUID]:
+        """The subjects this batch read or changed."""
+        return list(self._seen)
 
     def party(self, party_id: str) -> Party | None:
         return self.find(party_subject(party_id), Party)
 
     def changed(self, aggregate: SignedAggregate) -> None:
         self._seen[aggregate.id] = aggregate
+        self._cache.put(aggregate.id, aggregate)
 
 
 def _name_envelope(error: LedgerError, index: int, count: int) -> None:

@@ -1,38 +1,40 @@
 """Settings: one object, read once from the ``CMO_LEDGER_*`` environment variables.
 
-==================================  ==========================================  ===========
-variable                            meaning                                     default
-==================================  ==========================================  ===========
-``CMO_LEDGER_DATABASE_URL``         SQLAlchemy URL of the ledger database       ``sqlite:///./.cmo-ledger/ledger.db``
-``CMO_LEDGER_DATA_DIR``             keystores and generated secrets             ``./.cmo-ledger``
-``CMO_LEDGER_PASSPHRASE``           passphrase for keystores (else prompt)      unset
-``CMO_LEDGER_URL``                  the server the command line talks to        ``http://127.0.0.1:8000``
-``CMO_LEDGER_KEY``                  the command line's party keystore file      unset
-``CMO_LEDGER_CHECKPOINT_INTERVAL``  seconds before new events are checkpointed  ``1.0``
-``CMO_LEDGER_MAX_ENVELOPE_BYTES``   largest accepted envelope, in bytes         ``33554432``
-``CMO_LEDGER_MAX_BATCH``            most envelopes in one ``submitEvents``      ``1000``
-``CMO_LEDGER_MAX_CLOCK_SKEW``       seconds ``signed_at`` may lead the server   ``300``
-``CMO_LEDGER_MAX_SIGNATURE_AGE``    seconds ``signed_at`` may lag the server    ``86400``
-``CMO_LEDGER_KDF_PROFILE``          argon2id cost: moderate, interactive, min   ``moderate``
-``CMO_LEDGER_MAX_QUERY_DEPTH``      nesting depth of a GraphQL operation        ``10``
-``CMO_LEDGER_MAX_ALIASES``          aliases in one GraphQL document             ``15``
-``CMO_LEDGER_MAX_TOKENS``           lexical tokens in one GraphQL document      ``2000``
-``CMO_LEDGER_MAX_PAGE_SIZE``        items one list field returns                ``500``
-``CMO_LEDGER_MAX_BODY_BYTES``       HTTP request body, in bytes                 ``67108864``
-``CMO_LEDGER_MAX_SUBSCRIPTIONS``    operations running on one websocket         ``10``
-``CMO_LEDGER_REQUEST_MAX_AGE``      seconds a request signature stays fresh     ``300``
-``CMO_LEDGER_MAX_QUERY_COST``       estimated cost of one GraphQL operation     ``50000``
-``CMO_LEDGER_ASSUMED_LIST_SIZE``    items a list counts in that estimate        ``25``
-``CMO_LEDGER_QUERY_TIME_BUDGET``    seconds one operation may run               ``30``
-``CMO_LEDGER_SESSION_IDLE``         seconds a console session may sit unused    ``900``
-``CMO_LEDGER_SESSION_LIFETIME``     seconds a console session lasts at most     ``28800``
-``CMO_LEDGER_TLS_CERT``             server certificate (PEM) for HTTPS          unset
-``CMO_LEDGER_TLS_KEY``              its private key (PEM); both or neither      unset
-``CMO_LEDGER_CA_FILE``              CA bundle (PEM) clients verify it against   system CAs
-``CMO_LEDGER_LOCKOUT_THRESHOLD``    failed sign-ins of one identity to lock it  ``10``
-``CMO_LEDGER_LOCKOUT_WINDOW``       seconds those failures are counted over     ``300``
-``CMO_LEDGER_LOCKOUT_COOLDOWN``     seconds a locked identity stays locked      ``900``
-==================================  ==========================================  ===========
+====================================  ==========================================  ===========
+variable                              meaning                                     default
+====================================  ==========================================  ===========
+``CMO_LEDGER_DATABASE_URL``           SQLAlchemy URL of the ledger database       ``sqlite:///./.cmo-ledger/ledger.db``
+``CMO_LEDGER_DATA_DIR``               keystores and generated secrets             ``./.cmo-ledger``
+``CMO_LEDGER_PASSPHRASE``             passphrase for keystores (else prompt)      unset
+``CMO_LEDGER_URL``                    the server the command line talks to        ``http://127.0.0.1:8000``
+``CMO_LEDGER_KEY``                    the command line's party keystore file      unset
+``CMO_LEDGER_CHECKPOINT_INTERVAL``    seconds before new events are checkpointed  ``1.0``
+``CMO_LEDGER_MAX_ENVELOPE_BYTES``     largest accepted envelope, in bytes         ``33554432``
+``CMO_LEDGER_MAX_BATCH``              most envelopes in one ``submitEvents``      ``1000``
+``CMO_LEDGER_MAX_CLOCK_SKEW``         seconds ``signed_at`` may lead the server   ``300``
+``CMO_LEDGER_MAX_SIGNATURE_AGE``      seconds ``signed_at`` may lag the server    ``86400``
+``CMO_LEDGER_KDF_PROFILE``            argon2id cost: moderate, interactive, min   ``moderate``
+``CMO_LEDGER_MAX_QUERY_DEPTH``        nesting depth of a GraphQL operation        ``10``
+``CMO_LEDGER_MAX_ALIASES``            aliases in one GraphQL document             ``15``
+``CMO_LEDGER_MAX_TOKENS``             lexical tokens in one GraphQL document      ``2000``
+``CMO_LEDGER_MAX_PAGE_SIZE``          items one list field returns                ``500``
+``CMO_LEDGER_MAX_BODY_BYTES``         HTTP request body, in bytes                 ``67108864``
+``CMO_LEDGER_MAX_SUBSCRIPTIONS``      operations running on one websocket         ``10``
+``CMO_LEDGER_REQUEST_MAX_AGE``        seconds a request signature stays fresh     ``300``
+``CMO_LEDGER_MAX_QUERY_COST``         estimated cost of one GraphQL operation     ``50000``
+``CMO_LEDGER_ASSUMED_LIST_SIZE``      items a list counts in that estimate        ``25``
+``CMO_LEDGER_QUERY_TIME_BUDGET``      seconds one operation may run               ``30``
+``CMO_LEDGER_SESSION_IDLE``           seconds a console session may sit unused    ``900``
+``CMO_LEDGER_SESSION_LIFETIME``       seconds a console session lasts at most     ``28800``
+``CMO_LEDGER_TLS_CERT``               server certificate (PEM) for HTTPS          unset
+``CMO_LEDGER_TLS_KEY``                its private key (PEM); both or neither      unset
+``CMO_LEDGER_CA_FILE``                CA bundle (PEM) clients verify it against   system CAs
+``CMO_LEDGER_LOCKOUT_THRESHOLD``      failed sign-ins of one identity to lock it  ``10``
+``CMO_LEDGER_LOCKOUT_WINDOW``         seconds those failures are counted over     ``300``
+``CMO_LEDGER_LOCKOUT_COOLDOWN``       seconds a locked identity stays locked      ``900``
+``CMO_LEDGER_MAX_KEY_LIFETIME_DAYS``  latest expiry a new key may ask for, days   ``730``
+``CMO_LEDGER_READ_LOG_INTERVAL``      seconds between read-log commitments        ``10``
+====================================  ==========================================  ===========
 
 A bad value fails at start-up with ``ConfigurationError`` naming the variable.
 """
@@ -45,6 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from ledger.domain.key_history import DEFAULT_KEY_LIFETIME
 from ledger.errors import ConfigurationError
 
 __all__ = [
@@ -102,6 +105,8 @@ class Settings:
     lockout_threshold: int = 10
     lockout_window: float = 300.0
     lockout_cooldown: float = 900.0
+    max_key_lifetime_days: int = DEFAULT_KEY_LIFETIME.days
+    read_log_interval: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -149,6 +154,8 @@ class Settings:
             lockout_threshold=_number(env, "LOCKOUT_THRESHOLD", default, int),
             lockout_window=_number(env, "LOCKOUT_WINDOW", default, float),
             lockout_cooldown=_number(env, "LOCKOUT_COOLDOWN", default, float),
+            max_key_lifetime_days=_number(env, "MAX_KEY_LIFETIME_DAYS", default, int),
+            read_log_interval=_number(env, "READ_LOG_INTERVAL", default, float, minimum=0.01),
         )
 
     @property

@@ -7,7 +7,7 @@ it concerns (a dotted path into the envelope, or ``None``)::
      ├── ValidationFailed    VALIDATION_FAILED   malformed envelope, payload or setting
      ├── BadSignature        BAD_SIGNATURE       signature does not verify
      ├── UnknownSigner       UNKNOWN_SIGNER      signer or key id is not on the ledger
-     ├── KeyRevoked          KEY_REVOKED         key revoked, or signed after compromise
+     ├── KeyRevoked          KEY_REVOKED         key revoked or expired, or signed after compromise
      ├── VersionConflict     VERSION_CONFLICT    stale ``version`` or ``prev``: re-read and re-sign
      ├── Forbidden           FORBIDDEN           signer lacks the authority for this event
      ├── NotFound            NOT_FOUND           the subject or a referenced record is missing

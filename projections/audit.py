@@ -1,7 +1,9 @@
 """The audit index: one row per event, for audit-trail queries and for resolving times.
 
 ``proj_audit`` holds position, leaf index, subject, version, type, signer, key, meaning,
-reason, signed_at, recorded_at, and the agreement and batch the event belongs to. The
+reason, signed_at, recorded_at, the agreement and batch the event belongs to, and, for an
+event a person signed, the person and the printed name their party admitted them with
+(R5: a signature shows the signer's printed name, the time and the meaning). The
 leaf index is dense (0, 1, 2, ...) in position order: the number of earlier events, so
 it matches the Merkle leaf even where PostgreSQL positions have gaps.
 
@@ -53,6 +55,8 @@ AUDIT = Table(
     Column("recorded_through", String(30), nullable=False),
     Column("agreement", String(36)),
     Column("batch", String(64)),
+    Column("person", String(64)),
+    Column("printed_name", Text),
     Index("ix_proj_audit_leaf_index", "leaf_index", unique=True),
     Index("ix_proj_audit_recorded_through", "recorded_through", "position"),
     Index("ix_proj_audit_subject", "subject", "position"),
@@ -102,6 +106,10 @@ class AuditView(View):
             if recorded_at > through:
                 through = recorded_at
             agreement, batch = _context(page, envelope)
+            person = envelope.get("person")
+            printed = (
+                None if person is None else page.state.fact(_printed(envelope["signer"], person))
+            )
             rows.append(
                 (  # in the order of AUDIT's columns
                     recorded.position,
@@ -118,6 +126,8 @@ class AuditView(View):
                     through,
                     agreement,
                     batch,
+                    person,
+                    printed,
                 )
             )
         page.insert_values(AUDIT, rows)
@@ -133,6 +143,11 @@ class AuditView(View):
         return (-1, "") if last is None else (int(last[0]), str(last[1]))
 
 
+def _printed(party: str, person: str) -> str:
+    """The state key of the printed name ``party`` admitted ``person`` with."""
+    return f"printed/{party}/{person}"
+
+
 def _context(page: Page, envelope: Any) -> tuple[str | None, str | None]:
     """The agreement and batch of an event: from its subject's first event, remembered."""
     subject = envelope["subject"]
@@ -141,6 +156,9 @@ def _context(page: Page, envelope: Any) -> tuple[str | None, str | None]:
         return (None, None) if known is None else (known[0], known[1])
     payload = envelope["payload"]
     event_type = envelope["type"]
+    if event_type == "PersonAdmitted":
+        # Recorded before any signature of the person's: rows read it through the state.
+        page.state.remember(_printed(payload["party"], payload["person"]), payload["printed_name"])
     agreement = payload.get("agreement")
     if event_type == "AgreementProposed":
         agreement = subject

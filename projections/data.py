@@ -12,6 +12,12 @@ the next record version. Acknowledgements (R23) are marked on the record version
 Each discrete record version names its parameter's id, the limits version in force at its
 sample time (as the ledger knew it when the record arrived) and its evaluation against
 those limits (:mod:`ledger.domain.limits`); a later revision never changes them.
+Each record version says whether it was entered by hand (``manual``) and whether it counts
+(``verified``): a manual value of a critical parameter (:mod:`ledger.domain.verification`)
+is unverified until ``DataVerified`` (``verified_at``, ``verified_by``: the person), and
+the queries leave it out of excursions and CPV inputs until then. Criticality is the
+registry's status now, so a status revision or a retirement re-marks the parameter's
+unverified manual values (the view keeps their keys per parameter).
 ``proj_record_confidential``: the agreement's confidential elements, one row per record
 version and element, kept out of ``proj_records`` so the query layer returns them only
 to a reader whose grant includes them: the commitment the envelope signed (its opening
@@ -35,7 +41,7 @@ from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String,
 
 from ledger.domain.commitments import committed
 from ledger.domain.data_classes import form_of
-from ledger.domain.formats import stored_points
+from ledger.domain.formats import is_manual, stored_points
 from ledger.domain.limits import (
     BOUNDS,
     NO_LIMITS,
@@ -48,6 +54,7 @@ from ledger.domain.limits import (
 )
 from ledger.domain.limits import bounds as limit_bounds
 from ledger.domain.validity import effective_from
+from ledger.domain.verification import critical_status
 from projections.temporal import Row, temporal_table
 from projections.terms import FollowsTerms
 from projections.times import utc
@@ -145,6 +152,10 @@ RECORDS = temporal_table(
     Column("superseded_by", String(36)),
     Column("acknowledged_at", String(30)),
     Column("acknowledged_by", String(64)),
+    Column("manual", Boolean, nullable=False),
+    Column("verified", Boolean, nullable=False),
+    Column("verified_at", String(30)),
+    Column("verified_by", String(64)),
     Column("recorded_at", String(30), nullable=False),
     Index("ix_proj_records_parameter", "agreement", "parameter", "sampled_at"),
 )
@@ -226,6 +237,11 @@ def _limits_key(agreement: str, name: str) -> str:
     return f"limits:{agreement}/{name}"
 
 
+def _manual_key(agreement: str, name: str) -> str:
+    """Keys of the manual record versions naming a parameter (R17)."""
+    return f"manual:{agreement}/{name}"
+
+
 class DataView(FollowsTerms):
     """Batches, submissions, record versions, confidential values and chunks."""
 
@@ -248,8 +264,15 @@ class DataView(FollowsTerms):
         bounds = limit_bounds(payload)
         when = effective_from(payload, fact.recorded_at)
         version = {"version": 1, "effective_from": when, **bounds}
-        tracked = {"parameter": fact.subject, "current": bounds, "versions": [version]}
+        critical = critical_status(payload["status"], retired=False)
+        tracked: Row = {
+            "parameter": fact.subject,
+            "current": bounds,
+            "versions": [version],
+            "critical": critical,
+        }
         page.state.set(_limits_key(agreement, name), tracked)
+        self._remark(page, fact, agreement, name, critical)
         names = page.state.get(f"parameters:{agreement}") or []
         page.state.set(f"parameters:{agreement}", sorted({*names, name}))
 
@@ -264,13 +287,28 @@ class DataView(FollowsTerms):
         when = effective_from(fact.payload, fact.recorded_at)
         if versions and versions[-1].get("effective_to") is None:
             versions[-1]["effective_to"] = when
+        critical = False  # a retired parameter is critical no more
         if fact.type == "ParameterRevisionApproved":
             changes = self._revision_changes(page, fact)
             current = {**tracked["current"], **_only_bounds(changed_limits(changes))}
             tracked["current"] = current
             number = len(versions) + 1
             versions.append({"version": number, "effective_from": when, **current})
+            critical = bool(tracked.get("critical"))
+            if "status" in changes:
+                critical = critical_status(changes["status"], retired=False)
+        if critical != tracked.get("critical"):
+            tracked["critical"] = critical
+            self._remark(page, fact, known[0], known[1], critical)
         page.state.set(key, tracked)
+
+    def _remark(self, page: Page, fact: Fact, agreement: str, name: str, critical: bool) -> None:
+        """Mark the parameter's manual record versions not yet verified as counting or not."""
+        for batch, rid, version in page.state.get(_manual_key(agreement, name)) or []:
+            key = (batch, rid, version)
+            row = page.versions(RECORDS).get(key)
+            if row is not None and row["verified_at"] is None and row["verified"] == critical:
+                page.versions(RECORDS).update(key, fact.position, verified=not critical)
 
     @handles("ParameterRevisionProposed")
     def _revision_proposed(self, page: Page, fact: Fact) -> None:
@@ -342,7 +380,8 @@ class DataView(FollowsTerms):
         agreement = self.agreement(page, batch[1])
         form = form_of((agreement or {}).get("terms"), data_class) or data_class
         self._submission(page, fact, batch, (data_class, form), [])
-        self._add_records(page, fact, batch, (data_class, form), payload["records"], {})
+        manual = is_manual(payload["source_system"])
+        self._add_records(page, fact, batch, (data_class, form), payload["records"], {}, manual)
 
     @handles("DataCorrected")
     def _corrected(self, page: Page, fact: Fact) -> None:
@@ -368,6 +407,7 @@ class DataView(FollowsTerms):
         ids = list(payload["supersedes"])
         latest = {rid: self._latest(page, batch[0], rid) for rid in ids}
         kind = ("discrete", "discrete")
+        manual = False  # a correction is manual when a record it replaces was
         for rid, version in latest.items():
             old = page.versions(RECORDS).update(
                 (batch[0], rid, version),
@@ -376,8 +416,23 @@ class DataView(FollowsTerms):
                 superseded_by=submission,
             )
             kind = (old["data_class"], old["form"]) if old is not None else kind
+            manual = manual or (old is not None and bool(old["manual"]))
         self._submission(page, fact, batch, kind, ids)
-        self._add_records(page, fact, batch, kind, payload["records"], latest)
+        self._add_records(page, fact, batch, kind, payload["records"], latest, manual)
+
+    @handles("DataVerified")
+    def _verified(self, page: Page, fact: Fact) -> None:
+        batch = self._batch(page, fact)
+        if batch is None:
+            return
+        for rid in fact.payload["records"]:
+            page.versions(RECORDS).update(
+                (batch[0], rid, self._latest(page, batch[0], rid)),
+                fact.position,
+                verified=True,
+                verified_at=fact.recorded_at,
+                verified_by=fact.envelope.get("person"),
+            )
 
     @handles("DataAcknowledged")
     def _acknowledged(self, page: Page, fact: Fact) -> None:
@@ -438,6 +493,7 @@ class DataView(FollowsTerms):
         kind: Kind,
         records: list[dict[str, Any]],
         replaced: dict[str, int],
+        manual: bool,
     ) -> None:
         agreement = self.agreement(page, batch[1])
         terms = (agreement or {}).get("terms") or {}
@@ -452,6 +508,10 @@ class DataView(FollowsTerms):
             "superseded_by": None,
             "acknowledged_at": None,
             "acknowledged_by": None,
+            "manual": manual,
+            "verified": True,
+            "verified_at": None,
+            "verified_by": None,
             "recorded_at": fact.recorded_at,
         }
         for record in records:
@@ -460,6 +520,8 @@ class DataView(FollowsTerms):
             row, secret = _split(record, common, confidential, known=agreement is not None)
             if kind[1] == "discrete":
                 row.update(self._evaluation(page, batch[1], record))
+                if manual and isinstance(record.get("parameter"), str):
+                    row["verified"] = not self._manual_value(page, batch, rid, version, record)
             versions.insert((batch[0], rid, version), fact.position, row)
             for element, value in sorted(secret.items()):
                 commitment = committed(value)
@@ -469,6 +531,16 @@ class DataView(FollowsTerms):
                 page.versions(CONFIDENTIAL).insert(
                     (batch[0], rid, version, element), fact.position, shown
                 )
+
+    def _manual_value(
+        self, page: Page, batch: list[str], rid: str, version: int, record: dict[str, Any]
+    ) -> bool:
+        """Index a manual record version under its parameter; True when that parameter is
+        critical now (the value then waits for its verification)."""
+        key = _manual_key(batch[1], record["parameter"])
+        page.state.set(key, [*(page.state.get(key) or []), [batch[0], rid, version]])
+        tracked = page.state.get(_limits_key(batch[1], record["parameter"]))
+        return tracked is not None and bool(tracked.get("critical"))
 
     def _add_chunks(
         self,

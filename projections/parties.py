@@ -3,8 +3,9 @@
 ``proj_parties``: one row per admitted party (id, subject, legal name, role, admitted_at).
 ``proj_party_keys``: one row per key: its party, public key, purpose (``party`` or
 ``source-system``) and source, ``added_at``, and once revoked ``revoked_at`` and
-``compromised_since`` (signatures from then on are flagged) with the reason. A key is
-valid for new signatures from ``added_at`` until ``revoked_at``.
+``compromised_since`` (signatures from then on are flagged) with the reason, and
+``expires_at`` (:func:`~ledger.domain.key_history.key_expiry`). A key is valid for new
+signatures from ``added_at`` until ``revoked_at`` or ``expires_at``, whichever comes first.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import Column, Index, MetaData, String, Text
 
+from ledger.domain.key_history import key_expiry
 from ledger.keys import decode_public_key, key_id
+from ledger.timeutil import format_utc
 from projections.temporal import temporal_table
 from projections.view import Fact, Page, View, handles
 
@@ -43,6 +46,7 @@ KEYS = temporal_table(
     Column("revoked_at", String(30)),
     Column("compromised_since", String(30)),
     Column("revoke_reason", Text),
+    Column("expires_at", String(30), nullable=False),
     Index("ix_proj_party_keys_party", "party", "valid_from"),
 )
 
@@ -109,5 +113,6 @@ def _add_key(
             "revoked_at": None,
             "compromised_since": None,
             "revoke_reason": None,
+            "expires_at": format_utc(key_expiry(fact.payload.get("expires_at"), fact.recorded_at)),
         },
     )

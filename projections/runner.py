@@ -30,6 +30,8 @@ from ledger.log.follow import catch_up_together
 from projections.access import AccessView
 from projections.agreements import AgreementsView
 from projections.audit import AuditView
+from projections.capa import CapasView
+from projections.changes import ChangesView
 from projections.data import DataView
 from projections.deliveries import DeliveriesView
 from projections.enhancements import EnhancementsView
@@ -55,6 +57,8 @@ ALL_VIEWS: tuple[type[View], ...] = (
     ParametersView,
     EnhancementsView,
     ReviewsView,
+    ChangesView,
+    CapasView,
     DeliveriesView,
     AuditView,
 )

@@ -628,7 +628,12 @@ async def export_json(request: Request) -> Response:
 
 def console_routes() -> list[BaseRoute]:
     """The console's routes, to mount beside ``/graphql``."""
-    from api.console import cpv_page, records, signing  # they build on this module's helpers
+    from api.console import (  # they build on this module's helpers
+        cpv_page,
+        reads_page,
+        records,
+        signing,
+    )
 
     return [
         Route("/", root),
@@ -649,5 +654,6 @@ def console_routes() -> list[BaseRoute]:
         Route("/console/agreements/{id}/parameters/{name}/cpv", cpv_page.cpv_page),
         Route("/console/grants", records.grants),
         Route("/console/verify", records.verify_page),
+        Route("/console/reads", reads_page.reads_page),
         Mount("/console/static", StaticFiles(directory=STATIC), name="console-static"),
     ]

@@ -40,7 +40,7 @@ __all__ = [
 
 HOME = """
 query ConsoleHome {
-  me { id legalName role keyId }
+  me { id legalName role keyId keysExpiringSoon { id expiresAt } }
   agreements {
     id title sponsor cmo status proposedBy proposedAt termsVersion effectiveFrom
     batches { id startedAt }
@@ -81,8 +81,8 @@ query ConsoleAuditTrail($filter: AuditFilter, $first: Int!, $after: String) {
     edges {
       cursor
       node {
-        position leafIndex recordedAt signedAt type signer key meaning reason
-        subject version agreementId batch
+        position leafIndex recordedAt signedAt type signer person printedName key meaning
+        reason subject version agreementId batch
       }
     }
     pageInfo { hasNextPage endCursor }
@@ -98,6 +98,8 @@ AUDIT_COLUMNS = (
     "signedAt",
     "type",
     "signer",
+    "person",
+    "printedName",
     "key",
     "meaning",
     "reason",
@@ -183,7 +185,9 @@ query ConsoleBatchRecord($id: String!) {
       id grantor grantee dataClasses parameters batches windowFrom windowUntil validFrom
       validUntil grantedAt purpose includeConfidential status revokedAt activeNow
     }
-    events { position leafIndex type signer key meaning reason signedAt recordedAt }
+    events {
+      position leafIndex type signer person printedName key meaning reason signedAt recordedAt
+    }
     corrections { id dataClass supersedes reason signer key recordedAt }
   }
 }

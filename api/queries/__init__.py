@@ -17,6 +17,7 @@ from api.queries.asof import AsOf, resolve_as_of
 from api.queries.common import Info
 from api.queries.cpv import CpvQuery
 from api.queries.fields import DataFields
+from api.queries.reads import ReadsQuery
 from api.queries.security import SecurityQuery
 from api.queries.trace import BatchTrace, trace_batch
 
@@ -41,4 +42,4 @@ class DataQuery(DataFields):
         return await trace_batch(info, id)
 
 
-QUERY_TYPES: tuple[type, ...] = (DataQuery, CpvQuery, SecurityQuery)
+QUERY_TYPES: tuple[type, ...] = (DataQuery, CpvQuery, SecurityQuery, ReadsQuery)

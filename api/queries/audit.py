@@ -25,6 +25,7 @@ from api.permissions import PARTY_EVENTS, EventScope, forbidden
 from api.queries.batches import batch_agreement
 from api.queries.common import Info, Scope, scoped_read, time_text
 from api.queries.events import load_event
+from api.read_log import AUDIT_ENTRIES, note_read
 from ledger.errors import ValidationFailed
 from projections.audit import AUDIT
 
@@ -56,6 +57,8 @@ ENTRY_COLUMNS = (
     AUDIT.c.recorded_at,
     AUDIT.c.agreement,
     AUDIT.c.batch,
+    AUDIT.c.person,
+    AUDIT.c.printed_name,
 )
 
 
@@ -74,6 +77,13 @@ class AuditEntry:
     recorded_at: str
     agreement_id: strawberry.ID | None
     batch: str | None
+    person: str | None = strawberry.field(
+        description="The person of the signer who signed (null for a party key)."
+    )
+    printed_name: str | None = strawberry.field(
+        description="The printed name the signer admitted the person with: with signedAt "
+        "and meaning, the signature's manifestation (R5)."
+    )
 
     @strawberry.field(description="The signed envelope (FORBIDDEN when its data is not yours).")
     async def event(self, info: Info) -> LogEvent | None:
@@ -199,7 +209,7 @@ def _filters(wanted: AuditFilter) -> list[ColumnElement[bool]]:
 def audit_entry(row: Any) -> AuditEntry:
     """The entry of an audit row selected with :data:`ENTRY_COLUMNS`."""
     (position, leaf, subject, version, type_, signer, key, meaning, reason, signed, recorded,
-     agreement, batch) = row  # fmt: skip
+     agreement, batch, person, printed_name) = row  # fmt: skip
     return AuditEntry(
         position=position,
         leaf_index=leaf,
@@ -214,6 +224,8 @@ def audit_entry(row: Any) -> AuditEntry:
         recorded_at=recorded,
         agreement_id=agreement,
         batch=batch,
+        person=person,
+        printed_name=printed_name,
     )
 
 
@@ -246,4 +258,9 @@ async def audit_trail(
     """A page of the events the caller may see, after the cursor ``after``."""
     info.context.limits.page_size(first)
     position = decode_cursor(after)
-    return await scoped_read(source, info, _page, wanted or AuditFilter(), first, position)
+    page = await scoped_read(source, info, _page, wanted or AuditFilter(), first, position)
+    for edge in page.edges:
+        entry = edge.node
+        agreement = None if entry.agreement_id is None else str(entry.agreement_id)
+        note_read(AUDIT_ENTRIES, agreement, entry.batch)
+    return page

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import strawberry
 from sqlalchemy import func, select
@@ -31,6 +31,7 @@ from api.queries.records import (
     require_class,
 )
 from api.queries.series import Columns, downsample, parse_every
+from api.read_log import note_field
 from ledger.domain.scope import DataItem
 from ledger.errors import NotFound
 from projections.data import BATCHES, CHUNKS, SUBMISSIONS
@@ -38,6 +39,7 @@ from projections.series import series
 
 if TYPE_CHECKING:
     from api.queries.agreements import Agreement
+    from api.queries.capa import Capa
     from api.queries.excursions import Excursion, SeriesExcursion
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
 ]
 
 
+_T = TypeVar("_T")
 _CLASS_ARGUMENT = strawberry.argument(
     description="The data class to read, one of the agreement's classes of this form "
     "(retired ones included); defaults to the class named like the form."
@@ -124,12 +127,12 @@ class Batch:
 
     @strawberry.field(description="Deliveries and corrections of the batch's data.")
     async def submissions(self, info: Info) -> list[Submission]:
-        return await read(info, _submissions, self.scope.at, self.id)
+        return self._noted(info, await read(info, _submissions, self.scope.at, self.id))
 
     @strawberry.field(description="Continuous tags the caller may read, with their span.")
     async def tags(self, info: Info) -> list[TagSummary]:
         found = await read(info, _tags, self.scope.at, self.id)
-        return [t for t in found if self._tag_open(t.data_class, t.tag)]
+        return self._noted(info, [t for t in found if self._tag_open(t.data_class, t.tag)])
 
     @strawberry.field(description="Discrete results (FORBIDDEN if any asked for is not yours).")
     async def discrete(
@@ -149,7 +152,8 @@ class Batch:
             include_superseded=include_superseded,
         )
         agreement = str(self.agreement_id)
-        return await read(info, read_discrete, self.scope, agreement, self.id, wanted, data_class)
+        found = await read(info, read_discrete, self.scope, agreement, self.id, wanted, data_class)
+        return self._noted(info, found)
 
     @strawberry.field(description="Event records: deviations, alarms, OOS, OOT, ...")
     async def events(
@@ -169,7 +173,8 @@ class Batch:
             include_superseded=include_superseded,
         )
         agreement = str(self.agreement_id)
-        return await read(info, read_events, self.scope, agreement, self.id, wanted, data_class)
+        found = await read(info, read_events, self.scope, agreement, self.id, wanted, data_class)
+        return self._noted(info, found)
 
     @strawberry.field(
         description="Results outside their limits, and whether each action excursion was "
@@ -180,7 +185,8 @@ class Batch:
     ) -> list[Annotated[Excursion, strawberry.lazy("api.queries.excursions")]]:
         from api.queries.excursions import batch_excursions
 
-        return await batch_excursions(info, self.scope, str(self.agreement_id), self.id)
+        found = await batch_excursions(info, self.scope, str(self.agreement_id), self.id)
+        return self._noted(info, found)
 
     @strawberry.field(
         description="Continuous tags outside the limits of the parameter each measures, and "
@@ -191,7 +197,14 @@ class Batch:
     ) -> list[Annotated[SeriesExcursion, strawberry.lazy("api.queries.excursions")]]:
         from api.queries.excursions import series_excursions
 
-        return await series_excursions(info, self.scope, str(self.agreement_id), self.id)
+        found = await series_excursions(info, self.scope, str(self.agreement_id), self.id)
+        return self._noted(info, found)
+
+    @strawberry.field(description="The batch's open CAPAs.")
+    async def capas(self, info: Info) -> list[Annotated[Capa, strawberry.lazy("api.queries.capa")]]:
+        from api.queries.capa import batch_capas
+
+        return await batch_capas(self.scope, info, str(self.agreement_id), self.id)
 
     @strawberry.field(description="One tag's points from `from` to `to` (inclusive).")
     async def continuous(
@@ -208,7 +221,12 @@ class Batch:
         self._require_series(data_class, tag, start, end)
         where = (self.id, data_class, tag)
         columns = await read(info, _points, self.scope.at, where, start, end)
-        return _series(self.id, tag, start, end, every, width, columns)
+        return self._noted(info, _series(self.id, tag, start, end, every, width, columns))
+
+    def _noted(self, info: Info, found: _T) -> _T:
+        """``found``, once noted as GxP data of this batch read (:mod:`api.read_log`)."""
+        note_field(info, str(self.agreement_id), self.id)
+        return found
 
     def _tag_open(self, data_class: str, tag: str) -> bool:
         item = DataItem(str(self.agreement_id), data_class, self.id, tag)

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 from api.permissions import forbidden
 from api.queries.agreements import require_agreement
 from api.queries.common import Info, Scope, read, scope_of, time_text
+from api.read_log import note_field
 from api.services import Services
 from api.threads import in_thread
 from ledger.application import Ledger
@@ -324,10 +325,12 @@ def _batches(conn: Connection, question: _Question, parameter: str) -> dict[str,
             )
         )
     }
+    columns = ("batch", "record_id", "value", "data_class", "parameter", "sampled_at")
     rows = conn.execute(
-        select(RECORDS)
+        select(*(RECORDS.c[name] for name in columns))
         .where(RECORDS.c.agreement == question.agreement, RECORDS.c.parameter == parameter)
         .where(RECORDS.c.form == "discrete", RECORDS.c.status == "current")
+        .where(RECORDS.c.verified.is_(True))  # R17: an unverified manual value does not count
         .where(as_of(RECORDS, at))
         .order_by(RECORDS.c.batch, RECORDS.c.record_id)
     )
@@ -339,9 +342,13 @@ def _batches(conn: Connection, question: _Question, parameter: str) -> dict[str,
 
 
 def _require_readable(scope: Scope, agreement: str, batches: Sequence[_Batch]) -> None:
+    judged: set[DataItem] = set()  # replicates sampled together are judged once
     for batch in batches:
         for row in batch.records:
             item = DataItem(agreement, row.data_class, batch.name, row.parameter, row.sampled_at)
+            if item in judged:
+                continue
+            judged.add(item)
             if not scope.authority.sees_data(item, scope.now):
                 raise forbidden(
                     f"{scope.party} may not read {row.data_class} result {row.record_id} of "
@@ -645,7 +652,10 @@ async def cpv_analysis(
     if start is not None and end is not None and end < start:
         raise ValidationFailed("validTo is before validFrom", field="validTo")
     question = _Question(agreement, parameter, baseline, start, end, _known_at(scope, known_at))
-    return await read(info, _analyse, info.context.ledger, scope, question)
+    analysis = await read(info, _analyse, info.context.ledger, scope, question)
+    for batch in {*analysis.baseline_batches, *(point.batch for point in analysis.points)}:
+        note_field(info, agreement, batch)  # the results of each batch are GxP data read
+    return analysis
 
 
 def _threshold(conn: Connection, agreement: str, position: int) -> str:

@@ -5,11 +5,13 @@ excursion was reported by a deviation, OOS or OOT record within the agreement's 
 
 Built from the records the caller may read (:func:`api.queries.records.read_discrete` and
 :func:`~api.queries.records.read_events` check every record), evaluated as the views
-recorded them (:mod:`ledger.domain.limits`). An action excursion counts as reported by the
-first current deviation, OOS or OOT record of the batch that arrived at or after its sample
-time; it is due ``deviation_deadline_hours`` after that time. ``seriesExcursions`` does
-the same for continuous tags, from the excursions the data view recorded per chunk
-(first and last time, count, worst value), over the tags and times the caller may read.
+recorded them (:mod:`ledger.domain.limits`); a manual value of a critical parameter not yet
+verified (R17, :mod:`ledger.domain.verification`) is no excursion until it is. An action
+excursion counts as reported by the first current deviation, OOS or OOT record of the
+batch that arrived at or after its sample time; it is due ``deviation_deadline_hours``
+after that time. ``seriesExcursions`` does the same for continuous tags, from the
+excursions the data view recorded per chunk (first and last time, count, worst value),
+over the tags and times the caller may read.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ async def batch_excursions(info: Info, scope: Scope, agreement: str, batch: str)
     require_class(scope, agreement, batch, "event")
     results = await read(info, read_discrete, scope, agreement, batch, RecordFilter())
     reports, hours = await _reports_and_deadline(info, scope, agreement, batch)
-    found = [r for r in results if r.evaluation in (ALERT, ACTION)]
+    found = [r for r in results if r.verified and r.evaluation in (ALERT, ACTION)]
     found.sort(key=lambda r: (r.sampled_at or "", r.id))
     return [_excursion(record, reports, hours, scope.now) for record in found]
 

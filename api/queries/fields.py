@@ -15,6 +15,8 @@ import strawberry
 from api.queries.agreements import Agreement, get_agreement, list_agreements
 from api.queries.audit import AuditFilter, AuditTrail, audit_trail
 from api.queries.batches import Batch, get_batch
+from api.queries.capa import Capa, list_capas
+from api.queries.changes import Change, list_changes
 from api.queries.common import Info, time_text
 from api.queries.deliveries import Delivery, list_deliveries
 from api.queries.enhancements import Enhancement, list_enhancements
@@ -97,6 +99,27 @@ class DataFields:
         self, info: Info, agreement_id: strawberry.ID | None = None, overdue: bool | None = None
     ) -> list[ReviewStatus] | None:
         return await list_reviews(self, info, _text(agreement_id), overdue)
+
+    @strawberry.field(
+        description="Change proposals (R22) under agreements you may see (open: neither "
+        "rejected nor implemented, or not)."
+    )
+    async def changes(
+        self, info: Info, agreement_id: strawberry.ID | None = None, open: bool | None = None
+    ) -> list[Change] | None:
+        return await list_changes(self, info, _text(agreement_id), open)
+
+    @strawberry.field(
+        description="CAPAs on batches you may see (batch: one batch; open: open ones, or not)."
+    )
+    async def capas(
+        self,
+        info: Info,
+        agreement_id: strawberry.ID | None = None,
+        batch: str | None = None,
+        open: bool | None = None,
+    ) -> list[Capa] | None:
+        return await list_capas(self, info, _text(agreement_id), batch, open)
 
     @strawberry.field(description="Delivery obligations (late: late or missing, or not).")
     async def deliveries(

@@ -12,9 +12,11 @@ from sqlalchemy.engine import Connection
 
 from api.permissions import forbidden
 from api.queries.common import At, Info, at_position, read, scope_of
+from ledger.domain.key_history import KeyHistory
+from ledger.timeutil import format_utc
 from projections.parties import KEYS, PARTIES
 
-__all__ = ["Party", "PartyKey", "list_parties"]
+__all__ = ["Party", "PartyKey", "keys_in_force", "list_parties"]
 
 
 @strawberry.type(description="A key of a party, with its validity.")
@@ -29,6 +31,10 @@ class PartyKey:
         description="Signatures from this time on are flagged."
     )
     revoke_reason: str | None
+    expires_at: str = strawberry.field(
+        description="From this time on the key signs nothing: rotate it (add the next key) "
+        "before then."
+    )
 
 
 @strawberry.type(description="An admitted party (the directory every caller may read).")
@@ -63,9 +69,30 @@ def _keys(conn: Connection, party: str, at: At) -> list[PartyKey]:
             revoked_at=row.revoked_at,
             compromised_since=row.compromised_since,
             revoke_reason=row.revoke_reason,
+            expires_at=row.expires_at,
         )
         for row in conn.execute(query)
     ]
+
+
+def keys_in_force(history: KeyHistory, kids: list[str]) -> list[PartyKey]:
+    """The keys ``kids`` of ``history``, none of them revoked, as the API shows keys."""
+    return [_key_in_force(history, kid) for kid in kids]
+
+
+def _key_in_force(history: KeyHistory, kid: str) -> PartyKey:
+    record = history.records[kid]
+    return PartyKey(
+        id=kid,
+        public_key=record["public_key"],
+        purpose=record["purpose"],
+        source=record["source"],
+        added_at=record["added_at"],
+        revoked_at=None,
+        compromised_since=None,
+        revoke_reason=None,
+        expires_at=format_utc(history.expires_at(kid)),
+    )
 
 
 def _parties(conn: Connection, at: At) -> list[Party]:

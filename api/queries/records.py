@@ -90,6 +90,17 @@ class DiscreteRecord:
     recorded_at: str
     confidential: list[ConfidentialValue]
     masked: list[str] = strawberry.field(description="Confidential elements withheld from you.")
+    manual: bool = strawberry.field(
+        description="Entered by hand (source system manual, or a correction of such a value).",
+    )
+    verified: bool = strawberry.field(
+        description="False while a manual value of a critical parameter waits for a second "
+        "person's DataVerified (R17): it is then left out of excursions and CPV inputs.",
+    )
+    verified_at: str | None = strawberry.field(description="When this version was verified.")
+    verified_by: str | None = strawberry.field(
+        description="The person of the CMO who verified this version."
+    )
 
 
 @strawberry.type(description="One version of an event record: deviation, alarm, OOS, OOT, ...")
@@ -294,6 +305,10 @@ def _discrete(row: Any, secret: tuple[list[ConfidentialValue], list[str]]) -> Di
         recorded_at=row.recorded_at,
         confidential=secret[0],
         masked=secret[1],
+        manual=row.manual,
+        verified=row.verified,
+        verified_at=row.verified_at,
+        verified_by=row.verified_by,
     )
 
 

@@ -37,6 +37,7 @@ from api.queries.excursions import (
 from api.queries.grants import Grant, grant_of, with_current
 from api.queries.parameters import LimitsVersion, limits_version
 from api.queries.records import EventRecord, RecordFilter, read_events, require_class
+from api.read_log import note_field
 from api.threads import in_thread
 from ledger.domain.scope import GrantScope
 from ledger.domain.validity import successive
@@ -271,6 +272,7 @@ async def trace_batch(info: Info, name: str) -> BatchTrace:
     assert agreement is not None  # a batch is only registered under an agreement
     parts = await read(info, _parts, scope, batch)
     checkpoint = await in_thread(_latest_checkpoint, info)
+    note_field(info, str(batch.agreement_id), batch.id)
     return BatchTrace(
         position=scope.at.position,
         answered_at=scope.now,

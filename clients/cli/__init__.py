@@ -12,6 +12,7 @@ from nacl.signing import SigningKey
 
 import clients.demo as demo_commands
 from clients.cli import backup as backup_commands
+from clients.cli import changes as change_commands
 from clients.cli import cpv as cpv_commands
 from clients.cli import evidence as evidence_commands
 from clients.cli import log as log_commands
@@ -20,7 +21,9 @@ from clients.cli import party as party_commands
 from clients.cli import questions as question_commands
 from clients.cli import status as status_commands
 from clients.cli.common import console
+from clients.cli.persons import person_app
 from clients.cli.projections import projections_app
+from clients.client import LedgerClient
 from clients.errors import ClientError
 from ledger.application import Ledger
 from ledger.config import Settings, existing_file, tls_pair
@@ -135,13 +138,26 @@ def keygen(
 @app.command()
 def whoami(
     key: Annotated[Path, typer.Option("--key", help="A party keystore")],
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="CMO_LEDGER_URL",
+            help="Also ask this ledger server for your keys in force and when each expires",
+        ),
+    ] = None,
 ) -> None:
-    """Unlock a keystore and show whose key it holds."""
+    """Unlock a keystore and show whose key it holds; with a server, the party's keys in
+    force, when each expires, and which to rotate soon."""
     settings = _settings()
-    keystore, _ = load_keystore(key, _passphrase(settings, confirm=False))
+    keystore, signing_key = load_keystore(key, _passphrase(settings, confirm=False))
     console().print(f"party: {keystore.party}")
     console().print(f"key id: {keystore.key_id}")
     console().print(f"public key: {keystore.public_key}")
+    if url is not None:
+        client = LedgerClient(url, keystore.party, signing_key, ca_file=settings.ca_file)
+        with client:
+            party_commands.show_keys_in_force(client)
 
 
 @app.command()
@@ -210,12 +226,14 @@ log_commands.register(app)
 login_commands.register(app)
 party_commands.register(app)
 question_commands.register(app)
+change_commands.register(app)
 status_commands.register(app)
 demo_commands.register(app)
 evidence_commands.register(app)
 backup_commands.register(app)
 cpv_commands.register(app)
 app.add_typer(projections_app, name="projections")
+app.add_typer(person_app, name="person")
 
 
 def main() -> None:

@@ -110,12 +110,30 @@ def _passphrase() -> str:
     return value
 
 
-def connect(url: str, key: Path, *, notary_key: str | None = None) -> LedgerClient:
-    """A client signing as the party of keystore ``key``; an https server's certificate is
-    verified against ``CMO_LEDGER_CA_FILE`` when set, else the system's CAs."""
-    keystore, signing_key = load_keystore(key, _passphrase())
+def connect(
+    url: str,
+    key: Path,
+    *,
+    notary_key: str | None = None,
+    person: str | None = None,
+    person_keystore: Path | None = None,
+) -> LedgerClient:
+    """A client signing as the party of keystore ``key`` (its envelopes, with ``person``,
+    signed by that person with the key of ``person_keystore``); an https server's
+    certificate is verified against ``CMO_LEDGER_CA_FILE`` when set, else the system's CAs."""
+    passphrase = _passphrase()
+    keystore, signing_key = load_keystore(key, passphrase)
+    person_key = None if person_keystore is None else load_keystore(person_keystore, passphrase)[1]
     ca_file = Settings.from_env().ca_file
-    return LedgerClient(url, keystore.party, signing_key, notary_key=notary_key, ca_file=ca_file)
+    return LedgerClient(
+        url,
+        keystore.party,
+        signing_key,
+        notary_key=notary_key,
+        ca_file=ca_file,
+        person=person,
+        person_key=person_key,
+    )
 
 
 def read_json(path: Path, what: str) -> Any:

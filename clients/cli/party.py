@@ -23,6 +23,7 @@ from clients.cli.common import (
     UrlOption,
     commands,
     connect,
+    console,
     read_json,
     show,
     show_submitted,
@@ -30,10 +31,11 @@ from clients.cli.common import (
 )
 from clients.cli.completion import complete_agreement
 from clients.cli.questions import naming_options
+from clients.client import LedgerClient
 from clients.errors import ClientError
 from ledger.timeutil import canonical_time
 
-__all__ = ["register"]
+__all__ = ["register", "show_keys_in_force"]
 
 party_app = typer.Typer(help="Admit parties (the notary).", no_args_is_help=True)
 key_app = typer.Typer(help="Add or revoke your keys.", no_args_is_help=True)
@@ -65,12 +67,19 @@ def key_add(
     public_key: Annotated[str, typer.Option(help="The key to add, ed25519:<base64>")],
     purpose: Annotated[str, typer.Option(help="party or source-system")] = "party",
     source: Annotated[str | None, typer.Option(help="The source system it vouches for")] = None,
+    expires_at: Annotated[
+        str | None,
+        typer.Option(help="When it expires, RFC 3339 (default: two years after it is added)"),
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
-    """Add a party key or a source-system key."""
+    """Add a party key or a source-system key; rotate a key by adding the next one before
+    the current one expires."""
     with connect(url, key) as client:
-        show_submitted(client.add_key(public_key, purpose=purpose, source=source), as_json=as_json)
+        until = _time(expires_at, "--expires-at")
+        added = client.add_key(public_key, purpose=purpose, source=source, expires_at=until)
+        show_submitted(added, as_json=as_json)
 
 
 @key_app.command("revoke")
@@ -341,3 +350,23 @@ def key_enrol_browser(
             "KeyAdded", subject, payload, meaning="authored", reason=BROWSER_KEY_REASON
         )
         show_submitted(stored, as_json=as_json)
+
+
+KEYS_IN_FORCE = (
+    "query Whoami { me { keyId keys { id purpose expiresAt } keysExpiringSoon { id expiresAt } } }"
+)
+
+
+def show_keys_in_force(client: LedgerClient) -> None:
+    """Print each key of the client's party in force and when it expires, then a rotation
+    line for each one the ledger says expires soon."""
+    me = client.graphql(KEYS_IN_FORCE)["me"]
+    out = console()
+    for key in me["keys"]:
+        this = " (this keystore)" if key["id"] == me["keyId"] else ""
+        out.print(f"key {key['id']}{this}: {key['purpose']} key, expires {key['expiresAt']}")
+    for key in me["keysExpiringSoon"]:
+        out.print(
+            f"rotate before {key['expiresAt']}: key {key['id']} expires then; add the next "
+            "key now, signed with a current one (`cmo-ledger key add`)"
+        )

@@ -24,7 +24,17 @@ __all__ = ["register"]
 audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 trace_app = typer.Typer(help="Trace a batch end to end.", no_args_is_help=True)
 
-_TRAIL_COLUMNS = ["position", "type", "subject", "signer", "meaning", "reason", "recordedAt"]
+# A person's signature shows their printed name, the meaning and the time (R5).
+_TRAIL_COLUMNS = [
+    "position",
+    "type",
+    "subject",
+    "signer",
+    "printedName",
+    "meaning",
+    "reason",
+    "recordedAt",
+]
 
 
 @audit_app.command("trail")

@@ -1,5 +1,5 @@
-"""The questions people ask of the ledger: ``reviews``, ``deliveries``, ``claims`` and
-``grants``.
+"""The questions people ask of the ledger: ``reviews``, ``deliveries``, ``claims``,
+``grants`` and ``reads`` (who read my data, when: R11).
 
 Each prints a table, ``--json`` (one schema each in ``docs/schema/cli/``) or ``--csv`` (the
 table's columns, one row per item of the JSON list). A refusal names the option it is
@@ -40,6 +40,7 @@ __all__ = [
     "DATA_TABLE_COLUMNS",
     "DELIVERY_COLUMNS",
     "GRANT_COLUMNS",
+    "READ_COLUMNS",
     "REVIEW_COLUMNS",
     "batch_values",
     "claim_row",
@@ -111,7 +112,21 @@ GRANT_COLUMNS = [
     "purpose",
 ]
 
+READ_COLUMNS = [
+    "id",
+    "at",
+    "reader",
+    "key",
+    "agreementId",
+    "batch",
+    "fields",
+    "operation",
+    "queryHash",
+    "commitment",
+]
+
 _OPTIONS = {"agreementId": "--agreement", "batch": "--batch", "validAt": "--at"}
+_READ_OPTIONS = {"agreement": "--agreement", "batch": "--batch"}
 
 
 @contextmanager
@@ -440,9 +455,27 @@ def _tag_rows(
     ]
 
 
+@commands
+def reads(
+    key: KeyOption,
+    agreement: AgreementOption = None,
+    batch: BatchOption = None,
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+    as_csv: CsvOption = False,
+) -> None:
+    """Who read your batches' GxP data, when, with which query (R11), and the notary's
+    signed commitment to each read. For the data's owner (the batch's CMO) and the notary."""
+    one_format(as_json=as_json, as_csv=as_csv)
+    with connect(url, key) as client, naming_options(_READ_OPTIONS):
+        found = list(client.data_reads(batch=batch, agreement_id=agreement))
+    show(found, as_json=as_json, as_csv=as_csv, title="reads of your data", columns=READ_COLUMNS)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``reviews``, ``deliveries``, ``claims`` and ``grants`` to ``app``."""
+    """Add ``reviews``, ``deliveries``, ``claims``, ``grants`` and ``reads`` to ``app``."""
     app.command("reviews")(reviews)
     app.command("deliveries")(deliveries)
     app.command("claims")(claims)
     app.command("grants")(grants)
+    app.command("reads")(reads)

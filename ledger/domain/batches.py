@@ -27,7 +27,8 @@ apart from the log. The CMO, whose elements they are, may purge openings
 
 The sponsor's audit-trail reviews (``AuditTrailReviewed``) and the disposition
 (``BatchDispositioned``) are events of the batch too; their rules are in
-:mod:`ledger.domain.disposition` (R13, R14).
+:mod:`ledger.domain.disposition` (R13, R14). So is the second-person verification of
+manually entered critical values (``DataVerified``, :mod:`ledger.domain.verification`, R17).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from ledger.domain.formats import (
     SEVERITIES,
     ChunkBudget,
     check_unit,
+    is_manual,
     read_chunk,
 )
 from ledger.domain.parameters import Parameter
@@ -77,10 +79,14 @@ class Batch(SignedAggregate):
     """One manufacturing batch under an agreement, and the metadata of its data.
 
     ``records`` maps record id to ``{"class", "event_kind", "version", "submissions",
-    "superseded_by", "acknowledged_version", "acknowledged_at"}``: ``submissions`` lists
-    the submission of each version (the last one is current), ``superseded_by`` is the
-    correction that withdrew the record without replacing it. ``chunks`` maps a chunk's
-    SHA-256 to ``{"tag", "start", "end", "count", "submission", "superseded_by"}``.
+    "superseded_by", "acknowledged_version", "acknowledged_at", "parameter",
+    "verified_version"}``: ``submissions`` lists the submission of each version (the last
+    one is current), ``superseded_by`` is the correction that withdrew the record without
+    replacing it. ``submissions`` maps each submission to ``{"class", "recorded_at",
+    "correction", "manual", "person"}`` (``manual``: entered by hand, see
+    :mod:`ledger.domain.verification`; ``person``: who signed it, or ``None``).
+    ``chunks`` maps a chunk's SHA-256 to ``{"tag", "start", "end", "count", "submission",
+    "superseded_by"}``.
     ``commitments`` maps each committed confidential element's commitment to
     ``{"record", "element", "purged"}``. ``audit_reviews`` lists each
     ``AuditTrailReviewed`` (``covers_version``: the batch's last event other than a review
@@ -138,6 +144,8 @@ class Batch(SignedAggregate):
             "class": data_class,
             "recorded_at": recorded_at,
             "correction": False,
+            "manual": is_manual(payload["source_system"]),
+            "person": envelope.get("person"),
         }
         if data_class not in self.first_arrival:
             self.first_arrival[data_class] = recorded_at
@@ -151,6 +159,7 @@ class Batch(SignedAggregate):
         self._track(envelope, signature, recorded_at)
         payload = envelope["payload"]
         submission = payload["submission"]
+        manual = False
         if "supersedes_chunks" in payload:
             data_class = self.chunk_class(payload["supersedes_chunks"][0])
             for digest in payload["supersedes_chunks"]:
@@ -158,6 +167,8 @@ class Batch(SignedAggregate):
             self._add_chunks(payload["series"], submission)
         else:
             data_class = self.records[payload["supersedes"][0]]["class"]
+            # A correction names no source: it is manual when what it replaces was.
+            manual = any(self.is_manual(record_id) for record_id in payload["supersedes"])
             for record_id in payload["supersedes"]:
                 self.records[record_id]["superseded_by"] = submission
             self._add_records(payload["records"], data_class, submission)
@@ -165,6 +176,8 @@ class Batch(SignedAggregate):
             "class": data_class,
             "recorded_at": recorded_at,
             "correction": True,
+            "manual": manual,
+            "person": envelope.get("person"),
         }
 
     @event("DataAcknowledged", topic="cmo.DataAcknowledged.v1")
@@ -213,6 +226,17 @@ class Batch(SignedAggregate):
             "review_version": self.audit_reviews[-1]["version"],
         }
 
+    @event("DataVerified", topic="cmo.DataVerified.v1")
+    def _data_verified(self, envelope: dict[str, Any], signature: str, recorded_at: str) -> None:
+        self._track(envelope, signature, recorded_at)
+        for record_id in envelope["payload"]["records"]:
+            record = self.records[record_id]
+            record["verified_version"] = record["version"]
+
+    def is_manual(self, record_id: str) -> bool:
+        """True when the record's current version was entered by hand."""
+        return bool(self.submissions[self.records[record_id]["submissions"][-1]].get("manual"))
+
     def _add_records(self, records: list[dict[str, Any]], data_class: str, submission: str) -> None:
         for item in records:
             for member, value in item.items():
@@ -222,8 +246,9 @@ class Batch(SignedAggregate):
                         commitment, {"record": item["id"], "element": member, "purged": False}
                     )
             # Kept for every record; only records of the event form are acknowledged.
-            kind = item.get("kind")
+            kind, name = item.get("kind"), item.get("parameter")
             event_kind = kind if isinstance(kind, str) else None
+            parameter = name if isinstance(name, str) else None
             existing = self.records.get(item["id"])
             if existing is None:
                 self.records[item["id"]] = {
@@ -234,10 +259,13 @@ class Batch(SignedAggregate):
                     "superseded_by": None,
                     "acknowledged_version": None,
                     "acknowledged_at": None,
+                    "parameter": parameter,
+                    "verified_version": None,
                 }
             else:
                 # A replacement under the same id: a new version, current again.
                 existing["event_kind"] = event_kind
+                existing["parameter"] = parameter
                 existing["version"] += 1
                 existing["submissions"].append(submission)
                 existing["superseded_by"] = None
@@ -288,6 +316,17 @@ def _batch_agreement(command: Command, batch: Batch) -> Agreement:
     if agreement is None:  # pragma: no cover - a batch is only registered under an agreement
         raise NotFound(f"no agreement {batch.agreement}", field="subject")
     return agreement
+
+
+def _require_entrant(command: Command) -> None:
+    """Values entered by hand are signed by the person who entered them, so a second
+    person verifies them (:mod:`ledger.domain.verification`, R17)."""
+    if command.person is None:
+        raise Forbidden(
+            f"{command.envelope.type} of values entered by hand is signed by the person who "
+            "entered them: name the person (envelope member person) and sign with their key",
+            field="person",
+        )
 
 
 def _submission_id(payload: Fields, batch: Batch) -> str:
@@ -613,6 +652,8 @@ def _submitted_rule(command: Command) -> None:
     )
     _submission_id(payload, batch)
     source = payload.text("source_system", max_len=100)
+    if is_manual(source):
+        _require_entrant(command)
     party = command.state.party(command.signer)
     key = {} if party is None else party.keys.get(command.envelope.key, {})
     if key.get("purpose") == "source-system" and key.get("source") != source:
@@ -659,6 +700,8 @@ def _corrected_rule(command: Command) -> None:
         _check_series(command, batch, payload.objects("series", max_items=MAX_SERIES), digests)
         return
     data_class, replaced = _superseded_records(batch, payload)
+    if any(batch.is_manual(record_id) for record_id in replaced):
+        _require_entrant(command)
     records = payload.objects("records", max_items=MAX_RECORDS)
     _check_records(command, batch, agreement, data_class, records, replaced)
 
@@ -805,8 +848,9 @@ register(
         _submitted_rule,
         apply="_data_submitted",
         source_keys=True,
-        signers="the agreement's CMO, with a party key or a registered source-system key; "
-        "the agreement must be in force",
+        signers="the agreement's CMO, with a party key or a registered source-system key "
+        "(values entered by hand, source_system manual: a person of the CMO); the agreement "
+        "must be in force",
         description="delivers discrete results, event records or continuous chunks in the "
         "agreement's format",
     ),
@@ -817,7 +861,7 @@ register(
         _corrected_rule,
         apply="_data_corrected",
         reason_required=True,
-        signers="the agreement's CMO (party key)",
+        signers="the agreement's CMO (party key; for values entered by hand, a person)",
         description="supersedes records or chunks with replacements; the originals stay readable",
     ),
     EventSpec(

@@ -39,7 +39,7 @@ __all__ = [
 
 _A = TypeVar("_A", bound=Aggregate)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The catalogue's schema version, recorded beside every new event (R31, ``written_by``).
 
 Bump it, once per release, when an event type is added or removed or a payload's members,
@@ -68,6 +68,7 @@ class LedgerState(Protocol):
 
     notary_key_id: str
     max_clock_skew: float
+    max_key_lifetime_days: int
 
     def find(self, subject: UUID, kind: type[_A]) -> _A | None:
         """The aggregate, or ``None`` when it does not exist (or is of another kind)."""
@@ -133,7 +134,9 @@ class EventSpec:
     ``apply`` names the ``@event`` method that records it on an existing aggregate;
     for a creating event (``apply=None``) the aggregate is created with the event class
     named ``type``. ``source_keys`` lets a party's registered source-system keys (a
-    historian, a LIMS) sign it; every other event needs a party key.
+    historian, a LIMS) sign it; every other event needs a party key. ``person_required``
+    events are signed by a person of the party (:mod:`ledger.domain.persons`), never by
+    a party key alone.
     """
 
     type: str
@@ -143,6 +146,7 @@ class EventSpec:
     apply: str | None = None
     reason_required: bool = False
     source_keys: bool = False
+    person_required: bool = False
     description: str = ""
     signers: str = ""
 

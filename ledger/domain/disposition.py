@@ -8,9 +8,11 @@ a disposition's rule reads the reviews and the acknowledgements from one aggrega
 batch event recorded after a review is visible to it, and the audit view files both
 under the batch like every other batch event.
 
-The sponsor reviews the batch's audit trail as a signed checkpoint of the log shows it
-(``checkpoint_size`` leaves, ``checkpoint_root`` the checkpoint's root hash, hex) and
-signs the outcome. The review must cover every event of the batch recorded so far:
+Both are signed by a person of the sponsor (``person_required``, see
+:mod:`ledger.domain.persons`): a party key alone is refused. The sponsor reviews the
+batch's audit trail as a signed checkpoint of the log shows it (``checkpoint_size``
+leaves, ``checkpoint_root`` the checkpoint's root hash, hex) and signs the outcome. The
+review must cover every event of the batch recorded so far:
 
 * A rule sees aggregates only (:class:`~ledger.domain.catalogue.LedgerState`), not log
   positions or leaf indexes: positions are given when an append is stored, after the
@@ -34,7 +36,9 @@ Payloads::
     BatchDispositioned   batch, disposition (released | rejected | quarantined); envelope
                          reason required. Refused unless the batch ended, a review covers
                          every event of the batch, and every current deviation, OOS and
-                         OOT record is acknowledged in its current version. A quarantined
+                         OOT record is acknowledged in its current version, and every
+                         manually entered critical value is verified (R17,
+                         :mod:`ledger.domain.verification`). A quarantined
                          batch may be dispositioned again (after a new review); a released
                          or rejected one may not.
 """
@@ -47,6 +51,7 @@ from ledger.domain.agreements import Agreement
 from ledger.domain.batches import Batch
 from ledger.domain.catalogue import Command, EventSpec, register
 from ledger.domain.formats import ACKNOWLEDGEABLE_KINDS
+from ledger.domain.verification import named_batch, unverified
 from ledger.errors import Forbidden, NotFound, ValidationFailed
 
 __all__ = ["DISPOSITIONS", "FINAL_DISPOSITIONS", "MAX_OUTCOME", "unacknowledged"]
@@ -78,15 +83,6 @@ def _sponsor_of(command: Command, batch: Batch) -> Agreement:
     return agreement
 
 
-def _named_batch(command: Command, batch: Batch) -> None:
-    named = command.payload.text("batch", max_len=64)
-    if named != batch.batch_id:
-        raise ValidationFailed(
-            f"payload.batch must name the subject's batch ({batch.batch_id})",
-            field="payload.batch",
-        )
-
-
 def _require_ended(batch: Batch, what: str) -> None:
     if batch.ended_at is None:
         raise Forbidden(
@@ -99,7 +95,7 @@ def _reviewed_rule(command: Command) -> None:
     batch: Batch = command.subject
     _sponsor_of(command, batch)
     payload = command.payload
-    _named_batch(command, batch)
+    named_batch(command, batch)
     size = payload.integer("checkpoint_size", minimum=1)
     payload.sha256("checkpoint_root")
     payload.text("outcome", max_len=MAX_OUTCOME)
@@ -115,7 +111,7 @@ def _reviewed_rule(command: Command) -> None:
 def _dispositioned_rule(command: Command) -> None:
     batch: Batch = command.subject
     agreement = _sponsor_of(command, batch)
-    _named_batch(command, batch)
+    named_batch(command, batch)
     command.payload.choice("disposition", DISPOSITIONS)
     _require_ended(batch, "it is dispositioned")
     if batch.disposition is not None and batch.disposition["disposition"] in FINAL_DISPOSITIONS:
@@ -147,6 +143,15 @@ def _dispositioned_rule(command: Command) -> None:
             "before the disposition",
             field="subject",
         )
+    waiting = unverified(batch, agreement, command.state)
+    if waiting:
+        record = batch.records[waiting[0]]
+        raise Forbidden(
+            f"record {waiting[0]} (version {record['version']}, {record['parameter']}) of "
+            f"batch {batch.batch_id} was entered by hand and is not verified: a second "
+            "person of the CMO verifies it (DataVerified) before the disposition",
+            field="subject",
+        )
 
 
 register(
@@ -156,7 +161,8 @@ register(
         frozenset({"reviewed"}),
         _reviewed_rule,
         apply="_audit_trail_reviewed",
-        signers="the agreement's sponsor (party key); the batch must have ended",
+        person_required=True,
+        signers="a person of the agreement's sponsor; the batch must have ended",
         description="records the review of the batch's audit trail as a signed checkpoint "
         "(size, root) shows it, and its outcome (R13)",
     ),
@@ -167,7 +173,8 @@ register(
         _dispositioned_rule,
         apply="_dispositioned",
         reason_required=True,
-        signers="the agreement's sponsor (party key)",
+        person_required=True,
+        signers="a person of the agreement's sponsor",
         description="releases, rejects or quarantines an ended batch whose audit trail was "
         "reviewed after its last event and whose deviation, OOS and OOT records are all "
         "acknowledged (R13, R14)",

@@ -31,10 +31,12 @@ __all__ = [
     "DATA_CLASSES",
     "DECIMAL",
     "EVENT_KINDS",
+    "MANUAL_SOURCE",
     "MAX_DECOMPRESSED_BYTES",
     "MAX_RECORDS",
     "MAX_SERIES",
     "RECORD_ID",
+    "REFERENCE_ID",
     "SEVERITIES",
     "TIMESTAMP",
     "UNIT",
@@ -42,6 +44,7 @@ __all__ = [
     "check_unit",
     "decode_chunk",
     "encode_chunk",
+    "is_manual",
     "read_chunk",
     "stored_points",
 ]
@@ -52,6 +55,9 @@ DATA_CLASSES = ("continuous", "discrete", "event")
 EVENT_KINDS = ("deviation", "alarm", "oos", "oot", "di_incident", "other")
 ACKNOWLEDGEABLE_KINDS = ("deviation", "oos", "oot")
 SEVERITIES = ("minor", "major", "critical")
+MANUAL_SOURCE = "manual"
+"""The reserved ``source_system`` of values a person entered by hand: critical ones count
+only once a second person verified them (:mod:`ledger.domain.verification`, R17)."""
 CHUNK_POINTS = 10_000
 """Recommended points per continuous chunk (about a week of one-minute data)."""
 MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
@@ -64,6 +70,8 @@ CLOCK_TOLERANCE = timedelta(minutes=5)
 """How far a time in the data may lead the ledger's clock: signer clocks run a little ahead."""
 
 BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}\Z")
+REFERENCE_ID = BATCH_ID
+"""Change and CAPA numbers (e.g. CC-2026-014, CAPA-2026-003) are written like batch names."""
 RECORD_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}\Z")
 UNIT = re.compile(r"^[!-~]{1,64}\Z")
 TIMESTAMP = re.compile(
@@ -75,6 +83,11 @@ DECIMAL = re.compile(r"-?(?:0|[1-9]\d{0,17})(?:\.\d{1,12})?", re.ASCII)
 """A decimal string such as ``37.02`` (at most 18 integer and 12 fraction digits)."""
 _QUALITY = re.compile(r"25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d", re.ASCII)
 _LINE = re.compile(f"({TIMESTAMP.pattern}),({DECIMAL.pattern}),({_QUALITY.pattern})", re.ASCII)
+
+
+def is_manual(source_system: object) -> bool:
+    """True for a submission's ``source_system`` that says a person entered the values."""
+    return source_system == MANUAL_SOURCE
 
 
 def check_unit(value: object, *, field: str) -> str:

@@ -95,6 +95,7 @@ class Parameter(SignedAggregate):
             "proposed_by": envelope["signer"],
             "proposed_at": recorded_at,
             "changes": copy.deepcopy(payload["changes"]),
+            "change": payload.get("change"),
             "reason": envelope.get("reason"),
             "outcome": "pending",
             "decided_by": None,
@@ -352,6 +353,11 @@ def _proposed_rule(command: Command) -> None:
         return changes.field("alert") if "alert" in given else "payload.changes"
 
     _check_limits(merged["target"], merged["alert"], merged["action"], field_of)
+    if payload.has("change"):
+        # Imported here: ledger.domain.changes reads parameters (a change's affected ones).
+        from ledger.domain.changes import cited_change
+
+        cited_change(command, parameter.agreement, parameter.name)
 
 
 def _decision_rule(command: Command) -> None:
@@ -379,6 +385,11 @@ def _decision_rule(command: Command) -> None:
             field="signer",
         )
     if command.envelope.type == "ParameterRevisionApproved":
+        change = parameter.revisions[revision].get("change")
+        if change is not None:
+            from ledger.domain.changes import require_change_approved
+
+            require_change_approved(command, parameter.agreement, change, "payload.revision")
         command.effective_time(parameter.limits_history[-1]["effective_from"])
 
 

@@ -3,25 +3,27 @@
 A party's subject id is derived from its party id (see :func:`party_subject`), so any
 client can address it without a lookup. The notary admits parties; a party adds keys
 with a key it already holds; the party or the notary revokes a key, saying since when
-it may have been compromised.
+it may have been compromised. Each key expires (``expires_at``, see
+:mod:`ledger.domain.key_history`): its party rotates it by adding the next key before then.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
 from ledger.domain.catalogue import Command, EventSpec, SignedAggregate, register
-from ledger.domain.key_history import KeyHistory, KeyRecord
+from ledger.domain.key_history import DEFAULT_KEY_LIFETIME, KeyHistory, KeyRecord
 from ledger.domain.subjects import party_subject
 from ledger.errors import Forbidden, ValidationFailed
 from ledger.keys import decode_public_key, key_id
 from ledger.timeutil import format_utc
 
-__all__ = ["NOTARY", "ROLES", "KeyRecord", "Party"]
+__all__ = ["NOTARY", "ROLES", "KeyRecord", "Party", "check_revocation"]
 
 NOTARY = "notary"
 ROLES = ("sponsor", "cmo", "regulator", "auditor")
@@ -78,6 +80,7 @@ def _admit_rule(command: Command) -> None:
     payload.text("legal_name")
     payload.choice("role", ROLES)
     decode_public_key(payload.raw("public_key"), field="payload.public_key")
+    _check_expiry(command)
     if command.envelope.subject != party_subject(party_id):
         raise ValidationFailed(
             f"a party's subject must be {party_subject(party_id)}", field="subject"
@@ -96,16 +99,45 @@ def _key_added_rule(command: Command) -> None:
         raise ValidationFailed("only source-system keys name a source", field="payload.source")
     if key_id(public_key) in party.keys:
         raise ValidationFailed("key is already registered", field="payload.public_key")
+    _check_expiry(command)
+
+
+def _check_expiry(command: Command) -> None:
+    """A new key's ``expires_at``: in canonical spelling, after now, and within the ledger's
+    maximum key lifetime (which a key naming none, lasting the default, must fit too)."""
+    payload = command.payload
+    asked = payload.optional_time("expires_at")
+    if asked is not None and payload.raw("expires_at") != format_utc(asked):
+        # One spelling per instant keeps comparisons in projections exact.
+        raise ValidationFailed(f"write it as {format_utc(asked)}", field="payload.expires_at")
+    if asked is not None and asked <= command.now:
+        raise ValidationFailed(
+            "expires_at is not in the future: give a later expiry", field="payload.expires_at"
+        )
+    days = command.state.max_key_lifetime_days
+    latest = command.now + timedelta(days=days)
+    if (asked or command.now + DEFAULT_KEY_LIFETIME) > latest:
+        raise ValidationFailed(
+            f"keys on this ledger last at most {days} days: "
+            f"give an expires_at no later than {format_utc(latest)}",
+            field="payload.expires_at",
+        )
 
 
 def _key_revoked_rule(command: Command) -> None:
     party: Party = command.subject
     command.require_signer(party.party_id, NOTARY)
+    check_revocation(command, party.keys, party.party_id)
+
+
+def check_revocation(command: Command, keys: Mapping[str, KeyRecord], owner: str) -> None:
+    """``payload.key`` is a key of ``owner`` (in ``keys``) not yet revoked, and
+    ``payload.compromised_since``, when given, a past time in its one spelling."""
     payload = command.payload
     kid = payload.text("key", max_len=32)
-    record = party.keys.get(kid)
+    record = keys.get(kid)
     if record is None:
-        raise ValidationFailed(f"{party.party_id} has no key {kid}", field="payload.key")
+        raise ValidationFailed(f"{owner} has no key {kid}", field="payload.key")
     if record["revoked_at"] is not None:
         raise Forbidden("key is already revoked", field="payload.key")
     since = payload.optional_time("compromised_since")
@@ -136,7 +168,8 @@ register(
         _key_added_rule,
         apply="_key_added",
         signers="the party, with a valid key",
-        description="adds a party key or a source-system key",
+        description="adds a party key or a source-system key, expiring at expires_at "
+        "(else two years after it is recorded)",
     ),
     EventSpec(
         "KeyRevoked",

@@ -44,6 +44,10 @@ Ids = Annotated[list[str], Meta(max_length=MAX_RECORDS)]
 Object = dict[str, Any]
 MAX_BASELINE_BATCHES = 1000
 """The most batches one CPV baseline lists."""
+MAX_AFFECTED_PARAMETERS = 100
+"""The most parameters one change proposal names."""
+MAX_CAPA_RECORDS = 100
+"""The most deviation, OOS and OOT records one CAPA addresses."""
 
 
 class Payload(Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -75,17 +79,54 @@ class PartyAdmitted(Payload):
     legal_name: str
     role: str
     public_key: str
+    expires_at: str | None = None
 
 
 class KeyAdded(Payload):
     public_key: str
     purpose: str
     source: str | None = None
+    expires_at: str | None = None
 
 
 class KeyRevoked(Payload):
     key: str
     compromised_since: str | None = None
+
+
+# -- persons (R4, R5, R7) ------------------------------------------------------------------
+
+MAX_DOCUMENT = 200
+"""The longest description of an identity document (what was checked, never the document)."""
+POLICY_STATEMENT = (
+    "I agree that my electronic signature on this ledger is the legally binding equivalent "
+    "of my handwritten signature (21 CFR 11.100(c))."
+)
+"""The statement a person signs, word for word, before their signature counts (R7)."""
+
+
+class PersonAdmitted(Payload):
+    party: str
+    person: str
+    printed_name: str
+    job_function: str
+    meanings: Annotated[list[str], Meta(min_length=1, max_length=50)]
+    public_key: str
+
+
+class IdentityVerified(Payload):
+    person: str
+    document: Annotated[str, Meta(min_length=1, max_length=MAX_DOCUMENT)]
+    key: str
+
+
+class SignaturePolicyAccepted(Payload):
+    person: str
+    statement: str
+
+
+class PersonKeyAdded(Payload):
+    public_key: str
 
 
 # -- agreements ----------------------------------------------------------------------------
@@ -150,6 +191,13 @@ class ElementsPurged(Payload):
     commitments: Ids
 
 
+class DataVerified(Payload):
+    batch: str
+    submission: str
+    records: Annotated[list[str], Meta(min_length=1, max_length=MAX_RECORDS)]
+    comment: str | None = None
+
+
 # -- review and disposition (R13) ----------------------------------------------------------
 
 
@@ -184,6 +232,7 @@ class ParameterDefined(Payload):
 class ParameterRevisionProposed(Payload):
     revision: str
     changes: Object
+    change: str | None = None
 
 
 class ParameterRevisionApproved(Payload):
@@ -256,6 +305,13 @@ class SecurityAlert(Payload):
     kinds: list[str]
 
 
+class ReadsRecorded(Payload):
+    first: int
+    last: int
+    count: int
+    root: str
+
+
 # -- continued process verification -------------------------------------------------------
 
 
@@ -276,10 +332,41 @@ class CpvSignalAcknowledged(Payload):
     comment: str
 
 
+# -- change control (R22) and CAPA ---------------------------------------------------------
+
+
+class ChangeProposed(Payload):
+    agreement: str
+    change: str
+    title: str
+    description: str
+    ec_impact: bool
+    reporting_category: str
+    affected_parameters: Annotated[list[str], Meta(max_length=MAX_AFFECTED_PARAMETERS)]
+
+
+class CapaOpened(Payload):
+    agreement: str
+    capa: str
+    batch: str
+    records: Annotated[list[str], Meta(min_length=1, max_length=MAX_CAPA_RECORDS)]
+    description: str
+    owner: str
+
+
+class CapaClosed(Payload):
+    effectiveness_check: str
+
+
 PAYLOADS: Mapping[str, type[Payload]] = {
     "PartyAdmitted": PartyAdmitted,
     "KeyAdded": KeyAdded,
     "KeyRevoked": KeyRevoked,
+    "PersonAdmitted": PersonAdmitted,
+    "IdentityVerified": IdentityVerified,
+    "SignaturePolicyAccepted": SignaturePolicyAccepted,
+    "PersonKeyAdded": PersonKeyAdded,
+    "PersonKeyRevoked": KeyRevoked,
     "AgreementProposed": AgreementProposed,
     "AgreementSigned": TermsSigned,
     "AgreementAmended": AgreementAmended,
@@ -292,6 +379,7 @@ PAYLOADS: Mapping[str, type[Payload]] = {
     "DataCorrected": DataCorrected,
     "DataAcknowledged": DataAcknowledged,
     "ElementsPurged": ElementsPurged,
+    "DataVerified": DataVerified,
     "AuditTrailReviewed": AuditTrailReviewed,
     "BatchDispositioned": BatchDispositioned,
     "ParameterDefined": ParameterDefined,
@@ -311,6 +399,13 @@ PAYLOADS: Mapping[str, type[Payload]] = {
     "BaselineRevised": BaselineRevised,
     "CpvSignalAcknowledged": CpvSignalAcknowledged,
     "SecurityAlert": SecurityAlert,
+    "ReadsRecorded": ReadsRecorded,
+    "ChangeProposed": ChangeProposed,
+    "ChangeApproved": NoMembers,
+    "ChangeRejected": NoMembers,
+    "ChangeImplemented": NoMembers,
+    "CapaOpened": CapaOpened,
+    "CapaClosed": CapaClosed,
 }
 """The payload type of every event type."""
 

@@ -52,6 +52,7 @@ from ledger.timeutil import parse_utc
 
 __all__ = [
     "ENVELOPE_DOMAIN",
+    "PERSON_ID",
     "REQUIRED_MEMBERS",
     "Envelope",
     "StoredEvent",
@@ -75,6 +76,8 @@ REQUIRED_MEMBERS = (
 )
 _ALLOWED = frozenset((*REQUIRED_MEMBERS, "reason", "person"))
 _IDENT = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}\Z")
+PERSON_ID = _IDENT
+"""A person id: the envelope's ``person``, and the one ``PersonAdmitted`` admits."""
 _TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
 _HEX32 = re.compile(r"^[0-9a-f]{64}\Z")
 _KEY_ID = re.compile(r"^[0-9a-f]{32}\Z")

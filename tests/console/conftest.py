@@ -14,6 +14,7 @@ these tests (CI installs it, see ``.ci/run``), it does not skip them.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -46,6 +47,7 @@ from tests.support.batches import (
     register_batch,
     submit_data,
 )
+from tests.support.persons import ready_person
 from tests.support.server import Server, running_server
 from tests.support.world import (
     ORIGIN,
@@ -197,8 +199,9 @@ class RecordWorld(ConsoleWorld):
     defined 30 days ago, the temperature's alert band revised 3 days ago (proposed by
     Contoso, approved by Northwind); batch B1 with events, discrete results (a titer
     below its action limit, then corrected) and BR1.TEMP (with an excursion) and BR1.PH;
-    batch B0 with no data. The regulator holds a 14-day grant of A1 (every batch),
-    Fabrikam a grant of B0 only, given at ``fabrikam_granted``."""
+    batch B0 with no data, ended, its audit trail reviewed by a person of Northwind. The
+    regulator holds a 14-day grant of A1 (every batch), Fabrikam a grant of B0 only, given
+    at ``fabrikam_granted``."""
 
     temperature: str = ""
     revision: str = ""
@@ -228,6 +231,19 @@ def _revise_temperature(world: World, parameter: UUID, since: datetime) -> UUID:
         reason="approved at the review meeting of three days ago",
     )
     return revision
+
+
+def _review_audit_trail(world: World, batch: str) -> None:
+    """Northwind's head of QA, a person, reviews the ended batch's audit trail (R5, R13)."""
+    size = world.ledger.head()
+    review = {
+        "batch": batch,
+        "checkpoint_size": size,
+        "checkpoint_root": hashlib.sha256(f"root {size}".encode()).hexdigest(),
+        "outcome": "no unexplained changes",
+    }
+    qa = ready_person(world, NORTHWIND, "j.smith")
+    qa.submit(world.ledger, "AuditTrailReviewed", batch_subject(batch), review, meaning="reviewed")
 
 
 def _record_world(
@@ -270,6 +286,8 @@ def _record_world(
         reason="transcription error in the titer (2.9 entered for 4.58)",
     )
     end_batch(world, B1)
+    end_batch(world, B0)
+    _review_audit_trail(world, B0)
     granted = now_utc()
     grant(world, a1, NORTHWIND, FABRIKAM, batches=[B0])
     clock = FakeClock(ticking=True)

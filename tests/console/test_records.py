@@ -36,6 +36,22 @@ def _signed_in(record: RecordWorld, page: Page, party: str, status: int = 200) -
     assert response is not None and response.status == status, page.content()
 
 
+def test_r5_the_batch_timeline_shows_the_printed_name_of_the_person_who_signed(
+    record: RecordWorld, record_page: Page
+) -> None:
+    page = record_page
+    _signed_in(record, page, REGULATOR)
+    response = page.goto(f"/console/batches/{B0}")
+    assert response is not None and response.status == 200, page.content()
+    types = page.locator("#timeline td.type").all_inner_texts()
+    assert types, "the batch has signed events"
+    reviewed = page.locator("#timeline tbody tr").nth(types.index("AuditTrailReviewed"))
+    assert reviewed.locator("td.signer .person").inner_text() == "Jane Smith"
+    assert reviewed.locator("td.meaning").inner_text() == "reviewed"
+    registered = page.locator("#timeline tbody tr").nth(types.index("BatchRegistered"))
+    assert registered.locator("td.signer .person").count() == 0
+
+
 def _parameter_path(record: RecordWorld, name: str) -> str:
     return f"/console/agreements/{record.a1}/parameters/{quote(name, safe='')}"
 

@@ -241,6 +241,8 @@ def test_discrete_results_are_delivered_and_the_batch_keeps_only_their_metadata(
         "superseded_by": None,
         "acknowledged_version": None,
         "acknowledged_at": None,
+        "parameter": "titer at harvest",
+        "verified_version": None,
     }
     assert batch.first_arrival == {"discrete": appended.recorded_at}
     state = json.dumps(batch.__dict__, default=str)

@@ -22,7 +22,8 @@ from tests.support.batches import (
     register_batch,
     submit_data,
 )
-from tests.support.world import World
+from tests.support.persons import person_key, ready_person
+from tests.support.world import Actor, World
 
 SPONSOR, CMO = "northwind-bio", "contoso-cmo"
 BATCH = "NWB101-25-201"
@@ -30,7 +31,13 @@ SUBJECT = batch_subject(BATCH)
 DEVIATION, OOT = "E-001", "E-003"
 
 
+def _qa(party: str = SPONSOR) -> Actor:
+    """The person of ``party`` who reviews and dispositions (see :func:`ready_person`)."""
+    return Actor(party, person_key(party, "j.smith"), person="j.smith")
+
+
 def _batch_with_deviations(world: World, *, ended: bool = True) -> uuid.UUID:
+    ready_person(world, SPONSOR)
     agreement = propose_and_sign(world)
     register_batch(world, agreement, BATCH)
     submit_data(world, BATCH, "event", event_records())
@@ -49,7 +56,7 @@ def _acknowledge(world: World, *records: str) -> None:
     )
 
 
-def _review(world: World, *, by: str = SPONSOR, **overrides: Any) -> None:
+def _review(world: World, *, by: Actor | None = None, **overrides: Any) -> None:
     size = world.ledger.head()  # the latest checkpoint holds every event so far
     payload: dict[str, Any] = {
         "batch": BATCH,
@@ -58,19 +65,19 @@ def _review(world: World, *, by: str = SPONSOR, **overrides: Any) -> None:
         "outcome": "no unexplained changes; deviation E-001 investigated",
     }
     payload.update(overrides)
-    world[by].submit(world.ledger, "AuditTrailReviewed", SUBJECT, payload, meaning="reviewed")
+    (by or _qa()).submit(world.ledger, "AuditTrailReviewed", SUBJECT, payload, meaning="reviewed")
 
 
 def _disposition(
     world: World,
     disposition: str = "released",
     *,
-    by: str = SPONSOR,
+    by: Actor | None = None,
     reason: str | None = "reviewed; within specification",
     **overrides: Any,
 ) -> None:
     payload = {"batch": BATCH, "disposition": disposition, **overrides}
-    world[by].submit(
+    (by or _qa()).submit(
         world.ledger,
         "BatchDispositioned",
         SUBJECT,
@@ -155,10 +162,23 @@ def test_r13_release_of_a_batch_with_an_unacknowledged_deviation_is_refused_nami
 @pytest.mark.parametrize("by", [CMO, "helios-tx", "agency-inspectorate"])
 def test_r13_only_the_sponsor_reviews_and_dispositions(world: World, by: str):
     _ready(world)
+    other = ready_person(world, by, "m.weber")
     with refused(world, Forbidden, "signer"):
-        _review(world, by=by)
+        _review(world, by=other)
     with refused(world, Forbidden, "signer"):
-        _disposition(world, by=by)
+        _disposition(world, by=other)
+
+
+def test_r13_disposition_signed_by_an_organisation_key_is_refused(world: World):
+    _ready(world)
+    with refused(world, Forbidden, "person"):
+        _review(world, by=world[SPONSOR])
+    with refused(world, Forbidden, "person"):
+        _disposition(world, by=world[SPONSOR])
+    _disposition(world)
+    batch = _batch(world)
+    assert batch.disposition is not None
+    assert batch.disposition["disposition"] == "released"
 
 
 def test_r13_a_disposition_without_a_reason_is_refused(world: World):

@@ -4,8 +4,9 @@
 real command path: agreements proposed, signed, amended and terminated; grants and
 revocations; batches with discrete results, deviations, continuous chunks, corrections
 and acknowledgements; parameters and their revisions; enhancement claims through to
-disclosure; reviews; keys added and revoked. Envelopes are chained client-side and stored
-in all-or-nothing batches of random sizes, so pages of many kinds of events are common.
+disclosure; reviews; change proposals and CAPAs; keys added and revoked. Envelopes are
+chained client-side and stored in all-or-nothing batches of random sizes, so pages of many
+kinds of events are common.
 
 The scenario keeps a model of what it did, so every envelope it makes is one the ledger
 accepts; a refusal is a bug (of the scenario or of the ledger) and is raised.
@@ -24,14 +25,18 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from ledger.domain.commitments import Opening, commit_records, commitment_of
-from ledger.domain.formats import encode_chunk
+from ledger.domain.formats import MANUAL_SOURCE, encode_chunk
 from ledger.domain.grants import TIME_BOXED_ROLES
+from ledger.domain.payloads import POLICY_STATEMENT
 from ledger.domain.reviews import add_months
 from ledger.domain.subjects import (
     baseline_subject,
     batch_subject,
+    capa_subject,
+    change_subject,
     parameter_subject,
     party_subject,
+    person_subject,
 )
 from ledger.keys import encode_public_key, key_id
 from ledger.log.countersign import countersign
@@ -43,6 +48,8 @@ from tests.support.world import CONFIDENTIAL_ELEMENTS, ORIGIN, World, agreement_
 __all__ = ["DATA_HEAVY", "SECRET_PREFIX", "Scenario"]
 
 SPONSORS = ("northwind-bio", "helios-tx")
+#: The person of each sponsor who reviews audit trails and dispositions batches (R7, R13).
+PERSON = "qa.head"
 CMOS = ("contoso-cmo", "fabrikam-cmo")
 TAGS = ("BR1.TEMP", "BR1.PH", "BR1.DO")
 #: Confidential element values all start with this, so a test can look for leaks.
@@ -147,6 +154,7 @@ class Scenario:
         self.source_keys: dict[str, SigningKey] = {}
         self.batch_serial = 0
         self.parties = dict.fromkeys(world.actors, True)
+        self.persons: dict[str, list[SigningKey]] = {}
         self.toured = False
 
     # -- driving ------------------------------------------------------------------------
@@ -241,6 +249,11 @@ class Scenario:
             self.decide_amendment(sign=sign)
         self.retire(force=True)
         self.terminate(force=True)
+        self.change_control()
+        self.capa()
+        self.person_keys()
+        self.reads_recorded()
+        self.verification()
         self.flush()
 
     def emit(
@@ -252,6 +265,7 @@ class Scenario:
         meaning: str,
         reason: str | None = None,
         key: SigningKey | None = None,
+        person: str | None = None,
     ) -> list[Opening]:
         """Sign the subject's next envelope and queue it; flush at the batch size.
 
@@ -278,6 +292,8 @@ class Scenario:
         }
         if reason is not None:
             envelope["reason"] = reason
+        if person is not None:
+            envelope["person"] = person
         signature = sign_envelope(envelope, signing_key)
         self.chain[subject] = (version + 1, event_hash(envelope, signature))
         self.pending.append((envelope, signature, [o.as_json() for o in openings] or None))
@@ -658,6 +674,7 @@ class Scenario:
         if found is None:
             return
         agreement, batch = found
+        qa = self._person(agreement.sponsor)
         subject = batch_subject(batch.name)
         for rid, record in batch.records.items():
             if (
@@ -677,11 +694,12 @@ class Scenario:
             "checkpoint_root": hashlib.sha256(f"root of {size}".encode()).hexdigest(),
             "outcome": "audit trail reviewed: no unexplained changes",
         }
-        self.emit(agreement.sponsor, "AuditTrailReviewed", subject, reviewed, "reviewed")
+        sponsor = agreement.sponsor
+        self.emit(sponsor, "AuditTrailReviewed", subject, reviewed, "reviewed", None, qa, PERSON)
         released = {"batch": batch.name, "disposition": "released"}
         reason = "reviewed and within specification"
         self.emit(
-            agreement.sponsor, "BatchDispositioned", subject, released, "dispositioned", reason
+            sponsor, "BatchDispositioned", subject, released, "dispositioned", reason, qa, PERSON
         )
         batch.released = True
 
@@ -963,3 +981,226 @@ class Scenario:
         self.world.admit(party, f"Inspector {len(self.parties)}", "auditor")
         self.parties[party] = True
         self.appended += 1
+
+    # -- change control (R22) and CAPA ----------------------------------------------------
+
+    def change_control(self) -> None:
+        """A change with EC impact approved, a revision citing it approved after it, the
+        change implemented; a change without EC impact rejected (R22)."""
+        agreement = next(iter(self._effective()), None)
+        if agreement is None:
+            return
+        names = [n for n, p in agreement.parameters.items() if not p.retired and not p.pending]
+        self.batch_serial += 1
+        change = f"CC-{self.batch_serial:04d}"
+        subject = change_subject(agreement.subject, change)
+        proposed = {
+            "agreement": str(agreement.subject),
+            "change": change,
+            "title": "Replace the BR1 sparger",
+            "description": "A sintered sparger; the dissolved-oxygen limits follow.",
+            "ec_impact": True,
+            "reporting_category": "prior-approval",
+            "affected_parameters": names[:1],
+        }
+        self.emit(agreement.cmo, "ChangeProposed", subject, proposed, "authored")
+        self.emit(agreement.sponsor, "ChangeApproved", subject, {}, "approved")
+        if names:
+            parameter = agreement.parameters[names[0]]
+            revision = str(self._uuid4())
+            revised = {"revision": revision, "changes": {"rationale": change}, "change": change}
+            reason = f"change control {change}"
+            subject_of = parameter.subject
+            self.emit(
+                agreement.cmo, "ParameterRevisionProposed", subject_of, revised, "authored", reason
+            )
+            approved = {"revision": revision}
+            self.emit(
+                agreement.sponsor, "ParameterRevisionApproved", subject_of, approved, "approved"
+            )
+            parameter.versions += 1
+            parameter.since = None
+        self.emit(agreement.cmo, "ChangeImplemented", subject, {}, "implemented")
+        self.batch_serial += 1
+        rejected = {
+            **proposed,
+            "change": f"CC-{self.batch_serial:04d}",
+            "title": "Second media supplier",
+            "ec_impact": False,
+            "reporting_category": "annual-report",
+            "affected_parameters": [],
+        }
+        subject = change_subject(agreement.subject, rejected["change"])
+        self.emit(agreement.sponsor, "ChangeProposed", subject, rejected, "authored")
+        reason = "the supplier is not qualified"
+        self.emit(agreement.cmo, "ChangeRejected", subject, {}, "rejected", reason)
+
+    def capa(self) -> None:
+        """A CAPA against a batch's deviation, OOS or OOT records, opened and closed."""
+        found = next(
+            (
+                (a, b, rid)
+                for a in self._effective()
+                for b in a.batches
+                for rid, r in b.records.items()
+                if r.data_class == "event"
+                and r.data["kind"] in ("deviation", "oos", "oot")
+                and not r.superseded
+            ),
+            None,
+        )
+        if found is None:
+            agreement = next(iter(self._effective()), None)
+            if agreement is None:
+                return
+            self._register_in(agreement)
+            batch = agreement.batches[-1]
+            batch.serial += 1
+            records = event_records(f"E{batch.serial}")
+            self._submit(agreement, batch, "event", records)
+            for record in records:
+                batch.records[record["id"]] = Record(record, "event")
+            found = (agreement, batch, records[0]["id"])
+        agreement, batch, record_id = found
+        self.batch_serial += 1
+        capa = f"CAPA-{self.batch_serial:04d}"
+        subject = capa_subject(agreement.subject, capa)
+        opened = {
+            "agreement": str(agreement.subject),
+            "capa": capa,
+            "batch": batch.name,
+            "records": [record_id],
+            "description": "Root cause: chiller trip; add a redundant chiller.",
+            "owner": agreement.cmo,
+        }
+        self.emit(agreement.sponsor, "CapaOpened", subject, opened, "authored")
+        closed = {"effectiveness_check": "no excursion in the next five batches"}
+        self.emit(agreement.cmo, "CapaClosed", subject, closed, "closed", "action effective")
+
+    # -- persons (R7, R8) -------------------------------------------------------------------
+
+    def _person_key(self, party: str, generation: int) -> SigningKey:
+        # Derived, not drawn: persons add no draws to the seeded sequence.
+        return SigningKey(hashlib.sha256(f"{party}/{PERSON}/{generation}".encode()).digest())
+
+    def _person(self, party: str) -> SigningKey:
+        """The current key of ``party``'s :data:`PERSON`: admitted, identity verified by the
+        notary and the signature policy accepted on first use."""
+        if party not in self.persons:
+            key = self._person_key(party, 0)
+            subject = person_subject(party, PERSON)
+            admitted = {
+                "party": party,
+                "person": PERSON,
+                "printed_name": f"Head of QA of {party}",
+                "job_function": "Head of Quality Assurance",
+                "meanings": ["reviewed", "dispositioned"],
+                "public_key": encode_public_key(key),
+            }
+            self.emit(party, "PersonAdmitted", subject, admitted, "approved")
+            verified = {"person": PERSON, "document": "passport", "key": key_id(key.verify_key)}
+            self.emit("notary", "IdentityVerified", subject, verified, "verified")
+            accepted = {"person": PERSON, "statement": POLICY_STATEMENT}
+            self.emit(
+                party, "SignaturePolicyAccepted", subject, accepted, "accepted", None, key, PERSON
+            )
+            self.persons[party] = [key]
+        return self.persons[party][-1]
+
+    def person_keys(self) -> None:
+        """A sponsor's person adds a new key, then revokes the one it replaces (R8)."""
+        party = min(self.persons, default=SPONSORS[0])
+        old = self._person(party)
+        new = self._person_key(party, len(self.persons[party]))
+        subject = person_subject(party, PERSON)
+        added = {"public_key": encode_public_key(new)}
+        self.emit(party, "PersonKeyAdded", subject, added, "authored", None, old, PERSON)
+        revoked = {"key": key_id(old.verify_key)}
+        reason = "replaced by a new key"
+        self.emit(party, "PersonKeyRevoked", subject, revoked, "revoked", reason, new, PERSON)
+        self.persons[party].append(new)
+
+    def reads_recorded(self) -> None:
+        """The notary's ReadsRecorded: a Merkle root over a batch of logged reads (R11)."""
+        first = self.rng.randint(1, 1000)
+        count = self.rng.randint(1, 20)
+        payload = {
+            "first": first,
+            "last": first + count - 1,
+            "count": count,
+            "root": self.rng.randbytes(32).hex(),
+        }
+        reason = f"{count} reads of GxP data"
+        self.emit("notary", "ReadsRecorded", self._uuid4(), payload, "recorded", reason)
+
+    # -- second-person verification (R17) ---------------------------------------------------
+
+    def _cmo_person(self, party: str, person: str) -> SigningKey:
+        """A person of a CMO who enters and checks data by hand: admitted, identity verified
+        by the notary, the signature policy accepted (keys derived, not drawn)."""
+        key = SigningKey(hashlib.sha256(f"{party}/{person}/0".encode()).digest())
+        subject = person_subject(party, person)
+        if subject in self.chain:  # admitted before
+            return key
+        admitted = {
+            "party": party,
+            "person": person,
+            "printed_name": f"{person} of {party}",
+            "job_function": "QC analyst",
+            "meanings": ["submitted", "verified"],
+            "public_key": encode_public_key(key),
+        }
+        self.emit(party, "PersonAdmitted", subject, admitted, "approved")
+        verified = {"person": person, "document": "passport", "key": key_id(key.verify_key)}
+        self.emit("notary", "IdentityVerified", subject, verified, "verified")
+        accepted = {"person": person, "statement": POLICY_STATEMENT}
+        self.emit(
+            party, "SignaturePolicyAccepted", subject, accepted, "accepted", None, key, person
+        )
+        return key
+
+    def verification(self) -> None:
+        """A person of the CMO types a result of a confirmed parameter in by hand (source
+        system ``manual``) and a second person verifies it (R17)."""
+        found = next(
+            (
+                (a, name)
+                for a in self._effective()
+                for name, p in a.parameters.items()
+                if p.status == "confirmed" and not p.retired
+            ),
+            None,
+        )
+        if found is None:
+            return
+        agreement, name = found
+        unit, target = next((p[2], p[3]) for p in PARAMETERS if p[0] == name)
+        self._register_in(agreement)
+        batch = agreement.batches[-1]
+        batch.serial += 1
+        record = {
+            "id": f"M{batch.serial}-001",
+            "parameter": name,
+            "value": target or "0.1",
+            "unit": unit,
+            "sampled_at": format_utc(now_utc() - timedelta(hours=2)),
+            "method": "read off the instrument display and typed in",
+        }
+        digest = hashlib.sha256(f"{batch.name}/manual".encode()).digest()
+        submission = str(uuid.UUID(bytes=digest[:16], version=4))
+        payload = {
+            "submission": submission,
+            "kind": "discrete",
+            "source_system": MANUAL_SOURCE,
+            "schema_version": "1.0",
+            "format": agreement.terms["data_classes"]["discrete"]["format"]["name"],
+            "records": [record],
+        }
+        cmo, subject = agreement.cmo, batch_subject(batch.name)
+        entrant, checker = self._cmo_person(cmo, "qc.entry"), self._cmo_person(cmo, "qc.check")
+        self.emit(cmo, "DataSubmitted", subject, payload, "submitted", None, entrant, "qc.entry")
+        # Left out of the batch's model: a correction of it is signed by a person, and the
+        # random steps correct with the party key.
+        batch.submissions.append(submission)
+        verified = {"batch": batch.name, "submission": submission, "records": [record["id"]]}
+        self.emit(cmo, "DataVerified", subject, verified, "verified", None, checker, "qc.check")

@@ -9,10 +9,15 @@ the served ledger's origin and this server's host (``server.auth(actor)`` and
 ``server.call(actor, query, variables)`` runs one operation and returns ``(data, errors)``
 without raising on GraphQL errors; ``server.submit(actor, type, subject, payload,
 meaning=...)`` signs and stores one event.
+
+A test server commits the read-access log (R11) only when a test asks
+(``server.services.read_log.commit_pending()``) unless ``read_log_interval`` is given, so
+that reads never append ``ReadsRecorded`` events behind a test that expects a still log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import subprocess
 import threading
@@ -44,6 +49,8 @@ from tests.support.world import Actor
 __all__ = ["NEXT_VERSION", "SUBMIT", "Server", "codes", "running_server"]
 
 _START_TIMEOUT = 60.0
+_WHEN_ASKED = 1e9
+"""A read-log interval no test outlives."""
 
 
 @dataclass
@@ -190,8 +197,11 @@ def running_server(
     *,
     limits: Limits | None = None,
     clock: Clock = SYSTEM,
+    read_log_interval: float = _WHEN_ASKED,
 ) -> Iterator[Server]:
-    """Serve the API for ``settings`` until the block ends."""
+    """Serve the API for ``settings`` until the block ends (committing the read-access log
+    every ``read_log_interval`` seconds: by default only when a test asks)."""
+    settings = dataclasses.replace(settings, read_log_interval=read_log_interval)
     app = create_app(settings, notary_key=notary_key, limits=limits, clock=clock)
     sock = _free_socket()
     port = sock.getsockname()[1]

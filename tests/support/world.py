@@ -39,11 +39,13 @@ def _seed(name: str) -> bytes:
 
 @dataclass
 class Actor:
-    """A party (or the notary) holding one signing key."""
+    """A party (or the notary) holding one signing key; with ``person``, a person of the
+    party signing with their own key."""
 
     party_id: str
     key: SigningKey
     keys: dict[str, SigningKey] = field(default_factory=dict)
+    person: str | None = None
 
     @property
     def key_id(self) -> str:
@@ -80,6 +82,8 @@ class Actor:
         }
         if reason is not None:
             envelope["reason"] = reason
+        if self.person is not None:
+            envelope["person"] = self.person
         return envelope
 
     def sign(self, envelope: Mapping[str, Any]) -> str:

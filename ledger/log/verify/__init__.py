@@ -9,8 +9,10 @@ For every row of the events table, in position order, :func:`verify_ledger` chec
   only an event type that creates a subject starts one;
 * the Ed25519 signature verifies, and the key belonged to the signer and was valid at
   ``signed_at`` (key history is replayed from ``PartyAdmitted``/``KeyAdded``/
-  ``KeyRevoked`` as they come); a signature at or after a key's ``compromised_since`` is
-  a warning, not a failure;
+  ``KeyRevoked`` as they come, and a person's keys, as keys of the person's party, from
+  ``PersonAdmitted``/``PersonKeyAdded``/``PersonKeyRevoked``; which person may sign
+  what is the command path's rule); a signature at or after a key's
+  ``compromised_since`` is a warning, not a failure;
 * the leaf recomputed from the row is the stored tree's leaf for that position, and the
   stored tree's nodes are the nodes recomputed from all leaves;
 * every stored checkpoint is signed by the notary's key and its root is the root

@@ -246,7 +246,7 @@ class LogCheck:
             return
         trusted = c.position not in self.found.failed
         try:
-            if c.type == "PartyAdmitted":
+            if c.type in ("PartyAdmitted", "PersonAdmitted"):
                 party = str(payload["party"])
                 self.subjects[c.subject].party = party
                 self.keys.setdefault(party, {})
@@ -255,7 +255,7 @@ class LogCheck:
             party_of = self.subjects[c.subject].party
             if party_of is None:
                 return  # already reported: not a party subject
-            if c.type == "KeyAdded":
+            if c.type in ("KeyAdded", "PersonKeyAdded"):
                 self._add_key(party_of, payload["public_key"], at, c.position, trusted)
             else:
                 self._revoke(party_of, payload, at, c.position, index)

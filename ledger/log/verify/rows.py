@@ -18,6 +18,7 @@ from nacl.exceptions import CryptoError
 from sqlalchemy.engine import Connection
 
 from ledger.canonical import FOUR_BYTE_UTF8, canonical_bytes, has_float
+from ledger.domain.key_history import ALL_KEY_EVENTS
 from ledger.errors import LedgerError
 from ledger.keys import decode_public_key, key_id
 from ledger.log.envelope import ENVELOPE_DOMAIN, REQUIRED_MEMBERS
@@ -47,9 +48,8 @@ Row = tuple[int, Any, Any, Any, bytes]
 # Signature states a worker reports.
 SIGNATURE_OK, SIGNATURE_BAD, SIGNATURE_UNKNOWN_KEY, SIGNATURE_MALFORMED = 1, 0, -1, -2
 
-_KEY_EVENTS = frozenset({"PartyAdmitted", "KeyAdded", "KeyRevoked"})
 _REQUIRED = frozenset(REQUIRED_MEMBERS)
-_ALLOWED = _REQUIRED | {"reason"}
+_ALLOWED = _REQUIRED | {"reason", "person"}
 _TEXT_MEMBERS = ("ledger", "type", "subject", "signer", "key", "signed_at", "meaning")
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]00:00)", re.ASCII)
 _FIRST = -(2**63)
@@ -169,8 +169,11 @@ def _check_decoded(row: Row, subject: str, context: RowContext, opener: _Opener)
     if not _shape_ok(envelope):
         return _broken(row, subject, f"envelope is malformed: {_shape_error(envelope)}")
     try:
-        # The shape check leaves only the payload and a reason to hold a float.
-        float_free = not has_float(envelope["payload"]) and not has_float(envelope.get("reason"))
+        # The shape check leaves only the payload, a reason and a person to hold a float.
+        float_free = not any(
+            has_float(value)
+            for value in (envelope["payload"], envelope.get("reason"), envelope.get("person"))
+        )
         canonical = canonical_bytes(envelope, float_free=float_free)
         signature_json = encode_basestring(signature).encode("utf-8")
         recorded_json = encode_basestring(recorded_at).encode("utf-8")
@@ -241,7 +244,7 @@ def _checked(
         posix_time(signed_at),
         opener.check(context.keys.get(envelope["key"]), signed, signature),
         recorded_at,
-        envelope["payload"] if event_type in _KEY_EVENTS and topic == registered else None,
+        envelope["payload"] if event_type in ALL_KEY_EVENTS and topic == registered else None,
     )
 
 
@@ -451,12 +454,12 @@ def registered_keys(
     """
     notary = decode_public_key(ledger.identity.notary_public_key)
     keys = {ledger.identity.notary_key_id: bytes(notary)}
-    topics = (specs["PartyAdmitted"].topic, specs["KeyAdded"].topic)
-    for state in events.states(topics):
-        try:
-            document = orjson.loads(state)
-            public_key = decode_public_key(document["envelope"]["payload"]["public_key"])
-        except (ValueError, TypeError, KeyError, LedgerError):
-            continue  # the row itself is reported when its turn comes
-        keys[key_id(public_key)] = bytes(public_key)
+    for admitted, added in (("PartyAdmitted", "KeyAdded"), ("PersonAdmitted", "PersonKeyAdded")):
+        for state in events.states((specs[admitted].topic, specs[added].topic)):
+            try:
+                document = orjson.loads(state)
+                public_key = decode_public_key(document["envelope"]["payload"]["public_key"])
+            except (ValueError, TypeError, KeyError, LedgerError):
+                continue  # the row itself is reported when its turn comes
+            keys[key_id(public_key)] = bytes(public_key)
     return keys

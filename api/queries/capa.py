@@ -1,0 +1,124 @@
+# mypy: disable-error-code="untyped-decorator"
+# (strawberry types field decorators that take arguments as returning Any)
+"""``capas(agreementId, batch, open)``: CAPAs and the batch records they address.
+
+A CAPA is read by whoever may read its batch (the agreement's sponsor and CMO, and active
+grantees whose grant opens the batch); ``batch`` asks for one batch the caller may see
+(FORBIDDEN otherwise). ``Batch.capas`` lists a batch's open CAPAs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import strawberry
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from api.permissions import forbidden
+from api.queries.agreements import require_agreement
+from api.queries.batches import batch_agreement
+from api.queries.common import At, Info, Scope, at_position, loader, read, scope_of
+from projections.capa import CAPAS
+
+__all__ = ["Capa", "batch_capas", "list_capas"]
+
+
+@strawberry.type(description="A corrective and preventive action on a batch's records.")
+class Capa:
+    id: strawberry.ID = strawberry.field(description="The CAPA's subject.")
+    agreement_id: strawberry.ID
+    capa_id: str = strawberry.field(description="The CAPA number, e.g. CAPA-2026-003.")
+    batch: str
+    records: list[str] = strawberry.field(description="The deviation, OOS or OOT record ids.")
+    description: str
+    owner: str
+    opened_by: str
+    opened_at: str
+    status: str = strawberry.field(description="open or closed.")
+    open: bool
+    closed_at: str | None
+    effectiveness_check: str | None
+    close_reason: str | None
+
+
+def _capa(row: Any) -> Capa:
+    return Capa(
+        id=strawberry.ID(row.capa),
+        agreement_id=strawberry.ID(row.agreement),
+        capa_id=row.capa_id,
+        batch=row.batch,
+        records=list(json.loads(row.records)),
+        description=row.description,
+        owner=row.owner,
+        opened_by=row.opened_by,
+        opened_at=row.opened_at,
+        status=row.status,
+        open=row.status == "open",
+        closed_at=row.closed_at,
+        effectiveness_check=row.effectiveness_check,
+        close_reason=row.close_reason,
+    )
+
+
+def _by_agreement(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Capa]]:
+    found: dict[tuple[At, str], list[Capa]] = {key: [] for key in keys}
+    for at in {at for at, _ in keys}:
+        ids = sorted({a for k_at, a in keys if k_at == at})
+        query = (
+            select(CAPAS)
+            .where(CAPAS.c.agreement.in_(ids), at_position(CAPAS, at))
+            .order_by(CAPAS.c.opened_at, CAPAS.c.capa_id)
+        )
+        for row in conn.execute(query):
+            found[(at, row.agreement)].append(_capa(row))
+    return [found[key] for key in keys]
+
+
+async def _visible(scope: Scope, info: Info, agreements: list[str]) -> list[Capa]:
+    found = await loader(info, "capas", _by_agreement).load_many(
+        [(scope.at, a) for a in agreements]
+    )
+    return [
+        capa
+        for capas in found
+        for capa in capas
+        if scope.authority.sees_batch(str(capa.agreement_id), capa.batch, scope.now)
+    ]
+
+
+async def batch_capas(scope: Scope, info: Info, agreement: str, batch: str) -> list[Capa]:
+    """The open CAPAs of a batch the caller may see."""
+    found = await _visible(scope, info, [agreement])
+    return [capa for capa in found if capa.batch == batch and capa.open]
+
+
+async def list_capas(
+    source: Any,
+    info: Info,
+    agreement: str | None = None,
+    batch: str | None = None,
+    open: bool | None = None,
+) -> list[Capa]:
+    """The root ``capas``: of one batch, under one agreement, or under every visible one."""
+    scope = await scope_of(source, info)
+    if agreement is not None:
+        require_agreement(scope, agreement, "agreementId")
+    if batch is not None:
+        owner = await read(info, batch_agreement, batch)
+        if owner is None or not scope.authority.sees_batch(owner, batch, scope.now):
+            raise forbidden(
+                f"{scope.party} may not read batch {batch} (or it does not exist)", "batch"
+            )
+        agreements = [owner] if agreement in (None, owner) else []
+    elif agreement is not None:
+        agreements = [agreement]
+    else:
+        agreements = scope.authority.visible_agreements(scope.now)
+    found = await _visible(scope, info, agreements)
+    return [
+        capa
+        for capa in found
+        if (batch is None or capa.batch == batch) and (open is None or capa.open == open)
+    ]
