@@ -1,0 +1,139 @@
+"""The append path checks envelopes against aggregates kept in memory, coherent with the log
+by its positions: few statements per append, and never a stale ``version``/``prev``
+accepted nor a valid one refused, when two ledgers (two processes) share one database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from nacl.signing import SigningKey
+from sqlalchemy import event
+
+from ledger.application import Ledger
+from ledger.domain.subjects import batch_subject, party_subject
+from ledger.errors import BadSignature, VersionConflict
+from ledger.keys import encode_public_key
+from ledger.log.envelope import event_hash
+from tests.support.agreements import propose_and_sign
+from tests.support.batches import data_payload, discrete_records, register_batch
+from tests.support.world import Actor, World
+
+CMO = "contoso-cmo"
+MAX_STATEMENTS = 6
+
+
+@contextmanager
+def counted(ledger: Ledger) -> Iterator[list[str]]:
+    """The SQL statements the ledger's engine runs inside the block."""
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(ledger.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(ledger.engine, "before_cursor_execute", record)
+
+
+def _key_added(actor: Actor, ledger: Ledger) -> tuple[dict[str, Any], str]:
+    payload = {"public_key": encode_public_key(SigningKey.generate()), "purpose": "party"}
+    return actor.prepare(
+        ledger, "KeyAdded", party_subject(actor.party_id), payload, meaning="authored"
+    )
+
+
+def _data_chain(
+    world: World, batch: str, count: int, prefix: str
+) -> list[tuple[dict[str, Any], str]]:
+    """``count`` DataSubmitted envelopes chained on the batch, signed by the CMO."""
+    cmo = world[CMO]
+    subject = batch_subject(batch)
+    version, prev = world.ledger.next_version(subject)
+    chain: list[tuple[dict[str, Any], str]] = []
+    for index in range(count):
+        payload = data_payload("discrete", discrete_records(f"{prefix}{index}"))
+        envelope = cmo.envelope(
+            "DataSubmitted",
+            subject,
+            payload,
+            version=version + index,
+            prev=prev,
+            meaning="submitted",
+        )
+        signature = cmo.sign(envelope)
+        chain.append((envelope, signature))
+        prev = event_hash(envelope, signature)
+    return chain
+
+
+@pytest.mark.parametrize("count", [1, 100])
+def test_an_append_reads_once_and_runs_at_most_six_statements(world: World, count: int) -> None:
+    agreement = propose_and_sign(world)
+    register_batch(world, agreement, "B-STATEMENTS")
+    world.ledger.append_many(_data_chain(world, "B-STATEMENTS", 1, "W"))  # the rules' state
+    chain = _data_chain(world, "B-STATEMENTS", count, "S")
+    with counted(world.ledger) as statements:
+        appended = world.ledger.append_many(chain)
+    assert len(appended) == count
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(reads) == 1, reads  # the log's tail since the last append, nothing per envelope
+    assert inserts, "the append stored its events"
+    if count == 1 or not world.ledger.settings.database_url.startswith("sqlite"):
+        assert len(statements) <= MAX_STATEMENTS, statements
+    else:
+        # The library's SQLite recorder inserts row by row to learn each position: in
+        # one transaction, with no read between them.
+        assert len(statements) == 1 + count, statements
+
+
+def test_a_second_ledger_s_appends_are_seen_before_the_next_check(world: World) -> None:
+    first = world.ledger
+    second = Ledger.open(first.settings)
+    try:
+        actor = world[CMO]
+        for turn in range(6):
+            writer, other = (first, second) if turn % 2 == 0 else (second, first)
+            stale = _key_added(actor, other)  # prepared before the writer's append
+            writer.append(*_key_added(actor, writer))
+            with pytest.raises(VersionConflict):
+                other.append(*stale)
+            # The valid next version is accepted by the ledger that did not write last.
+            other.append(*_key_added(actor, other))
+    finally:
+        second.close()
+    version, _ = first.next_version(party_subject(CMO))
+    party = first.party(CMO)
+    assert party is not None and party.version == version - 1
+
+
+def test_a_refused_batch_leaves_no_trace_in_the_state_the_next_append_is_checked_on(
+    world: World,
+) -> None:
+    actor = world[CMO]
+    good = _key_added(actor, world.ledger)
+    head = world.ledger.head()
+    subject = party_subject(CMO)
+    # Two changes to the same party, the second not signed by it: all or nothing.
+    chained_version = good[0]["version"] + 1
+    second = actor.envelope(
+        "KeyAdded",
+        subject,
+        {"public_key": encode_public_key(SigningKey.generate()), "purpose": "party"},
+        version=chained_version,
+        prev=event_hash(*good),
+        meaning="authored",
+    )
+    forged_signature = Actor(CMO, SigningKey.generate()).sign(second)
+    with pytest.raises(BadSignature):
+        world.ledger.append_many([good, (second, forged_signature)])
+    assert world.ledger.head() == head
+    # The first change was applied in memory before the second was refused; the same
+    # envelope is accepted now, at the version the stored log expects.
+    appended = world.ledger.append(*good)
+    assert appended.version == good[0]["version"]
