@@ -476,9 +476,11 @@ def test_the_report_shows_the_timeline_limits_corrections_and_a_chart_per_cpp(
     assert trace["events"], "the trace holds no events"
     assert html.count('<tr class="event">') == len(trace["events"])
     for entry in trace["events"]:
-        assert (
-            f"<td>{entry['type']}</td><td>{entry['signer']}</td><td>{entry['meaning']}</td>" in html
+        signed_by = (
+            f"{entry['printedName']} ({entry['person']})" if entry["person"] else "party key"
         )
+        shown = (entry["type"], entry["signer"], signed_by, entry["meaning"])
+        assert "".join(f"<td>{cell}</td>" for cell in shown) in html
     assert "<td>32 - 55</td>" in html and "<td>35 - 50</td>" in html
     cpps = {p["name"]: p for p in trace["parameters"] if p["kind"] == "CPP"}
     chart = re.compile(r'<svg[^>]*aria-label="control chart: ([^"]+)".*?</svg>', re.S)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 from typer.testing import CliRunner
 
 from clients.cli import app
@@ -29,6 +29,7 @@ from tests.console.conftest import (
 pytestmark = pytest.mark.xdist_group("console")
 
 HEAD = "query($s: ID!) { nextVersion(subject: $s) { version } }"
+PIN = "4711-0815"
 
 
 @dataclass
@@ -66,6 +67,8 @@ def _enrolled_browser(browser: Browser, signing: SigningWorld) -> Browsing:
     response = open_link(page, signing.link(NORTHWIND))
     assert response is not None and response.status == 200, page.content()
     page.goto("/console/browser-key")
+    page.fill("#new-pin", PIN)
+    page.fill("#new-pin-again", PIN)
     page.click("#generate-key")
     expect(page.locator("#public-key")).to_contain_text("ed25519:")
     public_key = page.locator("#public-key").inner_text()
@@ -86,6 +89,12 @@ def browsing(browser: Browser, signing: SigningWorld) -> Iterator[Browsing]:
         yield enrolled
     finally:
         enrolled.page.context.close()
+
+
+def _sign(form: Locator, pin: str = PIN) -> None:
+    """Type the browser key's PIN into a signing form and submit it."""
+    form.locator('[name="pin"]').fill(pin)
+    form.locator('button[type="submit"]').click()
 
 
 def _version(signing: SigningWorld, subject: object) -> int:
@@ -120,7 +129,7 @@ def test_a_browser_key_enrolled_by_the_cli_approves_a_revision_and_the_log_verif
     form = page.locator('form.sign-action[data-action="approve-revision"]')
     expect(form).to_have_count(1)
     form.locator('[name="reason"]').fill("approved at the six-month review")
-    form.locator("button").click()
+    _sign(form)
     outcome = form.locator("output.sign-outcome")
     expect(outcome).to_have_attribute("data-state", "signed")
     assert browsing.key_id in outcome.inner_text()
@@ -161,7 +170,7 @@ def test_a_deviation_is_acknowledged_with_the_browser_key(
     expect(page.locator("body")).to_have_attribute("data-signing", "ready")
     form = page.locator('form.sign-action[data-record="E-001"]')
     expect(form).to_be_visible()
-    form.locator("button").click()
+    _sign(form)
     expect(form.locator("output.sign-outcome")).to_have_attribute("data-state", "signed")
     landed = _last_event(signing, batch_subject(B1))
     assert landed["type"] == "DataAcknowledged" and landed["key"] == browsing.key_id
@@ -179,7 +188,7 @@ def test_an_enhancement_claim_is_acknowledged_from_the_home_page(
     expect(page.locator("body")).to_have_attribute("data-signing", "ready")
     form = page.locator(f'form.sign-action[data-enhancement="{signing.claim}"]')
     expect(form).to_be_visible()
-    form.locator("button").click()
+    _sign(form)
     expect(form.locator("output.sign-outcome")).to_have_attribute("data-state", "signed")
     landed = _last_event(signing, signing.claim)
     assert landed["type"] == "EnhancementAcknowledged" and landed["key"] == browsing.key_id
@@ -204,7 +213,7 @@ def test_a_tampered_envelope_is_refused_with_bad_signature_and_nothing_stored(
     try:
         form = page.locator('form.sign-action[data-action="reject-revision"]')
         form.locator('[name="reason"]').fill("the target needs more data")
-        form.locator("button").click()
+        _sign(form)
         outcome = form.locator("output.sign-outcome")
         expect(outcome).to_have_attribute("data-state", "refused")
         assert "BAD_SIGNATURE (signature)" in outcome.inner_text()
@@ -223,7 +232,7 @@ def test_a_revoked_browser_key_signs_nothing(browser: Browser, signing: SigningW
         _cli(signing, NORTHWIND, "key", "revoke", enrolled.key_id, *reason)
         before = _version(signing, subject)
         form = page.locator('form.sign-action[data-action="approve-revision"]')
-        form.locator("button").click()
+        _sign(form)
         outcome = form.locator("output.sign-outcome")
         expect(outcome).to_have_attribute("data-state", "refused")
         assert "KEY_REVOKED" in outcome.inner_text()
@@ -327,3 +336,40 @@ def test_a_sign_request_over_the_body_limit_is_refused_and_nothing_stored(
     refusal = response.json()["errors"][0]
     assert (refusal["code"], refusal["field"]) == ("LIMIT_EXCEEDED", "body")
     assert _version(signing, signing.claim) == before
+
+
+def test_r6_a_wrong_pin_leaves_the_browser_key_sealed_and_sends_nothing(
+    signing: SigningWorld, browsing: Browsing
+) -> None:
+    page = browsing.page
+    _parameter_page(signing, page, PH)
+    sent: list[str] = []
+    page.on("request", lambda request: sent.append(request.url))
+    form = page.locator('form.sign-action[data-action="approve-revision"]')
+    before = _version(signing, parameter_subject(signing.a1, PH))
+    _sign(form, pin="0000-0000")
+    outcome = form.locator("output.sign-outcome")
+    expect(outcome).to_have_attribute("data-state", "refused")
+    expect(outcome).to_contain_text("wrong PIN")
+    assert not [url for url in sent if "/console/sign/" in url]
+    assert _version(signing, parameter_subject(signing.a1, PH)) == before
+    _sign(form, pin="")
+    expect(outcome).to_contain_text("enter the browser key's PIN")
+
+
+def test_r6_a_browser_key_needs_a_pin_of_six_characters_typed_twice(
+    browser: Browser, signing: SigningWorld
+) -> None:
+    page = _context_page(browser, signing)
+    try:
+        response = open_link(page, signing.link(NORTHWIND))
+        assert response is not None and response.status == 200, page.content()
+        page.goto("/console/browser-key")
+        for pin, again, said in (("12345", "12345", "at least 6"), (PIN, PIN + "x", "differ")):
+            page.fill("#new-pin", pin)
+            page.fill("#new-pin-again", again)
+            page.click("#generate-key")
+            expect(page.locator("#key-state")).to_contain_text(said)
+            assert page.locator("#public-key").inner_text() == ""
+    finally:
+        page.context.close()

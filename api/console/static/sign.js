@@ -1,20 +1,25 @@
 // Signing in the browser with a key that never leaves it (WebCrypto Ed25519, no library).
 //
 // Loaded as <script type="module" src="/console/static/sign.js">. The key pair is made
-// with crypto.subtle.generateKey({name: "Ed25519"}, false, ["sign", "verify"]): the
-// private key is not extractable; the pair is kept in IndexedDB ("cmo-ledger-console",
-// store "keys", one pair per party). Its public key, "ed25519:<base64>", is enrolled with
+// with crypto.subtle.generateKey({name: "Ed25519"}); its private half is at once sealed
+// under a PIN the person chooses (AES-GCM, key from PBKDF2-SHA-256 of the PIN with a random
+// salt) and only the sealed bytes are kept, in IndexedDB ("cmo-ledger-console", store
+// "keys", one per party) with the public key. Signing needs both components: this browser
+// profile (possession) and the PIN (knowledge); a wrong PIN leaves the key sealed and
+// sends nothing. Its public key, "ed25519:<base64>", is enrolled with
 // `cmo-ledger key enrol-browser --public-key ... --key <party keystore>` (a KeyAdded
 // signed by the party key).
 //
-//   #generate-key          (browser-key page) makes a new pair and shows how to enrol it
-//   form.sign-action       shown once the key is enrolled; on submit:
-//     1. POST /console/sign/prepare {action, publicKey, data-* fields, reason}: the
+//   #generate-key          (browser-key page) makes a new pair sealed under #new-pin
+//                          (typed twice, #new-pin-again) and shows how to enrol it
+//   form.sign-action       shown once the key is enrolled, with a PIN field; on submit:
+//     1. the PIN unseals the private key (imported not extractable, for this signing);
+//     2. POST /console/sign/prepare {action, publicKey, data-* fields, reason}: the
 //        unsigned envelope and its signing bytes;
-//     2. the bytes must be "cmo-ledger/envelope/v1\n" || RFC 8785 of that envelope,
+//     3. the bytes must be "cmo-ledger/envelope/v1\n" || RFC 8785 of that envelope,
 //        recomputed here: the browser signs only what it shows;
-//     3. crypto.subtle.sign("Ed25519", private key, bytes);
-//     4. POST /console/sign/submit {envelope, signature}: relayed to submitEvent.
+//     4. crypto.subtle.sign("Ed25519", private key, bytes);
+//     5. POST /console/sign/submit {envelope, signature}: relayed to submitEvent.
 //   The outcome goes to the form's output.sign-outcome (data-state signed / refused).
 //
 // Requests carry the session cookie and the page's CSRF token (x-csrf-token).
@@ -23,6 +28,8 @@ const ENVELOPE_DOMAIN = "cmo-ledger/envelope/v1\n";
 const DB_NAME = "cmo-ledger-console";
 const STORE = "keys";
 const encoder = new TextEncoder();
+const PIN_MIN = 6;
+const PIN_ITERATIONS = 600000;
 
 function meta(name) {
   const found = document.querySelector(`meta[name="${name}"]`);
@@ -82,18 +89,18 @@ async function stored(party) {
   });
 }
 
-async function store(party, pair) {
+async function store(party, entry) {
   const db = await openDb();
   return new Promise((resolve, reject) => {
     const writing = db.transaction(STORE, "readwrite");
-    writing.objectStore(STORE).put(pair, party);
+    writing.objectStore(STORE).put(entry, party);
     writing.oncomplete = () => resolve();
     writing.onerror = () => reject(writing.error);
   });
 }
 
-async function publicKeyText(pair) {
-  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+async function publicKeyText(entry) {
+  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", entry.publicKey));
   return "ed25519:" + toBase64(raw);
 }
 
@@ -135,8 +142,8 @@ function show(id, text) {
   }
 }
 
-async function describe(pair) {
-  const publicKey = await publicKeyText(pair);
+async function describe(entry) {
+  const publicKey = await publicKeyText(entry);
   const state = await keyState(publicKey);
   show("public-key", publicKey);
   show("key-id", state.keyId || "");
@@ -149,10 +156,57 @@ async function describe(pair) {
   return { publicKey: publicKey, state: state.state };
 }
 
-async function generate(party) {
-  const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"]);
-  await store(party, pair);
-  return pair;
+async function pinKey(pin, salt, iterations) {
+  const material = await crypto.subtle.importKey("raw", encoder.encode(pin), "PBKDF2", false, [
+    "deriveKey",
+  ]);
+  return crypto.subtle.deriveKey(
+    { name: "PBKDF2", hash: "SHA-256", salt: salt, iterations: iterations },
+    material,
+    { name: "AES-GCM", length: 256 },
+    false,
+    ["encrypt", "decrypt"],
+  );
+}
+
+async function generate(party, pin, again) {
+  if (pin.length < PIN_MIN) {
+    throw new Error(`choose a PIN of at least ${PIN_MIN} characters`);
+  }
+  if (pin !== again) {
+    throw new Error("the two PINs differ: type the same PIN twice");
+  }
+  const pair = await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"]);
+  const secret = new Uint8Array(await crypto.subtle.exportKey("pkcs8", pair.privateKey));
+  const salt = crypto.getRandomValues(new Uint8Array(16));
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const sealing = await pinKey(pin, salt, PIN_ITERATIONS);
+  const ciphertext = new Uint8Array(
+    await crypto.subtle.encrypt({ name: "AES-GCM", iv: iv }, sealing, secret),
+  );
+  secret.fill(0);
+  const entry = {
+    publicKey: pair.publicKey,
+    sealed: { salt: salt, iv: iv, iterations: PIN_ITERATIONS, ciphertext: ciphertext },
+  };
+  await store(party, entry);
+  return entry;
+}
+
+async function unseal(entry, pin) {
+  const sealed = entry.sealed;
+  let secret = null;
+  try {
+    const key = await pinKey(pin, sealed.salt, sealed.iterations);
+    secret = await crypto.subtle.decrypt({ name: "AES-GCM", iv: sealed.iv }, key, sealed.ciphertext);
+  } catch (error) {
+    throw new Error("wrong PIN: the browser key stays sealed and nothing was sent");
+  }
+  try {
+    return await crypto.subtle.importKey("pkcs8", secret, { name: "Ed25519" }, false, ["sign"]);
+  } finally {
+    new Uint8Array(secret).fill(0);
+  }
 }
 
 // --------------------------------------------------------------------- signing
@@ -174,13 +228,24 @@ function fields(form) {
   return body;
 }
 
-async function signAction(form, pair, publicKey) {
+async function signAction(form, entry, publicKey) {
   const outcome = form.querySelector("output.sign-outcome");
   const report = (state, text) => {
     outcome.dataset.state = state;
     outcome.textContent = text;
   };
+  const pin = form.querySelector('[name="pin"]');
+  if (!pin || pin.value === "") {
+    report("refused", "refused: enter the browser key's PIN (pin)");
+    return;
+  }
   report("busy", "signing...");
+  let privateKey = null;
+  try {
+    privateKey = await unseal(entry, pin.value);
+  } finally {
+    pin.value = "";
+  }
   const prepared = await post("/console/sign/prepare", { ...fields(form), publicKey: publicKey });
   if (!prepared.ok) {
     report("refused", "refused: " + refusal(prepared.data));
@@ -194,7 +259,7 @@ async function signAction(form, pair, publicKey) {
     return;
   }
   const signature = new Uint8Array(
-    await crypto.subtle.sign({ name: "Ed25519" }, pair.privateKey, bytes),
+    await crypto.subtle.sign({ name: "Ed25519" }, privateKey, bytes),
   );
   const submitted = await post("/console/sign/submit", {
     envelope: envelope,
@@ -219,39 +284,66 @@ async function signAction(form, pair, publicKey) {
   }
 }
 
+function addPinField(form) {
+  const label = document.createElement("label");
+  label.textContent = "PIN ";
+  const input = document.createElement("input");
+  input.type = "password";
+  input.name = "pin";
+  input.autocomplete = "off";
+  input.size = 10;
+  label.appendChild(input);
+  form.insertBefore(label, form.querySelector('button[type="submit"]'));
+}
+
 async function start() {
   const party = meta("party");
   if (!party) {
     return;
   }
-  let pair = await stored(party);
-  let described = pair ? await describe(pair) : null;
+  let entry = await stored(party);
+  if (entry && !entry.sealed) {
+    // A key from before keys were sealed under a PIN: it signs no more from here.
+    show("key-state", "this browser's key has no PIN: generate a new one and enrol it");
+    entry = null;
+  }
+  let described = entry ? await describe(entry) : null;
   const button = document.getElementById("generate-key");
   if (button) {
     button.addEventListener("click", async () => {
-      pair = await generate(party);
-      described = await describe(pair);
+      const pin = document.getElementById("new-pin");
+      const again = document.getElementById("new-pin-again");
+      try {
+        entry = await generate(party, pin ? pin.value : "", again ? again.value : "");
+        described = await describe(entry);
+      } catch (error) {
+        show("key-state", "refused: " + error.message);
+      } finally {
+        for (const field of [pin, again]) {
+          if (field) {
+            field.value = "";
+          }
+        }
+      }
     });
   }
   const forms = document.querySelectorAll("form.sign-action");
   if (forms.length === 0) {
     return;
   }
-  if (described === null) {
-    described = pair ? await describe(pair) : null;
-  }
   const enrolled = described !== null && described.state === "enrolled";
   for (const note of document.querySelectorAll(".sign-unavailable")) {
     note.hidden = enrolled;
   }
   for (const form of forms) {
+    addPinField(form);
     form.hidden = !enrolled;
     form.addEventListener("submit", (event) => {
       event.preventDefault();
-      signAction(form, pair, described.publicKey).catch((error) => {
+      signAction(form, entry, described.publicKey).catch((error) => {
         const outcome = form.querySelector("output.sign-outcome");
         outcome.dataset.state = "refused";
-        outcome.textContent = "refused: " + error;
+        outcome.textContent = "refused: " + (error.message || error);
       });
     });
   }
