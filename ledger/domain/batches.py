@@ -68,6 +68,7 @@ from ledger.timeutil import format_utc, parse_utc
 
 __all__ = [
     "Batch",
+    "batch_agreement",
 ]
 
 
@@ -311,7 +312,8 @@ def _not_in_future(when: datetime, command: Command, field: str) -> None:
         )
 
 
-def _batch_agreement(command: Command, batch: Batch) -> Agreement:
+def batch_agreement(command: Command, batch: Batch) -> Agreement:
+    """The agreement the batch was registered under."""
     agreement = command.state.find(UUID(batch.agreement), Agreement)
     if agreement is None:  # pragma: no cover - a batch is only registered under an agreement
         raise NotFound(f"no agreement {batch.agreement}", field="subject")
@@ -619,7 +621,7 @@ def _registered_rule(command: Command) -> None:
 
 def _ended_rule(command: Command) -> None:
     batch: Batch = command.subject
-    command.require_signer(_batch_agreement(command, batch).cmo)
+    command.require_signer(batch_agreement(command, batch).cmo)
     if batch.ended_at is not None:
         raise Forbidden(
             f"batch {batch.batch_id} already ended at {batch.ended_at}", field="subject"
@@ -685,7 +687,7 @@ def _submitted_rule(command: Command) -> None:
 
 def _corrected_rule(command: Command) -> None:
     batch: Batch = command.subject
-    agreement = _batch_agreement(command, batch)
+    agreement = batch_agreement(command, batch)
     command.require_signer(agreement.cmo)
     payload = command.payload
     if payload.has("supersedes_chunks"):
@@ -765,7 +767,7 @@ def _superseded_chunks(batch: Batch, payload: Fields) -> frozenset[str]:
 
 def _acknowledged_rule(command: Command) -> None:
     batch: Batch = command.subject
-    agreement = _batch_agreement(command, batch)
+    agreement = batch_agreement(command, batch)
     require_agreement_party(command, agreement)
     command.require_signer(agreement.sponsor)
     payload = command.payload
@@ -799,7 +801,7 @@ def _acknowledged_rule(command: Command) -> None:
 
 def _purged_rule(command: Command) -> None:
     batch: Batch = command.subject
-    command.require_signer(_batch_agreement(command, batch).cmo)
+    command.require_signer(batch_agreement(command, batch).cmo)
     commitments = command.payload.texts("commitments", max_items=MAX_RECORDS)
     if not commitments:
         raise ValidationFailed(

@@ -45,14 +45,12 @@ Payloads::
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from ledger.domain.agreements import Agreement
-from ledger.domain.batches import Batch
+from ledger.domain.batches import Batch, batch_agreement
 from ledger.domain.catalogue import Command, EventSpec, register
 from ledger.domain.formats import ACKNOWLEDGEABLE_KINDS
 from ledger.domain.verification import named_batch, unverified
-from ledger.errors import Forbidden, NotFound, ValidationFailed
+from ledger.errors import Forbidden, ValidationFailed
 
 __all__ = ["DISPOSITIONS", "FINAL_DISPOSITIONS", "MAX_OUTCOME", "unacknowledged"]
 
@@ -76,9 +74,7 @@ def unacknowledged(batch: Batch, agreement: Agreement) -> list[str]:
 
 def _sponsor_of(command: Command, batch: Batch) -> Agreement:
     """The batch's agreement, after refusing any signer but its sponsor."""
-    agreement = command.state.find(UUID(batch.agreement), Agreement)
-    if agreement is None:  # pragma: no cover - a batch is only registered under an agreement
-        raise NotFound(f"no agreement {batch.agreement}", field="subject")
+    agreement = batch_agreement(command, batch)
     command.require_signer(agreement.sponsor)
     return agreement
 

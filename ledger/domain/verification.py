@@ -38,10 +38,9 @@ Payload::
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from ledger.domain.agreements import Agreement
-from ledger.domain.batches import Batch
+from ledger.domain.batches import Batch, batch_agreement
 from ledger.domain.catalogue import Command, EventSpec, LedgerState, register
 from ledger.domain.formats import MAX_RECORDS
 from ledger.domain.parameters import Parameter
@@ -110,13 +109,6 @@ def named_batch(command: Command, batch: Batch) -> None:
         )
 
 
-def _agreement(command: Command, batch: Batch) -> Agreement:
-    agreement = command.state.find(UUID(batch.agreement), Agreement)
-    if agreement is None:  # pragma: no cover - a batch is only registered under an agreement
-        raise NotFound(f"no agreement {batch.agreement}", field="subject")
-    return agreement
-
-
 def _second_person(command: Command, submission: dict[str, Any], name: str) -> None:
     """Refuse the person who signed the submission (the command path already refused an
     envelope without a person: ``person_required``)."""
@@ -165,7 +157,7 @@ def _check_record(
 
 def _verified_rule(command: Command) -> None:
     batch: Batch = command.subject
-    agreement = _agreement(command, batch)
+    agreement = batch_agreement(command, batch)
     command.require_signer(agreement.cmo)
     payload = command.payload
     named_batch(command, batch)
