@@ -15,8 +15,9 @@ Everything is measured in one run, next to its baseline, as wall time and as CPU
 * **append**: ``Ledger.append`` one envelope at a time, without the tree and with the
   notary's background thread building the tree and signing checkpoints (the final
   catch-up and signature of each round counted); rounds alternate. Also the CPU the
-  notary's thread itself used. Baseline: one-row transactions of the same state bytes
-  into a plain SQLite table.
+  notary's thread itself used. Baselines: one-row transactions of the same state bytes
+  into a plain SQLite table, and a bare eventsourcing Application on the same
+  persistence settings saving one event (of about an envelope's size) per transaction.
 
 Scale: ``CMO_BENCH_SCALE`` = ``small`` (default) or ``full``. Run alone with
 ``python -m bench.bench_log``.
@@ -34,8 +35,11 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import sqlalchemy as sa
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
 from nacl.signing import VerifyKey
 
 from bench.support import batch_chains
@@ -251,12 +255,15 @@ def bench_append(directory: Path, events: int) -> None:
     latest = notary.latest()
     assert latest is not None and latest.size == maintained.ledger.head()
     raw = raw_sqlite_inserts(directory / "raw.db", plain.ledger, total)
+    library = library_saves(directory / "library", total)
     (plain_wall, plain_cpu), (tree_wall, tree_cpu) = spent["plain"], spent["tree"]
     print(f"\nappend: {total} envelopes, one at a time      wall        per CPU-second")
     print(f"  raw SQLite, a transaction per row  {raw:8.0f} rows/s")
+    print(f"  eventsourcing, an event per save   {library:8.0f} events/s")
     print(
         f"  append without the tree            {total / plain_wall:8.0f} events/s "
-        f"{total / plain_cpu:8.0f} events/s   ({total / plain_wall / raw:.2f} of raw)"
+        f"{total / plain_cpu:8.0f} events/s   ({total / plain_wall / raw:.2f} of raw, "
+        f"{total / plain_wall / library:.2f} of eventsourcing)"
     )
     print(
         f"  append, tree and checkpoints kept  {total / tree_wall:8.0f} events/s "
@@ -286,6 +293,35 @@ def append(world: World, queue: Iterator[tuple[dict[str, Any], str]], count: int
     for _ in range(count):
         envelope, signature = next(queue)
         world.ledger.append(envelope, signature)
+
+
+class _Tally(Aggregate):
+    """The smallest aggregate: each event carries a text the size of an envelope."""
+
+    @event("Counted")
+    def count(self, text: str) -> None:
+        self.last = text
+
+
+def library_saves(directory: Path, count: int) -> float:
+    """Events/s of a bare eventsourcing ``Application`` on the ledger's persistence settings
+    (a SQLite file, eventsourcing-sqlalchemy) saving one event per transaction: what the
+    library costs before any signature, rule or leaf encoding."""
+    directory.mkdir(parents=True, exist_ok=True)
+    settings = Settings(database_url=f"sqlite:///{directory / 'library.db'}", data_dir=directory)
+    app = Application[UUID](env=settings.eventsourcing_env())
+    tally = _Tally()
+    app.save(tally)
+    text = "x" * 1100
+
+    def save_each() -> None:
+        for _ in range(count):
+            tally.count(text)
+            app.save(tally)
+
+    elapsed = timed(save_each)
+    app.close()
+    return count / elapsed
 
 
 def raw_sqlite_inserts(path: Path, ledger: Ledger, count: int) -> float:
