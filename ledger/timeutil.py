@@ -76,7 +76,8 @@ def _parse(text: object, field: str, *, utc_only: bool) -> tuple[datetime, str]:
     if utc_only and not zulu and (hours, minutes) != ("00", "00"):
         raise ValidationFailed("time must be in UTC (suffix Z)", field=field)
     try:
-        parsed = datetime.strptime(f"{day}T{clock}", "%Y-%m-%dT%H:%M:%S")
+        # The pattern fixed the shape; fromisoformat checks the calendar, as fast as C.
+        parsed = datetime.fromisoformat(f"{day}T{clock}")
         offset = timedelta(hours=int(hours or 0), minutes=int(minutes or 0))
         zone = timezone(-offset if sign == "-" else offset)
     except ValueError as exc:

@@ -106,8 +106,10 @@ class Storage:
             .order_by(table.c.id)
             .limit(limit)
         )
-        with self.transaction(commit=False) as session:
-            return [(row.id, _uuid(row.originator_id)) for row in session.execute(query)]
+        # A plain connection: a read of committed rows needs no session nor the library's
+        # transaction (on SQLite, its lock).
+        with self.engine.connect() as connection:
+            return [(row.id, _uuid(row.originator_id)) for row in connection.execute(query)]
 
     def events_in(self, session: Session, positions: list[int]) -> Iterator[Any]:
         """The stored rows at ``positions`` (id, originator id and version, topic, state)."""
