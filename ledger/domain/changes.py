@@ -291,7 +291,8 @@ register(
         frozenset({"approved"}),
         _decision_rule,
         apply="_approved",
-        signers="the counterparty of the proposer (party key)",
+        person_required=True,
+        signers="a person of the proposer's counterparty (its quality unit)",
         description="approves the change (once); a change with EC impact is implemented only "
         "after this",
     ),
@@ -302,7 +303,8 @@ register(
         _decision_rule,
         apply="_rejected",
         reason_required=True,
-        signers="the counterparty of the proposer (party key)",
+        person_required=True,
+        signers="a person of the proposer's counterparty (its quality unit)",
         description="rejects the change (once); it is never implemented",
     ),
     EventSpec(

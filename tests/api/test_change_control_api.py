@@ -11,6 +11,7 @@ import pytest
 from ledger.domain.subjects import capa_subject, change_subject
 from tests.support.agreements import grant, propose_and_sign
 from tests.support.batches import define_parameter, event_records, register_batch, submit_data
+from tests.support.persons import ready_person
 from tests.support.server import Server, codes
 from tests.support.world import World
 
@@ -75,7 +76,8 @@ def agreement(server: Server, api_world: World) -> str:
     agreement_id = propose_and_sign(world)
     define_parameter(world, agreement_id, "dissolved oxygen")
     approved = _change(world, agreement_id, "CC-2026-001")
-    world[SPONSOR].submit(world.ledger, "ChangeApproved", approved, {}, meaning="approved")
+    quality_unit = ready_person(world, SPONSOR, "q.unit")
+    quality_unit.submit(world.ledger, "ChangeApproved", approved, {}, meaning="approved")
     world[CMO].submit(world.ledger, "ChangeImplemented", approved, {}, meaning="implemented")
     _change(world, agreement_id, "CC-2026-002", ec_impact=False, reporting_category="annual-report")
     register_batch(world, agreement_id, BATCH)

@@ -10,15 +10,18 @@ from typing import Any
 
 from ledger.domain.changes import REPORTING_CATEGORIES, Change
 from ledger.domain.parameters import Parameter
-from ledger.domain.subjects import change_subject
+from ledger.domain.persons import Person
+from ledger.domain.subjects import change_subject, person_subject
 from ledger.errors import Forbidden, NotFound, ValidationFailed, VersionConflict
 from tests.support.agreements import propose_and_sign, refused
 from tests.support.batches import define_parameter
-from tests.support.world import World
+from tests.support.persons import person_key, ready_person
+from tests.support.world import Actor, World
 
 SPONSOR, CMO, OTHER_CMO = "northwind-bio", "contoso-cmo", "fabrikam-cmo"
 CHANGE = "CC-2026-014"
 PARAMETER = "dissolved oxygen"
+QU = "q.unit"
 
 
 def _propose(
@@ -39,11 +42,20 @@ def _propose(
     return subject
 
 
+def _quality_unit(world: World, party: str) -> Actor:
+    """The person of ``party`` who decides changes (admitted and ready on first use)."""
+    if world.ledger.get_aggregate(person_subject(party, QU), Person) is None:
+        return ready_person(world, party, QU)
+    return Actor(party, person_key(party, QU), person=QU)
+
+
 def _decide(world: World, subject: uuid.UUID, *, approve: bool = True, by: str = SPONSOR) -> None:
     if approve:
-        world[by].submit(world.ledger, "ChangeApproved", subject, {}, meaning="approved")
+        _quality_unit(world, by).submit(
+            world.ledger, "ChangeApproved", subject, {}, meaning="approved"
+        )
     else:
-        world[by].submit(
+        _quality_unit(world, by).submit(
             world.ledger,
             "ChangeRejected",
             subject,
@@ -64,6 +76,8 @@ def _change(world: World, subject: uuid.UUID) -> Change:
 
 
 def _agreement_with_parameter(world: World) -> tuple[uuid.UUID, uuid.UUID]:
+    for party in (SPONSOR, CMO, OTHER_CMO):  # their deciders, before any refusal is awaited
+        _quality_unit(world, party)
     agreement = propose_and_sign(world)
     return agreement, define_parameter(world, agreement, PARAMETER)
 
@@ -177,7 +191,9 @@ def test_r22_a_rejection_needs_a_reason(world: World):
     agreement, _ = _agreement_with_parameter(world)
     subject = _propose(world, agreement)
     with refused(world, ValidationFailed, "reason"):
-        world[SPONSOR].submit(world.ledger, "ChangeRejected", subject, {}, meaning="rejected")
+        _quality_unit(world, SPONSOR).submit(
+            world.ledger, "ChangeRejected", subject, {}, meaning="rejected"
+        )
 
 
 def test_r22_rejected_change_cannot_be_implemented(world: World):
@@ -194,7 +210,9 @@ def test_r22_rejected_change_cannot_be_implemented(world: World):
 def test_r22_only_the_proposer_or_the_cmo_implements_a_change(world: World):
     agreement, _ = _agreement_with_parameter(world)
     subject = _propose(world, agreement, by=SPONSOR)
-    world[CMO].submit(world.ledger, "ChangeApproved", subject, {}, meaning="approved")
+    _quality_unit(world, CMO).submit(
+        world.ledger, "ChangeApproved", subject, {}, meaning="approved"
+    )
     with refused(world, Forbidden, "signer"):
         _implement(world, subject, by=OTHER_CMO)
     _implement(world, subject, by=CMO)
@@ -258,3 +276,15 @@ def test_r22_a_revision_citing_a_change_without_ec_impact_is_approved_at_once(wo
     _propose(world, agreement, ec_impact=False, reporting_category="annual-report")
     revision = _propose_revision(world, parameter, change=CHANGE)
     _approve_revision(world, parameter, revision)
+
+
+def test_r22_a_change_decided_with_a_party_key_is_refused(world: World) -> None:
+    agreement, _ = _agreement_with_parameter(world)
+    subject = _propose(world, agreement)
+    for kind, meaning, reason in (
+        ("ChangeApproved", "approved", None),
+        ("ChangeRejected", "rejected", "not supported"),
+    ):
+        with refused(world, Forbidden, "person"):
+            world[SPONSOR].submit(world.ledger, kind, subject, {}, meaning=meaning, reason=reason)
+    assert _change(world, subject).decision is None

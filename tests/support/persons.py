@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: What the world's persons may sign by default: a sponsor's QA head's authority.
-SIGNING_MEANINGS = ("reviewed", "dispositioned", "approved", "verified", "revoked")
+SIGNING_MEANINGS = ("reviewed", "dispositioned", "approved", "rejected", "verified", "revoked")
 PRINTED_NAMES = {
     "j.smith": ("Jane Smith", "Head of Quality Assurance"),
     "a.okafor": ("Adaeze Okafor", "QA Specialist"),

@@ -1004,7 +1004,8 @@ class Scenario:
             "affected_parameters": names[:1],
         }
         self.emit(agreement.cmo, "ChangeProposed", subject, proposed, "authored")
-        self.emit(agreement.sponsor, "ChangeApproved", subject, {}, "approved")
+        qa = self._person(agreement.sponsor)
+        self.emit(agreement.sponsor, "ChangeApproved", subject, {}, "approved", None, qa, PERSON)
         if names:
             parameter = agreement.parameters[names[0]]
             revision = str(self._uuid4())
@@ -1033,7 +1034,8 @@ class Scenario:
         subject = change_subject(agreement.subject, rejected["change"])
         self.emit(agreement.sponsor, "ChangeProposed", subject, rejected, "authored")
         reason = "the supplier is not qualified"
-        self.emit(agreement.cmo, "ChangeRejected", subject, {}, "rejected", reason)
+        qa = self._person(agreement.cmo)
+        self.emit(agreement.cmo, "ChangeRejected", subject, {}, "rejected", reason, qa, PERSON)
 
     def capa(self) -> None:
         """A CAPA against a batch's deviation, OOS or OOT records, opened and closed."""
@@ -1094,7 +1096,7 @@ class Scenario:
                 "person": PERSON,
                 "printed_name": f"Head of QA of {party}",
                 "job_function": "Head of Quality Assurance",
-                "meanings": ["reviewed", "dispositioned"],
+                "meanings": ["reviewed", "dispositioned", "approved", "rejected"],
                 "public_key": encode_public_key(key),
             }
             self.emit(party, "PersonAdmitted", subject, admitted, "approved")
