@@ -38,11 +38,11 @@ from api.console.challenge import CHALLENGE_PATH, SIGN_IN_PATH, b64url, from_b64
 from api.console.queries import (
     AUDIT,
     AUDIT_COLUMNS,
-    BATCH_ISSUES,
     CLAIMS,
     HOME,
     PENDING,
     Answer,
+    batch_issues,
     execute,
 )
 from api.console.security import (
@@ -68,6 +68,9 @@ STATIC = HERE / "static"
 TEMPLATES = HERE / "templates"
 EXPIRING_WITHIN = timedelta(days=14)
 MAX_BATCHES = 50
+ISSUES_PER_OPERATION = 25
+"""Batches asked about in one operation of the home page (its cost stays far below the
+operation cost limit)."""
 """Batches whose open deviations and excursions the home page looks at (newest first)."""
 EXPORT_MAX = 50_000
 """Entries one export holds at most; over it, the filter must be narrowed."""
@@ -369,23 +372,30 @@ async def _batch_issues(
     request: Request, caller: Caller, batches: list[tuple[str, str]]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """Open deviations, open or unreported excursions, and batches not shared with the
-    caller, read batch by batch (a refused batch leaves the others standing)."""
+    caller, of the :data:`MAX_BATCHES` most recent batches, :data:`ISSUES_PER_OPERATION`
+    batches to an operation (a refused batch leaves the others standing)."""
     deviations: list[dict[str, Any]] = []
     excursions: list[dict[str, Any]] = []
     withheld: list[str] = []
-    for title, batch in batches[:MAX_BATCHES]:
-        answer = await execute(request, caller, BATCH_ISSUES, {"id": batch})
+    chosen = batches[:MAX_BATCHES]
+    for start in range(0, len(chosen), ISSUES_PER_OPERATION):
+        group = chosen[start : start + ISSUES_PER_OPERATION]
+        variables = {f"b{index}": batch for index, (_, batch) in enumerate(group)}
+        answer = await execute(request, caller, batch_issues(len(group)), variables)
         data = answer.data or {}
-        found = data.get("deviations") or {}
-        events = found.get("events")
-        if events is None:
-            withheld.append(batch)
-        for event in events or []:
-            if event["acknowledgedAt"] is None and event["supersededBy"] is None:
-                deviations.append({**event, "batch": batch, "agreement": title})
-        for excursion in (data.get("excursions") or {}).get("excursions") or []:
-            if excursion["evaluation"] == "action" and excursion["reporting"] in _OPEN_REPORTING:
-                excursions.append({**excursion, "batch": batch, "agreement": title})
+        for index, (title, batch) in enumerate(group):
+            events = (data.get(f"d{index}") or {}).get("events")
+            if events is None:
+                withheld.append(batch)
+            for event in events or []:
+                if event["acknowledgedAt"] is None and event["supersededBy"] is None:
+                    deviations.append({**event, "batch": batch, "agreement": title})
+            for excursion in (data.get(f"x{index}") or {}).get("excursions") or []:
+                if (
+                    excursion["evaluation"] == "action"
+                    and excursion["reporting"] in _OPEN_REPORTING
+                ):
+                    excursions.append({**excursion, "batch": batch, "agreement": title})
     return deviations, excursions, withheld
 
 

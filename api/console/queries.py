@@ -24,7 +24,6 @@ __all__ = [
     "BATCH_DISCRETE",
     "BATCH_EVENTS",
     "BATCH_EXCURSIONS",
-    "BATCH_ISSUES",
     "BATCH_RECORD",
     "BATCH_SERIES",
     "CLAIMS",
@@ -35,6 +34,7 @@ __all__ = [
     "PARAMETER_HISTORY",
     "PENDING",
     "Answer",
+    "batch_issues",
     "execute",
 ]
 
@@ -62,18 +62,31 @@ query ConsolePending($id: ID!) {
 }
 """
 
-BATCH_ISSUES = """
-query ConsoleBatchIssues($id: String!) {
-  deviations: batch(id: $id) {
-    events(kinds: ["deviation", "oos", "oot"]) {
-      id kind severity startedAt description acknowledgedAt supersededBy
-    }
-  }
-  excursions: batch(id: $id) {
-    excursions { evaluation reporting reportDue record { id parameter value unit sampledAt } }
+_ISSUE_FRAGMENTS = """
+fragment ConsoleDeviations on Batch {
+  events(kinds: ["deviation", "oos", "oot"]) {
+    id kind severity startedAt description acknowledgedAt supersededBy
   }
 }
+fragment ConsoleExcursions on Batch {
+  excursions { evaluation reporting reportDue record { id parameter value unit sampledAt } }
+}
 """
+
+
+def batch_issues(count: int) -> str:
+    """One operation asking the open deviations (alias ``d<i>``) and excursions (``x<i>``)
+    of ``count`` batches, named by the variables ``$b0`` ...: one parse and one permission
+    pass for them all, each batch still judged by its own fields' rules (a refused batch
+    is ``null`` with its error, the others stand)."""
+    names = ", ".join(f"$b{i}: String!" for i in range(count))
+    fields = " ".join(
+        f"d{i}: batch(id: $b{i}) {{ ...ConsoleDeviations }} "
+        f"x{i}: batch(id: $b{i}) {{ ...ConsoleExcursions }}"
+        for i in range(count)
+    )
+    return f"query ConsoleBatchIssues({names}) {{ {fields} }}{_ISSUE_FRAGMENTS}"
+
 
 AUDIT = """
 query ConsoleAuditTrail($filter: AuditFilter, $first: Int!, $after: String) {
