@@ -40,6 +40,7 @@ from api.console.queries import (
     AUDIT_COLUMNS,
     CLAIMS,
     HOME,
+    MAX_BATCHES,
     PENDING,
     Answer,
     batch_issues,
@@ -67,7 +68,6 @@ HERE = Path(__file__).parent
 STATIC = HERE / "static"
 TEMPLATES = HERE / "templates"
 EXPIRING_WITHIN = timedelta(days=14)
-MAX_BATCHES = 50
 ISSUES_PER_OPERATION = 25
 """Batches asked about in one operation of the home page (its cost stays far below the
 operation cost limit)."""
@@ -425,7 +425,7 @@ async def home(request: Request) -> Response:
         return session
     caller, token = session
     csrf = csrf_token(token)
-    answer = await execute(request, caller, HOME)
+    answer = await execute(request, caller, HOME, {"latest": MAX_BATCHES})
     if answer.errors or answer.data is None:
         return _error_page(answer, caller, csrf)
     data = answer.data

@@ -31,6 +31,7 @@ __all__ = [
     "GRANTS_AT",
     "HOME",
     "LEAF_PROOF",
+    "MAX_BATCHES",
     "PARAMETER_HISTORY",
     "PENDING",
     "Answer",
@@ -38,12 +39,14 @@ __all__ = [
     "execute",
 ]
 
+MAX_BATCHES = 50
+"""The home page looks at the open issues of this many of the latest batches."""
 HOME = """
-query ConsoleHome {
+query ConsoleHome($latest: Int!) {
   me { id legalName role keyId keysExpiringSoon { id expiresAt } }
   agreements {
     id title sponsor cmo status proposedBy proposedAt termsVersion effectiveFrom
-    batches { id startedAt }
+    batches(latest: $latest) { id startedAt }
   }
   reviews(overdue: true) { agreementId nextDue state cadenceMonths }
   deliveries(late: true) { agreementId batch dataClass item dueAt firstArrivedAt state }

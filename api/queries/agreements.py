@@ -110,13 +110,18 @@ class Agreement:
 
     # The modules below import this one (for its permission check): imported when used.
 
-    @strawberry.field(description="Batches made under the agreement that the caller may see.")
+    @strawberry.field(
+        description="Batches made under the agreement that the caller may see, by start "
+        "time; latest: only the latest that many (1 to the page size limit)."
+    )
     async def batches(
-        self, info: Info
+        self, info: Info, latest: int | None = None
     ) -> list[Annotated[Batch, strawberry.lazy("api.queries.batches")]]:
         from api.queries.batches import agreement_batches
 
-        return await agreement_batches(self.scope, info, str(self.id))
+        if latest is not None:
+            info.context.limits.page_size(latest, field="latest")
+        return await agreement_batches(self.scope, info, str(self.id), latest)
 
     @strawberry.field(description="The agreement's parameters with their limits history.")
     async def parameters(

@@ -359,15 +359,20 @@ def _by_agreement(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Any
     return [found[key] for key in keys]
 
 
-async def agreement_batches(scope: Scope, info: Info, agreement: str) -> list[Batch]:
-    """The batches of a visible agreement that the caller may see."""
+async def agreement_batches(
+    scope: Scope, info: Info, agreement: str, latest: int | None = None
+) -> list[Batch]:
+    """The batches of a visible agreement that the caller may see, by start time (only
+    the ``latest`` that many, when given)."""
     rows = await loader(info, "batches_by_agreement", _by_agreement).load((scope.at, agreement))
     authority = scope.authority
-    return [
-        batch_of(row, scope)
-        for row in rows
-        if authority.sees_batch(agreement, row.batch, scope.now)
-    ]
+    seen: list[Any] = []
+    for row in reversed(rows):  # newest first, so a short list stops early
+        if authority.sees_batch(agreement, row.batch, scope.now):
+            seen.append(row)
+            if latest is not None and len(seen) == latest:
+                break
+    return [batch_of(row, scope) for row in reversed(seen)]
 
 
 def _refuse(scope: Scope, name: str) -> Exception:

@@ -27,6 +27,7 @@ from projections.audit import AUDIT
 from tests.conftest import BACKENDS
 from tests.support.data_server import Served, shared_data_server
 from tests.support.data_world import B1, B2, H1, SECRET
+from tests.support.loop import run as run_coroutine
 from tests.support.server import codes
 from tests.support.world import Actor
 
@@ -551,13 +552,13 @@ def test_the_subscription_sends_only_what_the_role_may_read(served: Served, role
     if not B1_READERS[role]:
         # Naming a subject the role may not read is refused, never streamed filtered out.
         with pytest.raises(TransportQueryError) as refused:
-            asyncio.run(stream_until_sentinel(served, actor, [subject]))
+            run_coroutine(stream_until_sentinel(served, actor, [subject]))
         errors = refused.value.errors or []
         assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in errors] == [
             ("FORBIDDEN", "filter.subjects[0]")
         ]
         return
-    received = asyncio.run(stream_until_sentinel(served, actor, [subject]))
+    received = run_coroutine(stream_until_sentinel(served, actor, [subject]))
     of_b1 = [e["type"] for e in received if e["subject"] == subject]
     assert of_b1 == B1_READERS[role]
 

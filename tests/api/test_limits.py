@@ -15,6 +15,7 @@ from gql.transport.exceptions import TransportQueryError
 from api.limits import Limits
 from clients.http_signing import PartyAuth
 from ledger.config import Settings
+from tests.support.loop import run as run_coroutine
 from tests.support.server import Server, codes, running_server
 from tests.support.world import World
 
@@ -124,7 +125,7 @@ def test_subscriptions_beyond_the_limit_on_one_connection_are_refused(
                 await first.aclose()
             return []
 
-    errors = asyncio.run(asyncio.wait_for(two_subscriptions(), 60))
+    errors = run_coroutine(asyncio.wait_for(two_subscriptions(), 60))
     assert codes(errors) == ["LIMIT_EXCEEDED"]
 
 

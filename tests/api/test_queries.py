@@ -86,6 +86,28 @@ def test_an_agreement_carries_its_terms_history_and_batches(served: Served) -> N
     assert all(b["product"] == "NWB-101" for b in found["batches"])
 
 
+LATEST = "query($a: ID!, $n: Int!) { agreement(id: $a) { batches(latest: $n) { id startedAt } } }"
+
+
+def test_the_latest_batches_of_an_agreement_are_the_last_by_start_time(served: Served) -> None:
+    every = ask(served, NORTHWIND, AGREEMENT, a=served.data.a1)["agreement"]["batches"]
+    assert len(every) >= 2, "the agreement has batches"
+    latest = ask(served, NORTHWIND, LATEST, a=served.data.a1, n=1)["agreement"]["batches"]
+    newest = max(every, key=lambda b: (b["startedAt"], b["id"]))
+    assert [b["id"] for b in latest] == [newest["id"]]
+    wide = ask(served, NORTHWIND, LATEST, a=served.data.a1, n=len(every) + 5)
+    assert {b["id"] for b in wide["agreement"]["batches"]} == {b["id"] for b in every}
+
+
+@pytest.mark.parametrize(("n", "code"), [(0, "VALIDATION_FAILED"), (10**6, "LIMIT_EXCEEDED")])
+def test_a_latest_count_out_of_bounds_is_refused_naming_it(
+    served: Served, n: int, code: str
+) -> None:
+    _, errors = served.call(NORTHWIND, LATEST, {"a": served.data.a1, "n": n})
+    assert codes(errors) == [code], errors
+    assert errors[0]["extensions"]["field"] == "latest"
+
+
 # -- batch data ----------------------------------------------------------------------------
 
 RESULTS = """

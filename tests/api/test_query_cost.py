@@ -23,6 +23,7 @@ from api.limits import Limits
 from api.schema import schema
 from tests.conftest import BACKENDS
 from tests.support.data_server import Served, shared_data_server
+from tests.support.loop import run as run_coroutine
 from tests.support.server import Server, codes, running_server
 
 pytestmark = pytest.mark.xdist_group("data_queries")
@@ -161,7 +162,7 @@ def test_an_operation_over_a_websocket_keeps_the_same_time_budget(
                 return list(error.errors or [])
         return []
 
-    errors = asyncio.run(asyncio.wait_for(query_over_websocket(), 60))
+    errors = run_coroutine(asyncio.wait_for(query_over_websocket(), 60))
     assert codes(errors) == ["LIMIT_EXCEEDED"], errors
     assert "time budget" in errors[0]["message"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import strawberry
@@ -10,6 +9,7 @@ import strawberry
 from api.errors import INTERNAL_ERROR, INTERNAL_MESSAGE, CodedErrors
 from api.limits import Limits
 from api.schema import build_schema, data_query_types, sdl
+from tests.support.loop import run as run_coroutine
 
 SDL_FILE = Path(__file__).resolve().parents[2] / "api" / "schema.graphql"
 
@@ -44,7 +44,7 @@ def test_data_queries_are_merged_only_when_installed() -> None:
 
 
 def codes_of(query: str, limits: Limits) -> list[str | None]:
-    result = asyncio.run(build_schema(limits).execute(query))
+    result = run_coroutine(build_schema(limits).execute(query))
     return [(error.extensions or {}).get("code") for error in result.errors or []]
 
 
@@ -68,7 +68,7 @@ def test_an_internal_error_is_masked_and_coded() -> None:
             raise RuntimeError("password=hunter2")
 
     schema = strawberry.Schema(query=Query, extensions=[CodedErrors])
-    result = asyncio.run(schema.execute("{ boom }"))
+    result = run_coroutine(schema.execute("{ boom }"))
     assert result.errors is not None
     (error,) = result.errors
     assert error.message == INTERNAL_MESSAGE

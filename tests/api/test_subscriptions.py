@@ -28,6 +28,7 @@ from clients.http_signing import PartyAuth, connection_init_payload
 from ledger.domain.subjects import party_subject
 from ledger.errors import LimitExceeded
 from ledger.keys import encode_public_key
+from tests.support.loop import run as run_coroutine
 from tests.support.server import Server, running_server
 from tests.support.world import Actor, World
 
@@ -48,7 +49,7 @@ def receive(
 ) -> list[dict[str, Any]]:
     """The first ``count`` events of a subscription (failing, not hanging, if they never come);
     ``then`` runs in a thread once the server has registered the subscriber."""
-    return asyncio.run(asyncio.wait_for(_receive(server, actor, filter_, count, then), 60))
+    return run_coroutine(asyncio.wait_for(_receive(server, actor, filter_, count, then), 60))
 
 
 async def _receive(
@@ -298,6 +299,6 @@ def test_a_subscriber_that_falls_behind_is_ended_with_limit_exceeded(api_world: 
         return [item.recorded.position for item in batch]
 
     with pytest.raises(LimitExceeded) as ended:
-        asyncio.run(drain())
+        run_coroutine(drain())
     assert ended.value.code == LIMIT_EXCEEDED
     assert ended.value.field == "filter.after"
