@@ -256,6 +256,28 @@ def require_agreement(scope: Scope, agreement: str, field: str = "id") -> None:
         )
 
 
+async def named_agreements(
+    scope: Scope, info: Info, agreement: str | None, batch: str | None
+) -> list[str]:
+    """The agreements a root list's ``agreementId`` and ``batch`` filters name: FORBIDDEN for
+    a named agreement or batch the caller may not see; every visible one when neither is
+    given."""
+    from api.queries.batches import batch_agreement
+
+    if agreement is not None:
+        require_agreement(scope, agreement, "agreementId")
+    if batch is not None:
+        owner = await read(info, batch_agreement, batch)
+        if owner is None or not scope.authority.sees_batch(owner, batch, scope.now):
+            raise forbidden(
+                f"{scope.party} may not read batch {batch} (or it does not exist)", "batch"
+            )
+        return [owner] if agreement in (None, owner) else []
+    if agreement is not None:
+        return [agreement]
+    return scope.authority.visible_agreements(scope.now)
+
+
 async def load_agreement(scope: Scope, info: Info, agreement: str) -> Agreement | None:
     """The agreement as of the scope's position (no permission check)."""
     rows = await read(info, _rows, scope.at, [agreement], None)

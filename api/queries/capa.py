@@ -13,13 +13,9 @@ import json
 from typing import Any
 
 import strawberry
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
 
-from api.permissions import forbidden
-from api.queries.agreements import require_agreement
-from api.queries.batches import batch_agreement
-from api.queries.common import At, Info, Scope, at_position, loader, read, scope_of
+from api.queries.agreements import named_agreements
+from api.queries.common import Info, Scope, by_agreement, loader, scope_of
 from projections.capa import CAPAS
 
 __all__ = ["Capa", "batch_capas", "list_capas"]
@@ -62,22 +58,11 @@ def _capa(row: Any) -> Capa:
     )
 
 
-def _by_agreement(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Capa]]:
-    found: dict[tuple[At, str], list[Capa]] = {key: [] for key in keys}
-    for at in {at for at, _ in keys}:
-        ids = sorted({a for k_at, a in keys if k_at == at})
-        query = (
-            select(CAPAS)
-            .where(CAPAS.c.agreement.in_(ids), at_position(CAPAS, at))
-            .order_by(CAPAS.c.opened_at, CAPAS.c.capa_id)
-        )
-        for row in conn.execute(query):
-            found[(at, row.agreement)].append(_capa(row))
-    return [found[key] for key in keys]
+_BY_AGREEMENT = by_agreement(CAPAS, (CAPAS.c.opened_at, CAPAS.c.capa_id), _capa)
 
 
 async def _visible(scope: Scope, info: Info, agreements: list[str]) -> list[Capa]:
-    found = await loader(info, "capas", _by_agreement).load_many(
+    found = await loader(info, "capas", _BY_AGREEMENT).load_many(
         [(scope.at, a) for a in agreements]
     )
     return [
@@ -103,19 +88,7 @@ async def list_capas(
 ) -> list[Capa]:
     """The root ``capas``: of one batch, under one agreement, or under every visible one."""
     scope = await scope_of(source, info)
-    if agreement is not None:
-        require_agreement(scope, agreement, "agreementId")
-    if batch is not None:
-        owner = await read(info, batch_agreement, batch)
-        if owner is None or not scope.authority.sees_batch(owner, batch, scope.now):
-            raise forbidden(
-                f"{scope.party} may not read batch {batch} (or it does not exist)", "batch"
-            )
-        agreements = [owner] if agreement in (None, owner) else []
-    elif agreement is not None:
-        agreements = [agreement]
-    else:
-        agreements = scope.authority.visible_agreements(scope.now)
+    agreements = await named_agreements(scope, info, agreement, batch)
     found = await _visible(scope, info, agreements)
     return [
         capa

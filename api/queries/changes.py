@@ -11,11 +11,9 @@ import json
 from typing import Any
 
 import strawberry
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
 
-from api.queries.agreements import require_agreement
-from api.queries.common import At, Info, at_position, loader, scope_of
+from api.queries.agreements import named_agreements
+from api.queries.common import Info, by_agreement, loader, scope_of
 from projections.changes import CHANGES, CLOSED_CHANGE_STATUSES
 
 __all__ = ["Change", "list_changes"]
@@ -68,18 +66,7 @@ def _change(row: Any) -> Change:
     )
 
 
-def _by_agreement(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Change]]:
-    found: dict[tuple[At, str], list[Change]] = {key: [] for key in keys}
-    for at in {at for at, _ in keys}:
-        ids = sorted({a for k_at, a in keys if k_at == at})
-        query = (
-            select(CHANGES)
-            .where(CHANGES.c.agreement.in_(ids), at_position(CHANGES, at))
-            .order_by(CHANGES.c.proposed_at, CHANGES.c.change_id)
-        )
-        for row in conn.execute(query):
-            found[(at, row.agreement)].append(_change(row))
-    return [found[key] for key in keys]
+_BY_AGREEMENT = by_agreement(CHANGES, (CHANGES.c.proposed_at, CHANGES.c.change_id), _change)
 
 
 async def list_changes(
@@ -87,12 +74,8 @@ async def list_changes(
 ) -> list[Change]:
     """The root ``changes``: under one agreement, or every visible one."""
     scope = await scope_of(source, info)
-    if agreement is not None:
-        require_agreement(scope, agreement, "agreementId")
-        agreements = [agreement]
-    else:
-        agreements = scope.authority.visible_agreements(scope.now)
-    found = await loader(info, "changes", _by_agreement).load_many(
+    agreements = await named_agreements(scope, info, agreement, None)
+    found = await loader(info, "changes", _BY_AGREEMENT).load_many(
         [(scope.at, a) for a in agreements]
     )
     return [c for changes in found for c in changes if open is None or c.open == open]

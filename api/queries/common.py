@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import strawberry
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import ColumnElement, Table, select
 from sqlalchemy.engine import Connection, Engine
 from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
@@ -34,6 +34,7 @@ __all__ = [
     "as_json",
     "as_optional_json",
     "at_position",
+    "by_agreement",
     "loader",
     "read",
     "request_scope",
@@ -132,6 +133,29 @@ def loader(
 
         found = loaders[name] = DataLoader(load_fn=load)
     return found
+
+
+def by_agreement(
+    table: Table, order: Sequence[ColumnElement[Any]], build: Callable[[Any], _V]
+) -> Callable[[Connection, list[tuple[At, str]]], list[list[_V]]]:
+    """A :func:`loader` batch function: for each ``(at, agreement)`` key, ``build`` of each
+    row of ``table`` under that agreement current at ``at``, in ``order`` (one query per
+    position asked)."""
+
+    def rows(conn: Connection, keys: list[tuple[At, str]]) -> list[list[_V]]:
+        found: dict[tuple[At, str], list[_V]] = {key: [] for key in keys}
+        for at in {at for at, _ in keys}:
+            ids = sorted({agreement for key_at, agreement in keys if key_at == at})
+            query = (
+                select(table)
+                .where(table.c.agreement.in_(ids), at_position(table, at))
+                .order_by(*order)
+            )
+            for row in conn.execute(query):
+                found[(at, row.agreement)].append(build(row))
+        return [found[key] for key in keys]
+
+    return rows
 
 
 def time_text(value: datetime | None, field: str) -> str | None:

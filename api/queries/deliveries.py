@@ -18,10 +18,8 @@ import strawberry
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from api.permissions import forbidden
-from api.queries.agreements import require_agreement
-from api.queries.batches import batch_agreement
-from api.queries.common import At, Info, Scope, at_position, loader, read, scope_of
+from api.queries.agreements import named_agreements
+from api.queries.common import At, Info, Scope, at_position, loader, scope_of
 from projections.deliveries import DELIVERIES, delivery_state, periodic_deliveries
 from projections.times import utc_time
 
@@ -128,19 +126,7 @@ async def list_deliveries(
 ) -> list[Delivery]:
     """The root ``deliveries``: FORBIDDEN for a named agreement or batch not visible."""
     scope = await scope_of(source, info)
-    if agreement is not None:
-        require_agreement(scope, agreement, "agreementId")
-    if batch is not None:
-        owner = await read(info, batch_agreement, batch)
-        if owner is None or not scope.authority.sees_batch(owner, batch, scope.now):
-            raise forbidden(
-                f"{scope.party} may not read batch {batch} (or it does not exist)", "batch"
-            )
-        agreements = [owner] if agreement in (None, owner) else []
-    elif agreement is not None:
-        agreements = [agreement]
-    else:
-        agreements = scope.authority.visible_agreements(scope.now)
+    agreements = await named_agreements(scope, info, agreement, batch)
     result: list[Delivery] = []
     for found in await loader(info, "deliveries", _by_agreement).load_many(
         [(scope.at, a) for a in agreements]
