@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 
-from bench.support import percentile, serve_app, served_child
+from bench.support import print_against_floor, serve_app, served_child
 
 __all__ = ["main"]
 
@@ -186,15 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     times, renders = run(chosen)
-    floor = times["/healthz"]
-    floor50, floor95 = statistics.median(floor), percentile(floor, 0.95)
-    for path in PATHS:
-        found = times[path]
-        p50, p95 = statistics.median(found), percentile(found, 0.95)
-        line = f"{path:34} p50 {p50 * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms"
-        if path != "/healthz":
-            line += f"   = {p50 / floor50:6.1f}x / {p95 / floor95:6.1f}x the /healthz floor"
-        print(line)
+    print_against_floor(times, "/healthz", "the /healthz floor")
     if renders:
         print(
             f"batch record of {POINTS:,} points in Chromium, navigation start to load: "

@@ -20,7 +20,6 @@ It prints p50/p95 of each and the analysis as a ratio to the floor. Run it alone
 from __future__ import annotations
 
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.support import batch_chains, percentile, serve_app, served_child
+from bench.support import batch_chains, print_against_floor, serve_app, served_child
 
 __all__ = ["main"]
 
@@ -165,14 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     times = run(chosen)
-    floor = times["floor"]
-    floor50, floor95 = statistics.median(floor), percentile(floor, 0.95)
-    for name, found in times.items():
-        p50, p95 = statistics.median(found), percentile(found, 0.95)
-        line = f"{name:6} p50 {p50 * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms"
-        if name != "floor":
-            line += f"   = {p50 / floor50:6.1f}x / {p95 / floor95:6.1f}x the signed floor query"
-        print(line)
+    print_against_floor(times, "floor", "the signed floor query")
 
 
 if __name__ == "__main__":

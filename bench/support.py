@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ __all__ = [
     "batch_chains",
     "free_port",
     "percentile",
+    "print_against_floor",
     "serve_app",
     "served_child",
     "sqlite_world",
@@ -104,6 +106,18 @@ def percentile(values: list[float], share: float) -> float:
     """The value at ``share`` (0-1) of the sorted ``values`` (nearest rank below)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def print_against_floor(times: dict[str, list[float]], floor: str, label: str) -> None:
+    """One line per measured name: p50 and p95 of its times (s), and, but for ``floor``,
+    both as ratios to the floor's of the same run."""
+    floor50, floor95 = statistics.median(times[floor]), percentile(times[floor], 0.95)
+    for name, found in times.items():
+        p50, p95 = statistics.median(found), percentile(found, 0.95)
+        line = f"{name:34} p50 {p50 * 1000:8.1f} ms   p95 {p95 * 1000:8.1f} ms"
+        if name != floor:
+            line += f"   = {p50 / floor50:6.1f}x / {p95 / floor95:6.1f}x {label}"
+        print(line)
 
 
 def serve_app(database_url: str, data_dir: Path, port: int) -> None:
