@@ -30,13 +30,12 @@ from playwright.sync_api import Browser, Page, Route, sync_playwright
 from playwright.sync_api import Response as PageResponse
 
 from clients.cli.login import sign_in_link
-from ledger.application import Ledger
 from ledger.clock import FakeClock
 from ledger.config import Settings
 from ledger.domain.subjects import batch_subject
 from ledger.keystore import create_keystore, kdf_limits_from_env
 from ledger.timeutil import format_utc, now_utc
-from tests.conftest import BACKENDS, fresh_database
+from tests.conftest import BACKENDS, fresh_world
 from tests.support.agreements import grant, propose_and_sign, sign_retroactively
 from tests.support.batches import (
     continuous_series,
@@ -50,12 +49,9 @@ from tests.support.batches import (
 from tests.support.persons import ready_person
 from tests.support.server import Server, running_server
 from tests.support.world import (
-    ORIGIN,
     Actor,
     World,
     agreement_terms,
-    build_world,
-    notary_actor,
 )
 
 NORTHWIND, CONTOSO, REGULATOR = "northwind-bio", "contoso-cmo", "agency-inspectorate"
@@ -109,12 +105,8 @@ class _Worlds:
 
     def _build(self, backend: str) -> ConsoleWorld:
         directory = self._tmp.mktemp(f"console-{backend}")
-        url = self._stack.enter_context(fresh_database(backend, self._request, directory))
-        settings = Settings(database_url=url, data_dir=directory / "data", kdf_profile="min")
-        notary = notary_actor()
-        ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
-        self._stack.callback(ledger.close)
-        world = build_world(ledger, notary)
+        world = self._stack.enter_context(fresh_world(backend, self._request, directory))
+        notary, settings = world.notary, world.ledger.settings
         a1 = propose_and_sign(world)
         grant(world, a1, NORTHWIND, REGULATOR)
         register_batch(world, a1, B1)
@@ -250,12 +242,8 @@ def _record_world(
     request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, stack: ExitStack, backend: str
 ) -> RecordWorld:
     directory = tmp.mktemp(f"console-record-{backend}")
-    url = stack.enter_context(fresh_database(backend, request, directory))
-    settings = Settings(database_url=url, data_dir=directory / "data", kdf_profile="min")
-    notary = notary_actor()
-    ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
-    stack.callback(ledger.close)
-    world = build_world(ledger, notary)
+    world = stack.enter_context(fresh_world(backend, request, directory))
+    notary, settings = world.notary, world.ledger.settings
     now = now_utc()
     a1 = sign_retroactively(world, format_utc(now - timedelta(days=60)))
     temperature = _define(world, a1, TEMP, now - timedelta(days=30))
@@ -418,12 +406,8 @@ def _signing_world(
     request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, stack: ExitStack, backend: str
 ) -> SigningWorld:
     directory = tmp.mktemp(f"console-signing-{backend}")
-    url = stack.enter_context(fresh_database(backend, request, directory))
-    settings = Settings(database_url=url, data_dir=directory / "data", kdf_profile="min")
-    notary = notary_actor()
-    ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
-    stack.callback(ledger.close)
-    world = build_world(ledger, notary)
+    world = stack.enter_context(fresh_world(backend, request, directory))
+    ledger, notary, settings = world.ledger, world.notary, world.ledger.settings
     a1 = propose_and_sign(world)
     revisions = {}
     for name, changes in ((DO, {"alert": {"low": "35", "high": "55"}}), (PH, {"target": "7.0"})):

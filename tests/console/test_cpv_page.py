@@ -16,12 +16,10 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from clients.cli.login import sign_in_link
-from ledger.application import Ledger
 from ledger.clock import FakeClock
-from ledger.config import Settings
 from ledger.domain.subjects import baseline_subject
 from ledger.timeutil import format_utc, now_utc
-from tests.conftest import BACKENDS, fresh_database
+from tests.conftest import BACKENDS, fresh_world
 from tests.console.conftest import (
     CONTOSO,
     FABRIKAM,
@@ -34,7 +32,7 @@ from tests.console.conftest import (
 from tests.support.agreements import grant, propose_and_sign
 from tests.support.batches import define_parameter, register_batch, submit_data
 from tests.support.server import Server, running_server
-from tests.support.world import ORIGIN, World, agreement_terms, build_world, notary_actor
+from tests.support.world import World, agreement_terms
 
 pytestmark = pytest.mark.xdist_group("console")
 
@@ -80,12 +78,8 @@ def _cpv_world(
     request: pytest.FixtureRequest, tmp: pytest.TempPathFactory, stack: ExitStack, backend: str
 ) -> CpvWorld:
     directory = tmp.mktemp(f"console-cpv-{backend}")
-    url = stack.enter_context(fresh_database(backend, request, directory))
-    settings = Settings(database_url=url, data_dir=directory / "data", kdf_profile="min")
-    notary = notary_actor()
-    ledger = Ledger.initialise(settings, ORIGIN, notary.public_key)
-    stack.callback(ledger.close)
-    world = build_world(ledger, notary)
+    world = stack.enter_context(fresh_world(backend, request, directory))
+    ledger, notary, settings = world.ledger, world.notary, world.ledger.settings
     a1 = propose_and_sign(world)
     define_parameter(world, a1, DO)
     rng = random.Random(12)
