@@ -1086,28 +1086,42 @@ class Scenario:
         return SigningKey(hashlib.sha256(f"{party}/{PERSON}/{generation}".encode()).digest())
 
     def _person(self, party: str) -> SigningKey:
-        """The current key of ``party``'s :data:`PERSON`: admitted, identity verified by the
-        notary and the signature policy accepted on first use."""
+        """The current key of ``party``'s :data:`PERSON`, its head of QA (see
+        :meth:`_admit_person`) on first use."""
         if party not in self.persons:
-            key = self._person_key(party, 0)
-            subject = person_subject(party, PERSON)
-            admitted = {
-                "party": party,
-                "person": PERSON,
-                "printed_name": f"Head of QA of {party}",
-                "job_function": "Head of Quality Assurance",
-                "meanings": ["reviewed", "dispositioned", "approved", "rejected"],
-                "public_key": encode_public_key(key),
-            }
-            self.emit(party, "PersonAdmitted", subject, admitted, "approved")
-            verified = {"person": PERSON, "document": "passport", "key": key_id(key.verify_key)}
-            self.emit("notary", "IdentityVerified", subject, verified, "verified")
-            accepted = {"person": PERSON, "statement": POLICY_STATEMENT}
-            self.emit(
-                party, "SignaturePolicyAccepted", subject, accepted, "accepted", None, key, PERSON
-            )
+            meanings = ["reviewed", "dispositioned", "approved", "rejected"]
+            job = ("Head of Quality Assurance", f"Head of QA of {party}")
+            key = self._admit_person(party, PERSON, self._person_key(party, 0), job, meanings)
             self.persons[party] = [key]
         return self.persons[party][-1]
+
+    def _admit_person(
+        self,
+        party: str,
+        person: str,
+        key: SigningKey,
+        job: tuple[str, str],
+        meanings: list[str],
+    ) -> SigningKey:
+        """``person`` of ``party`` (``job``: function, printed name) admitted with ``key``
+        and ``meanings``, identity verified by the notary, the signature policy accepted."""
+        subject = person_subject(party, person)
+        admitted = {
+            "party": party,
+            "person": person,
+            "printed_name": job[1],
+            "job_function": job[0],
+            "meanings": meanings,
+            "public_key": encode_public_key(key),
+        }
+        self.emit(party, "PersonAdmitted", subject, admitted, "approved")
+        verified = {"person": person, "document": "passport", "key": key_id(key.verify_key)}
+        self.emit("notary", "IdentityVerified", subject, verified, "verified")
+        accepted = {"person": person, "statement": POLICY_STATEMENT}
+        self.emit(
+            party, "SignaturePolicyAccepted", subject, accepted, "accepted", None, key, person
+        )
+        return key
 
     def person_keys(self) -> None:
         """A sponsor's person adds a new key, then revokes the one it replaces (R8)."""
@@ -1138,28 +1152,13 @@ class Scenario:
     # -- second-person verification (R17) ---------------------------------------------------
 
     def _cmo_person(self, party: str, person: str) -> SigningKey:
-        """A person of a CMO who enters and checks data by hand: admitted, identity verified
-        by the notary, the signature policy accepted (keys derived, not drawn)."""
+        """A QC analyst of a CMO who enters and checks data by hand (see
+        :meth:`_admit_person`; keys derived, not drawn)."""
         key = SigningKey(hashlib.sha256(f"{party}/{person}/0".encode()).digest())
-        subject = person_subject(party, person)
-        if subject in self.chain:  # admitted before
+        if person_subject(party, person) in self.chain:  # admitted before
             return key
-        admitted = {
-            "party": party,
-            "person": person,
-            "printed_name": f"{person} of {party}",
-            "job_function": "QC analyst",
-            "meanings": ["submitted", "verified"],
-            "public_key": encode_public_key(key),
-        }
-        self.emit(party, "PersonAdmitted", subject, admitted, "approved")
-        verified = {"person": person, "document": "passport", "key": key_id(key.verify_key)}
-        self.emit("notary", "IdentityVerified", subject, verified, "verified")
-        accepted = {"person": person, "statement": POLICY_STATEMENT}
-        self.emit(
-            party, "SignaturePolicyAccepted", subject, accepted, "accepted", None, key, person
-        )
-        return key
+        job = ("QC analyst", f"{person} of {party}")
+        return self._admit_person(party, person, key, job, ["submitted", "verified"])
 
     def verification(self) -> None:
         """A person of the CMO types a result of a confirmed parameter in by hand (source

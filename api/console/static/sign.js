@@ -24,7 +24,8 @@
 //
 // Requests carry the session cookie and the page's CSRF token (x-csrf-token).
 
-const ENVELOPE_DOMAIN = "cmo-ledger/envelope/v1\n";
+import { ENVELOPE_DOMAIN, canonical, equal, fromBase64, toBase64 } from "./envelope.js";
+
 const DB_NAME = "cmo-ledger-console";
 const STORE = "keys";
 const encoder = new TextEncoder();
@@ -34,39 +35,6 @@ const PIN_ITERATIONS = 600000;
 function meta(name) {
   const found = document.querySelector(`meta[name="${name}"]`);
   return found ? found.getAttribute("content") : "";
-}
-
-function toBase64(bytes) {
-  let binary = "";
-  for (const byte of bytes) {
-    binary += String.fromCharCode(byte);
-  }
-  return btoa(binary);
-}
-
-function fromBase64(text) {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i += 1) {
-    bytes[i] = binary.charCodeAt(i);
-  }
-  return bytes;
-}
-
-function equal(a, b) {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
-
-// RFC 8785 for the ledger's JSON (no floats): as verify.js.
-function canonical(value) {
-  if (value === null || typeof value !== "object") {
-    return JSON.stringify(value);
-  }
-  if (Array.isArray(value)) {
-    return "[" + value.map(canonical).join(",") + "]";
-  }
-  const keys = Object.keys(value).sort();
-  return "{" + keys.map((k) => JSON.stringify(k) + ":" + canonical(value[k])).join(",") + "}";
 }
 
 // ------------------------------------------------------------------- IndexedDB

@@ -16,7 +16,8 @@
 // GraphQL requests go over the console session: the cookie and the page's CSRF token
 // (x-csrf-token, as graphiql-init.js sends it).
 
-const ENVELOPE_DOMAIN = "cmo-ledger/envelope/v1\n";
+import { ENVELOPE_DOMAIN, canonical, equal, fromBase64 } from "./envelope.js";
+
 const KEY_ID_DOMAIN = "cmo-ledger/key/v1\n";
 const encoder = new TextEncoder();
 
@@ -42,15 +43,6 @@ async function graphql(query, variables) {
   return response.json();
 }
 
-function fromBase64(text) {
-  const binary = atob(text);
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i += 1) {
-    bytes[i] = binary.charCodeAt(i);
-  }
-  return bytes;
-}
-
 function concat(...parts) {
   const size = parts.reduce((total, part) => total + part.length, 0);
   const out = new Uint8Array(size);
@@ -60,13 +52,6 @@ function concat(...parts) {
     offset += part.length;
   }
   return out;
-}
-
-function equal(a, b) {
-  if (a.length !== b.length) {
-    return false;
-  }
-  return a.every((byte, i) => byte === b[i]);
 }
 
 function hex(bytes) {
@@ -82,19 +67,6 @@ async function ed25519Verifies(publicKey, signature, message) {
     "verify",
   ]);
   return crypto.subtle.verify({ name: "Ed25519" }, key, signature, message);
-}
-
-// RFC 8785 for the ledger's JSON domain (strings, integers, booleans, null, arrays,
-// objects): ECMAScript's JSON serialisation of primitives, keys sorted by UTF-16 units.
-function canonical(value) {
-  if (value === null || typeof value !== "object") {
-    return JSON.stringify(value);
-  }
-  if (Array.isArray(value)) {
-    return "[" + value.map(canonical).join(",") + "]";
-  }
-  const keys = Object.keys(value).sort();
-  return "{" + keys.map((k) => JSON.stringify(k) + ":" + canonical(value[k])).join(",") + "}";
 }
 
 // ------------------------------------------------------------------- checkpoint
