@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -61,6 +62,8 @@ from api.console.store import ConsoleStore, browser_caller, websocket_caller
 from api.context import Context
 from api.errors import (
     DATABASE_DOWN,
+    INTERNAL_ERROR,
+    INTERNAL_MESSAGE,
     LIMIT_EXCEEDED,
     UNAUTHENTICATED,
     UNAVAILABLE,
@@ -74,6 +77,7 @@ from api.threads import in_thread, request_threads
 
 __all__ = ["LedgerGraphQL"]
 
+_log = logging.getLogger(__name__)
 _CLOSE_UNAUTHENTICATED = 4401
 _MAX_REASON_BYTES = 120  # a websocket close reason holds at most 123 bytes
 
@@ -170,6 +174,13 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 _over_budget(limits.query_time_budget), extensions={"code": LIMIT_EXCEEDED}
             )
             await operation.send_initial_errors([error])
+
+
+def _cancelled_from_outside() -> bool:
+    """Whether the running task itself is being cancelled (a time budget, a hang-up, the
+    server stopping), rather than a future it awaited having been cancelled by another."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class RefusedJSON(json.JSONDecodeError):
@@ -316,12 +327,23 @@ class LedgerGraphQL(GraphQL[Context, None]):
             try:
                 with anyio.move_on_after(budget) as timer:
                     response = await self.run(request)
+            except asyncio.CancelledError:
+                if _cancelled_from_outside():
+                    raise
+                return self._stray_cancellation()
             finally:
                 watcher.cancel()
         if timer.cancelled_caught:
             self.services.metrics.error(LIMIT_EXCEEDED)
             return JSONResponse(error_document(LIMIT_EXCEEDED, _over_budget(budget)))
         return response
+
+    def _stray_cancellation(self) -> Response:
+        """A cancellation raised by work the request awaited, not aimed at the request:
+        answered as the internal error it is, never as a broken connection."""
+        _log.exception("an operation's work was cancelled from within")
+        self.services.metrics.error(INTERNAL_ERROR)
+        return JSONResponse(error_document(INTERNAL_ERROR, INTERNAL_MESSAGE), status_code=500)
 
     def decode_json(self, data: str | bytes) -> object:
         return strict_json(data)

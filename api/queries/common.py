@@ -8,8 +8,9 @@ at: the views' head for the root fields, the resolved position under ``asOf``.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ __all__ = [
     "At",
     "Info",
     "Scope",
+    "SharedLoader",
     "as_json",
     "as_optional_json",
     "at_position",
@@ -119,10 +121,22 @@ async def read(info: Info, fn: Callable[..., _T], *args: Any) -> _T:
     return await in_thread(_run, info.context.ledger.engine, fn, args)
 
 
+class SharedLoader(DataLoader[_K, _V]):
+    """A DataLoader whose answer for a key survives the cancellation of one of the fields
+    awaiting it. Fields of one operation share the future of a key; when graphql-core
+    cancels the siblings of a failing field, a bare shared future would be cancelled with
+    them, and a field elsewhere in the operation still awaiting it would receive the
+    cancellation."""
+
+    def load(self, key: _K) -> Awaitable[_V]:
+        return asyncio.shield(super().load(key))
+
+
 def loader(
     info: Info, name: str, batch: Callable[[Connection, list[_K]], Sequence[_V]]
-) -> DataLoader[_K, _V]:
-    """The request's DataLoader ``name``; ``batch(conn, keys)`` answers in key order."""
+) -> SharedLoader[_K, _V]:
+    """The request's :class:`SharedLoader` ``name``; ``batch(conn, keys)`` answers in key
+    order."""
     loaders = info.context.dataloaders
     found = loaders.get(name)
     if found is None:
@@ -131,8 +145,8 @@ def loader(
         async def load(keys: list[_K]) -> Sequence[_V]:
             return await in_thread(_run, engine, batch, (list(keys),))
 
-        found = loaders[name] = DataLoader(load_fn=load)
-    return found
+        found = loaders[name] = SharedLoader(load_fn=load)
+    return found  # type: ignore[return-value]
 
 
 def by_agreement(

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from strawberry.dataloader import DataLoader
-
 from api.access import can_read_event
 from api.log_fields import LogEvent, leaf_indexes
 from api.permissions import forbidden
-from api.queries.common import Info
+from api.queries.common import Info, SharedLoader
 from api.threads import in_thread
 from ledger.application import Ledger
 
@@ -46,6 +44,6 @@ async def load_event(info: Info, position: int) -> LogEvent:
         async def load(keys: list[int]) -> list[LogEvent | Exception]:
             return await in_thread(_readable, context, list(keys))
 
-        found = context.dataloaders["log_events"] = DataLoader(load_fn=load)
+        found = context.dataloaders["log_events"] = SharedLoader(load_fn=load)
     event: LogEvent = await found.load(position)
     return event
