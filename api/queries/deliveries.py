@@ -12,6 +12,7 @@ selects ``late`` and ``missing``. Periods are those begun by that instant
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
@@ -19,8 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from api.queries.agreements import named_agreements
-from api.queries.common import At, Info, Scope, at_position, loader, scope_of
-from projections.deliveries import DELIVERIES, delivery_state, periodic_deliveries
+from api.queries.common import At, Info, Scope, SharedLoader, at_position, loader, scope_of
+from projections.deliveries import (
+    DELIVERIES,
+    delivery_state,
+    late_or_missing,
+    periodic_deliveries,
+)
 from projections.times import utc_time
 
 __all__ = ["Delivery", "agreement_deliveries", "list_deliveries"]
@@ -60,22 +66,44 @@ class Delivery:
     late: bool
 
 
-def _by_agreement(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Delivery]]:
-    found: dict[tuple[At, str], list[Delivery]] = {key: [] for key in keys}
-    for at in {at for at, _ in keys}:
-        ids = sorted({a for k_at, a in keys if k_at == at})
-        query = (
-            select(DELIVERIES)
-            .where(DELIVERIES.c.agreement.in_(ids), at_position(DELIVERIES, at))
-            .order_by(DELIVERIES.c.batch, DELIVERIES.c.data_class, DELIVERIES.c.item)
-        )
-        for row in conn.execute(query):
-            state = delivery_state(dict(row._mapping), at.time)
-            found[(at, row.agreement)].append(_delivery(dict(row._mapping), state))
-        periodic = periodic_deliveries(conn, ids, at.position, utc_time(at.time))
-        for agreement, rows in periodic.items():
-            found[(at, agreement)].extend(_delivery(row, str(row["status"])) for row in rows)
-    return [found[key] for key in keys]
+def _obligations(
+    late_only: bool,
+) -> Callable[[Connection, list[tuple[At, str]]], list[list[Delivery]]]:
+    """A loader's batch function: per ``(at, agreement)``, its obligations at ``at`` (only
+    the late and missing ones when ``late_only``, selected in SQL)."""
+
+    def rows(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Delivery]]:
+        found: dict[tuple[At, str], list[Delivery]] = {key: [] for key in keys}
+        for at in {at for at, _ in keys}:
+            ids = sorted({a for k_at, a in keys if k_at == at})
+            query = (
+                select(DELIVERIES)
+                .where(DELIVERIES.c.agreement.in_(ids), at_position(DELIVERIES, at))
+                .order_by(DELIVERIES.c.batch, DELIVERIES.c.data_class, DELIVERIES.c.item)
+            )
+            if late_only:
+                query = query.where(late_or_missing(at.time))
+            for row in conn.execute(query):
+                state = delivery_state(dict(row._mapping), at.time)
+                found[(at, row.agreement)].append(_delivery(dict(row._mapping), state))
+            periodic = periodic_deliveries(conn, ids, at.position, utc_time(at.time))
+            for agreement, periodic_rows in periodic.items():
+                found[(at, agreement)].extend(
+                    _delivery(row, str(row["status"])) for row in periodic_rows
+                )
+        return [found[key] for key in keys]
+
+    return rows
+
+
+_ALL = _obligations(late_only=False)
+_LATE_ONLY = _obligations(late_only=True)
+
+
+def _load(info: Info, late: bool | None) -> SharedLoader[tuple[At, str], list[Delivery]]:
+    if late:
+        return loader(info, "late_deliveries", _LATE_ONLY)
+    return loader(info, "deliveries", _ALL)
 
 
 def _delivery(row: dict[str, Any], state: str) -> Delivery:
@@ -113,7 +141,7 @@ async def agreement_deliveries(
     scope: Scope, info: Info, agreement: str, late: bool | None = None, batch: str | None = None
 ) -> list[Delivery]:
     """Deliveries under an agreement the caller may see, of the batches it may see."""
-    rows = await loader(info, "deliveries", _by_agreement).load((scope.at, agreement))
+    rows = await _load(info, late).load((scope.at, agreement))
     return [d for d in rows if _keep(scope, d, late, batch)]
 
 
@@ -128,8 +156,6 @@ async def list_deliveries(
     scope = await scope_of(source, info)
     agreements = await named_agreements(scope, info, agreement, batch)
     result: list[Delivery] = []
-    for found in await loader(info, "deliveries", _by_agreement).load_many(
-        [(scope.at, a) for a in agreements]
-    ):
+    for found in await _load(info, late).load_many([(scope.at, a) for a in agreements]):
         result.extend(found)
     return [d for d in result if _keep(scope, d, late, batch)]

@@ -11,7 +11,7 @@ from ledger.domain.formats import decode_chunk
 from ledger.domain.subjects import batch_subject
 from ledger.timeutil import now_utc
 from projections.data import CHUNKS, RECORDS, SUBMISSIONS
-from projections.deliveries import DELIVERIES, delivery_state
+from projections.deliveries import DELIVERIES, delivery_state, late_or_missing
 from projections.runner import Projector
 from projections.series import series
 from projections.temporal import as_of
@@ -128,6 +128,36 @@ def test_deliveries_are_on_time_late_awaited_or_missing(world: World, projector:
     assert delivery_state(rows[("event", "E-001")], now) == "on_time"
     assert delivery_state(rows[("event", "F-001")], now) == "late"
     assert ("event", "") not in rows, "events are due after detection, one by one"
+
+
+def test_the_late_filter_in_sql_selects_what_delivery_state_calls_late_or_missing(
+    world: World, projector: Projector
+) -> None:
+    register_batch(world, propose_and_sign(world))
+    end_batch(world, BATCH, now_utc() - timedelta(hours=30))
+    start = now_utc() - timedelta(days=13)
+    submit_data(world, BATCH, "continuous", [continuous_series("BR1.PH", start, 30)])
+    recent = event_records("E", started_at=now_utc() - timedelta(hours=2))[:1]
+    old = event_records("F", started_at=now_utc() - timedelta(hours=50))
+    submit_data(world, BATCH, "event", recent + old)
+    head = world.ledger.head()
+
+    with world.ledger.engine.connect() as conn:
+        for when in (now_utc(), now_utc() + timedelta(days=3), now_utc() + timedelta(days=90)):
+            current = as_of(DELIVERIES, head)
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(DELIVERIES).where(current))]
+            assert rows
+            judged = {
+                (r["batch"], r["data_class"], r["item"])
+                for r in rows
+                if delivery_state(r, when) in ("late", "missing")
+            }
+            selected = {
+                (r.batch, r.data_class, r.item)
+                for r in conn.execute(sa.select(DELIVERIES).where(current, late_or_missing(when)))
+            }
+            assert judged, f"nothing late or missing at {when}"
+            assert selected == judged, when
 
 
 def test_acknowledging_a_deviation_marks_its_current_version(
