@@ -18,7 +18,17 @@ from sqlalchemy.engine import Connection
 from strawberry.scalars import JSON
 
 from api.permissions import forbidden
-from api.queries.common import At, Info, Scope, as_json, at_position, loader, read, scope_of
+from api.queries.common import (
+    At,
+    Info,
+    Scope,
+    as_json,
+    at_position,
+    by_agreement,
+    loader,
+    read,
+    scope_of,
+)
 from ledger.errors import NotFound
 from projections.agreements import AGREEMENTS, AMENDMENTS, TERMS
 
@@ -106,7 +116,7 @@ class Agreement:
 
     @strawberry.field(description="Every amendment proposed, oldest first.")
     async def amendments(self, info: Info) -> list[Amendment]:
-        return await loader(info, "amendments", _amendments).load((self.scope.at, str(self.id)))
+        return await loader(info, "amendments", _AMENDMENTS).load((self.scope.at, str(self.id)))
 
     # The modules below import this one (for its permission check): imported when used.
 
@@ -213,30 +223,21 @@ def _terms_history(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Te
     return [found[key] for key in keys]
 
 
-def _amendments(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Amendment]]:
-    found: dict[tuple[At, str], list[Amendment]] = {key: [] for key in keys}
-    for at in {at for at, _ in keys}:
-        ids = sorted({a for k_at, a in keys if k_at == at})
-        query = (
-            select(AMENDMENTS)
-            .where(AMENDMENTS.c.agreement.in_(ids), at_position(AMENDMENTS, at))
-            .order_by(AMENDMENTS.c.amendment)
-        )
-        for row in conn.execute(query):
-            found[(at, row.agreement)].append(
-                Amendment(
-                    position=row.amendment,
-                    proposed_by=row.proposed_by,
-                    proposed_at=row.proposed_at,
-                    reason=row.reason,
-                    terms=as_json(row.terms),
-                    status=row.status,
-                    decided_by=row.decided_by,
-                    decided_at=row.decided_at,
-                    decision_reason=row.decision_reason,
-                )
-            )
-    return [found[key] for key in keys]
+def _amendment(row: Any, at: At) -> Amendment:
+    return Amendment(
+        position=row.amendment,
+        proposed_by=row.proposed_by,
+        proposed_at=row.proposed_at,
+        reason=row.reason,
+        terms=as_json(row.terms),
+        status=row.status,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        decision_reason=row.decision_reason,
+    )
+
+
+_AMENDMENTS = by_agreement(AMENDMENTS, (AMENDMENTS.c.amendment,), _amendment)
 
 
 def _rows(conn: Connection, at: At, ids: list[str], status: str | None) -> list[Any]:

@@ -20,7 +20,17 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from api.permissions import forbidden
-from api.queries.common import At, Info, Scope, at_position, loader, read, scope_of, time_text
+from api.queries.common import (
+    At,
+    Info,
+    Scope,
+    at_position,
+    by_agreement,
+    loader,
+    read,
+    scope_of,
+    time_text,
+)
 from api.queries.records import (
     DiscreteRecord,
     EventRecord,
@@ -345,18 +355,7 @@ def batch_agreement(conn: Connection, name: str) -> str | None:
     return None if row is None else str(row.agreement)
 
 
-def _by_agreement(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Any]]:
-    found: dict[tuple[At, str], list[Any]] = {key: [] for key in keys}
-    for at in {at for at, _ in keys}:
-        ids = sorted({a for k_at, a in keys if k_at == at})
-        query = (
-            select(BATCHES)
-            .where(BATCHES.c.agreement.in_(ids), at_position(BATCHES, at))
-            .order_by(BATCHES.c.started_at, BATCHES.c.batch)
-        )
-        for row in conn.execute(query):
-            found[(at, row.agreement)].append(row)
-    return [found[key] for key in keys]
+_BY_AGREEMENT = by_agreement(BATCHES, (BATCHES.c.started_at, BATCHES.c.batch), lambda row, at: row)
 
 
 async def agreement_batches(
@@ -364,7 +363,7 @@ async def agreement_batches(
 ) -> list[Batch]:
     """The batches of a visible agreement that the caller may see, by start time (only
     the ``latest`` that many, when given)."""
-    rows = await loader(info, "batches_by_agreement", _by_agreement).load((scope.at, agreement))
+    rows = await loader(info, "batches_by_agreement", _BY_AGREEMENT).load((scope.at, agreement))
     authority = scope.authority
     seen: list[Any] = []
     for row in reversed(rows):  # newest first, so a short list stops early

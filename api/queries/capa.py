@@ -15,7 +15,7 @@ from typing import Any
 import strawberry
 
 from api.queries.agreements import named_agreements
-from api.queries.common import Info, Scope, by_agreement, loader, scope_of
+from api.queries.common import At, Info, Scope, by_agreement, loader, scope_of
 from projections.capa import CAPAS
 
 __all__ = ["Capa", "batch_capas", "list_capas"]
@@ -39,7 +39,7 @@ class Capa:
     close_reason: str | None
 
 
-def _capa(row: Any) -> Capa:
+def _capa(row: Any, at: At) -> Capa:
     return Capa(
         id=strawberry.ID(row.capa),
         agreement_id=strawberry.ID(row.agreement),

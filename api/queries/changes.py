@@ -13,7 +13,7 @@ from typing import Any
 import strawberry
 
 from api.queries.agreements import named_agreements
-from api.queries.common import Info, by_agreement, loader, scope_of
+from api.queries.common import At, Info, by_agreement, loader, scope_of
 from projections.changes import CHANGES, CLOSED_CHANGE_STATUSES
 
 __all__ = ["Change", "list_changes"]
@@ -43,7 +43,7 @@ class Change:
     implemented_at: str | None
 
 
-def _change(row: Any) -> Change:
+def _change(row: Any, at: At) -> Change:
     return Change(
         id=strawberry.ID(row.change),
         agreement_id=strawberry.ID(row.agreement),

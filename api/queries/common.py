@@ -150,24 +150,24 @@ def loader(
 
 
 def by_agreement(
-    table: Table, order: Sequence[ColumnElement[Any]], build: Callable[[Any], _V]
+    table: Table,
+    order: Sequence[ColumnElement[Any]],
+    build: Callable[[Any, At], _V],
+    key: str = "agreement",
 ) -> Callable[[Connection, list[tuple[At, str]]], list[list[_V]]]:
-    """A :func:`loader` batch function: for each ``(at, agreement)`` key, ``build`` of each
-    row of ``table`` under that agreement current at ``at``, in ``order`` (one query per
-    position asked)."""
+    """A :func:`loader` batch function: for each ``(at, id)`` key, ``build(row, at)`` of
+    each row of ``table`` whose column ``key`` (the agreement, unless named) is ``id``,
+    current at ``at``, in ``order`` (one query per position asked)."""
+    column = table.c[key]
 
     def rows(conn: Connection, keys: list[tuple[At, str]]) -> list[list[_V]]:
-        found: dict[tuple[At, str], list[_V]] = {key: [] for key in keys}
+        found: dict[tuple[At, str], list[_V]] = {k: [] for k in keys}
         for at in {at for at, _ in keys}:
-            ids = sorted({agreement for key_at, agreement in keys if key_at == at})
-            query = (
-                select(table)
-                .where(table.c.agreement.in_(ids), at_position(table, at))
-                .order_by(*order)
-            )
+            ids = sorted({value for key_at, value in keys if key_at == at})
+            query = select(table).where(column.in_(ids), at_position(table, at)).order_by(*order)
             for row in conn.execute(query):
-                found[(at, row.agreement)].append(build(row))
-        return [found[key] for key in keys]
+                found[(at, row._mapping[key])].append(build(row, at))
+        return [found[k] for k in keys]
 
     return rows
 

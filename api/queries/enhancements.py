@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from strawberry.scalars import JSON
 
 from api.queries.agreements import require_agreement
-from api.queries.common import At, Info, Scope, at_position, loader, scope_of
+from api.queries.common import At, Info, Scope, at_position, by_agreement, loader, scope_of
 from projections.enhancements import DOSSIERS, ENHANCEMENTS
 
 __all__ = ["Dossier", "Enhancement", "agreement_enhancements", "list_enhancements"]
@@ -100,25 +100,14 @@ def enhancement_of(row: Any, at: At) -> Enhancement:
     )
 
 
-def _by_agreement(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Enhancement]]:
-    found: dict[tuple[At, str], list[Enhancement]] = {key: [] for key in keys}
-    for at in {at for at, _ in keys}:
-        ids = sorted({a for k_at, a in keys if k_at == at})
-        query = (
-            select(ENHANCEMENTS)
-            .where(ENHANCEMENTS.c.agreement.in_(ids), at_position(ENHANCEMENTS, at))
-            .order_by(ENHANCEMENTS.c.priority)
-        )
-        for row in conn.execute(query):
-            found[(at, row.agreement)].append(enhancement_of(row, at))
-    return [found[key] for key in keys]
+_BY_AGREEMENT = by_agreement(ENHANCEMENTS, (ENHANCEMENTS.c.priority,), enhancement_of)
 
 
 async def agreement_enhancements(scope: Scope, info: Info, agreement: str) -> list[Enhancement]:
     """The claims under an agreement the caller may see (none without ``enhancements``)."""
     if not scope.authority.sees_enhancements(agreement, scope.now):
         return []
-    return await loader(info, "enhancements", _by_agreement).load((scope.at, agreement))
+    return await loader(info, "enhancements", _BY_AGREEMENT).load((scope.at, agreement))
 
 
 async def list_enhancements(
@@ -133,7 +122,7 @@ async def list_enhancements(
         agreements = scope.authority.visible_agreements(scope.now)
     agreements = [a for a in agreements if scope.authority.sees_enhancements(a, scope.now)]
     result: list[Enhancement] = []
-    found = await loader(info, "enhancements", _by_agreement).load_many(
+    found = await loader(info, "enhancements", _BY_AGREEMENT).load_many(
         [(scope.at, a) for a in agreements]
     )
     for claims in found:

@@ -15,7 +15,15 @@ from sqlalchemy.engine import Connection
 from strawberry.scalars import JSON
 
 from api.queries.agreements import require_agreement
-from api.queries.common import At, Info, Scope, at_position, loader, scope_of, time_text
+from api.queries.common import (
+    At,
+    Info,
+    Scope,
+    by_agreement,
+    loader,
+    scope_of,
+    time_text,
+)
 from ledger.domain.validity import successive
 from projections.parameters import LIMITS, PARAMETERS, REVISIONS
 
@@ -106,7 +114,7 @@ class Parameter:
 
     @strawberry.field(description="Every revision proposed, oldest first.")
     async def revisions(self, info: Info) -> list[ParameterRevision]:
-        return await loader(info, "revisions", _revisions).load((self.at, str(self.id)))
+        return await loader(info, "revisions", _REVISIONS).load((self.at, str(self.id)))
 
 
 def limits_version(row: Any, at: At) -> LimitsVersion:
@@ -148,30 +156,23 @@ def _history(conn: Connection, keys: list[tuple[At, str]]) -> list[list[LimitsVe
     return [result[key] for key in keys]
 
 
-def _revisions(conn: Connection, keys: list[tuple[At, str]]) -> list[list[ParameterRevision]]:
-    result: dict[tuple[At, str], list[ParameterRevision]] = {key: [] for key in keys}
-    for at in {at for at, _ in keys}:
-        ids = sorted({p for k_at, p in keys if k_at == at})
-        query = (
-            select(REVISIONS)
-            .where(REVISIONS.c.parameter.in_(ids), at_position(REVISIONS, at))
-            .order_by(REVISIONS.c.proposed_at, REVISIONS.c.revision)
-        )
-        for row in conn.execute(query):
-            result[(at, row.parameter)].append(
-                ParameterRevision(
-                    id=row.revision,
-                    proposed_by=row.proposed_by,
-                    proposed_at=row.proposed_at,
-                    reason=row.reason,
-                    changes=json.loads(row.changes),
-                    outcome=row.outcome,
-                    decided_by=row.decided_by,
-                    decided_at=row.decided_at,
-                    decision_reason=row.decision_reason,
-                )
-            )
-    return [result[key] for key in keys]
+def _revision(row: Any, at: At) -> ParameterRevision:
+    return ParameterRevision(
+        id=row.revision,
+        proposed_by=row.proposed_by,
+        proposed_at=row.proposed_at,
+        reason=row.reason,
+        changes=json.loads(row.changes),
+        outcome=row.outcome,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        decision_reason=row.decision_reason,
+    )
+
+
+_REVISIONS = by_agreement(
+    REVISIONS, (REVISIONS.c.proposed_at, REVISIONS.c.revision), _revision, key="parameter"
+)
 
 
 def parameter_of(row: Any, at: At) -> Parameter:
@@ -198,23 +199,12 @@ def parameter_of(row: Any, at: At) -> Parameter:
     )
 
 
-def _parameters(conn: Connection, keys: list[tuple[At, str]]) -> list[list[Parameter]]:
-    result: dict[tuple[At, str], list[Parameter]] = {key: [] for key in keys}
-    for at in {at for at, _ in keys}:
-        ids = sorted({a for k_at, a in keys if k_at == at})
-        query = (
-            select(PARAMETERS)
-            .where(PARAMETERS.c.agreement.in_(ids), at_position(PARAMETERS, at))
-            .order_by(PARAMETERS.c.agreement, PARAMETERS.c.name)
-        )
-        for row in conn.execute(query):
-            result[(at, row.agreement)].append(parameter_of(row, at))
-    return [result[key] for key in keys]
+_PARAMETERS = by_agreement(PARAMETERS, (PARAMETERS.c.agreement, PARAMETERS.c.name), parameter_of)
 
 
 async def agreement_parameters(scope: Scope, info: Info, agreement: str) -> list[Parameter]:
     """The parameters of an agreement the caller may see."""
-    return await loader(info, "parameters", _parameters).load((scope.at, agreement))
+    return await loader(info, "parameters", _PARAMETERS).load((scope.at, agreement))
 
 
 async def list_parameters(source: Any, info: Info, agreement: str) -> list[Parameter]:
