@@ -92,6 +92,8 @@ BATCHES = temporal_table(
     Column("registered_at", String(30), nullable=False),
     Column("registered_by", String(64), nullable=False),
     Index("ix_proj_batches_agreement", "agreement", "valid_from"),
+    # An agreement's latest batches are read newest first, a page at a time.
+    Index("ix_proj_batches_started", "agreement", "started_at", "batch"),
 )
 
 SUBMISSIONS = temporal_table(

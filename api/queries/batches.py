@@ -358,20 +358,43 @@ def batch_agreement(conn: Connection, name: str) -> str | None:
 _BY_AGREEMENT = by_agreement(BATCHES, (BATCHES.c.started_at, BATCHES.c.batch), lambda row, at: row)
 
 
+_NEWEST_PAGE = 200
+"""Rows fetched at a time while looking for an agreement's latest visible batches."""
+
+
+def _latest_visible(conn: Connection, scope: Scope, agreement: str, latest: int) -> list[Any]:
+    """The ``latest`` newest batches of ``agreement`` the caller may see, newest first: read
+    a page at a time from the newest, so an agreement's long history is not read whole."""
+    query = (
+        select(BATCHES)
+        .where(BATCHES.c.agreement == agreement, at_position(BATCHES, scope.at))
+        .order_by(BATCHES.c.started_at.desc(), BATCHES.c.batch.desc())
+        .execution_options(stream_results=True, yield_per=_NEWEST_PAGE)
+    )
+    seen: list[Any] = []
+    result = conn.execute(query)
+    try:
+        for row in result:
+            if scope.authority.sees_batch(agreement, row.batch, scope.now):
+                seen.append(row)
+                if len(seen) == latest:
+                    break
+    finally:
+        result.close()
+    return seen
+
+
 async def agreement_batches(
     scope: Scope, info: Info, agreement: str, latest: int | None = None
 ) -> list[Batch]:
     """The batches of a visible agreement that the caller may see, by start time (only
     the ``latest`` that many, when given)."""
+    if latest is not None:
+        newest = await read(info, _latest_visible, scope, agreement, latest)
+        return [batch_of(row, scope) for row in reversed(newest)]
     rows = await loader(info, "batches_by_agreement", _BY_AGREEMENT).load((scope.at, agreement))
-    authority = scope.authority
-    seen: list[Any] = []
-    for row in reversed(rows):  # newest first, so a short list stops early
-        if authority.sees_batch(agreement, row.batch, scope.now):
-            seen.append(row)
-            if latest is not None and len(seen) == latest:
-                break
-    return [batch_of(row, scope) for row in reversed(seen)]
+    sees = scope.authority.sees_batch
+    return [batch_of(row, scope) for row in rows if sees(agreement, row.batch, scope.now)]
 
 
 def _refuse(scope: Scope, name: str) -> Exception:
