@@ -32,6 +32,7 @@ from api.read_log import ENVELOPES, note_read
 from ledger.clock import Clock
 from ledger.domain.parties import NOTARY
 from ledger.domain.scope import DataItem, GrantScope
+from ledger.errors import Forbidden
 from ledger.timeutil import format_utc
 from projections.access import GRANTS
 from projections.agreements import AGREEMENTS
@@ -53,6 +54,8 @@ __all__ = [
     "forget_authority",
     "load_authority",
     "may_create_subjects",
+    "may_know_version",
+    "not_readable",
     "now_text",
     "read_authority",
     "views_head",
@@ -194,6 +197,21 @@ SUBJECT_CREATORS = ("sponsor", "cmo", NOTARY)
 def may_create_subjects(caller: Caller) -> bool:
     """Whether ``caller`` may learn that a subject does not exist yet (``nextVersion``)."""
     return caller.role in SUBJECT_CREATORS
+
+
+def may_know_version(context: Any, subject: str, version: int) -> bool:
+    """Whether the caller may learn that ``subject``'s next version is ``version`` (the
+    ledger's ``next_version``): for a subject it may read, and for one the log does not
+    hold yet when it may create subjects. Nothing else tells a subject's existence or
+    activity to whoever guesses its name (``nextVersion``, a refused submission)."""
+    if version == 1:
+        return may_create_subjects(context.require_party())
+    return can_read_subject(context, subject)
+
+
+def not_readable(subject: object, field: str) -> Forbidden:
+    """The refusal of a subject the caller may not read, whether or not it exists."""
+    return Forbidden(f"you may not read subject {subject} (or it does not exist)", field=field)
 
 
 def can_read_subject(context: Any, subject: str) -> bool:

@@ -232,8 +232,11 @@ class Authenticator:
         return self._verify(request, None, WS_COMPONENTS, tag=WS_TAG)
 
     def recheck(self, caller: Caller) -> None:
-        """Refuse ``caller`` if its key was revoked (or its party is gone) since it signed."""
+        """Refuse ``caller`` if, since it signed, its key was revoked or expired, its party
+        is gone, or the security log locked its party."""
         self.resolve(f"{caller.party_id}/{caller.key_id}")
+        if self.security is not None:
+            self.security.refuse_if_locked(caller.party_id)
 
     def _verify(
         self,

@@ -1,12 +1,12 @@
 """What an operation may cost, estimated from its document before it runs.
 
 Every field selected costs one unit for each time it resolves. A list field multiplies the
-fields under it by the items it returns: the page asked for (a ``first`` argument on the
-list or on the field that holds the page, its default when left out, ``max_page_size``
-when it is a variable), else ``Limits.assumed_list_size``. Introspection fields
-(``__schema``, ``__type``) cost nothing: the schema bounds them.
+fields under it by the items it returns: the page asked for (a ``first`` or ``latest``
+argument on the list or on the field that holds the page, its default when left out,
+``max_page_size`` when it is a variable), else ``Limits.assumed_list_size``.
+Introspection fields (``__schema``, ``__type``) cost nothing: the schema bounds them.
 
-So ``{ agreements { batches { id } } }`` costs 25 + 25 x 25 x 2 = 1,275 with the defaults,
+So ``{ agreements { batches { id } } }`` costs 1 + 25 + 25 x 25 = 651 with the defaults,
 and each further list nested in it multiplies by 25: the operation over
 ``Limits.max_query_cost`` is refused before it runs, with ``LIMIT_EXCEEDED`` naming its
 cost.
@@ -40,10 +40,19 @@ from graphql.validation import ASTValidationRule, ValidationContext, ValidationR
 
 from api.validation import LimitExceededError
 
-__all__ = ["PAGE_ARGUMENT", "CostModel", "document_cost", "operation_cost", "query_cost_rule"]
+__all__ = [
+    "PAGE_ARGUMENT",
+    "PAGE_ARGUMENTS",
+    "CostModel",
+    "document_cost",
+    "operation_cost",
+    "query_cost_rule",
+]
 
 PAGE_ARGUMENT = "first"
 """The argument that bounds a page, on a list field or on the field holding the page."""
+PAGE_ARGUMENTS = (PAGE_ARGUMENT, "latest")
+"""Every argument that bounds how many items a list returns (``Agreement.batches(latest:)``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,17 +153,24 @@ class _Estimate:
         return times + self.selections(node.selection_set, named, inner, page)
 
     def _page(self, node: FieldNode, definition: GraphQLField) -> int | None:
-        argument = definition.args.get(PAGE_ARGUMENT)
-        if argument is None:
-            return None
+        """The items the page argument asks for; ``None`` when the field has none, or when
+        one left out defaults to null (the whole list: counted as the assumed size)."""
+        for name in PAGE_ARGUMENTS:
+            argument = definition.args.get(name)
+            if argument is not None:
+                return self._asked(node, name, argument.default_value)
+        return None
+
+    def _asked(self, node: FieldNode, name: str, default: Any) -> int | None:
         for given in node.arguments or ():
-            if given.name.value != PAGE_ARGUMENT:
+            if given.name.value != name:
                 continue
             if isinstance(given.value, IntValueNode):
                 return max(int(given.value.value), 0)
             if isinstance(given.value, VariableNode):
                 return self._model.max_page_size
-        default = argument.default_value
+        if default is None:
+            return None
         return default if isinstance(default, int) else self._model.max_page_size
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from strawberry.scalars import JSON
 
-from api.access import can_read_subject, may_create_subjects
+from api.access import may_know_version, not_readable
 from api.context import Context
 from api.permissions_hook import can_read_event
 from api.threads import in_thread
@@ -329,13 +329,8 @@ def _next_version(context: Context, subject: uuid.UUID) -> tuple[int, str | None
     to a party that may create it; FORBIDDEN otherwise, so that a subject's activity (and,
     to a regulator or auditor, its existence) is not told to whoever guesses its name."""
     version, prev = context.ledger.next_version(subject)
-    caller = context.require_party()
-    if version == 1 and may_create_subjects(caller):
-        return version, prev
-    if version == 1 or not can_read_subject(context, str(subject)):
-        raise Forbidden(
-            f"you may not read subject {subject} (or it does not exist)", field="subject"
-        )
+    if not may_know_version(context, str(subject), version):
+        raise not_readable(subject, "subject")
     return version, prev
 
 

@@ -5,6 +5,8 @@
 An envelope's ``signer`` must be the authenticated caller (``FORBIDDEN`` otherwise): the
 API relays what a party signed, never what another party signed. ``submitEvents`` stores
 all of its envelopes or none, and names a refused one as ``envelopes[<index>].<field>``.
+A refusal that would tell where a subject the caller may not read stands (it exists, its
+version) is ``FORBIDDEN``, as ``nextVersion`` is.
 The openings of an envelope's committed confidential elements travel beside it
 (``openings``), are checked against the commitments and stored apart from the log; a
 purge (``ElementsPurged``) answers the commitments whose openings it deleted.
@@ -13,17 +15,27 @@ A mutation returns once the read models reflect it.
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import strawberry
 from strawberry.scalars import JSON
 
+from api.access import may_know_version, not_readable
 from api.context import Context
 from api.log_fields import Checkpoint, Info, LogEvent
 from api.threads import in_thread
 from ledger.application import Appended, Recorded
-from ledger.errors import Forbidden, LimitExceeded, ValidationFailed
+from ledger.errors import (
+    Forbidden,
+    LedgerError,
+    LimitExceeded,
+    NotFound,
+    ValidationFailed,
+    VersionConflict,
+)
 from ledger.log.envelope import StoredEvent
 
 __all__ = ["LogMutation", "OpeningInput", "SignedEnvelopeInput", "Submitted"]
@@ -87,7 +99,11 @@ def _submit(
     _check_signers(caller.party_id, items)
     services = context.services
     sent = [None if o is None else [strawberry.asdict(i) for i in o] for o in openings]
-    appended = context.ledger.append_many([(dict(e), s) for e, s in items], sent)
+    try:
+        appended = context.ledger.append_many([(dict(e), s) for e, s in items], sent)
+    except (VersionConflict, NotFound, ValidationFailed) as error:
+        _hide_subject_state(context, error, items)
+        raise
     services.metrics.appended(len(appended))
     services.index(appended[-1].position)
     leaves = services.leaf_indexes([a.position for a in appended])
@@ -95,6 +111,30 @@ def _submit(
         _submitted(a, envelope, signature, leaves.get(a.position))
         for a, (envelope, signature) in zip(appended, items, strict=True)
     ]
+
+
+_SEQUENCE_FIELD = re.compile(r"^(?:envelopes\[(\d+)\]\.)?(?:version|prev|subject)$")
+
+
+def _hide_subject_state(
+    context: Context, error: LedgerError, items: Sequence[tuple[Any, Any]]
+) -> None:
+    """Refuse as FORBIDDEN, as ``nextVersion`` does, a refusal that would tell the caller
+    where a subject it may not read stands: that it exists, is of another kind, or its
+    version."""
+    found = _SEQUENCE_FIELD.match(error.field or "")
+    if found is None:
+        return
+    index = int(found.group(1) or 0)
+    subject = items[index][0].get("subject") if index < len(items) else None
+    if not isinstance(subject, str):
+        return
+    try:
+        version = context.ledger.next_version(uuid.UUID(subject))[0]
+    except ValueError:
+        return
+    if not may_know_version(context, subject, version):
+        raise not_readable(subject, error.field or "subject") from None
 
 
 def _submitted(

@@ -13,8 +13,8 @@ repeated at the switch. A subscriber that falls more than ``queue_size`` events 
 ended with ``LIMIT_EXCEEDED``; it resumes with ``after`` set to the last position it got.
 Only events the caller may read (``api.permissions_hook.can_read_event``) are sent, judged
 per event against the grants as the views stand at it. A revocation of the subscriber's
-key ends the subscription with ``UNAUTHENTICATED`` (and :mod:`api.view` closes the
-connection).
+key, or a lock of its party by the security log, ends the subscription with
+``UNAUTHENTICATED`` (and :mod:`api.view` closes the connection).
 """
 
 from __future__ import annotations
@@ -36,13 +36,25 @@ from ledger.application import Ledger, Recorded
 from ledger.errors import Forbidden, LimitExceeded, ValidationFailed
 from ledger.log.tree import MerkleTree
 
-__all__ = ["REVOCATION", "EventFeed", "EventFilter", "LogSubscription", "Subscriber", "revokes"]
+__all__ = [
+    "LOCKOUT",
+    "REVOCATION",
+    "EventFeed",
+    "EventFilter",
+    "LogSubscription",
+    "Subscriber",
+    "revokes",
+]
 
 log = logging.getLogger(__name__)
 
 
 REVOCATION = "KeyRevoked"
 """The event that ends every connection and subscription signed with the key it names."""
+LOCKOUT = "SecurityAlert"
+"""The notary's event of a party locked by the security log (:mod:`api.security_log`): its
+connections and subscriptions end until the lock does."""
+_ENDS_ACCESS = frozenset({REVOCATION, LOCKOUT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +66,8 @@ class FeedItem:
 
 
 def revokes(items: Sequence[FeedItem]) -> bool:
-    """Whether any of ``items`` revokes a key."""
-    return any(item.recorded.event.envelope["type"] == REVOCATION for item in items)
+    """Whether any of ``items`` revokes a key or locks a party."""
+    return any(item.recorded.event.envelope["type"] in _ENDS_ACCESS for item in items)
 
 
 class Subscriber:
@@ -268,7 +280,7 @@ async def _stream(context: Context, wanted: EventFilter) -> AsyncGenerator[LogEv
             fresh = [i for i in await subscriber.next_batch() if i.recorded.position > last]
             if not fresh:
                 continue
-            if revokes(fresh):  # ends the subscription (UNAUTHENTICATED) if it is its key
+            if revokes(fresh):  # ends the subscription (UNAUTHENTICATED) if its key or party
                 await in_thread(context.services.auth.recheck, context.require_party())
             for event in await in_thread(_visible, context, wanted, fresh):
                 yield event

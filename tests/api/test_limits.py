@@ -139,3 +139,14 @@ def test_limits_default_to_the_documented_values_until_settings_carry_them() -> 
 def test_limits_read_settings_that_carry_them() -> None:
     limits = Limits.from_settings(Settings(max_query_depth=4, max_body_bytes=1024))
     assert (limits.max_query_depth, limits.max_body_bytes) == (4, 1024)
+
+
+def test_the_cost_limit_and_the_time_budget_are_settings() -> None:
+    environ = {
+        "CMO_LEDGER_MAX_QUERY_COST": "1000",
+        "CMO_LEDGER_ASSUMED_LIST_SIZE": "10",
+        "CMO_LEDGER_QUERY_TIME_BUDGET": "2.5",
+    }
+    limits = Limits.from_settings(Settings.from_env(environ))
+    assert (limits.max_query_cost, limits.assumed_list_size) == (1000, 10)
+    assert limits.query_time_budget == 2.5

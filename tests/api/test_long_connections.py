@@ -20,7 +20,7 @@ from ledger.domain.subjects import batch_subject, party_subject
 from ledger.keys import encode_public_key, key_id
 from tests.support.agreements import grant, propose_and_sign
 from tests.support.batches import register_batch
-from tests.support.server import NEXT_VERSION, Server, codes
+from tests.support.server import NEXT_VERSION, SUBMIT, Server, codes
 from tests.support.world import Actor, World
 
 pytestmark = pytest.mark.xdist_group("api_long_connections")
@@ -172,6 +172,64 @@ def test_a_revoked_grant_is_honoured_by_the_next_operation_on_an_open_socket(
     assert str(agreement) not in [a["id"] for a in after]
 
 
+LIVE = "live"
+BATCHES_AND_KEYS = (
+    'subscription { events(filter: {types: ["BatchRegistered", "KeyAdded"]}) { subject } }'
+)
+
+
+def unique_batch() -> str:
+    return f"NWB101-24-{uuid.uuid4().hex[:6]}"
+
+
+def subscribe(server: Server, socket: ClientConnection, query: str) -> None:
+    """Start subscription ``LIVE`` on ``socket``, returning once the server feeds it."""
+    socket.send(json.dumps({"id": LIVE, "type": "subscribe", "payload": {"query": query}}))
+    deadline = time.monotonic() + 30
+    while server.services.feed.subscribers < 1:
+        assert time.monotonic() < deadline, "the subscription was never registered"
+        time.sleep(0.01)
+
+
+def delivered_until(socket: ClientConnection, subject: uuid.UUID) -> list[dict[str, Any]]:
+    """The events subscription ``LIVE`` delivers, up to and including one of ``subject``."""
+    delivered: list[dict[str, Any]] = []
+    while not delivered or delivered[-1]["subject"] != str(subject):
+        message = json.loads(socket.recv(timeout=30))
+        assert message.get("id") == LIVE and message["type"] == "next", message
+        assert not message["payload"].get("errors"), message
+        delivered.append(message["payload"]["data"]["events"])
+    return delivered
+
+
+def test_a_subscription_delivers_nothing_under_a_grant_once_it_is_revoked(
+    server: Server, api_world: World, socket_of: Any
+) -> None:
+    agreement = propose_and_sign(api_world, SPONSOR, "contoso-cmo")
+    granted = grant(api_world, agreement, SPONSOR, AUDITOR)
+    wait_for_views(server, api_world)
+    socket = socket_of(api_world[AUDITOR])
+    subscribe(server, socket, BATCHES_AND_KEYS)
+    opened = register_batch(api_world, agreement, unique_batch(), cmo="contoso-cmo")
+    assert [e["subject"] for e in delivered_until(socket, opened)] == [str(opened)]
+    api_world[SPONSOR].submit(
+        api_world.ledger, "AccessRevoked", granted, {}, meaning="revoked", reason="audit closed"
+    )
+    closed = register_batch(api_world, agreement, unique_batch(), cmo="contoso-cmo")
+    # A party event, readable by everyone, marks where the stream has reached.
+    marker = party_subject(AUDITOR)
+    api_world[AUDITOR].submit(
+        api_world.ledger,
+        "KeyAdded",
+        marker,
+        {"public_key": encode_public_key(SigningKey.generate()), "purpose": "party"},
+        meaning="authored",
+    )
+    subjects = [e["subject"] for e in delivered_until(socket, marker)]
+    assert str(closed) not in subjects, subjects
+    assert subjects == [str(marker)]
+
+
 # -- nextVersion ---------------------------------------------------------------------------
 
 
@@ -209,6 +267,44 @@ def test_next_version_of_a_new_subject_answers_only_the_parties_that_open_subjec
     # To an auditor, a batch that does not exist is refused as one it may not read.
     _, errors = next_version(server, api_world[AUDITOR], unused)
     assert codes(errors) == ["FORBIDDEN"], errors
+
+
+def submit_at(
+    server: Server, actor: Actor, subject: uuid.UUID, version: int, payload: dict[str, Any]
+) -> list[Any]:
+    """The errors of a ``BatchRegistered`` that ``actor`` signs as ``version`` of ``subject``."""
+    prev = None if version == 1 else "0" * 64
+    envelope = actor.envelope(
+        "BatchRegistered", subject, payload, version=version, prev=prev, meaning="authored"
+    )
+    _, errors = server.call(actor, SUBMIT, {"e": envelope, "s": actor.sign(envelope)})
+    return list(errors)
+
+
+def test_a_refused_submission_tells_an_outsider_nothing_of_a_batch(
+    server: Server, api_world: World
+) -> None:
+    agreement = propose_and_sign(api_world, SPONSOR, "contoso-cmo")
+    name = unique_batch()
+    subject = register_batch(api_world, agreement, name, cmo="contoso-cmo")
+    wait_for_views(server, api_world)
+    payload = {
+        "agreement": str(agreement),
+        "batch": name,
+        "product": "NWB-101",
+        "site": "contoso-site-a",
+        "started_at": "2026-01-05T08:00:00Z",
+    }
+    for outsider, version in ((AUDITOR, 1), (AUDITOR, 5), (CMO, 1), (CMO, 2)):
+        errors = submit_at(server, api_world[outsider], subject, version, payload)
+        assert codes(errors) == ["FORBIDDEN"], (outsider, version, errors)
+        assert "version" not in errors[0]["message"], errors
+    # A subject that does not exist is refused the same way to a party that opens none.
+    errors = submit_at(server, api_world[AUDITOR], batch_subject(unique_batch()), 2, payload)
+    assert codes(errors) == ["FORBIDDEN"], errors
+    # The batch's own CMO is told where it stands.
+    errors = submit_at(server, api_world["contoso-cmo"], subject, 1, payload)
+    assert codes(errors) == ["VERSION_CONFLICT"], errors
 
 
 def test_next_version_of_a_party_is_everyones(server: Server, api_world: World) -> None:

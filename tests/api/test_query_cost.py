@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
+import sqlalchemy as sa
 from gql import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from graphql import parse
@@ -66,6 +67,17 @@ def test_a_page_asked_for_replaces_the_assumed_list_size() -> None:
     assert cost("query($n: Int!) { log(first: $n) { events { position } } }") == 1 + 1 + 500
 
 
+def test_the_latest_batches_asked_for_count_as_their_page() -> None:
+    assert cost("{ agreements { batches(latest: 3) { id } } }") == 1 + 25 + 25 * 3
+    assert cost("query($n: Int!) { agreements { batches(latest: $n) { id } } }") == (
+        1 + 25 + 25 * 500
+    )
+    # Left out, it is the whole list: counted as the assumed list size.
+    assert cost("{ agreements { batches { id } } }") == 1 + 25 + 25 * 25
+    nested = "{ agreements { batches(latest: 500) { agreement { batches(latest: 500) { id } } } } }"
+    assert cost(nested) > Limits().max_query_cost
+
+
 def test_fragments_count_as_the_fields_they_spread() -> None:
     inline = "{ agreements { ... on Agreement { batches { id } } } }"
     named = "{ agreements { ...A } } fragment A on Agreement { batches { id } }"
@@ -76,12 +88,13 @@ def test_introspection_costs_nothing() -> None:
     assert cost("{ __schema { types { name fields { name args { name } } } } }") == 0
 
 
-def test_every_query_the_clients_send_is_within_the_default_cost_limit() -> None:
+def test_every_query_the_clients_and_the_console_send_is_within_the_default_cost_limit() -> None:
+    from api.console import queries as console
     from clients import client, evidence
 
     documents = [
         value
-        for module in (client, evidence)
+        for module in (client, evidence, console)
         for value in vars(module).values()
         if isinstance(value, str) and value.lstrip().startswith(("query", "{", "mutation"))
     ]
@@ -100,15 +113,39 @@ def test_an_exponential_query_is_refused_before_it_runs_naming_its_cost(served: 
     assert data is None
 
 
-def test_healthz_answers_while_the_worst_allowed_query_runs(served: Served) -> None:
+STALLED_TABLE = "proj_batches"
+STALL_SECONDS = 3.0  # over the liveness bound: a stall on the event loop fails the probe
+
+
+@pytest.fixture()
+def stalled_reads(served: Served) -> Iterator[list[float]]:
+    """Make the server's first read of the batches view block for ``STALL_SECONDS``, as a
+    query over a large ledger would: the stalls made so far."""
+    engine = served.server.services.ledger.engine
+    stalled: list[float] = []
+
+    def stall(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if STALLED_TABLE in statement and not stalled:
+            stalled.append(STALL_SECONDS)
+            time.sleep(STALL_SECONDS)
+
+    sa.event.listen(engine, "before_cursor_execute", stall)
+    try:
+        yield stalled
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", stall)
+
+
+def test_healthz_answers_while_the_worst_allowed_query_runs(
+    served: Served, stalled_reads: list[float]
+) -> None:
     server = served.server
     finished = threading.Event()
     answers: list[Any] = []
 
     def heavy() -> None:
         try:
-            for _ in range(3):
-                answers.append(served.call(SPONSOR, WORST_ALLOWED))
+            answers.append(served.call(SPONSOR, WORST_ALLOWED))
         finally:
             finished.set()
 
@@ -121,6 +158,7 @@ def test_healthz_answers_while_the_worst_allowed_query_runs(served: Served) -> N
             assert probe.get("/healthz").status_code == 200
             probes.append(time.monotonic() - started)
     worker.join()
+    assert stalled_reads, "the query never read the batches view"
     assert answers
     for data, errors in answers:
         assert errors == [], errors

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -27,6 +28,8 @@ import httpx2
 import pytest
 import sqlalchemy as sa
 from nacl.signing import SigningKey
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from api.console.challenge import b64url, from_b64url
 from api.security_log import SecurityLog
@@ -54,6 +57,7 @@ ALERTS = (
     "{ securityAlerts { identity failures windowSeconds lockedUntil kinds reason "
     "event { type signer leafIndex } } }"
 )
+CLOSED_UNAUTHENTICATED = 4401
 CLI = [sys.executable, "-c", "from clients.cli import main; main()"]
 
 
@@ -159,6 +163,23 @@ def test_a_burst_of_bad_signatures_locks_the_party_and_alerts(
     [alert] = data["securityAlerts"]
     assert alert["identity"] == CMO and alert["failures"] == THRESHOLD
     assert alert["windowSeconds"] == 300 and "locked until" in alert["reason"]
+
+
+def test_a_lock_closes_the_party_s_open_websocket(locking: Server, api_world: World) -> None:
+    party = "fabrikam-cmo"
+    protocols: Any = ["graphql-transport-ws"]
+    with connect(locking.ws_url, subprotocols=protocols) as socket:
+        init = {"type": "connection_init", "payload": locking.init_payload(api_world[party])}
+        socket.send(json.dumps(init))
+        assert json.loads(socket.recv(timeout=30))["type"] == "connection_ack"
+        for _ in range(THRESHOLD):
+            assert _post(locking.url, _impostor(party, locking.origin), ME).status_code == 401
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                socket.recv(timeout=30)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == CLOSED_UNAUTHENTICATED
+    assert f"{party} is locked until" in closed.value.rcvd.reason
 
 
 def _forged_sign_in(server: Server, party: str, key: SigningKey) -> httpx2.Response:
