@@ -137,7 +137,7 @@ def keygen(
 
 @app.command()
 def whoami(
-    key: Annotated[Path, typer.Option("--key", help="A party keystore")],
+    key: Annotated[Path, typer.Option("--key", help="A party keystore", envvar="CMO_LEDGER_KEY")],
     url: Annotated[
         str | None,
         typer.Option(

@@ -33,6 +33,7 @@ from ledger.keystore import load_keystore
 
 __all__ = [
     "DEFAULT_URL",
+    "SUBMITTED_COLUMNS",
     "CsvOption",
     "JsonOption",
     "KeyOption",
@@ -226,11 +227,15 @@ def _show_one(record: Mapping[str, Any], title: str | None, names: Sequence[str]
     console().print(table)
 
 
-def show_submitted(stored: Submitted | Sequence[Submitted], *, as_json: bool) -> None:
+SUBMITTED_COLUMNS = ["type", "subject", "version", "position", "leaf_index", "event_hash"]
+
+
+def show_submitted(
+    stored: Submitted | Sequence[Submitted], *, as_json: bool, as_csv: bool = False
+) -> None:
     """Print where the ledger stored an event (or, as a list, several)."""
-    names = ["type", "subject", "version", "position", "leaf_index", "event_hash"]
     rows = stored if isinstance(stored, Submitted) else list(stored)
-    show(rows, as_json=as_json, title="stored", columns=names)
+    show(rows, as_json=as_json, as_csv=as_csv, title="stored", columns=SUBMITTED_COLUMNS)
 
 
 @contextmanager

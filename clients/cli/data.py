@@ -70,6 +70,9 @@ KindOption = Annotated[
     ),
 ]
 FileArgument = Annotated[Path, typer.Argument(help="A CSV or JSON Lines file")]
+AgreementArgument = Annotated[
+    str, typer.Argument(help="The agreement's id", autocompletion=complete_agreement)
+]
 
 
 @batch_app.command("register")
@@ -77,7 +80,10 @@ FileArgument = Annotated[Path, typer.Argument(help="A CSV or JSON Lines file")]
 def batch_register(
     key: KeyOption,
     batch: Annotated[str, typer.Argument(help="The batch name, e.g. NWB101-24-001")],
-    agreement: Annotated[str, typer.Option(help="The agreement it is made under")],
+    agreement: Annotated[
+        str,
+        typer.Option(help="The agreement it is made under", autocompletion=complete_agreement),
+    ],
     product: Annotated[str, typer.Option(help="One of the agreement's products")],
     site: Annotated[str, typer.Option(help="One of the agreement's sites")],
     started_at: Annotated[str | None, typer.Option(help="RFC 3339 start (default: now)")] = None,
@@ -97,7 +103,7 @@ def batch_register(
 @commands
 def batch_end(
     key: KeyOption,
-    batch: Annotated[str, typer.Argument(help="The batch name")],
+    batch: Annotated[str, typer.Argument(help="The batch name", autocompletion=complete_batch)],
     ended_at: Annotated[str | None, typer.Option(help="RFC 3339 end (default: now)")] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
@@ -233,7 +239,7 @@ def _limits(text: str, option: str) -> dict[str, str | None]:
 @commands
 def param_define(
     key: KeyOption,
-    agreement: Annotated[str, typer.Argument(help="The agreement's id")],
+    agreement: AgreementArgument,
     name: Annotated[str, typer.Argument(help="The parameter's name, e.g. pH")],
     kind: Annotated[str, typer.Option(help="CPP, CQA, KPI or IPC")],
     unit: Annotated[str, typer.Option(help="UCUM unit, e.g. Cel")],
@@ -338,8 +344,10 @@ def param_reject(
 @commands
 def param_history(
     key: KeyOption,
-    agreement: Annotated[str, typer.Argument(help="The agreement's id")],
-    name: Annotated[str | None, typer.Option(help="Only this parameter")] = None,
+    agreement: AgreementArgument,
+    name: Annotated[
+        str | None, typer.Option(help="Only this parameter", autocompletion=complete_parameter)
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
@@ -372,7 +380,10 @@ def data_show(
     key: KeyOption,
     batch: BatchOption,
     kind: Annotated[
-        str | None, typer.Option("--kind", help="Only discrete, continuous or event data")
+        str | None,
+        typer.Option(
+            "--kind", help="Only this data class (discrete, continuous, event or its own)"
+        ),
     ] = None,
     parameter: Annotated[
         str | None,
@@ -409,17 +420,17 @@ def data_show(
 @commands
 def param_retire(
     key: KeyOption,
-    agreement: Annotated[
-        str, typer.Argument(help="The agreement's id", autocompletion=complete_agreement)
-    ],
+    agreement: AgreementArgument,
     name: Annotated[
         str, typer.Argument(help="The parameter's name", autocompletion=complete_parameter)
     ],
     reason: Annotated[str, typer.Option(help="Why the parameter is no longer watched")],
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Retire a parameter: its pending revision is withdrawn, no limits apply from now."""
+    one_format(as_json=as_json, as_csv=as_csv)
     try:
         parameter = parameter_subject(agreement, name)
     except ValueError:
@@ -427,4 +438,5 @@ def param_retire(
             f"{agreement!r} is not an agreement id (a UUID)", field="AGREEMENT"
         ) from None
     with connect(url, key) as client:
-        show_submitted(client.retire_parameter(parameter, reason=reason), as_json=as_json)
+        stored = client.retire_parameter(parameter, reason=reason)
+        show_submitted(stored, as_json=as_json, as_csv=as_csv)

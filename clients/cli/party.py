@@ -18,18 +18,20 @@ from clients.cli import queries as cli_queries
 from clients.cli import reviews as cli_reviews
 from clients.cli.common import (
     DEFAULT_URL,
+    CsvOption,
     JsonOption,
     KeyOption,
     UrlOption,
     commands,
     connect,
     console,
+    one_format,
     read_json,
     show,
     show_submitted,
     split_values,
 )
-from clients.cli.completion import complete_agreement
+from clients.cli.completion import complete_agreement, complete_batch, complete_parameter
 from clients.cli.questions import naming_options
 from clients.client import LedgerClient
 from clients.errors import ClientError
@@ -114,7 +116,7 @@ def _terms(path: Path) -> dict[str, Any]:
     return terms
 
 
-TermsArgument = Annotated[Path, typer.Argument(help="The terms, a JSON file (docs/events.md)")]
+TermsArgument = Annotated[Path, typer.Argument(help="The terms, a JSON file (docs/agreements.md)")]
 AgreementArgument = Annotated[
     str, typer.Argument(help="The agreement's id", autocompletion=complete_agreement)
 ]
@@ -141,12 +143,31 @@ def agreement_sign(
     amendment: Annotated[
         bool, typer.Option("--amendment", help="Sign the pending amendment instead")
     ] = False,
+    effective_from: Annotated[
+        str | None,
+        typer.Option(
+            help="In force from this earlier time (RFC 3339): an agreement signed on paper "
+            "before it was recorded here; give --reason"
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Why the terms are in force from --effective-from")
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
     """Sign the other party's proposal (or, with --amendment, its pending amendment)."""
+    since = _time(effective_from, "--effective-from")
+    if amendment and since is not None:
+        raise ClientError(
+            "an amendment is in force from its signature: leave out --effective-from",
+            field="--effective-from",
+        )
     with connect(url, key) as client:
-        stored = client.sign_amendment(agreement) if amendment else client.sign_agreement(agreement)
+        if amendment:
+            stored = client.sign_amendment(agreement)
+        else:
+            stored = client.sign_agreement(agreement, effective_from=since, reason=reason)
         show_submitted(stored, as_json=as_json)
 
 
@@ -160,17 +181,20 @@ def agreement_amend(
     reject: RejectOption = False,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """Propose new terms (the full terms); they take effect when the other party signs.
-    With --reject (and no FILE), reject the other party's pending amendment, or withdraw
-    your own."""
+    An amendment may add data classes or retire some (data delivered under a retired class
+    stays readable). With --reject (and no FILE), reject the other party's pending
+    amendment, or withdraw your own."""
+    one_format(as_json=as_json, as_csv=as_csv)
     proposed = _amendment(terms, reject=reject)
     with connect(url, key) as client, naming_options(_AGREEMENT_FIELDS):
         if proposed is None:
             stored = client.reject_amendment(agreement, reason=reason)
         else:
             stored = client.amend_agreement(agreement, proposed, reason=reason)
-        show_submitted(stored, as_json=as_json)
+        show_submitted(stored, as_json=as_json, as_csv=as_csv)
 
 
 @agreement_app.command("show")
@@ -199,14 +223,19 @@ def grant(
     grantee: Annotated[str, typer.Option(help="The party given access")],
     purpose: Annotated[str, typer.Option(help="Why it may see the data")],
     data_class: Annotated[
-        list[str], typer.Option("--class", help="discrete, continuous or event (repeat)")
+        list[str],
+        typer.Option("--class", help="A data class the agreement defines, e.g. discrete (repeat)"),
     ],
     valid_until: Annotated[
         str | None, typer.Option(help="RFC 3339 end (required for regulators and auditors)")
     ] = None,
-    batch: Annotated[list[str] | None, typer.Option(help="Only these batches (repeat)")] = None,
+    batch: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these batches (repeat)", autocompletion=complete_batch),
+    ] = None,
     parameter: Annotated[
-        list[str] | None, typer.Option(help="Only these parameters (repeat)")
+        list[str] | None,
+        typer.Option(help="Only these parameters (repeat)", autocompletion=complete_parameter),
     ] = None,
     confidential: Annotated[
         bool, typer.Option("--confidential", help="Open only the confidential elements")
@@ -281,7 +310,7 @@ def register(app: typer.Typer) -> None:
 OptionalTermsArgument = Annotated[
     Path | None,
     typer.Argument(
-        metavar="FILE", help="The new terms, a JSON file (docs/events.md); none with --reject"
+        metavar="FILE", help="The new terms, a JSON file (docs/agreements.md); none with --reject"
     ),
 ]
 RejectOption = Annotated[
@@ -313,11 +342,14 @@ def agreement_terminate(
     reason: Annotated[str, typer.Option(help="Why the agreement ends")],
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
+    as_csv: CsvOption = False,
 ) -> None:
     """End an agreement (or withdraw your proposal): nothing more is recorded under it, and
     its history stays readable."""
+    one_format(as_json=as_json, as_csv=as_csv)
     with connect(url, key) as client, naming_options(_AGREEMENT_FIELDS):
-        show_submitted(client.terminate_agreement(agreement, reason=reason), as_json=as_json)
+        stored = client.terminate_agreement(agreement, reason=reason)
+        show_submitted(stored, as_json=as_json, as_csv=as_csv)
 
 
 BROWSER_KEY_REASON = "browser key: made and kept by a web browser (WebCrypto, non-extractable)"

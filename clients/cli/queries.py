@@ -17,6 +17,7 @@ from clients.cli.common import (
     progress,
     show,
 )
+from clients.cli.completion import complete_agreement, complete_batch
 from ledger.timeutil import canonical_time
 
 __all__ = ["register"]
@@ -42,8 +43,13 @@ _TRAIL_COLUMNS = [
 def audit_trail(
     key: KeyOption,
     subject: Annotated[str | None, typer.Option(help="Only this subject")] = None,
-    agreement: Annotated[str | None, typer.Option(help="Only under this agreement")] = None,
-    batch: Annotated[str | None, typer.Option(help="Only this batch")] = None,
+    agreement: Annotated[
+        str | None,
+        typer.Option(help="Only under this agreement", autocompletion=complete_agreement),
+    ] = None,
+    batch: Annotated[
+        str | None, typer.Option(help="Only this batch", autocompletion=complete_batch)
+    ] = None,
     signer: Annotated[str | None, typer.Option(help="Only events this party signed")] = None,
     event_type: Annotated[str | None, typer.Option("--type", help="Only this event type")] = None,
     since: Annotated[
@@ -74,7 +80,9 @@ def audit_trail(
 @commands
 def trace_batch(
     key: KeyOption,
-    batch: Annotated[str, typer.Argument(help="The batch, e.g. NWB101-24-001")],
+    batch: Annotated[
+        str, typer.Argument(help="The batch, e.g. NWB101-24-001", autocompletion=complete_batch)
+    ],
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:
@@ -110,8 +118,13 @@ def _time(value: str | None, option: str) -> str | None:
 def asof(
     key: KeyOption,
     when: Annotated[str, typer.Argument(help="A log position, or an RFC 3339 time")],
-    agreement: Annotated[str | None, typer.Option(help="Also this agreement's state")] = None,
-    batch: Annotated[str | None, typer.Option(help="Also this batch's state")] = None,
+    agreement: Annotated[
+        str | None,
+        typer.Option(help="Also this agreement's state", autocompletion=complete_agreement),
+    ] = None,
+    batch: Annotated[
+        str | None, typer.Option(help="Also this batch's state", autocompletion=complete_batch)
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
 ) -> None:

@@ -27,7 +27,7 @@ from clients.cli.common import (
     one_format,
     show,
 )
-from clients.cli.completion import AgreementOption, BatchOption
+from clients.cli.completion import AgreementOption, BatchOption, complete_batch
 from clients.client import LedgerClient, commit_dossier
 from clients.errors import ClientError, ServerRefused
 from ledger.domain.limits import tag_for
@@ -66,6 +66,10 @@ DELIVERY_COLUMNS = [
     "item",
     "rule",
     "withinHours",
+    "everyDays",
+    "monthlyOnDay",
+    "period",
+    "periodStart",
     "dueAt",
     "firstArrivedAt",
     "state",
@@ -182,7 +186,8 @@ def deliveries(
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
-    """What the agreements require per batch and data class, against what arrived when."""
+    """What the agreements require per batch and data class, or per period for a class
+    delivered periodically (every N days, monthly on a day), against what arrived when."""
     _one_of(late=late, missing=missing)
     one_format(as_json=as_json, as_csv=as_csv)
     with connect(url, key) as client, naming_options():
@@ -244,38 +249,66 @@ def claims(
 def grants(
     key: KeyOption,
     agreement: AgreementOption = None,
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            "--batch",
+            help="Only grants that open this batch (its agreement's, for every batch or it)",
+            autocompletion=complete_batch,
+        ),
+    ] = None,
     party: Annotated[str | None, typer.Option("--party", help="Only grants to this party")] = None,
     at: Annotated[
         str | None,
-        typer.Option("--at", help="With --party: the grants it held in force then (RFC 3339)"),
+        typer.Option("--at", help="The grants in force at this time (RFC 3339), not now"),
     ] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
 ) -> None:
-    """Who may see which data; with --party P --at TIME, who could see it on that date."""
+    """Who may see which data; with --at TIME (and --batch B), who could see it on that
+    date."""
     one_format(as_json=as_json, as_csv=as_csv)
-    if at is not None and party is None:
-        raise ClientError(
-            "--at asks what one party could see then: give --party too", field="--party"
-        )
     when = None if at is None else canonical_time(at, field="--at")
     with connect(url, key) as client, naming_options():
-        if when is None:
-            found = client.grants(agreement)
-        else:
-            assert party is not None
-            if agreement is not None:
-                client.grants(agreement)  # refused, naming --agreement, when not visible
-            found = client.grants_at(party, when)
+        under = agreement
+        if batch is not None:
+            under = _batch_agreement(client, batch, agreement)
+        found = client.grants(under)
+        if when is not None:
+            grantees = [party] if party else sorted({str(g["grantee"]) for g in found})
+            found = _grants_at(client, grantees, when)
     found = [
         g
         for g in found
         if (party is None or g["grantee"] == party)
-        and (agreement is None or g["agreementId"] == agreement)
+        and (under is None or g["agreementId"] == under)
+        and (batch is None or not g["batches"] or batch in g["batches"])
     ]
-    title = f"grants held by {party} at {when}" if when else "grants"
+    title = f"grants in force at {when}" if when else "grants"
     show(found, as_json=as_json, as_csv=as_csv, title=title, columns=GRANT_COLUMNS)
+
+
+def _batch_agreement(client: LedgerClient, batch: str, agreement: str | None) -> str:
+    """The agreement ``batch`` is made under (refused naming ``--batch`` when the caller may
+    not see it, or naming ``--agreement`` when it is another's)."""
+    with naming_options(_BATCH_OPTIONS):
+        found = str(client.batch(batch)["agreementId"])
+    if agreement is not None and agreement != found:
+        raise ClientError(
+            f"batch {batch} is made under agreement {found}, not {agreement}",
+            field="--agreement",
+        )
+    return found
+
+
+def _grants_at(client: LedgerClient, grantees: list[str], when: str) -> list[dict[str, Any]]:
+    """The grants each of ``grantees`` held in force at ``when``, each grant once."""
+    found: dict[str, dict[str, Any]] = {}
+    for grantee in grantees:
+        for held in client.grants_at(grantee, when):
+            found.setdefault(str(held["id"]), held)
+    return list(found.values())
 
 
 DATA_COLUMNS = [

@@ -38,6 +38,7 @@ from clients.cli.common import (
     show_submitted,
     split_values,
 )
+from clients.cli.completion import complete_agreement
 from clients.cli.questions import CLAIM_SHOW_COLUMNS, find_claim
 from clients.client import commit_dossier, review_body
 from clients.errors import ClientError
@@ -62,8 +63,13 @@ CountersignatureOption = Annotated[
 @commands
 def claim(
     ctx: typer.Context,
-    key: Annotated[Path | None, typer.Option("--key", help="Your party keystore")] = None,
-    agreement: Annotated[str | None, typer.Option(help="The agreement's id")] = None,
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Your party keystore", envvar="CMO_LEDGER_KEY"),
+    ] = None,
+    agreement: Annotated[
+        str | None, typer.Option(help="The agreement's id", autocompletion=complete_agreement)
+    ] = None,
     title: Annotated[str | None, typer.Option(help="The enhancement's title")] = None,
     summary: Annotated[str | None, typer.Option(help="A summary anyone may read")] = None,
     dossier: Annotated[Path | None, typer.Option(help="The confidential dossier file")] = None,
@@ -208,7 +214,9 @@ def claim_disclose(
 @commands
 def review_countersign(
     key: KeyOption,
-    agreement: Annotated[str, typer.Option(help="The agreement reviewed")],
+    agreement: Annotated[
+        str, typer.Option(help="The agreement reviewed", autocompletion=complete_agreement)
+    ],
     period_end: Annotated[str, typer.Option(help="End of the period reviewed, RFC 3339")],
     next_due: Annotated[str, typer.Option(help="When the next review is due, RFC 3339")],
     outcome: Annotated[str, typer.Option(help="What the review concluded")],

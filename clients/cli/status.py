@@ -252,7 +252,8 @@ def csv_rows(found: Mapping[str, Any]) -> list[dict[str, Any]]:
                           r["nextDue"], r["lastCompletedAt"]))  # fmt: skip
     for section in ("late_deliveries", "missing_deliveries"):
         for d in found[section]:
-            what = " ".join(part for part in (d["batch"], d["dataClass"], d["item"]) if part)
+            period = f"period {d['period']}" if d.get("period") else None
+            what = " ".join(p for p in (d["batch"], d["dataClass"], d["item"], period) if p)
             rows.append(_item(section, d["agreementId"], what, d["state"], None, d["dueAt"],
                               d["firstArrivedAt"]))  # fmt: skip
     for e in found["open_deviations"]:

@@ -27,12 +27,14 @@ from tests.support.cli import (
     a_batch,
     agreement_in_force,
     discrete_file,
+    every_command,
 )
 from tests.support.world import World
 
 pytestmark = pytest.mark.xdist_group("cli_defects")
 
 AUDITOR = "qa-auditor-llc"
+SETTINGS = {"--url": "CMO_LEDGER_URL", "--key": "CMO_LEDGER_KEY"}
 
 
 def _settings_only(cli: Cli, party: str, **more: str) -> dict[str, str]:
@@ -312,3 +314,21 @@ def test_a_grant_to_an_auditor_without_an_end_says_an_auditor(cli: Cli, tmp_path
     line = cli.fails(SPONSOR, "grant", agreement, "--grantee", AUDITOR, "--purpose",
                      "supplier audit", "--class", "discrete")  # fmt: skip
     assert "grants to an auditor are time-boxed" in line, line
+
+
+def test_every_party_command_takes_its_server_and_keystore_from_the_settings() -> None:
+    found = {
+        (path, option): param.envvar
+        for path, command in every_command()
+        for param in command.params
+        for option in ("--url", "--key")
+        if option in getattr(param, "opts", [])
+    }
+    assert found, "no command takes --url or --key"
+    assert {path for path, _ in found} >= {"export-evidence", "whoami", "claim", "trace batch"}
+    wrong = {
+        f"{path} {option}: {envvar}"
+        for (path, option), envvar in found.items()
+        if envvar != SETTINGS[option]
+    }
+    assert wrong == set()

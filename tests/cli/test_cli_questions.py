@@ -29,12 +29,15 @@ from tests.support.cli import (
     a_batch,
     agreement_in_force,
     discrete_file,
+    every_command,
 )
 from tests.support.cli_schemas import SCHEMAS, as_cells, conforms, read_csv
 from tests.support.server import Server
 from tests.support.world import World, agreement_terms
 
 pytestmark = pytest.mark.xdist_group("cli_questions")
+
+AUDITOR = "qa-auditor-llc"
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -186,6 +189,7 @@ def test_a_claim_is_listed_and_shown_with_its_dossier_checked_once_disclosed(
     assert after["dossierVerified"] is True
     assert after["commitment"] == claimed["commitment"]
     assert "Feed schedule B" in cli.run(SPONSOR, "claim", "show", enhancement)
+    same_rows_as_json(cli, SPONSOR, "claim", "show", enhancement, rows=[after])
 
 
 def test_an_unknown_claim_is_one_line(cli: Cli) -> None:
@@ -216,9 +220,38 @@ def test_grants_at_a_time_say_who_could_see_the_data_then(cli: Cli, tmp_path: Pa
     assert grant in cli.run(REGULATOR, "grants")
 
 
-def test_at_without_party_is_refused_naming_party(cli: Cli) -> None:
-    line = cli.fails(SPONSOR, "grants", "--at", ago(days=1))
-    assert line.startswith("error [CLIENT_ERROR] --party:"), line
+def test_grants_at_a_time_for_a_batch_say_every_party_that_could_see_it_then(
+    cli: Cli, tmp_path: Path
+) -> None:
+    agreement = agreement_in_force(cli, tmp_path)
+    batch, other = a_batch(cli, agreement), a_batch(cli, agreement)
+    whole = cli.json(SPONSOR, "grant", agreement, "--grantee", REGULATOR, "--purpose",
+                     "inspection", "--class", "discrete", "--valid-until",
+                     later(days=14))["subject"]  # fmt: skip
+    only_other = cli.json(SPONSOR, "grant", agreement, "--grantee", AUDITOR, "--purpose",
+                          "supplier audit", "--class", "discrete", "--batch", other,
+                          "--valid-until", later(days=14))["subject"]  # fmt: skip
+    at = ("grants", "--batch", batch, "--at")
+    assert conforms(cli.json(SPONSOR, *at, ago(days=1)), "grants") == []
+    then = conforms(cli.json(SPONSOR, *at, later(hours=1)), "grants")
+    assert [(g["id"], g["grantee"]) for g in then] == [(whole, REGULATOR)]
+    both = cli.json(SPONSOR, "grants", "--batch", other, "--at", later(hours=1))
+    assert sorted(g["id"] for g in both) == sorted([whole, only_other])
+    now = conforms(cli.json(SPONSOR, "grants", "--batch", batch), "grants")
+    assert [g["id"] for g in now] == [whole]
+    same_rows_as_json(cli, SPONSOR, *at, later(hours=1), rows=then)
+
+
+def test_a_batch_of_another_agreement_is_refused_naming_agreement(cli: Cli, tmp_path: Path) -> None:
+    batch = a_batch(cli, agreement_in_force(cli, tmp_path))
+    other = agreement_in_force(cli, tmp_path)
+    line = cli.fails(SPONSOR, "grants", "--agreement", other, "--batch", batch)
+    assert line.startswith("error [CLIENT_ERROR] --agreement:"), line
+
+
+def test_a_batch_the_caller_may_not_see_is_refused_naming_batch(cli: Cli) -> None:
+    line = cli.fails(SPONSOR, "grants", "--batch", "NWB101-NO-SUCH")
+    assert line.startswith("error [FORBIDDEN] --batch:"), line
 
 
 def test_a_malformed_time_is_refused_naming_at(cli: Cli) -> None:
@@ -456,6 +489,28 @@ def test_the_shell_is_offered_the_server_s_values(
     assert agreement in result.stdout.split(), (result.stdout, result.stderr)
 
 
+def test_the_shell_is_offered_commands_and_batch_and_parameter_names_from_the_server(
+    cli: Cli, tmp_path: Path, completion_env: None
+) -> None:
+    agreement = agreement_in_force(cli, tmp_path)
+    batch = a_batch(cli, agreement)
+    cli.json(SPONSOR, "param", "define", agreement, "osmolality", "--kind", "CPP", "--unit",
+             "mosm/kg", "--alert", "280,400", "--action", "260,420",
+             "--rationale", "PC-2023-014")  # fmt: skip
+    lines = {
+        "deliveries": "cmo-ledger deliv",
+        "terminate": "cmo-ledger agreement term",
+        batch: f"cmo-ledger trace batch {batch[:-2]}",
+        "osmolality": f"cmo-ledger param retire {agreement} osmo",
+    }
+    for expected, line in lines.items():
+        words = line.split()
+        env = {**ENV, "_CMO_LEDGER_COMPLETE": "complete_bash", "COMP_WORDS": line,
+               "COMP_CWORD": str(len(words) - 1)}  # fmt: skip
+        result = cli.runner.invoke(app, [], prog_name="cmo-ledger", env=env)
+        assert expected in result.stdout.split(), (line, result.stdout, result.stderr)
+
+
 @pytest.mark.parametrize(
     "env",
     [
@@ -506,3 +561,41 @@ def test_every_cli_schema_is_used_by_a_test() -> None:
     assert committed, "docs/schema/cli holds the schemas"
     assert committed <= used, f"stale schemas, no test uses them: {sorted(committed - used)}"
     assert used <= committed, f"tests use schemas not committed: {sorted(used - committed)}"
+
+
+NEW_NAMES = {("batch register", "batch")}
+"""Arguments that name something new: nothing on the server to complete them from."""
+PARAMETER_NAMES = {
+    ("data show", "parameter"),
+    ("grant", "parameter"),
+    ("param retire", "name"),
+    ("param history", "name"),
+    ("cpv", "parameter"),
+    ("baseline define", "parameter"),
+    ("baseline revise", "parameter"),
+}
+
+
+def completed_by(path: str, name: str) -> Any:
+    """The completion function of parameter ``name`` of command ``path``."""
+    [command] = [c for p, c in every_command() if p == path]
+    [param] = [p for p in command.params if p.name == name]
+    return param._custom_shell_complete
+
+
+def test_every_agreement_and_batch_argument_completes_from_the_server() -> None:
+    named = [
+        (path, param.name)
+        for path, command in every_command()
+        for param in command.params
+        if param.name in ("agreement", "batch") and (path, param.name) not in NEW_NAMES
+    ]
+    assert len(named) > 10, named
+    assert ("trace batch", "batch") in named and ("audit trail", "agreement") in named
+    missing = [(path, name) for path, name in named if completed_by(path, name) is None]
+    assert missing == []
+
+
+@pytest.mark.parametrize(("path", "name"), sorted(PARAMETER_NAMES))
+def test_a_parameter_name_completes_from_the_server(path: str, name: str) -> None:
+    assert completed_by(path, name) is not None

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from clients.cli.common import SUBMITTED_COLUMNS
 from ledger.domain.subjects import parameter_subject
 from ledger.timeutil import format_utc, now_utc
 from tests.support.cli import CMO, SPONSOR, Cli, agreement_in_force
-from tests.support.cli_schemas import conforms
+from tests.support.cli_schemas import conforms, read_csv
 from tests.support.world import World, agreement_terms
 
 pytestmark = pytest.mark.xdist_group("cli_writes")
@@ -199,4 +200,75 @@ def test_a_retired_parameter_cannot_be_retired_again(
     head = world.ledger.head()
     line = cli.fails(CMO, "param", "retire", agreement, "dissolved oxygen", "--reason", "again")
     assert line.startswith("error ["), line
+    assert world.ledger.head() == head
+
+
+# -- table and CSV -------------------------------------------------------------------------
+
+
+def stored_csv(cli: Cli, party: str, *args: str) -> dict[str, str]:
+    """The one row a write prints with ``--csv``, in the columns of its ``--json``."""
+    result = cli.invoke(party, *args, "--csv")
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    header, rows = read_csv(result.stdout)
+    assert header == SUBMITTED_COLUMNS
+    assert len(rows) == 1, result.stdout
+    return rows[0]
+
+
+def test_terminate_prints_what_it_stored_as_csv_and_as_a_table(cli: Cli, tmp_path: Path) -> None:
+    agreement = agreement_in_force(cli, tmp_path)
+    row = stored_csv(cli, SPONSOR, "agreement", "terminate", agreement, "--reason", "withdrawn")
+    assert (row["type"], row["subject"], row["version"]) == ("AgreementTerminated", agreement, "3")
+    other = agreement_in_force(cli, tmp_path)
+    table = cli.run(SPONSOR, "agreement", "terminate", other, "--reason", "withdrawn")
+    assert "AgreementTerminated" in table and other in table
+
+
+def test_amend_and_reject_print_what_they_stored_as_csv_and_as_a_table(
+    cli: Cli, tmp_path: Path
+) -> None:
+    agreement = agreement_in_force(cli, tmp_path)
+    terms = str(amended_terms(tmp_path))
+    proposed = stored_csv(cli, CMO, "agreement", "amend", agreement, terms,
+                          "--reason", "yearly reviews")  # fmt: skip
+    assert (proposed["type"], proposed["subject"]) == ("AgreementAmended", agreement)
+    rejected = stored_csv(cli, SPONSOR, "agreement", "amend", agreement, "--reject",
+                          "--reason", "six-monthly reviews stay")  # fmt: skip
+    assert rejected["type"] == "AgreementAmendmentRejected"
+    cli.json(CMO, "agreement", "amend", agreement, terms, "--reason", "yearly reviews")
+    table = cli.run(SPONSOR, "agreement", "amend", agreement, "--reject", "--reason", "still no")
+    assert "AgreementAmendmentRejected" in table and agreement in table
+
+
+def test_param_retire_prints_what_it_stored_as_csv_and_as_a_table(cli: Cli, tmp_path: Path) -> None:
+    agreement = agreement_in_force(cli, tmp_path)
+    parameter = define_do(cli, agreement)
+    row = stored_csv(cli, SPONSOR, "param", "retire", agreement, "dissolved oxygen",
+                     "--reason", "replaced by online DO control")  # fmt: skip
+    assert (row["type"], row["subject"]) == ("ParameterRetired", parameter)
+    cli.json(SPONSOR, "param", "define", agreement, "pH", "--kind", "CPP", "--unit", "[pH]",
+             "--alert", "6.9,7.3", "--action", "6.8,7.4", "--rationale", "PC-2023-014")  # fmt: skip
+    table = cli.run(SPONSOR, "param", "retire", agreement, "pH", "--reason", "obsolete")
+    assert "ParameterRetired" in table
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["agreement", "terminate", "{agreement}", "--reason", "x"],
+        ["agreement", "amend", "{agreement}", "--reject", "--reason", "x"],
+        ["param", "retire", "{agreement}", "dissolved oxygen", "--reason", "x"],
+    ],
+)
+def test_json_and_csv_together_are_refused_before_anything_is_stored(
+    cli: Cli, tmp_path: Path, world: World, command: list[str]
+) -> None:
+    agreement = agreement_in_force(cli, tmp_path)
+    define_do(cli, agreement)
+    cli.json(CMO, "agreement", "amend", agreement, str(amended_terms(tmp_path)), "--reason", "y")
+    head = world.ledger.head()
+    args = [part.replace("{agreement}", agreement) for part in command]
+    line = cli.fails(SPONSOR, *args, "--json", "--csv")
+    assert line.startswith("error [CLIENT_ERROR] --csv:"), line
     assert world.ledger.head() == head

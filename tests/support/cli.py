@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import typer
 from typer.testing import CliRunner
 
 from clients.cli import app
@@ -84,3 +86,17 @@ def discrete_file(path: Path, titer: str) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+def every_command() -> Iterator[tuple[str, Any]]:
+    """Every command of ``cmo-ledger`` and every group with options of its own, as
+    ``("agreement amend", command)``; a command's ``params`` are its arguments and options."""
+
+    def walk(command: Any, path: list[str]) -> Iterator[tuple[str, Any]]:
+        subcommands = getattr(command, "commands", None)
+        if subcommands is None or command.params:
+            yield " ".join(path), command
+        for name, sub in (subcommands or {}).items():
+            yield from walk(sub, [*path, name])
+
+    return walk(typer.main.get_command(app), [])
