@@ -3,9 +3,9 @@
 Builds a SQLite ledger in a temporary directory (the parties, one agreement in force, migrated;
 ``culture temperature`` defined; batch ``NWB101-24-001`` with event records and 20,000
 one-minute points of ``BR1.TEMP``, then batches of ten events each up to ``small``: 3,000
-events, ``full``: 100,000), serves it with uvicorn on loopback in a child process, signs
-Northwind in (``cmo-ledger login``'s link, confirmed by ``POST``) and measures from this
-process, one request at a time, in alternating rounds:
+events, ``full``: 1,000,000, which takes up to half an hour to build), serves it with
+uvicorn on loopback in a child process, signs Northwind in (``cmo-ledger login``'s link,
+confirmed by ``POST``) and measures from this process, one request at a time, in alternating rounds:
 
 * ``GET /healthz``: the floor (the HTTP stack, no session, no query);
 * ``GET /console``: the home page (agreements, approvals, open deviations of the 50 most
@@ -41,7 +41,7 @@ SPONSOR = "northwind-bio"
 BATCH = "NWB101-24-001"
 TAG = "BR1.TEMP"
 POINTS = 20_000
-EVENTS = {"small": 3_000, "full": 100_000}
+EVENTS = {"small": 3_000, "full": 1_000_000}
 REQUESTS = {"small": 40, "full": 100}
 """Requests per page and round-robin run (split over :data:`ROUNDS`)."""
 ROUNDS = 4

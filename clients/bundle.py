@@ -1,6 +1,7 @@
 """Evidence bundles: the layout of a batch's bundle and its offline verification.
 
-A bundle is a directory (see ``docs/evidence.md``)::
+A bundle is a directory (see ``docs/evidence.md``; its layout and manifest rules are
+:mod:`ledger.evidence.layout`, imported here)::
 
     manifest.json        format, origin, batch, tree size, exporter, SHA-256 of every other file
     manifest.sig         the exporter's Ed25519 signature over manifest.json (party, key id)
@@ -28,10 +29,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import itertools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,10 +44,8 @@ from clients.offline import (
     verify_checkpoint,
     verify_inclusion_against_checkpoint,
 )
-from ledger.canonical import canonical_bytes
 from ledger.domain.commitments import committed, element_commitment
-from ledger.domain.fields import Fields
-from ledger.domain.formats import MAX_DECOMPRESSED_BYTES, ChunkBudget, read_chunk
+from ledger.domain.formats import MAX_DECOMPRESSED_BYTES, ChunkBudget
 from ledger.domain.key_history import (
     ALL_KEY_EVENTS,
     PERSON_KEY_EVENTS,
@@ -56,6 +54,24 @@ from ledger.domain.key_history import (
     finding,
 )
 from ledger.errors import LedgerError
+from ledger.evidence.layout import (
+    CHECKPOINT,
+    CPV_FILE,
+    DATA,
+    EVENTS_DIR,
+    FORMAT,
+    MANIFEST,
+    MANIFEST_DOMAIN,
+    MANIFEST_SIG,
+    NOTARY_VKEY,
+    REPORT,
+    TRACE,
+    bundle_files,
+    event_file,
+    manifest_message,
+    series_points,
+    sha256_file,
+)
 from ledger.keys import decode_public_key, key_id
 from ledger.log.envelope import Envelope, event_hash
 from ledger.log.notes import (
@@ -91,43 +107,7 @@ __all__ = [
     "verify_bundle",
 ]
 
-FORMAT = "cmo-ledger-evidence/v1"
-MANIFEST = "manifest.json"
-MANIFEST_SIG = "manifest.sig"
-#: Prefixed to the manifest's canonical bytes, so that its signature can never pass for
-#: the signature of an envelope, a request or a cosignature made with the same key.
-MANIFEST_DOMAIN = b"cmo-ledger/evidence-manifest/v1\n"
-CHECKPOINT = "checkpoint.txt"
-NOTARY_VKEY = "notary.vkey"
-TRACE = "trace.json"
-DATA = "data.json"
-CPV_FILE = "cpv.json"
-REPORT = "report.html"
-EVENTS_DIR = "events"
 _DATA_TYPES = frozenset({"DataSubmitted", "DataCorrected"})
-
-
-def event_file(leaf_index: int) -> str:
-    """The bundle path of the event that is leaf ``leaf_index``."""
-    return f"{EVENTS_DIR}/{leaf_index:06d}.json"
-
-
-def bundle_files(directory: Path) -> Iterator[str]:
-    """The bundle's files the manifest lists: all but the manifest and its signature."""
-    for path in sorted(directory.rglob("*")):
-        name = path.relative_to(directory).as_posix()
-        if path.is_file() and name not in (MANIFEST, MANIFEST_SIG):
-            yield name
-
-
-def manifest_message(manifest: Mapping[str, Any]) -> bytes:
-    """The bytes ``manifest.sig`` signs: the domain, then the manifest's RFC 8785 bytes."""
-    return MANIFEST_DOMAIN + canonical_bytes(dict(manifest))
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_json(path: Path) -> Any:
@@ -215,16 +195,12 @@ def load_events(directory: Path, report: BundleReport | None = None) -> list[Bun
 def decode_series(
     chunk: Mapping[str, Any], budget: ChunkBudget | None = None
 ) -> list[tuple[str, str, int]]:
-    """The ``(timestamp, value, quality)`` points of a continuous chunk, checked as the
-    ledger checks it (:mod:`ledger.domain.formats`): never inflated past ``budget``
-    (one submission's allowance when not given), and refused unless its SHA-256 matches."""
-    points: list[tuple[str, str, int]] = []
-    allowance = budget if budget is not None else ChunkBudget(MAX_DECOMPRESSED_BYTES)
+    """The points of a continuous chunk (:func:`ledger.evidence.layout.series_points`);
+    ``VerificationError`` naming the chunk when it does not decode or match its SHA-256."""
     try:
-        read_chunk(Fields(chunk, "chunk"), allowance, points)
+        return series_points(chunk, budget)
     except LedgerError as exc:
         raise VerificationError(f"continuous chunk {chunk.get('sha256')}: {exc}") from exc
-    return points
 
 
 # ------------------------------------------------------------------------- report
@@ -870,12 +846,22 @@ def _check_cpv(context: _Context) -> None:
     versions = _record_versions(context.events, context.batch_subject)
     partial = any(w.get("type") in _DATA_TYPES for w in _withheld(context))
     batch = context.manifest.get("batch")
+    payloads = [
+        e.payload
+        for e in context.events
+        if not partial and e.subject == context.batch_subject and e.type in _DATA_TYPES
+    ]
     for index, analysis in enumerate(analyses):
         if not isinstance(analysis, dict):
             context.report.fail(f"{CPV_FILE}: analysis {index} is not an object")
             continue
         what = f"{CPV_FILE}: {analysis.get('parameter')} / {analysis.get('baseline')}"
-        problem = _cpv_problem(analysis, batch, {} if partial else versions)
+        if analysis.get("statistic") is not None:
+            context.report.notes.append(
+                f"{what}: the time outside limits of the batch's summary was not recomputed "
+                "(it needs the limits as known when each chunk arrived)"
+            )
+        problem = _cpv_problem(analysis, batch, {} if partial else versions, payloads)
         if problem is not None:
             context.report.fail(f"{what}: {problem}")
     if analyses and partial:
@@ -886,26 +872,32 @@ def _check_cpv(context: _Context) -> None:
 
 
 def _cpv_problem(
-    analysis: Mapping[str, Any], batch: Any, versions: Mapping[str, list[Mapping[str, Any]]]
+    analysis: Mapping[str, Any],
+    batch: Any,
+    versions: Mapping[str, list[Mapping[str, Any]]],
+    payloads: Sequence[Mapping[str, Any]] = (),
 ) -> str | None:
     """Why an analysis does not hold together: its digest is not that of its inputs, or
-    an input of this batch is not the batch's current signed value (``versions`` empty:
-    not compared)."""
+    an input of this batch is not the batch's current signed value or summary of its
+    signed chunks (``versions``, ``payloads`` empty: not compared)."""
     # The statistics package (numpy, scipy) loads only for a bundle that holds analyses.
+    from ledger.cpv.evidence import analysis_inputs, signed_summaries, summary_problem
     from ledger.cpv.inputs import CpvInput, inputs_digest
 
     try:
-        rows = [
-            CpvInput(point["batch"], record["recordId"], record["value"], record["limitsVersion"])
-            for point in analysis["points"]
-            for record in point["records"]
-        ]
+        rows = analysis_inputs(analysis)
         digest = inputs_digest(rows)
     except (KeyError, TypeError, LedgerError) as exc:
         return f"its inputs cannot be read ({exc})"
     if digest != analysis.get("inputsDigest"):
         return f"inputsDigest {analysis.get('inputsDigest')!r} is not its inputs' digest {digest}"
-    for row in (r for r in rows if versions and r.batch == batch):
+    own = [r for r in rows if r.batch == batch and not isinstance(r, CpvInput)]
+    from_chunks = signed_summaries(payloads) if own and payloads else {}
+    for summary in own if payloads else []:
+        problem = summary_problem(summary, from_chunks)
+        if problem is not None:
+            return problem
+    for row in (r for r in rows if versions and r.batch == batch and isinstance(r, CpvInput)):
         history = versions.get(row.record_id)
         signed = history[-1] if history else None
         if signed is None or signed.get("parameter") != analysis.get("parameter"):

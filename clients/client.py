@@ -60,6 +60,7 @@ from ledger.domain.subjects import (
     party_subject,
 )
 from ledger.errors import LedgerError
+from ledger.evidence.export import CPV
 from ledger.keys import decode_public_key, key_id
 from ledger.log.countersign import countersign
 from ledger.log.envelope import event_hash, sign_envelope
@@ -1315,8 +1316,10 @@ class LedgerClient:
         valid_from: str | datetime | None = None,
         valid_to: str | datetime | None = None,
         known_at: int | None = None,
+        statistic: str | None = None,
     ) -> dict[str, Any]:
-        """A parameter's CPV analysis as the ledger knew it at position ``known_at``."""
+        """A parameter's CPV analysis as the ledger knew it at position ``known_at``
+        (``statistic``: which statistic of a continuous tag's per-batch summaries)."""
         variables = {
             "a": str(agreement_id),
             "p": parameter,
@@ -1324,6 +1327,7 @@ class LedgerClient:
             "f": _optional_time(valid_from, "valid_from"),
             "t": _optional_time(valid_to, "valid_to"),
             "k": known_at,
+            "s": statistic,
         }
         return dict(self.graphql(CPV, variables)["cpv"])
 
@@ -1431,8 +1435,8 @@ REVIEWS = f"""
 query($a: ID, $o: Boolean) {{ reviews(agreementId: $a, overdue: $o) {{ {_REVIEW} }} }}
 """
 _DELIVERY = (
-    "agreementId batch dataClass item rule withinHours dueAt firstArrivedAt firstSubmission "
-    "state late"
+    "agreementId batch dataClass item rule withinHours everyDays monthlyOnDay period periodStart "
+    "dueAt firstArrivedAt firstSubmission state late"
 )
 DELIVERIES = f"""
 query($a: ID, $b: String, $l: Boolean) {{
@@ -1514,27 +1518,6 @@ query($b: String!) {
     }
   }
 }
-"""
-_CPV_INDEX = "value interval { lower upper confidence }"
-CPV = f"""
-query($a: ID!, $p: String!, $b: String!, $f: DateTime, $t: DateTime, $k: Int) {{
-  cpv(agreementId: $a, parameter: $p, baseline: $b, validFrom: $f, validTo: $t, knownAt: $k) {{
-    agreementId parameter parameterId unit baseline baselineId baselineVersion baselineBatches
-    validFrom validTo knownAt chart subgroupSize sigma
-    location {{ centre lower upper }} dispersion {{ centre lower upper }}
-    points {{
-      index batch validAt value dispersion limitsVersion
-      records {{ recordId value limitsVersion }}
-    }}
-    violations {{ rule name batches indexes }}
-    capability {{
-      limitsVersion lsl usl batches n mean sigmaWithin sigmaOverall withinMethod
-      cp {{ {_CPV_INDEX} }} cpk {{ {_CPV_INDEX} }} pp {{ {_CPV_INDEX} }} ppk {{ {_CPV_INDEX} }}
-      normality {{ statistic adjustedStatistic pValue method }} warnings
-    }}
-    warnings inputsDigest checkpoint {{ treeSize rootHash }}
-  }}
-}}
 """
 CPV_SIGNALS = """
 query($a: ID!) {

@@ -1,384 +1,38 @@
-"""Export a batch's evidence bundle from the GraphQL API (layout: ``clients.bundle``).
+"""Export a batch's evidence bundle from the GraphQL API into a directory.
 
-``export_evidence(client, batch, out_dir)`` needs only an object with a
-``graphql(query, variables)`` method that answers the ``data`` of a signed request and
-raises on refusal (an exception with a ``code`` attribute such as ``FORBIDDEN``). It
-reads ``traceBatch``, the batch's data tables, every event of the batch and the key
-events of its signers, each with its leaf bytes and an inclusion proof to one signed
-checkpoint, and writes them with the notary's verifier key, ``report.html`` and a
-manifest of SHA-256 digests. The exporter signs the manifest (``manifest.sig``) with its
-party key, so that no file can be rewritten and re-hashed behind its back; the bundle
-holds the exporter's own key events, so that a verifier learns that key from the log.
+``export_evidence(client, batch, out_dir)`` builds the bundle with
+:func:`ledger.evidence.export.build_bundle` (the one definition of what a bundle holds,
+shared with the console's download), signs its manifest with the exporter's party key
+(``manifest.sig``), so that no file can be rewritten and re-hashed behind its back, and
+writes it. ``client`` is anything with a ``graphql(query, variables)`` method that answers
+the ``data`` of a signed request and raises on refusal, such as
+:class:`clients.client.LedgerClient`.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from nacl.signing import SigningKey
 
-from clients.bundle import (
-    CHECKPOINT,
-    CPV_FILE,
-    DATA,
-    FORMAT,
-    MANIFEST,
-    MANIFEST_SIG,
-    NOTARY_VKEY,
-    REPORT,
-    TRACE,
-    bundle_files,
-    event_file,
-    manifest_message,
-    sha256_file,
-)
-from clients.client import CPV
-from clients.report import render_report
 from ledger.clock import SYSTEM, Clock
-from ledger.domain.key_history import ALL_KEY_EVENTS
-from ledger.domain.subjects import person_subject
-from ledger.errors import LedgerError
-from ledger.keys import decode_public_key, key_id
-from ledger.timeutil import format_utc
+from ledger.evidence.export import (
+    EvidenceRefused,
+    GraphQLClient,
+    Progress,
+    build_bundle,
+)
+from ledger.evidence.layout import (
+    MANIFEST_SIG,
+    json_bytes,
+    manifest_message,
+    signature_document,
+)
+from ledger.keys import key_id
 
 __all__ = ["EvidenceRefused", "GraphQLClient", "Progress", "export_evidence", "sign_manifest"]
-
-#: ``progress(done, total)`` after each event is fetched.
-Progress = Callable[[int, int], None]
-
-
-class GraphQLClient(Protocol):
-    """What the exporter needs of a client: one signed GraphQL request."""
-
-    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> Any: ...
-
-
-class EvidenceRefused(LedgerError):
-    """The bundle cannot be exported as asked; the message says what to do."""
-
-    code = "EVIDENCE_REFUSED"
-
-
-TRACE_QUERY = """
-query($b: String!) {
-  me { id }
-  ledger { origin notaryKey }
-  traceBatch(id: $b) {
-    position answeredAt
-    checkpoint { note treeSize rootHash signedAt cosignatures { witness time line } }
-    batch {
-      id subject agreementId product site startedAt endedAt registeredAt registeredBy
-      submissions {
-        id dataClass correction sourceSystem schemaVersion format originalSha256
-        supersedes reason signer key recordedAt
-      }
-    }
-    agreement { id title sponsor cmo status termsVersion effectiveFrom }
-    termsInForce { version effectiveFrom terms inForce }
-    parameterLimits {
-      parameterId name kind
-      versions {
-        version effectiveFrom revision unit target status rationale inForce
-        alert { low high } action { low high }
-      }
-    }
-    grants {
-      id grantor grantee dataClasses parameters batches windowFrom windowUntil validFrom
-      validUntil grantedAt purpose includeConfidential status revokedAt revokedBy revokeReason
-    }
-    events {
-      position leafIndex subject version type signer person printedName key meaning reason
-      signedAt
-      recordedAt
-    }
-  }
-}
-"""
-_RECORD = (
-    "id version status submission supersededBy recordedAt "
-    "confidential { element value commitment salt purged }"
-)
-DISCRETE_QUERY = f"""
-query($b: String!) {{ batch(id: $b) {{ discrete(includeSuperseded: true) {{
-  {_RECORD} parameter value unit sampledAt method masked }} }} }}
-"""
-EVENTS_QUERY = f"""
-query($b: String!) {{ batch(id: $b) {{ events(includeSuperseded: true) {{
-  {_RECORD} kind startedAt endedAt severity description acknowledgedAt acknowledgedBy masked
-}} }} }}
-"""
-PARAMETERS_QUERY = """
-query($a: ID!) {
-  parameters(agreementId: $a) {
-    id name kind unit state
-    limitsHistory {
-      version effectiveFrom revision unit target status inForce
-      alert { low high } action { low high }
-    }
-  }
-}
-"""
-TAGS_QUERY = "query($b: String!) { batch(id: $b) { tags { tag first last points } } }"
-_REPORTING = "reportDue reportedBy reportedAt reporting"
-EXCURSIONS_QUERY = f"""
-query($b: String!) {{ batch(id: $b) {{
-  excursions {{
-    record {{ id parameter value unit sampledAt limitsVersion }} evaluation {_REPORTING}
-  }}
-  seriesExcursions {{ tag limitsVersion evaluation first last count worst {_REPORTING} }}
-}} }}
-"""
-ADMITTED_QUERY = """
-query($after: String) {
-  auditTrail(filter: {type: "PartyAdmitted"}, first: 200, after: $after) {
-    edges { node { leafIndex subject } } pageInfo { hasNextPage endCursor }
-  }
-}
-"""
-SUBJECT_QUERY = """
-query($s: ID!, $after: String) {
-  auditTrail(filter: {subject: $s}, first: 200, after: $after) {
-    edges { node { leafIndex subject version type } } pageInfo { hasNextPage endCursor }
-  }
-}
-"""
-EVENT_QUERY = """
-query($i: Int!, $n: Int!) {
-  event(leafIndex: $i) {
-    position leafIndex envelope signature recordedAt leafBytes softwareVersion schemaVersion
-    inclusionProof(treeSize: $n) { leafIndex treeSize hashes }
-  }
-}
-"""
-PARTY_QUERY = "query($i: Int!) { event(leafIndex: $i) { envelope } }"
-BASELINES_QUERY = """
-query($a: ID!, $after: String) {
-  auditTrail(filter: {agreement: $a, type: "BaselineDefined"}, first: 200, after: $after) {
-    edges { node { leafIndex subject } } pageInfo { hasNextPage endCursor }
-  }
-}
-"""
-
-
-def _refusal_code(error: Exception) -> str | None:
-    code = getattr(error, "code", None)
-    return code if isinstance(code, str) else None
-
-
-def _optional(client: GraphQLClient, query: str, variables: Mapping[str, Any]) -> Any | None:
-    """The answer, or ``None`` when the caller may not read it."""
-    try:
-        return client.graphql(query, dict(variables))
-    except Exception as error:
-        if _refusal_code(error) == "FORBIDDEN":
-            return None
-        raise
-
-
-class _Export:
-    def __init__(
-        self, client: GraphQLClient, batch: str, progress: Progress | None, wait: float
-    ) -> None:
-        self.client = client
-        self.checkpoint_wait = wait
-        self.batch = batch
-        self.progress = progress
-        self.withheld: list[dict[str, Any]] = []
-
-    def trace(self) -> dict[str, Any]:
-        """The trace, once a signed checkpoint covers every event of it."""
-        deadline = time.monotonic() + self.checkpoint_wait
-        while True:
-            trace = self._trace()
-            uncovered = _uncovered(trace)
-            if uncovered == []:
-                return trace
-            if time.monotonic() >= deadline:
-                what = (
-                    "no checkpoint is signed yet"
-                    if uncovered is None
-                    else f"events at positions {uncovered} are not yet covered by a signed "
-                    "checkpoint"
-                )
-                raise EvidenceRefused(
-                    f"{what}: retry after the next checkpoint", field="checkpoint"
-                )
-            time.sleep(1.0)
-
-    def _trace(self) -> dict[str, Any]:
-        answer = self.client.graphql(TRACE_QUERY, {"b": self.batch})
-        trace = answer.get("traceBatch")
-        if trace is None:
-            raise EvidenceRefused(f"batch {self.batch} is not visible to you", field="batch")
-        agreement = {"a": trace["agreement"]["id"]}
-        parameters = _optional(self.client, PARAMETERS_QUERY, agreement)
-        return {
-            "me": answer["me"]["id"],
-            "ledger": answer["ledger"],
-            **trace,
-            "parameters": None if parameters is None else parameters["parameters"],
-        }
-
-    def data(self) -> dict[str, Any]:
-        tables: dict[str, Any] = {}
-        for name, query, member in (
-            ("discrete", DISCRETE_QUERY, "discrete"),
-            ("events", EVENTS_QUERY, "events"),
-            ("tags", TAGS_QUERY, "tags"),
-        ):
-            answer = _optional(self.client, query, {"b": self.batch})
-            tables[name] = None if answer is None else answer["batch"][member]
-            if answer is None:
-                self.withheld.append({"data": name, "reason": "FORBIDDEN"})
-        excursions = _optional(self.client, EXCURSIONS_QUERY, {"b": self.batch})
-        tables["excursions"] = None if excursions is None else excursions["batch"]
-        return tables
-
-    def cpv(self, trace: Mapping[str, Any], data: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The ``cpv`` analysis, as of the trace's position, of each parameter the batch has
-        current results for, against each baseline of the agreement for that parameter."""
-        measured = {
-            row["parameter"]
-            for row in data.get("discrete") or []
-            if row.get("status") == "current" and row.get("value") is not None
-        }
-        agreement = trace["agreement"]["id"]
-        analyses = []
-        for parameter, name in self._baselines(agreement):
-            if parameter not in measured:
-                continue
-            asked = {"a": agreement, "p": parameter, "b": name, "k": trace["position"]}
-            try:
-                analyses.append(self.client.graphql(CPV, asked)["cpv"])
-            except Exception as error:
-                code = _refusal_code(error)
-                if code is None:
-                    raise
-                self.withheld.append({"cpv": f"{parameter} / {name}", "reason": code})
-        return analyses
-
-    def _baselines(self, agreement: str) -> list[tuple[str, str]]:
-        """``(parameter, name)`` of each baseline of the agreement the exporter may read."""
-        found = []
-        try:
-            entries = self._pages(BASELINES_QUERY, {"a": agreement})
-        except Exception as error:
-            code = _refusal_code(error)
-            if code is None:
-                raise
-            self.withheld.append({"cpv": "the agreement's baselines", "reason": code})
-            return []
-        for entry in entries:
-            event = _optional(self.client, PARTY_QUERY, {"i": entry["leafIndex"]})
-            if event is not None:
-                payload = event["event"]["envelope"]["payload"]
-                found.append((str(payload["parameter"]), str(payload["name"])))
-        return sorted(set(found))
-
-    def key_entries(
-        self, signers: Iterable[str], persons: Iterable[tuple[str, str]] = ()
-    ) -> list[dict[str, Any]]:
-        """The audit entries of the key events of ``signers`` (besides the notary) and
-        of ``persons`` (``(party, person)``) who signed for them."""
-        wanted = set(signers) - {"notary"}
-        parties = self._parties(self._pages(ADMITTED_QUERY, {}))
-        subjects = [subject for subject, party in parties.items() if party in wanted]
-        subjects += [str(person_subject(party, person)) for party, person in sorted(set(persons))]
-        entries: list[dict[str, Any]] = []
-        for subject in subjects:
-            found = self._pages(SUBJECT_QUERY, {"s": subject})
-            entries += [e for e in found if e["type"] in ALL_KEY_EVENTS]
-        return entries
-
-    def _parties(self, admitted: list[dict[str, Any]]) -> dict[str, str]:
-        """Party id by subject, from the PartyAdmitted events (readable by everyone)."""
-        parties = {}
-        for entry in admitted:
-            event = _optional(self.client, PARTY_QUERY, {"i": entry["leafIndex"]})
-            if event is not None:
-                parties[entry["subject"]] = str(event["event"]["envelope"]["payload"]["party"])
-        return parties
-
-    def _pages(self, query: str, variables: dict[str, Any]) -> list[dict[str, Any]]:
-        nodes: list[dict[str, Any]] = []
-        after = None
-        while True:
-            trail = self.client.graphql(query, {**variables, "after": after})["auditTrail"]
-            nodes.extend(edge["node"] for edge in trail["edges"])
-            if not trail["pageInfo"]["hasNextPage"]:
-                return nodes
-            after = trail["pageInfo"]["endCursor"]
-
-    def events(self, entries: list[tuple[str, dict[str, Any]]], size: int) -> list[Any]:
-        files = []
-        for done, (role, entry) in enumerate(entries, 1):
-            files.append(self._event(role, entry, size))
-            if self.progress is not None:
-                self.progress(done, len(entries))
-        return [f for f in files if f is not None]
-
-    def _event(self, role: str, entry: dict[str, Any], size: int) -> dict[str, Any] | None:
-        leaf = entry["leafIndex"]
-        answer = _optional(self.client, EVENT_QUERY, {"i": leaf, "n": size})
-        if answer is None:
-            self.withheld.append(
-                {
-                    "leaf_index": leaf,
-                    "subject": entry["subject"],
-                    "version": entry["version"],
-                    "type": entry["type"],
-                    "reason": "FORBIDDEN",
-                }
-            )
-            return None
-        event = answer["event"]
-        proof = event["inclusionProof"]
-        return {
-            "leaf_index": leaf,
-            "position": event["position"],
-            "role": role,
-            "event": _event_fields(event),
-            "leaf_bytes": event["leafBytes"],
-            "proof": {"tree_size": proof["treeSize"], "hashes": proof["hashes"]},
-        }
-
-
-def _event_fields(event: Mapping[str, Any]) -> dict[str, Any]:
-    """An event file's ``event``: what its leaf holds (``written_by`` when recorded, R31)."""
-    fields: dict[str, Any] = {
-        "envelope": event["envelope"],
-        "signature": event["signature"],
-        "recorded_at": event["recordedAt"],
-    }
-    if event.get("softwareVersion") is not None and event.get("schemaVersion") is not None:
-        fields["written_by"] = {
-            "schema_version": event["schemaVersion"],
-            "software_version": event["softwareVersion"],
-        }
-    return fields
-
-
-def _uncovered(trace: Mapping[str, Any]) -> list[int] | None:
-    """Positions of the trace's events no signed checkpoint covers (``None``: no checkpoint)."""
-    checkpoint = trace.get("checkpoint")
-    if checkpoint is None:
-        return None
-    size = int(checkpoint["treeSize"])
-    return [e["position"] for e in trace["events"] if not _covered(e, size)]
-
-
-def _covered(entry: Mapping[str, Any], size: int) -> bool:
-    return entry["leafIndex"] is not None and entry["leafIndex"] < size
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=1, sort_keys=True) + "\n", "utf-8")
 
 
 def _prepare(out_dir: Path) -> None:
@@ -387,6 +41,13 @@ def _prepare(out_dir: Path) -> None:
             f"{out_dir} is not empty: choose a new directory for the bundle", field="out"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _write(out_dir: Path, files: Mapping[str, bytes]) -> None:
+    for name, content in files.items():
+        path = out_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
 
 
 def export_evidence(
@@ -404,35 +65,20 @@ def export_evidence(
     ``key`` signs the manifest: a key the log admitted for the party the client signs as
     (by default the client's own key, for a :class:`~clients.client.LedgerClient`).
     Waits up to ``checkpoint_wait`` seconds for a signed checkpoint covering the batch's
-    latest events; ``clock`` dates the export.
+    latest events; ``clock`` dates the export. Nothing is written when it is refused.
     """
     signing_key = _signing_key(client, key)
     _prepare(out_dir)
-    export = _Export(client, batch, progress, checkpoint_wait)
-    trace = export.trace()
-    size = int(trace["checkpoint"]["treeSize"])
-    data = export.data()
-    analyses = export.cpv(trace, data)
-    batch_entries = [("batch", e) for e in trace["events"]]
-    signers = {e["signer"] for e in trace["events"]} | {trace["me"]}
-    signers |= {c["witness"] for c in trace["checkpoint"]["cosignatures"]}
-    persons = [(e["signer"], e["person"]) for e in trace["events"] if e.get("person")]
-    key_entries = [("key", e) for e in export.key_entries(signers, persons) if _covered(e, size)]
-    events = export.events(
-        sorted(batch_entries + key_entries, key=lambda p: p[1]["leafIndex"]), size
+    unsigned = build_bundle(
+        client,
+        batch,
+        key_id=key_id(signing_key.verify_key),
+        progress=progress,
+        checkpoint_wait=checkpoint_wait,
+        clock=clock,
     )
-    _check_signing_key(events, trace["me"], signing_key, size)
-    for event in events:
-        _write_json(out_dir / event_file(event["leaf_index"]), event)
-    (out_dir / CHECKPOINT).write_text(trace["checkpoint"]["note"], "utf-8")
-    (out_dir / NOTARY_VKEY).write_text(trace["ledger"]["notaryKey"] + "\n", "utf-8")
-    _write_json(out_dir / TRACE, trace)
-    _write_json(out_dir / DATA, data)
-    _write_json(out_dir / CPV_FILE, analyses)
-    report = render_report(trace, data, events, export.withheld, analyses)
-    (out_dir / REPORT).write_text(report, "utf-8")
-    manifest = _write_manifest(out_dir, trace, export.withheld, clock)
-    sign_manifest(out_dir, manifest, trace["me"], signing_key)
+    signature = signing_key.sign(unsigned.message).signature
+    _write(out_dir, unsigned.signed(key_id(signing_key.verify_key), signature))
     return out_dir
 
 
@@ -451,72 +97,8 @@ def _signing_key(client: GraphQLClient, key: SigningKey | None) -> SigningKey:
     )
 
 
-def _check_signing_key(
-    events: Iterable[Mapping[str, Any]], party: str, key: SigningKey, size: int
-) -> None:
-    """Refuse before writing anything when the verifier could not trust ``key``: it must
-    be a party key of ``party`` admitted, and not revoked, in the exported key events."""
-    kid = key_id(key.verify_key)
-    envelopes = [event["event"]["envelope"] for event in events]
-    subjects = {
-        e["subject"]
-        for e in envelopes
-        if e["type"] == "PartyAdmitted" and e["payload"].get("party") == party
-    }
-    mine = [e for e in envelopes if e["subject"] in subjects]
-    if any(e["type"] == "KeyRevoked" and e["payload"].get("key") == kid for e in mine):
-        raise EvidenceRefused(
-            f"key {kid} of {party} is revoked: sign the bundle with a current key of {party}",
-            field="key",
-        )
-    if not any(_adds(e, kid) for e in mine):
-        raise EvidenceRefused(
-            f"key {kid} is not a party key of {party} in the log up to the checkpoint at tree "
-            f"size {size}: sign with a key the log admitted for {party} (one added since: "
-            "retry after the next checkpoint)",
-            field="key",
-        )
-
-
-def _adds(envelope: Mapping[str, Any], kid: str) -> bool:
-    """True when a ``PartyAdmitted`` or ``KeyAdded`` envelope adds party key ``kid``."""
-    payload = envelope["payload"]
-    if envelope["type"] not in ("PartyAdmitted", "KeyAdded"):
-        return False
-    if (payload.get("purpose") or "party") != "party":
-        return False
-    try:
-        return key_id(decode_public_key(str(payload.get("public_key")))) == kid
-    except LedgerError:
-        return False
-
-
-def _write_manifest(
-    out_dir: Path, trace: Mapping[str, Any], withheld: list[Any], clock: Clock
-) -> dict[str, Any]:
-    manifest = {
-        "format": FORMAT,
-        "origin": trace["ledger"]["origin"],
-        "batch": trace["batch"]["id"],
-        "tree_size": trace["checkpoint"]["treeSize"],
-        "position": trace["position"],
-        "exported_by": trace["me"],
-        "exported_at": format_utc(clock.now()),
-        "withheld": withheld,
-        "files": {name: sha256_file(out_dir / name) for name in bundle_files(out_dir)},
-    }
-    _write_json(out_dir / MANIFEST, manifest)
-    return manifest
-
-
 def sign_manifest(out_dir: Path, manifest: Mapping[str, Any], party: str, key: SigningKey) -> None:
     """Write ``manifest.sig``: ``party``'s signature with ``key`` over ``manifest``."""
     signature = key.sign(manifest_message(manifest)).signature
-    _write_json(
-        out_dir / MANIFEST_SIG,
-        {
-            "party": party,
-            "key_id": key_id(key.verify_key),
-            "signature": base64.b64encode(signature).decode("ascii"),
-        },
-    )
+    document = signature_document(party, key_id(key.verify_key), signature)
+    (out_dir / MANIFEST_SIG).write_bytes(json_bytes(document))

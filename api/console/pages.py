@@ -13,6 +13,7 @@ and its export, and the static files (the console's and GraphiQL's, vendored).
 | ``GET /console/audit/export.csv`` / ``.json`` | the filtered trail, every page |
 | ``GET /console/batches/{name}`` (and parameters, grants, verify) | :mod:`api.console.records` |
 | ``GET /console/browser-key``, ``POST /console/sign/...`` | :mod:`api.console.signing` |
+| ``POST /console/evidence/prepare`` | a batch's bundle to sign: :mod:`api.console.evidence` |
 | ``/console/static/...`` | stylesheet, GraphiQL's start-up script, vendored GraphiQL |
 """
 
@@ -640,6 +641,7 @@ def console_routes() -> list[BaseRoute]:
     """The console's routes, to mount beside ``/graphql``."""
     from api.console import (  # they build on this module's helpers
         cpv_page,
+        evidence,
         reads_page,
         records,
         signing,
@@ -655,6 +657,7 @@ def console_routes() -> list[BaseRoute]:
         Route("/console/sign/key", signing.key_state, methods=["POST"]),
         Route("/console/sign/prepare", signing.prepare, methods=["POST"]),
         Route("/console/sign/submit", signing.submit, methods=["POST"]),
+        Route("/console/evidence/prepare", evidence.prepare_bundle, methods=["POST"]),
         Route("/console/sign-out", sign_out, methods=["POST"]),
         Route("/console/audit", audit),
         Route("/console/audit/export.csv", export_csv),

@@ -1,5 +1,7 @@
-"""In-browser verification (``verify.js``, WebCrypto): "verified" for a clean event,
-"failed" naming the check when the proof or the checkpoint is corrupted in transit."""
+"""In-browser verification (``verify.js``, WebCrypto): "verified" for a clean event, its
+signer's key admitted by an event itself included under the checkpoint; "failed" naming
+the check when the proof, the checkpoint or the key event's proof is corrupted in
+transit."""
 
 from __future__ import annotations
 
@@ -51,8 +53,11 @@ def test_the_verify_page_lists_each_check(record: RecordWorld, record_page: Page
     page.click("#verify")
     expect(page.locator("#verdict")).to_have_text("verified")
     checks = page.locator("#checks li").all_inner_texts()
-    assert [c.split(":")[0] for c in checks] == ["checkpoint", "leaf", "inclusion", "signature"]
+    names = ["checkpoint", "leaf", "inclusion", "key", "signature"]
+    assert [c.split(":")[0] for c in checks] == names
     assert all(": ok" in c for c in checks), checks
+    key = next(c for c in checks if c.startswith("key:"))
+    assert "included under the same checkpoint" in key, key
     if record.backend == "sqlite":
         page.set_viewport_size({"width": 1200, "height": 700})
         page.screenshot(path=str(SCREENSHOTS / "verify.png"))
@@ -97,3 +102,34 @@ def test_verify_fails_when_the_checkpoint_is_corrupted_in_transit(
     row = page.locator("#timeline tr.event").last
     row.locator("button.verify").click()
     expect(row.locator(".verdict")).to_contain_text("failed: checkpoint")
+
+
+def test_verify_fails_when_the_signers_key_event_proof_is_corrupted_in_transit(
+    record: RecordWorld, record_page: Page
+) -> None:
+    page = record_page
+    row = page.locator("#timeline tr.event").first  # signed by Contoso, a party key
+    key_leaves: list[int] = []
+    corrupted: list[int] = []
+
+    def corrupt(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        data = body.get("data") or {}
+        for edge in (data.get("auditTrail") or {}).get("edges") or []:
+            if edge["node"].get("type") in ("PartyAdmitted", "KeyAdded"):
+                key_leaves.append(edge["node"]["leafIndex"])
+        event = data.get("event")
+        proof = (event or {}).get("inclusionProof")
+        if event and proof and proof["hashes"] and event["leafIndex"] in key_leaves:
+            proof["hashes"][0] = _flip(proof["hashes"][0])
+            corrupted.append(event["leafIndex"])
+        route.fulfill(response=response, body=json.dumps(body))
+
+    _batch_page(record, page)
+    page.route("**/graphql", corrupt)
+    row.locator("button.verify").click()
+    expect(row.locator(".verdict")).to_contain_text("failed: key")
+    expect(row.locator(".verdict")).to_contain_text("the checkpoint's root")
+    assert corrupted, "the key event's proof went through the route"
+    assert int(row.get_attribute("data-leaf") or -1) not in corrupted

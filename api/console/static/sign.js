@@ -21,9 +21,19 @@
 //     4. crypto.subtle.sign("Ed25519", private key, bytes);
 //     5. POST /console/sign/submit {envelope, signature}: relayed to submitEvent.
 //   The outcome goes to the form's output.sign-outcome (data-state signed / refused).
+//   form.evidence-download (batch record) with a PIN field; on submit:
+//     1. the PIN unseals the private key, as above;
+//     2. POST /console/evidence/prepare {batch, publicKey}: every file of the batch's
+//        evidence bundle, as export-evidence builds it for this party, and the bytes the
+//        exporter signs;
+//     3. bundle.js checks those bytes are the domain || RFC 8785 of the bundle's own
+//        manifest.json, and that the manifest pins exactly the files received;
+//     4. the browser key signs them; manifest.sig is added and the bundle is saved as
+//        <batch>-evidence.zip (data-state saved / refused).
 //
 // Requests carry the session cookie and the page's CSRF token (x-csrf-token).
 
+import { MANIFEST_SIG, checkPrepared, signatureFile, zip } from "./bundle.js";
 import { ENVELOPE_DOMAIN, canonical, equal, fromBase64, toBase64 } from "./envelope.js";
 
 const DB_NAME = "cmo-ledger-console";
@@ -252,6 +262,64 @@ async function signAction(form, entry, publicKey) {
   }
 }
 
+// --------------------------------------------------------------- evidence bundle
+
+function save(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+async function downloadEvidence(form, entry, publicKey) {
+  const outcome = form.querySelector("output.sign-outcome");
+  const report = (state, text) => {
+    outcome.dataset.state = state;
+    outcome.textContent = text;
+  };
+  const pin = form.querySelector('[name="pin"]');
+  if (!pin || pin.value === "") {
+    report("refused", "refused: enter the browser key's PIN (pin)");
+    return;
+  }
+  report("busy", "building the bundle...");
+  let privateKey = null;
+  try {
+    privateKey = await unseal(entry, pin.value);
+  } finally {
+    pin.value = "";
+  }
+  const prepared = await post("/console/evidence/prepare", {
+    batch: form.dataset.batch,
+    publicKey: publicKey,
+  });
+  if (!prepared.ok) {
+    report("refused", "refused: " + refusal(prepared.data));
+    return;
+  }
+  const answer = prepared.data;
+  const checked = await checkPrepared(answer);
+  if (answer.exporter !== meta("party") || checked.manifest.exported_by !== answer.exporter) {
+    report("refused", "refused: the bundle is not exported by the party signed in");
+    return;
+  }
+  const signature = new Uint8Array(
+    await crypto.subtle.sign({ name: "Ed25519" }, privateKey, checked.expected),
+  );
+  checked.files.set(MANIFEST_SIG, signatureFile(answer.exporter, answer.keyId, toBase64(signature)));
+  save(zip(answer.name, checked.files), answer.name + ".zip");
+  report(
+    "saved",
+    `saved ${answer.name}.zip: ${checked.files.size} files, manifest signed by ` +
+      `${answer.exporter} with browser key ${answer.keyId}`,
+  );
+}
+
 function addPinField(form) {
   const label = document.createElement("label");
   label.textContent = "PIN ";
@@ -296,12 +364,25 @@ async function start() {
     });
   }
   const forms = document.querySelectorAll("form.sign-action");
-  if (forms.length === 0) {
+  const downloads = document.querySelectorAll("form.evidence-download");
+  if (forms.length === 0 && downloads.length === 0) {
     return;
   }
   const enrolled = described !== null && described.state === "enrolled";
   for (const note of document.querySelectorAll(".sign-unavailable")) {
     note.hidden = enrolled;
+  }
+  for (const form of downloads) {
+    addPinField(form);
+    form.hidden = !enrolled;
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      downloadEvidence(form, entry, described.publicKey).catch((error) => {
+        const outcome = form.querySelector("output.sign-outcome");
+        outcome.dataset.state = "refused";
+        outcome.textContent = "refused: " + (error.message || error);
+      });
+    });
   }
   for (const form of forms) {
     addPinField(form);

@@ -9,9 +9,13 @@
 //               (RFC 9162); the leaf holds the envelope and signature the API answered
 //   inclusion   the inclusion proof for the checkpoint's size folds to its root
 //               (RFC 9162 section 2.1.3.2; node = SHA-256(0x01 || left || right))
+//   key         the event that admitted the signer's key (its PartyAdmitted or KeyAdded)
+//               is itself in the log: its leaf holds the envelope answered and its own
+//               inclusion proof folds to the same checkpoint's root; the key is read from
+//               that checked envelope (the notary's key is the notary key itself)
 //   signature   the envelope's Ed25519 signature over "cmo-ledger/envelope/v1\n" ||
-//               RFC 8785 bytes, with the signer's key from its PartyAdmitted / KeyAdded
-//               events (the notary's from the notary key); not run when those are withheld
+//               RFC 8785 bytes, with that key; key and signature are not run when the
+//               signer's key events are withheld
 //
 // GraphQL requests go over the console session: the cookie and the page's CSRF token
 // (x-csrf-token, as graphiql-init.js sends it).
@@ -168,18 +172,30 @@ query($after: String) {
 const KEY_EVENTS = `
 query($s: ID!) {
   auditTrail(filter: {subject: $s}, first: 200) {
-    edges { node { type event { envelope } } }
+    edges { node { type leafIndex event { envelope } } }
   }
 }`;
+const KEY_EVENT_TYPES = ["PartyAdmitted", "KeyAdded"];
 
 async function keyIdOf(publicKey) {
   return hex(await sha256(concat(encoder.encode(KEY_ID_DOMAIN), publicKey))).slice(0, 32);
 }
 
-// The signer's public key of id keyId, from its key events as the API answers them.
-async function signerKey(signer, keyId, notary) {
+// The public key an admitting envelope adds when its key id is keyId, else null.
+async function addedKey(envelope, keyId) {
+  const text = envelope && KEY_EVENT_TYPES.includes(envelope.type) && envelope.payload.public_key;
+  if (typeof text !== "string" || !text.startsWith("ed25519:")) {
+    return null;
+  }
+  const publicKey = fromBase64(text.slice("ed25519:".length));
+  return (await keyIdOf(publicKey)) === keyId ? publicKey : null;
+}
+
+// The leaf of the event that admitted the signer's key of id keyId, from its key events
+// as the API answers them: { notary: true } for the notary, null when not readable.
+async function keyEventLeaf(signer, keyId, notary) {
   if (signer === "notary") {
-    return (await keyIdOf(notary.publicKey)) === keyId ? notary.publicKey : null;
+    return (await keyIdOf(notary.publicKey)) === keyId ? { notary: true } : null;
   }
   let subject = null;
   let after = null;
@@ -207,12 +223,8 @@ async function signerKey(signer, keyId, notary) {
   const edges = (answer.data && answer.data.auditTrail && answer.data.auditTrail.edges) || [];
   for (const edge of edges) {
     const event = edge.node.event;
-    const text = event && event.envelope.payload.public_key;
-    if (typeof text === "string" && text.startsWith("ed25519:")) {
-      const publicKey = fromBase64(text.slice("ed25519:".length));
-      if ((await keyIdOf(publicKey)) === keyId) {
-        return publicKey;
-      }
+    if (event && (await addedKey(event.envelope, keyId)) !== null) {
+      return { notary: false, leaf: edge.node.leafIndex, subject: subject };
     }
   }
   return null;
@@ -227,6 +239,77 @@ query($leaf: Int!, $size: Int!) {
     inclusionProof(treeSize: $size) { leafIndex treeSize hashes }
   }
 }`;
+
+// The event of leaf `leaf` as the API answers it with its proof for the checkpoint's size.
+async function fetchEvent(leaf, checkpoint, check) {
+  const answer = await graphql(EVENT, { leaf: leaf, size: checkpoint.size });
+  const event = answer.data && answer.data.event;
+  if (!event) {
+    const why = answer.errors && answer.errors.length ? answer.errors[0].message : "no event";
+    throw new CheckFailed(check, why);
+  }
+  return event;
+}
+
+// The leaf hash of an answered event, once its leaf bytes hold its envelope and signature.
+async function checkLeaf(event, check) {
+  const leafBytes = fromBase64(event.leafBytes);
+  const leafHash = await sha256(concat(new Uint8Array([0x00]), leafBytes));
+  let stored;
+  try {
+    stored = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(leafBytes));
+  } catch (error) {
+    throw new CheckFailed(check, "the leaf bytes are not JSON");
+  }
+  if (
+    stored.signature !== event.signature ||
+    canonical(stored.envelope) !== canonical(event.envelope)
+  ) {
+    throw new CheckFailed(check, "the leaf does not hold the envelope answered");
+  }
+  return leafHash;
+}
+
+// Checks that the event's proof folds from leafHash to the checkpoint's root; its length.
+async function checkInclusion(event, leaf, leafHash, checkpoint, check) {
+  const proof = event.inclusionProof;
+  if (!proof || proof.leafIndex !== leaf || proof.treeSize !== checkpoint.size) {
+    throw new CheckFailed(check, "no inclusion proof for the checkpoint's tree size");
+  }
+  const hashes = proof.hashes.map(fromBase64);
+  const root = await rootFromProof(leafHash, leaf, checkpoint.size, hashes);
+  if (root === null || !equal(root, checkpoint.root)) {
+    throw new CheckFailed(check, "the proof does not lead to the checkpoint's root");
+  }
+  return hashes.length;
+}
+
+// The signer's public key, once the event that admitted it is shown included under the
+// checkpoint (leaf and proof checked as the event's own); null when not readable.
+async function admittedKey(event, checkpoint, notary, report) {
+  const found = await keyEventLeaf(event.signer, event.key, notary);
+  if (found === null) {
+    return null;
+  }
+  if (found.notary) {
+    report("key", "ok", "the notary key, from the notary's verifier key");
+    return notary.publicKey;
+  }
+  const admitting = await fetchEvent(found.leaf, checkpoint, "key");
+  const leafHash = await checkLeaf(admitting, "key");
+  await checkInclusion(admitting, found.leaf, leafHash, checkpoint, "key");
+  const publicKey = await addedKey(admitting.envelope, event.key);
+  if (publicKey === null || admitting.envelope.subject !== found.subject) {
+    throw new CheckFailed("key", "leaf " + found.leaf + " does not admit key " + event.key);
+  }
+  report(
+    "key",
+    "ok",
+    "key " + event.key + " added by " + admitting.envelope.type + " at leaf " + found.leaf +
+      ", included under the same checkpoint",
+  );
+  return publicKey;
+}
 
 // Runs every check of one leaf; reports each step to report(check, state, detail).
 // Throws CheckFailed naming the failing check; answers the checks not run.
@@ -243,43 +326,19 @@ export async function verifyLeaf(leaf, report) {
   const checkpoint = await verifyCheckpoint(await response.text(), notary);
   report("checkpoint", "ok", "tree size " + checkpoint.size + ", signed by " + notary.name);
 
-  const answer = await graphql(EVENT, { leaf: leaf, size: checkpoint.size });
-  const event = answer.data && answer.data.event;
-  if (!event) {
-    const why = answer.errors && answer.errors.length ? answer.errors[0].message : "no event";
-    throw new CheckFailed("leaf", why);
-  }
-  const leafBytes = fromBase64(event.leafBytes);
-  const leafHash = await sha256(concat(new Uint8Array([0x00]), leafBytes));
-  let stored;
-  try {
-    stored = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(leafBytes));
-  } catch (error) {
-    throw new CheckFailed("leaf", "the leaf bytes are not JSON");
-  }
-  if (
-    stored.signature !== event.signature ||
-    canonical(stored.envelope) !== canonical(event.envelope)
-  ) {
-    throw new CheckFailed("leaf", "the leaf does not hold the envelope answered");
-  }
+  const event = await fetchEvent(leaf, checkpoint, "leaf");
+  const leafHash = await checkLeaf(event, "leaf");
   report("leaf", "ok", "leaf hash " + hex(leafHash).slice(0, 16) + "…");
 
-  const proof = event.inclusionProof;
-  if (!proof || proof.leafIndex !== leaf || proof.treeSize !== checkpoint.size) {
-    throw new CheckFailed("inclusion", "no inclusion proof for the checkpoint's tree size");
-  }
-  const hashes = proof.hashes.map(fromBase64);
-  const root = await rootFromProof(leafHash, leaf, checkpoint.size, hashes);
-  if (root === null || !equal(root, checkpoint.root)) {
-    throw new CheckFailed("inclusion", "the proof does not lead to the checkpoint's root");
-  }
-  report("inclusion", "ok", hashes.length + " hashes to the signed root");
+  const length = await checkInclusion(event, leaf, leafHash, checkpoint, "inclusion");
+  report("inclusion", "ok", length + " hashes to the signed root");
 
-  const publicKey = await signerKey(event.signer, event.key, notary);
+  const publicKey = await admittedKey(event, checkpoint, notary, report);
   if (publicKey === null) {
-    report("signature", "skipped", "not run: the key events of " + event.signer + " are not readable");
-    return ["signature"];
+    const why = "not run: the key events of " + event.signer + " are not readable";
+    report("key", "skipped", why);
+    report("signature", "skipped", why);
+    return ["key", "signature"];
   }
   const message = encoder.encode(ENVELOPE_DOMAIN + canonical(event.envelope));
   if (!(await ed25519Verifies(publicKey, fromBase64(event.signature), message))) {
