@@ -39,6 +39,7 @@ from projections.ownership import OwnershipView
 from projections.parameters import ParametersView
 from projections.parties import PartiesView
 from projections.reviews import ReviewsView
+from projections.summaries import SummariesView
 from projections.view import View
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ ALL_VIEWS: tuple[type[View], ...] = (
     OwnershipView,
     AccessView,
     DataView,
+    SummariesView,
     ParametersView,
     EnhancementsView,
     ReviewsView,

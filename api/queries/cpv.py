@@ -2,8 +2,10 @@
 # (strawberry types field decorators that take arguments as returning Any)
 """Continued process verification as a query (R26): ``cpv`` and ``cpvSignals``.
 
-``cpv(agreementId, parameter, baseline, validFrom, validTo, knownAt)`` charts a parameter's
-discrete results, one point per batch, for the batches whose valid time (``startedAt``) lies
+``cpv(agreementId, parameter, baseline, validFrom, validTo, knownAt, statistic)`` charts a
+parameter's discrete results (or, for a parameter measured by a continuous tag, one
+``statistic`` of each batch's summary of the tag, :mod:`projections.summaries`), one point
+per batch, for the batches whose valid time (``startedAt``) lies
 in ``[validFrom, validTo]``, as the ledger knew them at log position ``knownAt`` (default:
 the views' head). One result per batch gives an I-MR chart; ``n`` results per batch (the
 same ``n`` for every batch, 2..25) an X̄-R chart whose subgroup is the batch. The control
@@ -25,9 +27,10 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -47,6 +50,7 @@ from ledger.cpv import (
     Index,
     IndividualsChart,
     SubgroupChart,
+    SummaryInput,
     capability_individuals,
     capability_subgroups,
     evaluate_chart,
@@ -54,7 +58,8 @@ from ledger.cpv import (
     inputs_digest,
     xbar_r_chart,
 )
-from ledger.domain.limits import LimitsVersion, in_force_at
+from ledger.cpv.summary import STATISTICS
+from ledger.domain.limits import LimitsVersion, in_force_at, tag_for
 from ledger.domain.scope import DataItem
 from ledger.domain.subjects import baseline_subject
 from ledger.domain.terms_schema import DEFAULT_CPK_THRESHOLD
@@ -63,15 +68,40 @@ from projections.agreements import AGREEMENTS
 from projections.audit import AUDIT
 from projections.data import BATCHES, RECORDS
 from projections.parameters import LIMITS, PARAMETERS
+from projections.summaries import SUMMARIES
 from projections.temporal import as_of
 
-__all__ = ["CpvAnalysis", "CpvQuery", "CpvSignal", "cpv_analysis", "cpv_signals"]
+__all__ = [
+    "CpvAnalysis",
+    "CpvQuery",
+    "CpvSignal",
+    "CpvStatistic",
+    "cpv_analysis",
+    "cpv_signals",
+]
 
 BASELINE_EVENTS = ("BaselineDefined", "BaselineRevised", "CpvSignalAcknowledged")
 MAX_SUBGROUP = 25
 
 
 # -- answer types ---------------------------------------------------------------------------
+
+
+@strawberry.enum(
+    description="The statistic of each batch's summary of a continuous tag that is charted."
+)
+class CpvStatistic(Enum):
+    MEAN = "MEAN"
+    MIN = "MIN"
+    MAX = "MAX"
+    TIME_OUTSIDE_LIMITS = strawberry.enum_value(
+        "TIME_OUTSIDE_LIMITS",
+        description="Seconds the points spent beyond the action limits in force at the "
+        "batch's valid time.",
+    )
+
+
+assert tuple(member.value for member in CpvStatistic) == STATISTICS
 
 
 @strawberry.type(description="A centre line and its lower and upper control limits.")
@@ -90,6 +120,30 @@ class CpvInputRow:
     )
 
 
+@strawberry.type(
+    description="A batch's summary of a continuous tag, as the ledger holds it "
+    "(ledger/cpv/summary.py): mean, min and max are decimal strings."
+)
+class CpvSummary:
+    tag: str
+    data_class: str
+    first: str = strawberry.field(description="The time of the first point.")
+    last: str = strawberry.field(description="The time of the last point.")
+    count: int
+    mean: str
+    min: str
+    max: str
+    time_outside_limits_ms: float | None = strawberry.field(
+        description="Milliseconds beyond the action limits (a whole number; Float because "
+        "GraphQL's Int is 32-bit); null when no limits were in force at the batch's valid "
+        "time as known when its chunks arrived."
+    )
+    limits_version: int | None = strawberry.field(
+        description="The limits version the time outside limits was judged against."
+    )
+    chunks: list[str] = strawberry.field(description="SHA-256 of each chunk summarised.")
+
+
 @strawberry.type(description="One plotted point: a batch.")
 class CpvPoint:
     index: int
@@ -102,7 +156,12 @@ class CpvPoint:
         description="Moving range to the previous point (null for the first), or the range."
     )
     limits_version: int
-    records: list[CpvInputRow]
+    records: list[CpvInputRow] = strawberry.field(
+        description="The discrete results charted (empty for a continuous parameter)."
+    )
+    summary: CpvSummary | None = strawberry.field(
+        description="The summary of the continuous tag charted (null for discrete results)."
+    )
 
 
 @strawberry.type(description="One occurrence of a Nelson rule: the batches that form it.")
@@ -181,6 +240,10 @@ class CpvAnalysis:
     valid_to: str | None
     known_at: int = strawberry.field(description="The log position the analysis stands at.")
     chart: str = strawberry.field(description="I-MR, or XBAR-R (subgroup = batch).")
+    statistic: CpvStatistic | None = strawberry.field(
+        description="The statistic of a continuous tag's summaries charted (null: discrete)."
+    )
+    tag: str | None = strawberry.field(description="The continuous tag charted (null: discrete).")
     subgroup_size: int
     sigma: float = strawberry.field(description="Within sigma of the baseline (MR/d2, R/d2).")
     location: CpvLimits = strawberry.field(description="The individuals or X-bar chart.")
@@ -193,7 +256,8 @@ class CpvAnalysis:
     warnings: list[str]
     inputs_digest: str = strawberry.field(
         description="SHA-256 of the canonical JSON of (batch, record_id, value, "
-        "limits_version) of every charted result (docs/cpv.md)."
+        "limits_version) of every charted result, or of every charted summary "
+        "(docs/cpv.md)."
     )
     last_position: strawberry.Private[int | None] = None
 
@@ -255,6 +319,7 @@ class _Question:
     valid_from: str | None
     valid_to: str | None
     known_at: int
+    statistic: str | None = None
 
 
 def _baseline_at(conn: Connection, ledger: Ledger, subject: str, position: int) -> _Baseline | None:
@@ -313,6 +378,9 @@ class _Batch:
     name: str
     valid_at: str
     records: list[Any] = field(default_factory=list)
+    summaries: list[Any] = field(default_factory=list)
+    numbers: list[float] = field(default_factory=list)
+    """The values charted: the results, or the chosen statistic of the summary."""
 
 
 def _batches(conn: Connection, question: _Question, parameter: str) -> dict[str, _Batch]:
@@ -341,9 +409,90 @@ def _batches(conn: Connection, question: _Question, parameter: str) -> dict[str,
     return found
 
 
+def _summaries(conn: Connection, question: _Question, batches: dict[str, _Batch]) -> list[str]:
+    """Give each batch its summaries, at ``knownAt``, of the continuous tags that measure
+    the parameter (:func:`ledger.domain.limits.tag_for`); those tags, sorted."""
+    at = question.known_at
+    known = conn.execute(
+        select(SUMMARIES.c.tag)
+        .where(SUMMARIES.c.agreement == question.agreement, as_of(SUMMARIES, at))
+        .distinct()
+    ).scalars()
+    tags = sorted(t for t in known if tag_for(question.parameter, [t]) == t)
+    if not tags:
+        return []
+    rows = conn.execute(
+        select(SUMMARIES)
+        .where(SUMMARIES.c.agreement == question.agreement, SUMMARIES.c.tag.in_(tags))
+        .where(as_of(SUMMARIES, at))
+        .order_by(SUMMARIES.c.batch, SUMMARIES.c.tag)
+    )
+    for row in rows:
+        batch = batches.get(row.batch)
+        if batch is not None:
+            batch.summaries.append(row)
+    return tags
+
+
+def _continuous(question: _Question, batches: dict[str, _Batch], tags: list[str]) -> bool:
+    """Whether the parameter is charted by a statistic of continuous summaries; refuses a
+    statistic for discrete results and discrete charting of a continuous tag."""
+    discrete = any(b.records for b in batches.values())
+    if question.statistic is not None and discrete:
+        raise ValidationFailed(
+            f"{question.parameter!r} has discrete results: a statistic applies only to a "
+            "parameter measured by a continuous tag",
+            field="statistic",
+        )
+    if question.statistic is None and not discrete and tags:
+        raise ValidationFailed(
+            f"{question.parameter!r} is measured by the continuous tag {', '.join(tags)}: "
+            f"choose the statistic to chart ({', '.join(STATISTICS)})",
+            field="statistic",
+        )
+    return question.statistic is not None
+
+
+def _statistic(batch: _Batch, statistic: str) -> list[float]:
+    """The batch's value of ``statistic`` (one number), from its one summary."""
+    if len(batch.summaries) > 1:
+        tags = ", ".join(row.tag for row in batch.summaries)
+        raise ValidationFailed(
+            f"batch {batch.name} has several tags measuring the parameter ({tags})",
+            field="parameter",
+        )
+    row = batch.summaries[0]
+    if statistic == "TIME_OUTSIDE_LIMITS":
+        if row.time_outside_limits_ms is None:
+            raise ValidationFailed(
+                f"batch {batch.name}'s {row.tag} has no time outside limits: no single limits "
+                "version was in force at its valid time when its chunks arrived",
+                field="statistic",
+            )
+        return [row.time_outside_limits_ms / 1000]
+    return [float({"MEAN": row.mean, "MIN": row.min, "MAX": row.max}[statistic])]
+
+
+def _chartable(batches: Sequence[_Batch], question: _Question, continuous: bool) -> None:
+    for batch in batches:
+        if continuous:
+            batch.numbers = _statistic(batch, str(question.statistic)) if batch.summaries else []
+        else:
+            batch.numbers = _numbers(batch)
+
+
 def _require_readable(scope: Scope, agreement: str, batches: Sequence[_Batch]) -> None:
     judged: set[DataItem] = set()  # replicates sampled together are judged once
     for batch in batches:
+        for row in batch.summaries:  # the same grants as reading the points themselves
+            item = DataItem(agreement, row.data_class, batch.name, row.tag)
+            refusal = scope.authority.series_refusal(item, row.first, row.last, scope.now)
+            if refusal is not None:
+                raise forbidden(
+                    f"{refusal}: a CPV analysis needs read access to every series it "
+                    "summarises and every series of its baseline",
+                    row.data_class,
+                )
         for row in batch.records:
             item = DataItem(agreement, row.data_class, batch.name, row.parameter, row.sampled_at)
             if item in judged:
@@ -394,7 +543,13 @@ def _analyse(conn: Connection, ledger: Ledger, scope: Scope, question: _Question
             field="baseline",
         )
     batches = _batches(conn, question, question.parameter)
-    charted = _ordered([b for b in batches.values() if b.records and _in_window(b, question)])
+    continuous = _continuous(question, batches, _summaries(conn, question, batches))
+    if not continuous:
+        for batch in batches.values():
+            batch.summaries = []
+    charted = _ordered(
+        [b for b in batches.values() if (b.records or b.summaries) and _in_window(b, question)]
+    )
     if not charted:
         raise ValidationFailed(
             f"no results of {question.parameter!r} in batches from {question.valid_from or '-'} "
@@ -403,6 +558,7 @@ def _analyse(conn: Connection, ledger: Ledger, scope: Scope, question: _Question
         )
     base = _ordered([batches[name] for name in baseline.batches if name in batches])
     _require_readable(scope, question.agreement, [*charted, *base])
+    _chartable([*charted, *base], question, continuous)
     versions = _limits_versions(conn, parameter, at)
     last = conn.execute(
         select(AUDIT.c.position)
@@ -414,13 +570,13 @@ def _analyse(conn: Connection, ledger: Ledger, scope: Scope, question: _Question
 
 
 def _size(batches: Sequence[_Batch]) -> int:
-    sizes = {len(b.records) for b in batches}
+    sizes = {len(b.numbers) for b in batches}
     if len(sizes) > 1:
         first = batches[0]
-        other = next(b for b in batches if len(b.records) != len(first.records))
+        other = next(b for b in batches if len(b.numbers) != len(first.numbers))
         raise ValidationFailed(
-            f"batch {first.name} has {len(first.records)} results of the parameter and batch "
-            f"{other.name} has {len(other.records)}: every batch needs the same number "
+            f"batch {first.name} has {len(first.numbers)} results of the parameter and batch "
+            f"{other.name} has {len(other.numbers)}: every batch needs the same number "
             "(1 for I-MR, 2..25 for X-bar/R)",
             field="parameter",
         )
@@ -455,23 +611,23 @@ def _compute(
     last: Any,
 ) -> CpvAnalysis:
     warnings: list[str] = []
-    base = [b for b in base if b.records]
+    base = [b for b in base if b.numbers]
     missing = sorted(set(baseline.batches) - {b.name for b in base})
     if missing:
         warnings.append(f"baseline batches without results at this position: {', '.join(missing)}")
     size = _size([*charted, *base])
     chart: IndividualsChart | SubgroupChart
     if size == 1:
-        values = [_numbers(b)[0] for b in charted]
-        base_values = [_numbers(b)[0] for b in base]
+        values = [b.numbers[0] for b in charted]
+        base_values = [b.numbers[0] for b in base]
         individuals: IndividualsChart = _core(
             lambda: individuals_chart(values, baseline_values=base_values), "baseline"
         )
         chart, dispersion = individuals, list(individuals.moving_ranges)
         location, spread = individuals.individuals, individuals.moving_range
     else:
-        groups = [_numbers(b) for b in charted]
-        base_groups = [_numbers(b) for b in base]
+        groups = [b.numbers for b in charted]
+        base_groups = [b.numbers for b in base]
         subgroups: SubgroupChart = _core(
             lambda: xbar_r_chart(groups, baseline_subgroups=base_groups), "baseline"
         )
@@ -501,13 +657,9 @@ def _compute(
                 )
                 for row in batch.records
             ],
+            summary=_summary(batch),
         )
         for index, batch in enumerate(charted)
-    ]
-    rows = [
-        CpvInput(point.batch, record.record_id, record.value, record.limits_version)
-        for point in points
-        for record in point.records
     ]
     violations = [
         CpvViolation(
@@ -522,7 +674,7 @@ def _compute(
         agreement_id=strawberry.ID(question.agreement),
         parameter=question.parameter,
         parameter_id=strawberry.ID(parameter.parameter),
-        unit=parameter.unit,
+        unit="s" if question.statistic == "TIME_OUTSIDE_LIMITS" else parameter.unit,
         baseline=baseline.name,
         baseline_id=strawberry.ID(baseline.subject),
         baseline_version=baseline.version,
@@ -531,22 +683,84 @@ def _compute(
         valid_to=question.valid_to,
         known_at=question.known_at,
         chart="I-MR" if size == 1 else "XBAR-R",
+        statistic=None if question.statistic is None else CpvStatistic(question.statistic),
+        tag=_tag(charted),
         subgroup_size=size,
         sigma=float(chart.sigma),
         location=CpvLimits(centre=location.centre, lower=location.lower, upper=location.upper),
         dispersion=CpvLimits(centre=spread.centre, lower=spread.lower, upper=spread.upper),
         points=points,
         violations=violations,
-        capability=_capabilities(charted, judged, size, warnings),
+        capability=_capabilities(charted, judged, size, warnings, question.statistic),
         warnings=warnings,
-        inputs_digest=inputs_digest(rows),
+        inputs_digest=inputs_digest(_inputs(points, question.statistic)),
         last_position=None if last is None else int(last[0]),
     )
 
 
+def _summary(batch: _Batch) -> CpvSummary | None:
+    if not batch.summaries:
+        return None
+    row = batch.summaries[0]
+    outside = row.time_outside_limits_ms
+    return CpvSummary(
+        tag=row.tag,
+        data_class=row.data_class,
+        first=row.first,
+        last=row.last,
+        count=row.count,
+        mean=row.mean,
+        min=row.min,
+        max=row.max,
+        time_outside_limits_ms=None if outside is None else float(outside),
+        limits_version=row.limits_version,
+        chunks=list(json.loads(row.chunks)),
+    )
+
+
+def _tag(charted: list[_Batch]) -> str | None:
+    tags = sorted({row.tag for batch in charted for row in batch.summaries})
+    return ", ".join(tags) if tags else None
+
+
+def _inputs(points: list[CpvPoint], statistic: str | None) -> list[CpvInput] | list[SummaryInput]:
+    """The digest's rows: the results charted, or the summaries (docs/cpv.md)."""
+    if statistic is None:
+        return [
+            CpvInput(point.batch, record.record_id, record.value, record.limits_version)
+            for point in points
+            for record in point.records
+        ]
+    summaries = [(point.batch, point.summary) for point in points if point.summary is not None]
+    return [
+        SummaryInput(
+            batch=batch,
+            tag=summary.tag,
+            statistic=statistic,
+            count=summary.count,
+            mean=summary.mean,
+            min=summary.min,
+            max=summary.max,
+            time_outside_limits_ms=None
+            if summary.time_outside_limits_ms is None
+            else int(summary.time_outside_limits_ms),
+            limits_version=summary.limits_version,
+            chunks=tuple(summary.chunks),
+        )
+        for batch, summary in summaries
+    ]
+
+
 def _capabilities(
-    charted: list[_Batch], judged: list[LimitsVersion], size: int, warnings: list[str]
+    charted: list[_Batch],
+    judged: list[LimitsVersion],
+    size: int,
+    warnings: list[str],
+    statistic: str | None,
 ) -> list[CpvCapability]:
+    if statistic == "TIME_OUTSIDE_LIMITS":
+        warnings.append("no capability of the time outside limits: the limits bound values")
+        return []
     groups: dict[int, list[int]] = {}
     for index, version in enumerate(judged):
         groups.setdefault(version.version, []).append(index)
@@ -560,11 +774,11 @@ def _capabilities(
         try:
             if size == 1:
                 found = capability_individuals(
-                    [_numbers(charted[i])[0] for i in members], lsl=low, usl=high
+                    [charted[i].numbers[0] for i in members], lsl=low, usl=high
                 )
             else:
                 found = capability_subgroups(
-                    [_numbers(charted[i]) for i in members], lsl=low, usl=high
+                    [charted[i].numbers for i in members], lsl=low, usl=high
                 )
         except ValidationFailed as error:
             warnings.append(f"no capability against limits version {number}: {error.message}")
@@ -644,6 +858,7 @@ async def cpv_analysis(
     valid_from: datetime | None,
     valid_to: datetime | None,
     known_at: int | None,
+    statistic: CpvStatistic | None = None,
 ) -> CpvAnalysis:
     """The root ``cpv`` field (see the module docstring)."""
     scope = await scope_of(source, info)
@@ -651,7 +866,15 @@ async def cpv_analysis(
     start, end = time_text(valid_from, "validFrom"), time_text(valid_to, "validTo")
     if start is not None and end is not None and end < start:
         raise ValidationFailed("validTo is before validFrom", field="validTo")
-    question = _Question(agreement, parameter, baseline, start, end, _known_at(scope, known_at))
+    question = _Question(
+        agreement,
+        parameter,
+        baseline,
+        start,
+        end,
+        _known_at(scope, known_at),
+        None if statistic is None else statistic.value,
+    )
     analysis = await read(info, _analyse, info.context.ledger, scope, question)
     for batch in {*analysis.baseline_batches, *(point.batch for point in analysis.points)}:
         note_field(info, agreement, batch)  # the results of each batch are GxP data read
@@ -684,13 +907,25 @@ def _signals(conn: Connection, ledger: Ledger, scope: Scope, agreement: str) -> 
             continue
         question = _Question(agreement, baseline.parameter, baseline.name, None, None, at)
         try:
-            analysis = _analyse(conn, ledger, scope, question)
+            analysis = _signal_analysis(conn, ledger, scope, question)
         except (NotFound, ValidationFailed):
             continue  # nothing to chart (yet): no signal
         signal = _signal(analysis, baseline, Decimal(threshold), threshold)
         if signal is not None:
             found.append(signal)
     return found
+
+
+def _signal_analysis(
+    conn: Connection, ledger: Ledger, scope: Scope, question: _Question
+) -> CpvAnalysis:
+    """The analysis a signal is raised on: a continuous parameter's is of its batch means."""
+    try:
+        return _analyse(conn, ledger, scope, question)
+    except ValidationFailed as error:
+        if error.field != "statistic" or question.statistic is not None:
+            raise
+    return _analyse(conn, ledger, scope, replace(question, statistic="MEAN"))
 
 
 def _signal(
@@ -734,10 +969,11 @@ class CpvQuery:
 
     @strawberry.field(
         description="A control chart, Nelson rule violations and capability of a parameter's "
-        "discrete results, one point per batch whose startedAt lies in [validFrom, validTo], "
-        "as the ledger knew them at position knownAt (default: now), with control limits from "
-        "the baseline's batch list at knownAt. FORBIDDEN unless you may read every result it "
-        "uses. See docs/cpv.md."
+        "discrete results (or, with statistic, of one statistic of each batch's summary of the "
+        "continuous tag measuring it), one point per batch whose startedAt lies in "
+        "[validFrom, validTo], as the ledger knew them at position knownAt (default: now), "
+        "with control limits from the baseline's batch list at knownAt. FORBIDDEN unless you "
+        "may read every result or series it uses. See docs/cpv.md."
     )
     async def cpv(
         self,
@@ -748,9 +984,18 @@ class CpvQuery:
         valid_from: datetime | None = None,
         valid_to: datetime | None = None,
         known_at: int | None = None,
+        statistic: CpvStatistic | None = None,
     ) -> CpvAnalysis:
         return await cpv_analysis(
-            self, info, str(agreement_id), parameter, baseline, valid_from, valid_to, known_at
+            self,
+            info,
+            str(agreement_id),
+            parameter,
+            baseline,
+            valid_from,
+            valid_to,
+            known_at,
+            statistic,
         )
 
     @strawberry.field(

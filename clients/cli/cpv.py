@@ -6,6 +6,7 @@ position; ``baseline define|revise`` name the batches that set the control limit
 
     cmo-ledger baseline define AGREEMENT "titer at harvest" PPQ --batch B1,B2,...,B20
     cmo-ledger cpv AGREEMENT "titer at harvest" --baseline PPQ --known-at 4711 --json
+    cmo-ledger cpv AGREEMENT pH --baseline PPQ --statistic MEAN
     cmo-ledger baseline revise AGREEMENT "titer at harvest" PPQ --batch ... --reason R
     cmo-ledger cpv-signals AGREEMENT
     cmo-ledger baseline ack BASELINE_ID --digest DIGEST --comment "deviation DEV-31 opened"
@@ -30,20 +31,29 @@ from clients.cli.common import (
     show_submitted,
     split_values,
 )
+from clients.cli.completion import AgreementArgumentCompleted, complete_batch, complete_parameter
 from ledger.timeutil import canonical_time
 
 __all__ = ["POINT_COLUMNS", "register"]
+
 
 baseline_app = typer.Typer(
     help="CPV baselines: the batches that set a parameter's control limits.",
     no_args_is_help=True,
 )
 
-AgreementArgument = Annotated[str, typer.Argument(help="The agreement's id")]
-ParameterArgument = Annotated[str, typer.Argument(help="The parameter's name")]
+AgreementArgument = AgreementArgumentCompleted
+ParameterArgument = Annotated[
+    str, typer.Argument(help="The parameter's name", autocompletion=complete_parameter)
+]
 NameArgument = Annotated[str, typer.Argument(help="The baseline's name, e.g. PPQ")]
 BatchOption = Annotated[
-    list[str], typer.Option("--batch", help="A batch of the baseline (repeat, or comma-separated)")
+    list[str],
+    typer.Option(
+        "--batch",
+        help="A batch of the baseline (repeat, or comma-separated)",
+        autocompletion=complete_batch,
+    ),
 ]
 
 POINT_COLUMNS = ("index", "batch", "validAt", "value", "dispersion", "limitsVersion", "rules")
@@ -66,8 +76,11 @@ def _points(analysis: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _summary(analysis: dict[str, Any]) -> str:
     limits = analysis["location"]
+    charted = analysis["parameter"]
+    if analysis.get("statistic"):
+        charted = f"the batch {analysis['statistic'].lower()} of {analysis['tag']} ({charted})"
     parts = [
-        f"{analysis['chart']} of {analysis['parameter']} ({analysis['unit']}) at position "
+        f"{analysis['chart']} of {charted} ({analysis['unit']}) at position "
         f"{analysis['knownAt']}, baseline {analysis['baseline']} v{analysis['baselineVersion']}",
         f"centre {limits['centre']:.6g}, LCL {limits['lower']:.6g}, UCL {limits['upper']:.6g}",
     ]
@@ -97,6 +110,14 @@ def cpv(
         int | None,
         typer.Option("--known-at", help="The log position to answer as of (default: now)"),
     ] = None,
+    statistic: Annotated[
+        str | None,
+        typer.Option(
+            "--statistic",
+            help="For a parameter measured by a continuous tag: the statistic of each "
+            "batch's summary to chart (MEAN, MIN, MAX or TIME_OUTSIDE_LIMITS)",
+        ),
+    ] = None,
     url: UrlOption = DEFAULT_URL,
     as_json: JsonOption = False,
     as_csv: CsvOption = False,
@@ -108,7 +129,13 @@ def cpv(
     end = None if valid_to is None else canonical_time(valid_to, field="--to")
     with connect(url, key) as client:
         analysis = client.cpv(
-            agreement, parameter, baseline, valid_from=start, valid_to=end, known_at=known_at
+            agreement,
+            parameter,
+            baseline,
+            valid_from=start,
+            valid_to=end,
+            known_at=known_at,
+            statistic=None if statistic is None else statistic.upper(),
         )
     if as_json:
         show(analysis, as_json=True)

@@ -1,4 +1,5 @@
-"""Continued process verification statistics: control charts, run rules, capability, inputs.
+"""Continued process verification statistics: control charts, run rules, capability, inputs
+and per-batch summaries of continuous tags.
 
 Pure computation (numpy and scipy; no database, no I/O). Every bad input is refused with
 :class:`ledger.errors.ValidationFailed` naming the field. See ``docs/cpv.md``.
@@ -26,7 +27,7 @@ from ledger.cpv.charts import (
     xbar_s_chart,
 )
 from ledger.cpv.constants import ChartFactors, factors
-from ledger.cpv.inputs import CpvInput, canonical_input_bytes, inputs_digest
+from ledger.cpv.inputs import CpvInput, SummaryInput, canonical_input_bytes, inputs_digest
 from ledger.cpv.rules import (
     NELSON,
     WESTERN_ELECTRIC,
@@ -35,9 +36,11 @@ from ledger.cpv.rules import (
     nelson,
     western_electric,
 )
+from ledger.cpv.summary import STATISTICS, Summary, chunk_stats, combine
 
 __all__ = [
     "NELSON",
+    "STATISTICS",
     "WESTERN_ELECTRIC",
     "Capability",
     "ChartFactors",
@@ -48,11 +51,15 @@ __all__ = [
     "Interval",
     "Normality",
     "SubgroupChart",
+    "Summary",
+    "SummaryInput",
     "Violation",
     "anderson_darling",
     "canonical_input_bytes",
     "capability_individuals",
     "capability_subgroups",
+    "chunk_stats",
+    "combine",
     "cp_interval",
     "cpk_interval",
     "evaluate_chart",

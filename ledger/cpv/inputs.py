@@ -22,21 +22,41 @@ record id within the batch, the value exactly as the ledger holds it (a decimal 
 
 An empty set of inputs is refused: a computation with nothing in it has nothing to prove.
 ``tests/cpv/test_inputs.py`` recomputes the digest with ``hashlib`` and ``json`` only.
+
+A continuous parameter is charted by one statistic of per-batch summaries
+(:mod:`ledger.cpv.summary`); its inputs are :class:`SummaryInput` rows, one per batch and
+tag, hashed the same way: ascending by ``batch`` then ``tag``, each row the object
+``{"batch": str, "chunks": [str], "count": int, "limits_version": int | null,
+"max": str, "mean": str, "min": str, "statistic": str, "tag": str,
+"time_outside_limits_ms": int | null}`` (``chunks``: the SHA-256 of each chunk summarised,
+sorted). One computation's rows are all of one kind.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import pairwise
 
 from ledger.canonical import canonical_bytes
+from ledger.cpv.summary import STATISTICS
 from ledger.domain.formats import BATCH_ID, DECIMAL, RECORD_ID
 from ledger.errors import ValidationFailed
 
-__all__ = ["CpvInput", "canonical_input_bytes", "canonical_rows", "inputs_digest"]
+__all__ = [
+    "CpvInput",
+    "SummaryInput",
+    "canonical_input_bytes",
+    "canonical_rows",
+    "inputs_digest",
+]
+
+_PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?", re.ASCII)
+_SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_STATISTICS = frozenset(STATISTICS)
 
 
 @dataclass(frozen=True)
@@ -54,7 +74,7 @@ class CpvInput:
         """The value as a float, for the statistics."""
         return float(Decimal(self.value))
 
-    def as_json(self) -> dict[str, str | int]:
+    def as_json(self) -> dict[str, object]:
         return {
             "batch": self.batch,
             "limits_version": self.limits_version,
@@ -63,10 +83,77 @@ class CpvInput:
         }
 
 
-def _check(row: object, index: int) -> CpvInput:
+@dataclass(frozen=True)
+class SummaryInput:
+    """One batch's summary of a continuous tag that a CPV computation charted by
+    ``statistic`` (one of :data:`ledger.cpv.summary.STATISTICS`)."""
+
+    batch: str
+    tag: str
+    statistic: str
+    count: int
+    mean: str
+    min: str
+    max: str
+    time_outside_limits_ms: int | None
+    limits_version: int | None
+    chunks: tuple[str, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "batch": self.batch,
+            "chunks": sorted(self.chunks),
+            "count": self.count,
+            "limits_version": self.limits_version,
+            "max": self.max,
+            "mean": self.mean,
+            "min": self.min,
+            "statistic": self.statistic,
+            "tag": self.tag,
+            "time_outside_limits_ms": self.time_outside_limits_ms,
+        }
+
+
+def _whole(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_summary(row: SummaryInput, field: str) -> SummaryInput:
+    if not isinstance(row.batch, str) or not BATCH_ID.match(row.batch):
+        raise ValidationFailed("not a batch id", field=f"{field}.batch")
+    if not isinstance(row.tag, str) or not row.tag:
+        raise ValidationFailed("expected a tag", field=f"{field}.tag")
+    if row.statistic not in _STATISTICS:
+        raise ValidationFailed(
+            f"expected one of {', '.join(STATISTICS)}", field=f"{field}.statistic"
+        )
+    if not _whole(row.count, 1):
+        raise ValidationFailed("expected a number of points (1 or more)", field=f"{field}.count")
+    for name in ("mean", "min", "max"):
+        value = getattr(row, name)
+        if not isinstance(value, str) or not _PLAIN_DECIMAL.fullmatch(value):
+            raise ValidationFailed("expected a decimal string", field=f"{field}.{name}")
+    outside = row.time_outside_limits_ms
+    if outside is not None and not _whole(outside, 0):
+        raise ValidationFailed(
+            "expected milliseconds (0 or more) or null", field=f"{field}.time_outside_limits_ms"
+        )
+    version = row.limits_version
+    if version is not None and not _whole(version, 1):
+        raise ValidationFailed(
+            "expected a limits version number (1 or more) or null", field=f"{field}.limits_version"
+        )
+    if not row.chunks or not all(isinstance(c, str) and _SHA256.fullmatch(c) for c in row.chunks):
+        raise ValidationFailed("expected chunk SHA-256s", field=f"{field}.chunks")
+    return row
+
+
+def _check(row: object, index: int) -> CpvInput | SummaryInput:
     field = f"rows[{index}]"
+    if isinstance(row, SummaryInput):
+        return _check_summary(row, field)
     if not isinstance(row, CpvInput):
-        raise ValidationFailed("expected a CpvInput", field=field)
+        raise ValidationFailed("expected a CpvInput or a SummaryInput", field=field)
     if not isinstance(row.batch, str) or not BATCH_ID.match(row.batch):
         raise ValidationFailed("not a batch id", field=f"{field}.batch")
     if not isinstance(row.record_id, str) or not RECORD_ID.match(row.record_id):
@@ -81,25 +168,35 @@ def _check(row: object, index: int) -> CpvInput:
     return row
 
 
-def canonical_rows(rows: Iterable[CpvInput]) -> list[dict[str, str | int]]:
+Inputs = Iterable[CpvInput] | Iterable[SummaryInput]
+
+
+def _key(row: CpvInput | SummaryInput) -> tuple[str, str]:
+    return (row.batch, row.tag) if isinstance(row, SummaryInput) else (row.batch, row.record_id)
+
+
+def canonical_rows(rows: Inputs) -> Sequence[dict[str, object]]:
     """The rows checked, in canonical order, as JSON objects."""
     checked = [_check(row, index) for index, row in enumerate(rows)]
     if not checked:
         raise ValidationFailed("no inputs", field="rows")
-    ordered = sorted(checked, key=lambda r: (r.batch, r.record_id))
+    if len({type(row) for row in checked}) > 1:
+        raise ValidationFailed("results and summaries in one computation", field="rows")
+    ordered = sorted(checked, key=_key)
     for before, after in pairwise(ordered):
-        if (before.batch, before.record_id) == (after.batch, after.record_id):
+        if _key(before) == _key(after):
+            what = "tag" if isinstance(after, SummaryInput) else "record"
             raise ValidationFailed(
-                f"record {after.record_id} of batch {after.batch} appears twice", field="rows"
+                f"{what} {_key(after)[1]} of batch {after.batch} appears twice", field="rows"
             )
     return [row.as_json() for row in ordered]
 
 
-def canonical_input_bytes(rows: Iterable[CpvInput]) -> bytes:
+def canonical_input_bytes(rows: Inputs) -> bytes:
     """The exact bytes :func:`inputs_digest` hashes (see the module docstring)."""
     return canonical_bytes(canonical_rows(rows), float_free=True)
 
 
-def inputs_digest(rows: Iterable[CpvInput]) -> str:
+def inputs_digest(rows: Inputs) -> str:
     """Lowercase hex SHA-256 of :func:`canonical_input_bytes`."""
     return hashlib.sha256(canonical_input_bytes(rows)).hexdigest()

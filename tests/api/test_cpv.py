@@ -14,6 +14,8 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +34,18 @@ from ledger.cpv import (
     inputs_digest,
     xbar_r_chart,
 )
+from ledger.cpv.evidence import analysis_inputs
+from ledger.domain.formats import decode_chunk, encode_chunk
 from ledger.domain.subjects import baseline_subject, batch_subject
 from ledger.timeutil import format_utc, now_utc
-from tests.support.agreements import grant, propose_and_sign
-from tests.support.batches import data_payload, define_parameter, register_batch, submit_data
+from tests.support.agreements import grant, propose_and_sign, sign_retroactively
+from tests.support.batches import (
+    continuous_series,
+    data_payload,
+    define_parameter,
+    register_batch,
+    submit_data,
+)
 from tests.support.server import Server, running_server
 from tests.support.world import World, actor_of
 
@@ -51,6 +61,9 @@ PH, TEMP, DO = "pH", "culture temperature", "dissolved oxygen"
 UNITS = {PH: "[pH]", TEMP: "Cel", DO: "%"}
 BATCHES = 30
 BASELINE = 20
+SERIES_BATCHES = 24
+TAG = "BR1.PH"
+MIGRATED = "history migrated from the paper batch records"
 
 SIGNALS = """
 query($a: ID!) {
@@ -75,6 +88,10 @@ class Built:
     temperature: list[list[str]] = field(default_factory=list)
     do: list[str] = field(default_factory=list)
     do_batches: list[str] = field(default_factory=list)
+    continuous_agreement: str = ""
+    series_batches: list[str] = field(default_factory=list)
+    series: list[list[tuple[str, str, int]]] = field(default_factory=list)
+    """The points of each continuous batch's BR1.PH, in time order."""
 
 
 @dataclass
@@ -150,8 +167,31 @@ def _build(world: World) -> Built:
         built.do_batches.append(name)
         built.do.append(value)
     _define_baseline(world, built.signals_agreement, DO, built.do_batches[:BASELINE])
+    _build_continuous(world, built)
     built.position = world.ledger.head()
     return built
+
+
+def _build_continuous(world: World, built: Built) -> None:
+    """pH measured by the tag BR1.PH: 30 one-minute points in chunks of 10 per batch."""
+    since = format_utc(now_utc() - timedelta(days=1))
+    agreement = sign_retroactively(world, since)
+    built.continuous_agreement = str(agreement)
+    define_parameter(world, agreement, PH, effective_from=since, reason=MIGRATED)
+    for number in range(1, SERIES_BATCHES + 1):
+        name = f"CPV-C-{number:03d}"
+        started = now_utc() - timedelta(hours=1)
+        register_batch(world, agreement, name, started_at=started)
+        # A probe excursion of 0, 1 or 2 minutes lifts pH by 0.8, beyond its action limit.
+        excursion = (5, number % 3)
+        entry = continuous_series(
+            TAG, started, 30, seed=number, chunk_points=10, excursion=excursion
+        )
+        submit_data(world, name, "continuous", [entry])
+        built.series_batches.append(name)
+        built.series.append([p for chunk in entry["chunks"] for p in decode_chunk(chunk)])
+    _define_baseline(world, built.continuous_agreement, PH, built.series_batches[:BASELINE])
+    grant(world, agreement, NORTHWIND, FABRIKAM, data_classes=["continuous"])
 
 
 @pytest.fixture(scope="module")
@@ -510,3 +550,225 @@ def test_r11_a_sponsors_analysis_logs_a_read_of_each_batch_it_uses(served: Serve
             break
         after = page["endCursor"]
     assert set(built.batches) <= batches  # (earlier analyses here charted later batches too)
+
+
+# -- a continuous tag's per-batch summaries -----------------------------------------------
+
+CPV_SERIES = """
+query($a: ID!, $p: String!, $b: String!, $k: Int, $s: CpvStatistic) {
+  cpv(agreementId: $a, parameter: $p, baseline: $b, knownAt: $k, statistic: $s) {
+    chart statistic tag knownAt baselineBatches warnings inputsDigest
+    location { centre lower upper } dispersion { centre lower upper }
+    points {
+      index batch validAt value dispersion limitsVersion
+      records { recordId }
+      summary {
+        tag dataClass first last count mean min max timeOutsideLimitsMs limitsVersion chunks
+      }
+    }
+    violations { rule batches }
+    capability { limitsVersion lsl usl n cpk { value } }
+  }
+}
+"""
+
+
+def _series_call(
+    served: Served, statistic: str | None, *, party: str = NORTHWIND, **variables: Any
+) -> tuple[Any, list[dict[str, Any]]]:
+    asked = {"a": served.built.continuous_agreement, "p": PH, "b": "PPQ", "s": statistic}
+    data, errors = served.call(party, CPV_SERIES, {**asked, **variables})
+    return data, errors
+
+
+def _series_analysis(served: Served, statistic: str, **variables: Any) -> dict[str, Any]:
+    data, errors = _series_call(served, statistic, **variables)
+    assert errors == [], errors
+    found: dict[str, Any] = data["cpv"]
+    return found
+
+
+def _summary_digest(answer: dict[str, Any]) -> str:
+    """The inputs digest of a continuous analysis, from the answer alone (docs/cpv.md)."""
+    rows = [
+        {
+            "batch": p["batch"],
+            "chunks": sorted(p["summary"]["chunks"]),
+            "count": p["summary"]["count"],
+            "limits_version": p["summary"]["limitsVersion"],
+            "max": p["summary"]["max"],
+            "mean": p["summary"]["mean"],
+            "min": p["summary"]["min"],
+            "statistic": answer["statistic"],
+            "tag": p["summary"]["tag"],
+            "time_outside_limits_ms": None
+            if p["summary"]["timeOutsideLimitsMs"] is None
+            else int(p["summary"]["timeOutsideLimitsMs"]),
+        }
+        for p in answer["points"]
+    ]
+    rows.sort(key=lambda r: (r["batch"], r["tag"]))
+    text = json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_the_batch_means_of_a_continuous_tag_give_an_individuals_chart_end_to_end(
+    served: Served,
+) -> None:
+    built = served.built
+    answer = _series_analysis(served, "MEAN", k=built.position)
+    means = [float(sum(Decimal(p[1]) for p in points) / len(points)) for points in built.series]
+    chart = individuals_chart(means, baseline_values=means[:BASELINE])
+    assert (answer["chart"], answer["statistic"], answer["tag"]) == ("I-MR", "MEAN", TAG)
+    points = answer["points"]
+    assert points, "the analysis charted nothing"
+    assert [p["batch"] for p in points] == built.series_batches
+    assert [p["value"] for p in points] == [pytest.approx(m, rel=1e-12) for m in means]
+    assert all(p["records"] == [] for p in points)
+    summaries = [p["summary"] for p in points]
+    assert [s["count"] for s in summaries] == [30] * SERIES_BATCHES
+    assert [float(s["min"]) for s in summaries] == [
+        float(min(Decimal(p[1]) for p in points)) for points in built.series
+    ]
+    assert all(len(s["chunks"]) == 3 and s["limitsVersion"] == 1 for s in summaries)
+    limits = chart.individuals
+    assert answer["location"]["centre"] == pytest.approx(limits.centre, rel=1e-12)
+    assert answer["location"]["upper"] == pytest.approx(limits.upper, rel=1e-12)
+    assert answer["dispersion"]["upper"] == pytest.approx(chart.moving_range.upper, rel=1e-12)
+    expected = [
+        (v.rule, [built.series_batches[i] for i in v.indexes]) for v in evaluate_chart(chart)
+    ]
+    assert [(v["rule"], v["batches"]) for v in answer["violations"]] == expected
+    capability = capability_individuals(means, lsl=6.90, usl=7.20)
+    assert [(c["lsl"], c["usl"], c["n"]) for c in answer["capability"]] == [
+        ("6.90", "7.20", SERIES_BATCHES)
+    ]
+    assert answer["capability"][0]["cpk"]["value"] == pytest.approx(capability.cpk.value)
+    assert answer["inputsDigest"] == _summary_digest(answer)
+
+
+def test_time_outside_limits_is_charted_in_seconds_without_a_capability_study(
+    served: Served,
+) -> None:
+    answer = _series_analysis(served, "TIME_OUTSIDE_LIMITS", k=served.built.position)
+    points = answer["points"]
+    assert points, "the analysis charted nothing"
+    assert [p["value"] for p in points] == [
+        p["summary"]["timeOutsideLimitsMs"] / 1000 for p in points
+    ]
+    assert sorted({p["value"] for p in points}) == [0.0, 60.0, 120.0]
+    assert answer["capability"] == []
+    assert any("no capability" in w for w in answer["warnings"])
+    mean = _series_analysis(served, "MEAN", k=served.built.position)
+    assert answer["inputsDigest"] != mean["inputsDigest"]  # the statistic is an input
+
+
+@pytest.mark.parametrize(
+    ("agreement", "statistic", "why"),
+    [
+        ("agreement", "MEAN", "has discrete results"),
+        ("continuous_agreement", None, "choose the statistic"),
+    ],
+)
+def test_a_statistic_that_does_not_apply_to_the_parameter_is_refused_naming_it(
+    served: Served, agreement: str, statistic: str | None, why: str
+) -> None:
+    asked = {"a": getattr(served.built, agreement), "k": served.built.position}
+    _, errors = _series_call(served, statistic, **asked)
+    assert [(e["extensions"]["code"], e["extensions"]["field"]) for e in errors] == [
+        ("VALIDATION_FAILED", "statistic")
+    ]
+    assert why in errors[0]["message"]
+
+
+@pytest.mark.parametrize(("party", "allowed"), [(FABRIKAM, True), (REGULATOR, False)])
+def test_the_grants_that_open_the_series_decide_who_charts_its_summaries(
+    served: Served, party: str, allowed: bool
+) -> None:
+    data, errors = _series_call(served, "MAX", party=party, k=served.built.position)
+    if allowed:
+        assert errors == [], errors
+        assert len(data["cpv"]["points"]) == SERIES_BATCHES
+    else:
+        assert [e["extensions"]["code"] for e in errors] == ["FORBIDDEN"]
+
+
+def test_a_continuous_analysis_at_a_position_answers_the_same_bytes_after_more_data(
+    served: Served,
+) -> None:
+    built, server = served.built, served.server
+    contoso = served.world[CONTOSO]
+    asked = {"k": built.position}
+    before, errors = _series_call(served, "MEAN", **asked)
+    assert errors == [], errors
+    name = "CPV-C-LATE"
+    started = now_utc() - timedelta(minutes=40)
+    register = {
+        "agreement": built.continuous_agreement,
+        "batch": name,
+        "product": "NWB-101",
+        "site": "contoso-site-a",
+        "started_at": format_utc(started),
+    }
+    server.submit(contoso, "BatchRegistered", batch_subject(name), register, meaning="authored")
+    entry = continuous_series(TAG, started, 30, seed=99, chunk_points=10)
+    payload = data_payload("continuous", [entry])
+    server.submit(contoso, "DataSubmitted", batch_subject(name), payload, meaning="submitted")
+    first = before["cpv"]["points"][0]
+    replaced = datetime.fromisoformat(first["summary"]["first"].replace("Z", "+00:00"))
+    recalibrated = continuous_series(TAG, replaced, 10, seed=7)
+    correction = {
+        "submission": str(uuid.uuid4()),
+        "supersedes_chunks": [encode_chunk(built.series[0][:10])["sha256"]],
+        "series": [recalibrated],
+    }
+    server.submit(
+        contoso,
+        "DataCorrected",
+        batch_subject(first["batch"]),
+        correction,
+        meaning="corrected",
+        reason="pH probe recalibrated",
+    )
+
+    after, errors = _series_call(served, "MEAN", **asked)
+    assert errors == [], errors
+    assert json.dumps(after, sort_keys=True) == json.dumps(before, sort_keys=True)
+    now = _series_analysis(served, "MEAN")
+    assert [p["batch"] for p in now["points"]][-1] == name
+    assert now["points"][0]["summary"]["chunks"] != first["summary"]["chunks"]
+    assert now["inputsDigest"] != before["cpv"]["inputsDigest"]
+
+
+@pytest.fixture(scope="module")
+def series_bundle(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Northwind's evidence bundle of the last continuous baseline batch, exported once."""
+    actor = served.world[NORTHWIND]
+    batch = served.built.series_batches[BASELINE - 1]
+    with LedgerClient(served.server.url, actor.party_id, actor.key) as client:
+        return export_evidence(client, batch, tmp_path_factory.mktemp("cpv-series") / batch)
+
+
+def test_a_continuous_batch_s_bundle_holds_the_batch_means_analysis_and_verifies(
+    served: Served, series_bundle: Path
+) -> None:
+    analyses = json.loads((series_bundle / CPV_FILE).read_text("utf-8"))
+    assert [(a["parameter"], a["statistic"], a["tag"]) for a in analyses] == [(PH, "MEAN", TAG)]
+    assert analyses[0]["inputsDigest"] == _summary_digest(analyses[0])
+    report = verify_bundle(series_bundle)
+    assert report.problems == []
+    assert any("time outside limits" in note for note in report.notes)
+
+
+def test_a_changed_summary_of_the_batch_is_found_even_with_its_digest_recomputed(
+    served: Served, series_bundle: Path, tmp_path: Path
+) -> None:
+    batch = served.built.series_batches[BASELINE - 1]
+
+    def change(analyses: list[dict[str, Any]]) -> None:
+        point = next(p for p in analyses[0]["points"] if p["batch"] == batch)
+        point["summary"]["mean"] = "9.9"
+        analyses[0]["inputsDigest"] = inputs_digest(analysis_inputs(analyses[0]))
+
+    problems = verify_bundle(_resigned(series_bundle, tmp_path, change)).problems
+    assert any(f"the mean of {TAG} of batch {batch} is charted as '9.9'" in p for p in problems)

@@ -1,0 +1,212 @@
+"""Per-batch summaries of continuous tags, the inputs of a continuous parameter's CPV chart.
+
+``proj_series_summaries``: one row per batch and tag: the data class its chunks were sent
+as, the first and last point's time, count, mean, min, max, the time its points spent
+beyond the action limits in force at the batch's valid time (``startedAt``) and that
+limits version, and the SHA-256 of the current chunks summarised (JSON list, sorted).
+The statistics are :mod:`ledger.cpv.summary`'s.
+
+Each chunk is summarised once, from the event that carries it, when it arrives (its
+content is never copied here): against the limits version in force at the batch's valid
+time as the ledger knew it then, never re-evaluated, as ``proj_chunk_excursions`` are.
+A correction (``DataCorrected`` with ``supersedes_chunks``) drops the superseded chunks'
+stats and adds its own, giving the tag a new summary version at that position, so
+``as_of(knownAt)`` reads the summary as it stood. The view keeps each chunk's stats in
+its state, which is why a correction needs no chunk content but its own.
+"""
+
+from __future__ import annotations
+
+from hashlib import sha256
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Text
+
+from ledger.cpv.summary import ChunkStats, chunk_stats, combine
+from ledger.domain.limits import (
+    BOUNDS,
+    LimitsVersion,
+    bounds,
+    changed_limits,
+    in_force_at,
+    tag_for,
+)
+from ledger.domain.validity import effective_from
+from projections.temporal import Row, temporal_table
+from projections.times import utc
+from projections.view import Fact, Page, View, dumps, handles, state_table
+
+__all__ = ["SUMMARIES", "SummariesView"]
+
+metadata = MetaData()
+
+SUMMARIES = temporal_table(
+    "proj_series_summaries",
+    metadata,
+    [Column("batch", String(64), nullable=False), Column("tag", String(200), nullable=False)],
+    Column("agreement", String(36), nullable=False),
+    Column("data_class", String(63), nullable=False),
+    Column("first", String(30), nullable=False),
+    Column("last", String(30), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("mean", String(64), nullable=False),
+    Column("min", String(64), nullable=False),
+    Column("max", String(64), nullable=False),
+    Column("time_outside_limits_ms", BigInteger),
+    Column("limits_version", Integer),
+    Column("chunks", Text, nullable=False),
+    Index("ix_proj_series_summaries_agreement", "agreement", "tag", "valid_from"),
+)
+
+STATE = state_table("proj_summaries_state", metadata)
+_KEY_LENGTH = 200
+
+
+def _limits_key(agreement: str, name: str) -> str:
+    return f"limits:{agreement}/{name}"
+
+
+def _tag_key(batch: str, tag: str) -> str:
+    key = f"tag:{batch}/{tag}"
+    # State keys hold 200 characters; a tag may have as many on its own.
+    return key if len(key) <= _KEY_LENGTH else f"tag:{batch}/#{sha256(tag.encode()).hexdigest()}"
+
+
+class SummariesView(View):
+    """Per-batch summaries of continuous tags (see the module docstring)."""
+
+    name = "summaries"
+    tables = (SUMMARIES,)
+    state = STATE
+
+    @handles("BatchRegistered")
+    def _registered(self, page: Page, fact: Fact) -> None:
+        payload = fact.payload
+        page.state.remember(
+            f"subject:{fact.subject}",
+            [payload["batch"], payload["agreement"], utc(payload["started_at"])],
+        )
+
+    @handles("ParameterDefined")
+    def _parameter_defined(self, page: Page, fact: Fact) -> None:
+        payload = fact.payload
+        agreement, name = payload["agreement"], payload["name"]
+        page.state.remember(f"parameter:{fact.subject}", [agreement, name])
+        current = bounds(payload)
+        version = {"version": 1, "effective_from": effective_from(payload, fact.recorded_at)}
+        page.state.set(
+            _limits_key(agreement, name), {"current": current, "versions": [version | current]}
+        )
+        names = page.state.get(f"parameters:{agreement}") or []
+        page.state.set(f"parameters:{agreement}", sorted({*names, name}))
+
+    @handles("ParameterRevisionProposed")
+    def _revision_proposed(self, page: Page, fact: Fact) -> None:
+        revision = fact.payload["revision"]
+        page.state.set(f"revision:{fact.subject}/{revision}", fact.payload["changes"])
+
+    @handles("ParameterRevisionApproved", "ParameterRetired")
+    def _parameter_changed(self, page: Page, fact: Fact) -> None:
+        known = page.state.fact(f"parameter:{fact.subject}")
+        key = None if known is None else _limits_key(known[0], known[1])
+        tracked = None if key is None else page.state.get(key)
+        if key is None or tracked is None:
+            return
+        versions: list[Row] = tracked["versions"]
+        when = effective_from(fact.payload, fact.recorded_at)
+        if versions and versions[-1].get("effective_to") is None:
+            versions[-1]["effective_to"] = when
+        if fact.type == "ParameterRevisionApproved":
+            changes = page.state.get(f"revision:{fact.subject}/{fact.payload['revision']}") or {}
+            limits = changed_limits(changes)
+            current = {**tracked["current"], **{k: v for k, v in limits.items() if k in BOUNDS}}
+            tracked["current"] = current
+            versions.append({"version": len(versions) + 1, "effective_from": when, **current})
+        page.state.set(key, tracked)
+
+    @handles("DataSubmitted")
+    def _submitted(self, page: Page, fact: Fact) -> None:
+        batch = page.state.fact(f"subject:{fact.subject}")
+        if batch is None or "series" not in fact.payload:
+            return
+        self._add(page, fact, batch, fact.payload["kind"], fact.payload["series"], set())
+
+    @handles("DataCorrected")
+    def _corrected(self, page: Page, fact: Fact) -> None:
+        batch = page.state.fact(f"subject:{fact.subject}")
+        if batch is None or "supersedes_chunks" not in fact.payload:
+            return
+        touched: set[str] = set()
+        data_class = "continuous"
+        for digest in fact.payload["supersedes_chunks"]:
+            where = page.state.get(f"chunk:{batch[0]}/{digest}")
+            if where is None:
+                continue
+            tag, data_class = where
+            key = _tag_key(batch[0], tag)
+            tracked = page.state.get(key)
+            tracked["chunks"] = [c for c in tracked["chunks"] if c["sha256"] != digest]
+            page.state.set(key, tracked)
+            touched.add(tag)
+        self._add(page, fact, batch, data_class, fact.payload["series"], touched)
+
+    def _add(
+        self,
+        page: Page,
+        fact: Fact,
+        batch: list[str],
+        data_class: str,
+        series: list[dict[str, Any]],
+        touched: set[str],
+    ) -> None:
+        name, agreement, started_at = batch
+        for entry in series:
+            tag = entry["tag"]
+            version = self._version(page, agreement, tag, started_at)
+            key = _tag_key(name, tag)
+            tracked = page.state.get(key) or {"data_class": data_class, "chunks": []}
+            for chunk in entry["chunks"]:
+                stats = chunk_stats(chunk["sha256"], chunk["content"], version)
+                tracked["chunks"].append(stats.as_json())
+                page.state.set(f"chunk:{name}/{chunk['sha256']}", [tag, data_class])
+            page.state.set(key, tracked)
+            touched.add(tag)
+        for tag in sorted(touched):
+            self._summarise(page, fact, batch, tag)
+
+    def _version(
+        self, page: Page, agreement: str, tag: str, started_at: str
+    ) -> LimitsVersion | None:
+        """The limits in force at the batch's valid time of the parameter ``tag`` measures,
+        as known now."""
+        names = page.state.get(f"parameters:{agreement}") or []
+        name = next((n for n in names if tag_for(n, [tag]) == tag), None)
+        tracked = None if name is None else page.state.get(_limits_key(agreement, name))
+        if tracked is None:
+            return None
+        return in_force_at([LimitsVersion.of(v) for v in tracked["versions"]], started_at)
+
+    def _summarise(self, page: Page, fact: Fact, batch: list[str], tag: str) -> None:
+        tracked = page.state.get(_tag_key(batch[0], tag))
+        key = (batch[0], tag)
+        if not tracked or not tracked["chunks"]:
+            page.versions(SUMMARIES).end(key, fact.position)
+            return
+        summary = combine([ChunkStats.of(c) for c in tracked["chunks"]])
+        page.versions(SUMMARIES).put(
+            key,
+            fact.position,
+            {
+                "agreement": batch[1],
+                "data_class": tracked["data_class"],
+                "first": summary.first,
+                "last": summary.last,
+                "count": summary.count,
+                "mean": summary.mean,
+                "min": summary.min,
+                "max": summary.max,
+                "time_outside_limits_ms": summary.time_outside_limits_ms,
+                "limits_version": summary.limits_version,
+                "chunks": dumps(list(summary.chunks)),
+            },
+        )
