@@ -21,6 +21,7 @@ import typer
 
 from clients.bundle import BundleReport, verify_bundle
 from clients.cli.common import DEFAULT_URL, KeyOption, commands, connect, console
+from clients.cli.completion import complete_batch
 from clients.evidence import Progress, export_evidence
 from ledger.domain.key_history import COMPROMISED
 
@@ -53,7 +54,12 @@ def _progress_bar() -> Iterator[Progress | None]:
 
 @commands
 def export_evidence_command(
-    batch: Annotated[str, typer.Option("--batch", help="The batch name, e.g. NWB101-24-001")],
+    batch: Annotated[
+        str,
+        typer.Option(
+            "--batch", help="The batch name, e.g. NWB101-24-001", autocompletion=complete_batch
+        ),
+    ],
     out_dir: Annotated[Path, typer.Option("--out", help="A new or empty directory")],
     key: KeyOption,
     url: Annotated[
