@@ -27,6 +27,7 @@ from api.threads import in_thread
 from ledger.application import Ledger, Recorded
 from ledger.domain.key_history import ROTATION_WARNING
 from ledger.domain.parties import NOTARY
+from ledger.domain.subjects import person_subject
 from ledger.errors import Forbidden, LedgerError, NotFound, ValidationFailed
 from ledger.log.checkpoints import SignedCheckpoint
 from ledger.log.envelope import StoredEvent
@@ -324,12 +325,22 @@ def _log_page(context: Context, after: int, first: int) -> LogPage:
     return LogPage(events=readable, reached=reached, has_more=more)
 
 
-def _next_version(context: Context, subject: uuid.UUID) -> tuple[int, str | None]:
-    """Answered for a subject the caller may read, and for one the log does not hold yet
-    to a party that may create it; FORBIDDEN otherwise, so that a subject's activity (and,
-    to a regulator or auditor, its existence) is not told to whoever guesses its name."""
+def _next_version(
+    context: Context, subject: uuid.UUID, person: str | None
+) -> tuple[int, str | None]:
+    """Answered for a subject the caller may read, for one the log does not hold yet to a
+    party that may create it, and for the caller's own person subject named by ``person``;
+    FORBIDDEN otherwise, so that a subject's activity (and, to a regulator or auditor, its
+    existence) is not told to whoever guesses its name."""
+    party = context.require_party().party_id
+    if person is not None and person_subject(party, person) != subject:
+        raise ValidationFailed(
+            f"subject {subject} is not the subject of {party}'s person {person!r}: name "
+            "one of your own persons, or leave person out",
+            field="person",
+        )
     version, prev = context.ledger.next_version(subject)
-    if not may_know_version(context, str(subject), version):
+    if person is None and not may_know_version(context, str(subject), version):
         raise not_readable(subject, "subject")
     return version, prev
 
@@ -402,9 +413,20 @@ class LogQuery:
         return await in_thread(_consistency, info.context.services, from_size, to_size)
 
     @strawberry.field(description="The version and prev the next envelope of subject must carry.")
-    async def next_version(self, info: Info, subject: strawberry.ID) -> NextVersion:
+    async def next_version(
+        self,
+        info: Info,
+        subject: strawberry.ID,
+        person: Annotated[
+            str | None,
+            strawberry.argument(
+                description="One of the caller's own persons, when subject is that person's "
+                "subject (admitting a person: a party that creates no other subject)."
+            ),
+        ] = None,
+    ) -> NextVersion:
         info.context.require_party()
-        version, prev = await in_thread(_next_version, info.context, _subject(str(subject)))
+        version, prev = await in_thread(_next_version, info.context, _subject(str(subject)), person)
         return NextVersion(version=version, prev=prev)
 
 

@@ -58,6 +58,7 @@ from ledger.domain.subjects import (
     batch_subject,
     parameter_subject,
     party_subject,
+    person_subject,
 )
 from ledger.errors import LedgerError
 from ledger.evidence.export import CPV
@@ -89,7 +90,9 @@ BATCH_TERMS = "query($b: String!) { batch(id: $b) { agreement { terms } } }"
 SUBMIT_MANY = f"""
 mutation($events: [SignedEnvelopeInput!]!) {{ submitEvents(events: $events) {{ {_SUBMITTED} }} }}
 """
-NEXT_VERSION = "query($s: ID!) { nextVersion(subject: $s) { version prev } }"
+NEXT_VERSION = (
+    "query($s: ID!, $p: String) { nextVersion(subject: $s, person: $p) { version prev } }"
+)
 LEDGER_INFO = "{ ledger { origin notaryKey treeSize } }"
 _ENTRY = "position leafIndex subject version type signer key meaning reason signedAt recordedAt"
 AUDIT_PAGE = f"""
@@ -416,9 +419,11 @@ class LedgerClient:
 
     # -- signing and submitting --------------------------------------------------------
 
-    def next_version(self, subject: SubjectId) -> tuple[int, str | None]:
-        """The version and ``prev`` the subject's next envelope must carry."""
-        found = self.graphql(NEXT_VERSION, {"s": str(subject)})["nextVersion"]
+    def next_version(self, subject: SubjectId, person: str | None = None) -> tuple[int, str | None]:
+        """The version and ``prev`` the subject's next envelope must carry; ``person`` names
+        one of this party's persons whose subject it is (a party that creates no other
+        subject may still learn its own persons' subjects)."""
+        found = self.graphql(NEXT_VERSION, {"s": str(subject), "p": person})["nextVersion"]
         return int(found["version"]), found["prev"]
 
     def envelope(
@@ -492,8 +497,17 @@ class LedgerClient:
         raise conflict
 
     def _heads(self, drafts: Sequence[Draft]) -> dict[str, tuple[int, str | None]]:
-        subjects = dict.fromkeys(str(draft.subject) for draft in drafts)
-        return {subject: self.next_version(subject) for subject in subjects}
+        persons: dict[str, str | None] = {}
+        for draft in drafts:
+            persons[draft.subject] = persons.get(draft.subject) or self._own_person(draft)
+        return {subject: self.next_version(subject, person) for subject, person in persons.items()}
+
+    def _own_person(self, draft: Draft) -> str | None:
+        """The person whose subject ``draft`` is written to, when it is one of ours."""
+        person = draft.payload.get("person")
+        if isinstance(person, str) and str(person_subject(self.party, person)) == draft.subject:
+            return person
+        return None
 
     def _sign_chain(
         self, drafts: Sequence[Draft], heads: Mapping[str, tuple[int, str | None]]

@@ -19,7 +19,7 @@ from ledger.keys import encode_public_key
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import end_batch, register_batch
 from tests.support.persons import person_key, ready_person
-from tests.support.server import Server
+from tests.support.server import Server, codes
 from tests.support.world import World
 
 SPONSOR, CMO = "northwind-bio", "contoso-cmo"
@@ -103,6 +103,24 @@ def test_r7_a_client_is_given_a_person_with_their_key(server: Server, api_world:
     with pytest.raises(ClientError) as refused:
         LedgerClient(server.url, SPONSOR, api_world[SPONSOR].key, person="j.smith")
     assert refused.value.field == "person"
+
+
+PERSON_VERSION = "query($s: ID!, $p: String) { nextVersion(subject: $s, person: $p) { version } }"
+
+
+def test_next_version_of_a_person_subject_is_told_only_for_the_callers_own_person(
+    server: Server, api_world: World
+) -> None:
+    inspector, regulator = "agency-inspectorate", api_world["agency-inspectorate"]
+    own = str(person_subject(inspector, "i.okafor"))
+    data, errors = server.call(regulator, PERSON_VERSION, {"s": own, "p": "i.okafor"})
+    assert errors == [] and data["nextVersion"]["version"] == 1, errors
+    _, refused = server.call(regulator, PERSON_VERSION, {"s": own})
+    assert codes(refused) == ["FORBIDDEN"], refused
+    others = str(person_subject(SPONSOR, "i.okafor"))
+    _, mismatched = server.call(regulator, PERSON_VERSION, {"s": others, "p": "i.okafor"})
+    assert codes(mismatched) == ["VALIDATION_FAILED"], mismatched
+    assert mismatched[0]["extensions"]["field"] == "person"
 
 
 def test_r5_a_batch_released_by_a_person_exports_a_bundle_that_verifies_offline(

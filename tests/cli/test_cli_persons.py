@@ -9,7 +9,7 @@ from pathlib import Path
 from ledger.domain.subjects import person_subject
 from ledger.keys import encode_public_key, key_id
 from ledger.keystore import create_keystore, kdf_limits_from_env
-from tests.support.cli import ENV, PASSPHRASE, SPONSOR, Cli
+from tests.support.cli import ENV, PASSPHRASE, REGULATOR, SPONSOR, Cli
 from tests.support.persons import person_key
 
 PERSON = "c.li"
@@ -60,3 +60,16 @@ def test_r7_a_meaning_the_catalogue_does_not_know_is_refused_naming_it(cli: Cli)
                      "--job-function", "QA", "--meaning", "blessed",
                      "--public-key", public_key)  # fmt: skip
     assert "payload.meanings[0]" in line
+
+
+def test_a_regulator_admits_its_own_person_although_it_creates_no_other_subject(
+    cli: Cli,
+) -> None:
+    inspector = "i.okafor"
+    public_key = encode_public_key(person_key(REGULATOR, inspector))
+    cli.json(REGULATOR, "person", "admit", inspector, "--printed-name", "Ifeoma Okafor",
+             "--job-function", "GMP Inspector", "--meaning", "reviewed",
+             "--public-key", public_key)  # fmt: skip
+    subject = str(person_subject(REGULATOR, inspector))
+    trail = cli.json(REGULATOR, "audit", "trail", "--subject", subject)
+    assert [e["type"] for e in trail] == ["PersonAdmitted"]
