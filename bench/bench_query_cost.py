@@ -30,11 +30,12 @@ EXPONENTIAL = (
 
 
 def _client_documents() -> list[str]:
-    from clients import client, evidence
+    from clients import client
+    from ledger.evidence import export
 
     return [
         value
-        for module in (client, evidence)
+        for module in (client, export)
         for value in vars(module).values()
         if isinstance(value, str) and value.lstrip().startswith(("query", "{", "mutation"))
     ]
