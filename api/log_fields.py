@@ -412,18 +412,13 @@ class LogQuery:
         info.context.require_party()
         return await in_thread(_consistency, info.context.services, from_size, to_size)
 
-    @strawberry.field(description="The version and prev the next envelope of subject must carry.")
+    @strawberry.field(
+        description="The version and prev the next envelope of subject must carry. person "
+        "names one of the caller's own persons when subject is that person's subject "
+        "(admitting a person, for a party that creates no other subject)."
+    )
     async def next_version(
-        self,
-        info: Info,
-        subject: strawberry.ID,
-        person: Annotated[
-            str | None,
-            strawberry.argument(
-                description="One of the caller's own persons, when subject is that person's "
-                "subject (admitting a person: a party that creates no other subject)."
-            ),
-        ] = None,
+        self, info: Info, subject: strawberry.ID, person: str | None = None
     ) -> NextVersion:
         info.context.require_party()
         version, prev = await in_thread(_next_version, info.context, _subject(str(subject)), person)

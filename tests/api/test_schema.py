@@ -28,7 +28,7 @@ def test_the_contract_names_are_in_the_schema() -> None:
         "event(leafIndex: Int!): LogEvent!",
         "inclusionProof(leafIndex: Int!, treeSize: Int = null): InclusionProof!",
         "consistencyProof(fromSize: Int!, toSize: Int = null): ConsistencyProof!",
-        "nextVersion(subject: ID!): NextVersion!",
+        "nextVersion(subject: ID!, person: String = null): NextVersion!",
         "submitEvent(envelope: JSON!, signature: String!, openings: [OpeningInput!] = null): "
         "Submitted!",
         "submitEvents(events: [SignedEnvelopeInput!]!): [Submitted!]!",
