@@ -206,7 +206,9 @@ function fields(form) {
   return body;
 }
 
-async function signAction(form, entry, publicKey) {
+// The form's outcome reporter and the browser key unsealed with the form's PIN (cleared
+// once read); the key is null when no PIN was entered, which is reported.
+async function unsealFromForm(form, entry, busy) {
   const outcome = form.querySelector("output.sign-outcome");
   const report = (state, text) => {
     outcome.dataset.state = state;
@@ -215,14 +217,20 @@ async function signAction(form, entry, publicKey) {
   const pin = form.querySelector('[name="pin"]');
   if (!pin || pin.value === "") {
     report("refused", "refused: enter the browser key's PIN (pin)");
-    return;
+    return { report: report, privateKey: null };
   }
-  report("busy", "signing...");
-  let privateKey = null;
+  report("busy", busy);
   try {
-    privateKey = await unseal(entry, pin.value);
+    return { report: report, privateKey: await unseal(entry, pin.value) };
   } finally {
     pin.value = "";
+  }
+}
+
+async function signAction(form, entry, publicKey) {
+  const { report, privateKey } = await unsealFromForm(form, entry, "signing...");
+  if (privateKey === null) {
+    return;
   }
   const prepared = await post("/console/sign/prepare", { ...fields(form), publicKey: publicKey });
   if (!prepared.ok) {
@@ -277,22 +285,9 @@ function save(blob, name) {
 }
 
 async function downloadEvidence(form, entry, publicKey) {
-  const outcome = form.querySelector("output.sign-outcome");
-  const report = (state, text) => {
-    outcome.dataset.state = state;
-    outcome.textContent = text;
-  };
-  const pin = form.querySelector('[name="pin"]');
-  if (!pin || pin.value === "") {
-    report("refused", "refused: enter the browser key's PIN (pin)");
+  const { report, privateKey } = await unsealFromForm(form, entry, "building the bundle...");
+  if (privateKey === null) {
     return;
-  }
-  report("busy", "building the bundle...");
-  let privateKey = null;
-  try {
-    privateKey = await unseal(entry, pin.value);
-  } finally {
-    pin.value = "";
   }
   const prepared = await post("/console/evidence/prepare", {
     batch: form.dataset.batch,
