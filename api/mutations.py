@@ -100,7 +100,7 @@ def _submit(
     services = context.services
     sent = [None if o is None else [strawberry.asdict(i) for i in o] for o in openings]
     try:
-        appended = context.ledger.append_many([(dict(e), s) for e, s in items], sent)
+        appended = services.writer.append_many([(dict(e), s) for e, s in items], sent)
     except (VersionConflict, NotFound, ValidationFailed) as error:
         _hide_subject_state(context, error, items)
         raise

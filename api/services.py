@@ -1,6 +1,7 @@
 """What one server process runs beside its requests, opened and closed by the app's lifespan.
 
-* the ledger (``Ledger.open``);
+* the ledger (``Ledger.open``) and its writer (``ledger.group_commit.GroupCommit``): the
+  submissions of concurrent requests stored in shared transactions;
 * the Merkle tree (``ledger.log.tree.MerkleTree``) and the notary
   (``ledger.log.checkpoints.Notary``),
   whose background thread builds the tree and signs checkpoints;
@@ -34,6 +35,7 @@ from ledger.application import Ledger, Recorded
 from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
 from ledger.errors import NotFound
+from ledger.group_commit import GroupCommit
 from ledger.keys import decode_public_key
 from ledger.log.checkpoints import Notary, SignedCheckpoint
 from ledger.log.notes import vkey
@@ -76,6 +78,7 @@ class Services:
     """The process's ledger and everything running beside it."""
 
     ledger: Ledger
+    writer: GroupCommit
     settings: Settings
     limits: Limits
     tree: MerkleTree
@@ -116,6 +119,7 @@ class Services:
             raise
         return cls(
             ledger=ledger,
+            writer=GroupCommit(ledger),
             settings=settings,
             limits=limits,
             tree=tree,

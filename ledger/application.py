@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -77,7 +77,7 @@ from ledger.timeutil import format_utc
 from ledger.version import SOFTWARE_VERSION, WrittenBy
 from ledger.wording import article
 
-__all__ = ["Appended", "Ledger", "Recorded"]
+__all__ = ["AppendRequest", "Appended", "Ledger", "Recorded"]
 
 _A = TypeVar("_A", bound=Aggregate)
 
@@ -210,15 +210,7 @@ class Ledger(Application[UUID]):
 
         ``openings[i]`` lists the openings sent beside envelope ``i`` (JSON objects with
         ``record``, ``element``, ``salt``, ``value``), or is ``None``."""
-        if not items:
-            raise ValidationFailed("nothing to append", field="envelopes")
-        if len(items) > self.settings.max_batch:
-            raise LimitExceeded(
-                f"at most {self.settings.max_batch} envelopes per batch", field="envelopes"
-            )
-        sent = list(openings or [None] * len(items))
-        if len(sent) != len(items):
-            raise ValidationFailed("one list of openings per envelope", field="openings")
+        sent = self._check_request(items, openings)
         cache = self._aggregates
         with cache.lock:
             cache.catch_up(self.storage.subjects_after, self.head)
@@ -233,46 +225,170 @@ class Ledger(Application[UUID]):
         self._tell_listeners(results[-1].position)
         return results
 
+    def append_group(self, requests: Sequence[AppendRequest]) -> list[list[Appended] | LedgerError]:
+        """Check each request as :meth:`append_many` would and store the accepted ones
+        together, in order, in one transaction.
+
+        A refused request gets its own error in its place and stores nothing; the others
+        are unaffected. A failed transaction (the database unavailable) stores none of them
+        and raises. When the transaction is refused for one request's sake (another writer
+        stored a version first, an opening already stored), each request is stored alone,
+        so that only the one concerned fails."""
+        outcomes: list[list[Appended] | LedgerError | None] = [None] * len(requests)
+        sent: dict[int, list[Sequence[Any] | None]] = {}
+        for index, (items, openings) in enumerate(requests):
+            try:
+                sent[index] = self._check_request(items, openings)
+            except LedgerError as error:
+                outcomes[index] = error
+        cache = self._aggregates
+        with cache.lock:
+            cache.catch_up(self.storage.subjects_after, self.head)
+            state, admitted = self._admit_group(requests, sent, outcomes)
+            try:
+                stored = self._store_group(admitted) if admitted else []
+            except Unavailable:
+                cache.forget(state.touched())
+                raise
+            except LedgerError:
+                cache.forget(state.touched())
+                stored = None
+            except BaseException:
+                cache.forget(state.touched())
+                raise
+        if stored is None:
+            return self._append_each(requests, outcomes, admitted)
+        for index, results in stored:
+            outcomes[index] = results
+        if stored:
+            self._tell_listeners(stored[-1][1][-1].position)
+        return _settled(outcomes)
+
+    def _check_request(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], str]],
+        openings: Sequence[Sequence[Any] | None] | None,
+    ) -> list[Sequence[Any] | None]:
+        if not items:
+            raise ValidationFailed("nothing to append", field="envelopes")
+        if len(items) > self.settings.max_batch:
+            raise LimitExceeded(
+                f"at most {self.settings.max_batch} envelopes per batch", field="envelopes"
+            )
+        sent = list(openings or [None] * len(items))
+        if len(sent) != len(items):
+            raise ValidationFailed("one list of openings per envelope", field="openings")
+        return sent
+
+    def _admit_group(
+        self,
+        requests: Sequence[AppendRequest],
+        sent: Mapping[int, Sequence[Sequence[Any] | None]],
+        outcomes: list[list[Appended] | LedgerError | None],
+    ) -> tuple[_BatchState, list[tuple[int, _Admitted]]]:
+        """The requests' admissions against one state, refusals put in ``outcomes``.
+
+        A request refused after it changed aggregates in place (its second envelope, say)
+        leaves them changed: the cache forgets what the group touched and the group is
+        checked again without it."""
+        now = self.clock.now()
+        while True:
+            state = _BatchState(self, self._aggregates)
+            admitted: list[tuple[int, _Admitted]] = []
+            for index in sent:
+                if outcomes[index] is not None:
+                    continue
+                recorded = state.records
+                try:
+                    items = requests[index][0]
+                    admitted.append((index, self._admit_all(items, sent[index], state, now)))
+                except LedgerError as error:
+                    outcomes[index] = error
+                    if state.records != recorded:
+                        break
+            else:
+                return state, admitted
+            self._aggregates.forget(state.touched())
+
+    def _store_group(
+        self, admitted: Sequence[tuple[int, _Admitted]]
+    ) -> list[tuple[int, list[Appended]]]:
+        events = [event for _, one in admitted for event in one.events]
+        commands = [command for _, one in admitted for command in one.commands]
+        recordings = self._save_translated(events, commands)
+        stored: list[tuple[int, list[Appended]]] = []
+        start = 0
+        for index, one in admitted:
+            end = start + len(one.commands)
+            stored.append((index, self._results(recordings[start:end], one)))
+            start = end
+        self._aggregates.stored([r.notification.id for r in recordings])
+        return stored
+
+    def _append_each(
+        self,
+        requests: Sequence[AppendRequest],
+        outcomes: list[list[Appended] | LedgerError | None],
+        admitted: Sequence[tuple[int, _Admitted]],
+    ) -> list[list[Appended] | LedgerError]:
+        for index, _ in admitted:
+            try:
+                outcomes[index] = self.append_many(*requests[index])
+            except LedgerError as error:
+                outcomes[index] = error
+        return _settled(outcomes)
+
     def _append_checked(
         self,
         items: Sequence[tuple[Mapping[str, Any], str]],
         sent: Sequence[Sequence[Any] | None],
         state: _BatchState,
     ) -> list[Appended]:
-        now = self.clock.now()
-        events: list[DomainEventProtocol[Any]] = []
-        accepted: list[tuple[Envelope, str]] = []
-        commands: list[Command] = []
+        admitted = self._admit_all(items, sent, state, self.clock.now())
+        recordings = self._save_translated(admitted.events, admitted.commands)
+        return self._results(recordings, admitted)
+
+    def _admit_all(
+        self,
+        items: Sequence[tuple[Mapping[str, Any], str]],
+        sent: Sequence[Sequence[Any] | None],
+        state: _BatchState,
+        now: datetime,
+    ) -> _Admitted:
+        admitted = _Admitted(now)
         for index, (raw, signature) in enumerate(items):
             try:
                 offered = Openings.parse(sent[index])
                 command, spec = self._admit(raw, signature, now, state, offered)
+                state.records += 1
                 aggregate = spec.record(command)
             except LedgerError as error:
                 _name_envelope(error, index, len(items))
                 raise
             state.changed(aggregate)
-            events.extend(aggregate.collect_events())
-            accepted.append((command.envelope, aggregate.last_event_hash or ""))
-            commands.append(command)
-        recordings = self._save_translated(events, commands)
+            admitted.events.extend(aggregate.collect_events())
+            admitted.hashes.append(aggregate.last_event_hash or "")
+            admitted.commands.append(command)
+        return admitted
+
+    def _results(self, recordings: Sequence[Any], admitted: _Admitted) -> list[Appended]:
         written_by = getattr(self.mapper, "written_by", None)
-        results = [
+        recorded_at = format_utc(admitted.now)
+        return [
             Appended(
                 position=recording.notification.id,
-                subject=envelope.subject,
-                version=envelope.version,
-                type=envelope.type,
-                recorded_at=format_utc(now),
+                subject=command.envelope.subject,
+                version=command.envelope.version,
+                type=command.envelope.type,
+                recorded_at=recorded_at,
                 event_hash=chain,
                 purged=tuple(command.openings.purged),
                 written_by=written_by,
             )
-            for recording, (envelope, chain), command in zip(
-                recordings, accepted, commands, strict=True
+            for recording, chain, command in zip(
+                recordings, admitted.hashes, admitted.commands, strict=True
             )
         ]
-        return results
 
     def _admit(
         self,
@@ -492,13 +608,34 @@ class Ledger(Application[UUID]):
         )
 
 
+AppendRequest = tuple[
+    Sequence[tuple[Mapping[str, Any], str]], Sequence[Sequence[Any] | None] | None
+]
+"""One caller's envelopes (with signatures) and the openings beside each, as
+:meth:`Ledger.append_many` takes them."""
+
+
+@dataclass
+class _Admitted:
+    """One request's envelopes, checked and applied to their aggregates, not yet stored."""
+
+    now: datetime
+    events: list[DomainEventProtocol[Any]] = field(default_factory=list)
+    hashes: list[str] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+
+
 class _BatchState(LedgerState):
-    """Aggregates as a batch sees them: its own earlier changes first, then the store."""
+    """Aggregates as a batch sees them: its own earlier changes first, then the store.
+
+    :attr:`records` counts the envelopes applied to aggregates (in place), so a caller
+    knows whether a refusal left one changed."""
 
     def __init__(self, ledger: Ledger, cache: AggregateCache) -> None:
         self._ledger = ledger
         self._cache = cache
         self._seen: dict[UUID, SignedAggregate | None] = {}
+        self.records = 0
         self.notary_key_id = ledger.identity.notary_key_id
         self.max_clock_skew = ledger.settings.max_clock_skew
         self.max_key_lifetime_days = ledger.settings.max_key_lifetime_days
@@ -522,6 +659,15 @@ class _BatchState(LedgerState):
     def changed(self, aggregate: SignedAggregate) -> None:
         self._seen[aggregate.id] = aggregate
         self._cache.put(aggregate.id, aggregate)
+
+
+def _settled(
+    outcomes: Sequence[list[Appended] | LedgerError | None],
+) -> list[list[Appended] | LedgerError]:
+    settled = [outcome for outcome in outcomes if outcome is not None]
+    if len(settled) != len(outcomes):
+        raise RuntimeError("a request of the group has no outcome")
+    return settled
 
 
 def _name_envelope(error: LedgerError, index: int, count: int) -> None:
