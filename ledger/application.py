@@ -222,12 +222,15 @@ class Ledger(Application[UUID]):
                 cache.forget(state.touched())
                 raise
             cache.stored([result.position for result in results])
-        self._tell_listeners(results[-1].position)
+        self.tell_listeners(results[-1].position)
         return results
 
-    def append_group(self, requests: Sequence[AppendRequest]) -> list[list[Appended] | LedgerError]:
+    def append_group(
+        self, requests: Sequence[AppendRequest], *, tell: bool = True
+    ) -> list[list[Appended] | LedgerError]:
         """Check each request as :meth:`append_many` would and store the accepted ones
-        together, in order, in one transaction.
+        together, in order, in one transaction; with ``tell=False`` the caller tells the
+        listeners (:meth:`tell_listeners`) when it sees fit.
 
         A refused request gets its own error in its place and stores nothing; the others
         are unaffected. A failed transaction (the database unavailable) stores none of them
@@ -260,8 +263,8 @@ class Ledger(Application[UUID]):
             return self._append_each(requests, outcomes, admitted)
         for index, results in stored:
             outcomes[index] = results
-        if stored:
-            self._tell_listeners(stored[-1][1][-1].position)
+        if stored and tell:
+            self.tell_listeners(stored[-1][1][-1].position)
         return _settled(outcomes)
 
     def _check_request(
@@ -527,7 +530,8 @@ class Ledger(Application[UUID]):
             truncate_wal(self.engine)
         return recordings
 
-    def _tell_listeners(self, position: int) -> None:
+    def tell_listeners(self, position: int) -> None:
+        """Call every listener with ``position``, the last of the events just stored."""
         with self._listeners_lock:
             listeners = list(self._listeners)
         for listener in listeners:

@@ -6,7 +6,9 @@ envelopes), has the ledger check them against one state and store the accepted o
 one transaction (:meth:`ledger.application.Ledger.append_group`), hands each request its
 own outcome, and passes the lead to the oldest request still waiting. While one group
 commits, the next one gathers, so under load a transaction carries many requests and
-alone a request commits at once.
+alone a request commits at once. The ledger's listeners (the projector's read-your-writes)
+are told after the lead has passed on, so one group's views catch up while the next
+group commits; each request returns once they have.
 
 A refused request fails alone; the others land in the order they joined. A transaction
 that fails (the database unavailable) acknowledges none of its requests.
@@ -15,6 +17,7 @@ that fails (the database unavailable) acknowledges none of its requests.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from ledger.application import Appended, AppendRequest, Ledger
 
 __all__ = ["GroupCommit"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -78,17 +83,34 @@ class GroupCommit:
             group = self._take()
         outcomes: Sequence[list[Appended] | BaseException]
         try:
-            outcomes = self.ledger.append_group([waiting.request for waiting in group])
+            requests = [waiting.request for waiting in group]
+            outcomes = self.ledger.append_group(requests, tell=False)
         except BaseException as error:  # every request of the group fails with it
             outcomes = [error] + [copy.copy(error) for _ in group[1:]]
+        self._hand_on()
+        try:
+            # After the lead has passed on: the next group commits while the listeners
+            # (the projector's read-your-writes) catch up with this one.
+            self._tell(outcomes)
+        finally:
+            for waiting, outcome in zip(group, outcomes, strict=True):
+                waiting.outcome = outcome
+                waiting.ready.set()
+
+    def _hand_on(self) -> None:
         with self._lock:
             following = self._queue[0] if self._queue else None
             self._leading = following is not None
-        for waiting, outcome in zip(group, outcomes, strict=True):
-            waiting.outcome = outcome
-            waiting.ready.set()
         if following is not None:
             following.ready.set()
+
+    def _tell(self, outcomes: Sequence[list[Appended] | BaseException]) -> None:
+        stored = [appended[-1].position for appended in outcomes if isinstance(appended, list)]
+        if stored:
+            try:
+                self.ledger.tell_listeners(max(stored))
+            except Exception:  # the events are stored: acknowledged, the views catch up later
+                log.exception("a listener failed after a group commit")
 
     def _take(self) -> list[_Waiting]:
         """The oldest waiting requests, at least one, within :attr:`max_envelopes`."""

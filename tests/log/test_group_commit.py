@@ -58,14 +58,15 @@ class _Recording(GroupCommit):
     def __init__(self, ledger: Ledger) -> None:
         super().__init__(ledger)
         self.groups: list[list[AppendRequest]] = []
+        self.told: list[int] = []
         self.release = threading.Event()
         original = ledger.append_group
 
-        def append_group(requests: Sequence[AppendRequest]) -> Any:
+        def append_group(requests: Sequence[AppendRequest], **options: Any) -> Any:
             self.groups.append(list(requests))
             if len(self.groups) == 1:
                 self.release.wait(30)
-            return original(requests)
+            return original(requests, **options)
 
         ledger.append_group = append_group  # type: ignore[method-assign]
 
@@ -79,12 +80,17 @@ def _submit_in_threads(
     """Submit the first request, then the others while the first group is held, each
     joining after the one before; return each request's outcome."""
     outcomes: list[list[Appended] | LedgerError | None] = [None] * len(requests)
+    told: list[int] = []
+    writer.ledger.add_listener(told.append)
 
     def submit(index: int) -> None:
         try:
-            outcomes[index] = writer.append_many(list(requests[index]))
+            outcomes[index] = appended = writer.append_many(list(requests[index]))
         except LedgerError as error:
             outcomes[index] = error
+        else:
+            assert told and max(told) >= appended[-1].position, "returned before the views"
+            writer.told = told
 
     threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(requests))]
     threads[0].start()
@@ -119,6 +125,7 @@ def test_concurrent_requests_are_stored_in_one_transaction_in_the_order_they_joi
     assert [len(group) for group in writer.groups] == [1, 3], "the three waiting shared one"
     positions = [outcome[0].position for outcome in outcomes if isinstance(outcome, list)]
     assert positions == list(range(head + 1, head + 5)), "stored in the order they joined"
+    assert writer.told == [head + 1, head + 4], "the listeners are told once per group"
     for party, outcome in zip(parties, outcomes, strict=True):
         assert isinstance(outcome, list)
         assert world.ledger.read(outcome[0].position - 1, 1)[0].event.envelope["signer"] == party
