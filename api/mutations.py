@@ -105,7 +105,6 @@ def _submit(
         _hide_subject_state(context, error, items)
         raise
     services.metrics.appended(len(appended))
-    services.index(appended[-1].position)
     leaves = services.leaf_indexes([a.position for a in appended])
     return [
         _submitted(a, envelope, signature, leaves.get(a.position))

@@ -117,7 +117,7 @@ class Services:
         except BaseException:
             ledger.close()
             raise
-        return cls(
+        services = cls(
             ledger=ledger,
             writer=GroupCommit(ledger),
             settings=settings,
@@ -131,6 +131,10 @@ class Services:
             metrics=metrics or Metrics(),
             read_log=read_log,
         )
+        # Every append, this process's, adds its events to the tree before it returns, so
+        # an acknowledgement carries its leaf index: a group commit indexes once.
+        ledger.add_listener(services.index)
+        return services
 
     def start(self) -> None:
         """Catch the views and the tree up, then follow the log (blocking; run in a thread)."""

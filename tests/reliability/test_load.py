@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.support import check_after_load, deployment, run_load
+from tests.reliability.conftest import PG_RESTART
+from tests.reliability.support import (
+    Fault,
+    check_after_load,
+    deployment,
+    kill_projector_mid_page,
+    restart_postgres,
+    run_load,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -34,3 +42,19 @@ def test_four_workers_under_a_minute_of_load_lose_nothing_acknowledged(
         check_after_load(deployed, journal)
     assert figures.errors == {}, "no request fails when nothing goes wrong"
     report("load (4 workers, 16 clients)", figures.summary())
+
+
+@pytest.mark.slow
+def test_sixty_four_clients_get_no_error_but_unavailable_under_a_fault(
+    pg_database: str, tmp_path: Path, report: Callable[[str, str], None]
+) -> None:
+    with deployment(pg_database, tmp_path, workers=4) as deployed:
+        faults: list[Fault] = [
+            (10.0, "projector killed mid-page", lambda: kill_projector_mid_page(deployed))
+        ]
+        if PG_RESTART:  # it disturbs everyone using the cluster
+            faults.append((20.0, "PostgreSQL restart", lambda: restart_postgres(pg_database)))
+        journal, figures = run_load(deployed, clients=64, seconds=30, faults=faults)
+        check_after_load(deployed, journal)
+    assert set(figures.errors) <= {"UNAVAILABLE"}, figures.errors
+    report("load (4 workers, 64 clients)", figures.summary())
