@@ -89,6 +89,8 @@ class Services:
     feed: EventFeed
     metrics: Metrics
     read_log: ReadLog
+    indexed: int = 0
+    """The position this process last saw the tree reach."""
 
     @classmethod
     def open(
@@ -180,9 +182,13 @@ class Services:
         return self.event_at(position)
 
     def index(self, until: int) -> None:
-        """Add the log up to ``until`` to the tree now, so new events have leaf indexes."""
+        """Add the log, ``until`` at least, to the tree now, so new events have leaf
+        indexes (up to the head: appends committed meanwhile are indexed in the same page,
+        and their own calls return at once)."""
+        if until <= self.indexed:
+            return
         try:
-            self.tree.catch_up(until)
+            self.indexed = max(self.indexed, self.tree.catch_up())
         except Exception:  # the notary's thread retries; leaf indexes stay null meanwhile
             log.exception("adding events to the Merkle tree failed")
 

@@ -168,8 +168,11 @@ class Projector:
         self.close()
 
     def _appended(self, position: int) -> None:
+        # Up to the head, not to ``position``: appends that committed meanwhile (a group
+        # commit's next groups) are projected in the same page, and their own calls then
+        # find the views there already.
         if not self._closed.is_set():
-            self.catch_up_safely(position)
+            self.catch_up_safely(needed=position)
 
     def catch_up_safely(self, until: int | None = None, *, needed: int | None = None) -> None:
         """Catch up, retrying a busy database; log and keep any error instead of raising."""

@@ -124,7 +124,8 @@ def catch_up_together(
             reached, read = _apply_page(ordered, size, until)
             if read and on_page is not None:
                 on_page(reached)
-            if not read or (until is not None and reached >= until):
+            # A short page reached the head as it stood: asking again would read nothing.
+            if read < size or (until is not None and reached >= until):
                 return reached
 
 
