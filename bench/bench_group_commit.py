@@ -24,15 +24,13 @@ import statistics
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from bench.support import batch_chains, percentile
+from bench.support import batch_chains, database, percentile
 from ledger.application import AppendRequest, Ledger
 from ledger.config import Settings
 from ledger.group_commit import GroupCommit
@@ -46,9 +44,6 @@ __all__ = ["main"]
 CLIENTS = 16
 CHAINS = {"small": 3, "full": 12}
 """Batch chains (ten events each) per client."""
-PG_URL = os.environ.get(
-    "CMO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test"
-)
 Item = tuple[dict[str, Any], str]
 
 
@@ -64,7 +59,7 @@ def main() -> None:
 
 
 def _bench(backend: str, chains: int) -> None:
-    with _database(backend) as serial_url, _database(backend) as grouped_url:
+    with database(backend) as serial_url, database(backend) as grouped_url:
         serial = _AsServed(serial_url)
         grouped = _AsServed(grouped_url)
         try:
@@ -148,24 +143,6 @@ class _AsServed:
     def close(self) -> None:
         self.projector.close()
         self.ledger.close()
-
-
-@contextmanager
-def _database(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as directory:
-            yield f"sqlite:///{Path(directory) / 'ledger.db'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        engine.dispose()
 
 
 if __name__ == "__main__":

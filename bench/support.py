@@ -8,6 +8,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import sqlalchemy as sa
 
 from ledger.application import Ledger
 from ledger.config import Settings
@@ -26,7 +28,9 @@ from tests.support.batches import data_payload, discrete_records
 from tests.support.world import ORIGIN, World, build_world, notary_actor
 
 __all__ = [
+    "PG_URL",
     "batch_chains",
+    "database",
     "free_port",
     "percentile",
     "print_against_floor",
@@ -37,6 +41,30 @@ __all__ = [
 ]
 
 CMO = "contoso-cmo"
+PG_URL = os.environ.get(
+    "CMO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test"
+)
+"""The PostgreSQL server benchmarks make their schemas in (``CMO_TEST_PG_URL``)."""
+
+
+@contextlib.contextmanager
+def database(backend: str) -> Iterator[str]:
+    """The URL of a new, empty database on ``backend`` (``sqlite``: a file in a temporary
+    directory; ``postgres``: a schema of its own in :data:`PG_URL`), dropped afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite:///{Path(directory) / 'ledger.db'}"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        engine.dispose()
 
 
 def sqlite_world(directory: Path) -> World:
