@@ -52,7 +52,6 @@ from sqlalchemy import (
     String,
     Table,
     select,
-    text,
     update,
 )
 from sqlalchemy.engine import Connection
@@ -66,6 +65,7 @@ from ledger.domain.reads import READS_RECORDED
 from ledger.domain.reads import ReadsRecorded as ReadsRecordedAggregate
 from ledger.log.envelope import sign_envelope
 from ledger.log.follow import begin_page
+from ledger.log.locks import lock_key, xact_lock
 from ledger.log.merkle import leaf_hash, root_of
 from ledger.timeutil import format_utc, parse_utc
 from projections.agreements import AGREEMENTS
@@ -154,7 +154,6 @@ _NOTES: ContextVar[set[tuple[str, str, str]] | None] = ContextVar("read_notes", 
 _TOPIC = get_topic(ReadsRecordedAggregate.ReadsRecorded)  # type: ignore[attr-defined]
 """The stored topic of ``ReadsRecorded`` events."""
 _UNLOGGED = "the read could not be logged, so it is not answered: retry"
-_LOCK_KEY = int.from_bytes(hashlib.sha256(b"cmo-ledger/read-log").digest()[:8], "big", signed=True)
 
 
 def note_read(field: str, agreement: str | None, batch: str | None) -> None:
@@ -269,7 +268,7 @@ class ReadLog:
         with ledger.storage.transaction(commit=True) as session:
             begin_page(session, ledger)
             if ledger.settings.is_postgres:
-                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+                xact_lock(session, [lock_key(ledger.engine, "read-log")])
             conn = session.connection()
             if wait and self._committed_recently(conn):
                 return None

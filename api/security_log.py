@@ -18,7 +18,6 @@ Failures from before the last lock ended do not count towards the next one.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from collections.abc import Iterator
@@ -38,7 +37,6 @@ from sqlalchemy import (
     Table,
     func,
     select,
-    text,
 )
 from sqlalchemy.orm import Session
 from starlette.requests import Request
@@ -50,6 +48,7 @@ from api.threads import in_thread
 from ledger.application import Appended, Ledger
 from ledger.domain.parties import NOTARY
 from ledger.log.envelope import sign_envelope
+from ledger.log.locks import lock_key, xact_lock
 from ledger.timeutil import format_utc
 
 __all__ = [
@@ -273,9 +272,7 @@ class SecurityLog:
         # an advisory lock per identity orders the workers' transactions.
         with self._ledger.storage.transaction(commit=True) as session:
             if self._ledger.settings.is_postgres:
-                session.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(identity)}
-                )
+                xact_lock(session, [lock_key(self._ledger.engine, f"security/{identity}")])
             yield session
 
 
@@ -289,12 +286,6 @@ async def record_console_refusal(request: Request, party: str, outcome: str, rea
 
 def _identity(identity: str) -> str:
     return identity[:_MAX_IDENTITY]
-
-
-def _lock_key(identity: str) -> int:
-    return int.from_bytes(
-        hashlib.sha256(b"security:" + identity.encode()).digest()[:8], "big", signed=True
-    )
 
 
 def _lockout(row: object) -> Lockout:

@@ -15,7 +15,6 @@ tree, the notary or the projector are built.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from ledger.errors import NotFound
 from ledger.group_commit import GroupCommit
 from ledger.keys import decode_public_key
 from ledger.log.checkpoints import Notary, SignedCheckpoint
+from ledger.log.locks import lock_key
 from ledger.log.notes import vkey
 from ledger.log.tree import MerkleTree
 from projections.runner import Projector
@@ -48,11 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["Services"]
 
 log = logging.getLogger(__name__)
-
-
-_STARTUP_LOCK = int.from_bytes(
-    hashlib.sha256(b"cmo-ledger/startup").digest()[:8], "big", signed=True
-)
 
 
 @contextmanager
@@ -66,11 +61,12 @@ def one_at_a_time(ledger: Ledger) -> Iterator[None]:
         yield
         return
     with ledger.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _STARTUP_LOCK})
+        key = lock_key(ledger.engine, "startup")
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
         try:
             yield
         finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _STARTUP_LOCK})
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
 
 
 @dataclass

@@ -25,7 +25,6 @@ at most one checkpoint per ``interval``.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -35,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from nacl.signing import SigningKey, VerifyKey
-from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table, Text, select, text
+from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table, Text, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -50,6 +49,7 @@ from ledger.errors import (
 )
 from ledger.keys import decode_public_key, encode_public_key
 from ledger.log.follow import begin_page
+from ledger.log.locks import lock_key, xact_lock
 from ledger.log.merkle import (
     EMPTY_ROOT,
     consistency_proof,
@@ -109,9 +109,6 @@ COSIGNATURES = Table(
 )
 
 _PAGE = 1000
-_LOCK_KEY = int.from_bytes(
-    hashlib.sha256(b"cmo-ledger/checkpoints").digest()[:8], "big", signed=True
-)
 
 
 def create_checkpoint_tables(engine: Any) -> None:
@@ -295,7 +292,7 @@ class Notary(Checkpoints):
         with self.ledger.storage.transaction(commit=True) as session:
             begin_page(session, self.ledger)
             if self.ledger.settings.is_postgres:
-                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+                xact_lock(session, [lock_key(self.ledger.engine, "checkpoints")])
             conn = session.connection()
             latest = _latest(conn)
             size = tree_size(conn)

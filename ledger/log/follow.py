@@ -30,7 +30,6 @@ The Merkle tree and the read models (``projections``) are followers.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -40,11 +39,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from eventsourcing.persistence import IntegrityError, Notification
 from eventsourcing.utils import resolve_topic
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledger.errors import VersionConflict
 from ledger.log.leaf import is_leaf
+from ledger.log.locks import lock_key, xact_lock
 
 if TYPE_CHECKING:
     from ledger.application import Ledger, Recorded
@@ -65,9 +65,7 @@ class Follower(ABC):
         self.ledger = ledger
         self.tracking = ledger.storage.tracking_recorder(f"{self.name}_tracking")
         self._lock = threading.Lock()
-        self._lock_key = int.from_bytes(
-            hashlib.sha256(self.name.encode()).digest()[:8], "big", signed=True
-        )
+        self._lock_key = lock_key(ledger.engine, f"follower/{self.name}")
 
     def create_tables(self) -> None:
         """Create the tracking table and the follower's own tables."""
@@ -178,9 +176,7 @@ def lock_all(session: Session, followers: Sequence[Follower]) -> None:
     """Take the followers' locks in one statement, in the order given (PostgreSQL)."""
     if not followers[0].ledger.settings.is_postgres:
         return  # SQLite: BEGIN IMMEDIATE already holds the database's write lock
-    calls = ", ".join(f"pg_advisory_xact_lock(:k{i})" for i in range(len(followers)))
-    params = {f"k{i}": follower._lock_key for i, follower in enumerate(followers)}
-    session.execute(text(f"SELECT {calls}"), params)
+    xact_lock(session, [follower._lock_key for follower in followers])
 
 
 def _positions(session: Session, followers: Sequence[Follower]) -> list[int]:
