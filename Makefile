@@ -29,7 +29,7 @@ typecheck: $(BIN)/cmo-ledger
 	$(BIN)/mypy
 
 unit: $(BIN)/cmo-ledger
-	CMO_TEST_PG_URL=$(PG_URL) $(BIN)/pytest -n 2 --dist loadgroup
+	CMO_TEST_PG_URL=$(PG_URL) $(BIN)/pytest -n 2 --dist loadgroup --durations=20
 
 slow: $(BIN)/cmo-ledger
 	CMO_TEST_PG_URL=$(PG_URL) CMO_TEST_SLOW=1 $(BIN)/pytest -n 2 --dist loadgroup -m slow
