@@ -640,9 +640,13 @@ class _BatchState(LedgerState):
         self._cache = cache
         self._seen: dict[UUID, SignedAggregate | None] = {}
         self.records = 0
-        self.notary_key_id = ledger.identity.notary_key_id
         self.max_clock_skew = ledger.settings.max_clock_skew
         self.max_key_lifetime_days = ledger.settings.max_key_lifetime_days
+
+    @property
+    def notary_key_id(self) -> str:
+        # Derived when a rule asks (decoding and hashing the key), not for every batch.
+        return self._ledger.identity.notary_key_id
 
     def find(self, subject: UUID, kind: type[_A]) -> _A | None:
         if subject not in self._seen:
@@ -651,6 +655,10 @@ class _BatchState(LedgerState):
         return found if isinstance(found, kind) else None
 
     def _load(self, subject: UUID) -> SignedAggregate | None:
+        # A subject not cached is most often a new one (a batch being registered): one
+        # indexed query says so, without the library's replay through a session.
+        if not self._ledger.storage.has_events(subject):
+            return None
         return self._ledger.get_aggregate(subject, SignedAggregate)
 
     def touched(self) -> list[UUID]:

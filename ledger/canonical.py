@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NoReturn, cast
 
 import orjson
 import rfc8785
@@ -21,6 +22,7 @@ __all__ = [
     "FOUR_BYTE_UTF8",
     "MAX_DEPTH",
     "MAX_SAFE_INTEGER",
+    "CanonicalObject",
     "canonical_bytes",
     "check_json_value",
     "has_float",
@@ -28,6 +30,29 @@ __all__ = [
 
 MAX_SAFE_INTEGER = 2**53 - 1
 MAX_DEPTH = 32
+
+
+class CanonicalObject(dict[str, Any]):
+    """A JSON object that keeps its canonical bytes, taken once when it was made.
+
+    :func:`canonical_bytes` answers :attr:`canonical` for it without encoding again. Its
+    members cannot be set or removed, so the bytes stay those of the object.
+    """
+
+    __slots__ = ("canonical",)
+
+    def __init__(self, members: Mapping[str, Any], canonical: bytes) -> None:
+        super().__init__(members)
+        self.canonical = canonical
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CanonicalObject, (dict(self), self.canonical))
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise TypeError("a canonical object's members are fixed")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    update = pop = popitem = clear = setdefault = _read_only  # type: ignore[assignment]
 
 
 def canonical_bytes(value: Any, *, float_free: bool = False) -> bytes:
@@ -42,7 +67,11 @@ def canonical_bytes(value: Any, *, float_free: bool = False) -> bytes:
     ``float_free=True`` skips the walk that looks for floats: only for a caller that
     already knows ``value`` holds none (a float would then be encoded as orjson does,
     not as RFC 8785 does).
+
+    A :class:`CanonicalObject` is answered with the bytes it keeps.
     """
+    if type(value) is CanonicalObject:
+        return value.canonical
     if float_free or not has_float(value):
         try:
             encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
@@ -81,6 +110,54 @@ FOUR_BYTE_UTF8 = re.compile(b"[\xf0-\xff]")
 
 def check_json_value(value: Any, *, field: str, depth: int = 0) -> None:
     """Refuse anything outside the ledger's JSON domain, naming the offending path."""
+    if not _plainly_in_domain(value, depth):
+        _check_node(value, field=field, depth=depth)
+
+
+_PLAIN = frozenset({dict, list, str, int, bool, type(None)})
+_STR = frozenset({str})
+
+
+def _plainly_in_domain(value: Any, depth: int) -> bool:
+    """True when ``value`` (at nesting ``depth``) is certainly in the domain: only plain
+    JSON types, integers in range, no deeper than allowed, every string valid Unicode.
+
+    False means look closer: :func:`_check_node` then finds the offending path (or, for
+    what this quick walk is too strict about, such as a ``dict`` subclass, accepts it).
+    Each container's members are typed in one pass in C, and no path is built.
+    """
+    if type(value) is not dict and type(value) is not list:
+        return False  # a scalar: the exact check is as quick
+    level = [value]
+    while level:
+        if depth >= MAX_DEPTH:
+            return False  # members would sit at the limit or beyond: count exactly
+        below: list[Any] = []
+        for item in level:
+            if type(item) is dict and not set(map(type, item)) <= _STR:
+                return False
+            members = list(item.values()) if type(item) is dict else cast(list[Any], item)
+            kinds = set(map(type, members))
+            if not kinds <= _PLAIN:
+                return False
+            if int in kinds and not all(
+                -MAX_SAFE_INTEGER <= member <= MAX_SAFE_INTEGER
+                for member in members
+                if type(member) is int
+            ):
+                return False
+            if dict in kinds or list in kinds:
+                below.extend([member for member in members if type(member) in _NESTED])
+        level = below
+        depth += 1
+    try:
+        orjson.dumps(value)  # refuses a lone surrogate, in a key or a string
+    except orjson.JSONEncodeError:
+        return False
+    return True
+
+
+def _check_node(value: Any, *, field: str, depth: int) -> None:
     if depth > MAX_DEPTH:
         raise LimitExceeded(f"nested deeper than {MAX_DEPTH} levels", field=field)
     if value is None or isinstance(value, (bool, str)):
@@ -101,11 +178,11 @@ def check_json_value(value: Any, *, field: str, depth: int = 0) -> None:
             if not isinstance(key, str):
                 raise ValidationFailed("object keys must be strings", field=field)
             _check_string(key, field=f"{field}.{key}")
-            check_json_value(item, field=f"{field}.{key}", depth=depth + 1)
+            _check_node(item, field=f"{field}.{key}", depth=depth + 1)
         return
     if isinstance(value, list):
         for index, item in enumerate(value):
-            check_json_value(item, field=f"{field}[{index}]", depth=depth + 1)
+            _check_node(item, field=f"{field}[{index}]", depth=depth + 1)
         return
     raise ValidationFailed(f"{type(value).__name__} is not a JSON value", field=field)
 

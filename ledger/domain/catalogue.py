@@ -66,9 +66,13 @@ class SignedAggregate(Aggregate):
 class LedgerState(Protocol):
     """What a rule may read: current aggregates, including those changed earlier in a batch."""
 
-    notary_key_id: str
     max_clock_skew: float
     max_key_lifetime_days: int
+
+    @property
+    def notary_key_id(self) -> str:
+        """The key id of the notary's key."""
+        ...
 
     def find(self, subject: UUID, kind: type[_A]) -> _A | None:
         """The aggregate, or ``None`` when it does not exist (or is of another kind)."""
@@ -174,7 +178,7 @@ class EventSpec:
     def record(self, command: Command) -> SignedAggregate:
         """Trigger the event on the subject (creating it for a creating event)."""
         kwargs = {
-            "envelope": dict(command.envelope.raw),
+            "envelope": command.envelope.signed_copy(),
             "signature": command.signature,
             "recorded_at": command.recorded_at,
         }

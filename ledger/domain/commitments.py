@@ -62,6 +62,8 @@ def element_commitment(salt: bytes, value: Any) -> str:
 
 def committed(value: Any) -> str | None:
     """The commitment hex when ``value`` is a committed element, else ``None``."""
+    if type(value) is str:
+        return None  # most members are: answered before the costlier Mapping check
     if isinstance(value, Mapping) and set(value) == {COMMITMENT}:
         found = value[COMMITMENT]
         if isinstance(found, str) and _HEX64.match(found):

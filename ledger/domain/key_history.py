@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol, TypeVar
 
 from ledger.errors import KeyRevoked, UnknownSigner
@@ -102,8 +103,15 @@ def finding(party: str, kid: str, since: str) -> str:
 def key_expiry(expires_at: str | None, added_at: str) -> datetime:
     """When a key expires: the ``expires_at`` its event named, else its lifetime's end."""
     if expires_at is not None:
-        return parse_utc(expires_at, field="expires_at")
-    return parse_utc(added_at, field="added_at") + DEFAULT_KEY_LIFETIME
+        return _key_time(expires_at, "expires_at")
+    return _key_time(added_at, "added_at") + DEFAULT_KEY_LIFETIME
+
+
+@lru_cache(maxsize=4096)
+def _key_time(text: str, field: str) -> datetime:
+    """A time a key record holds, parsed once: every envelope a key signs reads the same
+    few (a refused text is not kept, and is refused again naming ``field``)."""
+    return parse_utc(text, field=field)
 
 
 class KeyHistory:
@@ -209,7 +217,7 @@ class KeyHistory:
             raise KeyRevoked(
                 f"key {kid} of {self.party} was revoked (compromised since {since})", field="key"
             )
-        added = parse_utc(record["added_at"], field="key")
+        added = _key_time(record["added_at"], "key")
         if (added - signed_at).total_seconds() > skew:
             raise UnknownSigner(
                 f"key {kid} was not yet registered to {self.party} at signed_at",

@@ -3,11 +3,14 @@ by name.
 
 Each is a UUID version 5 in a namespace of its own. The module is light (standard library
 only): clients compute subjects without the ledger's aggregates or its database stack.
+A subject is derived once per name and remembered: the append path derives the same few
+(the signer's party, the parameters a result names) for every envelope.
 """
 
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from uuid import UUID
 
 __all__ = [
@@ -36,40 +39,51 @@ CHANGE_NAMESPACE = uuid.UUID("9e4a6c21-3b7d-4f08-a5e2-71c0d8b94f36")
 CAPA_NAMESPACE = uuid.UUID("d2f85b17-60ce-4a93-8b1f-4e7a93c05d68")
 
 
+@lru_cache(maxsize=8192)
+def _derived(namespace: UUID, name: str) -> UUID:
+    return uuid.uuid5(namespace, name)
+
+
+@lru_cache(maxsize=1024)
+def _uuid_text(value: UUID | str) -> str:
+    """The lowercase hyphenated form of a UUID given as a UUID or any form of its text."""
+    return str(UUID(str(value)))
+
+
 def party_subject(party_id: str) -> UUID:
     """The subject id of a party: ``uuid5(PARTY_NAMESPACE, party_id)``."""
-    return uuid.uuid5(PARTY_NAMESPACE, party_id)
+    return _derived(PARTY_NAMESPACE, party_id)
 
 
 def person_subject(party_id: str, person_id: str) -> UUID:
     """The subject id of a person of a party: ``uuid5(PERSON_NAMESPACE,
     f"{party_id}/{person_id}")``; neither id holds a ``/``, so the text names one pair."""
-    return uuid.uuid5(PERSON_NAMESPACE, f"{party_id}/{person_id}")
+    return _derived(PERSON_NAMESPACE, f"{party_id}/{person_id}")
 
 
 def batch_subject(batch_id: str) -> UUID:
     """The subject id of a batch: ``uuid5(BATCH_NAMESPACE, batch_id)``."""
-    return uuid.uuid5(BATCH_NAMESPACE, batch_id)
+    return _derived(BATCH_NAMESPACE, batch_id)
 
 
 def parameter_subject(agreement_id: UUID | str, name: str) -> UUID:
     """The subject id of a parameter: ``uuid5(PARAMETER_NAMESPACE, f"{agreement_id}/{name}")``."""
-    return uuid.uuid5(PARAMETER_NAMESPACE, f"{UUID(str(agreement_id))}/{name}")
+    return _derived(PARAMETER_NAMESPACE, f"{_uuid_text(agreement_id)}/{name}")
 
 
 def baseline_subject(agreement_id: UUID | str, parameter: str, name: str) -> UUID:
     """The subject id of a CPV baseline: ``uuid5(BASELINE_NAMESPACE,
     f"{agreement_id}/{parameter}/{name}")``; a baseline name holds no ``/``, so the text
     names one (parameter, baseline) pair."""
-    return uuid.uuid5(BASELINE_NAMESPACE, f"{UUID(str(agreement_id))}/{parameter}/{name}")
+    return _derived(BASELINE_NAMESPACE, f"{_uuid_text(agreement_id)}/{parameter}/{name}")
 
 
 def change_subject(agreement_id: UUID | str, change: str) -> UUID:
     """The subject id of a change proposal: ``uuid5(CHANGE_NAMESPACE, f"{agreement_id}/{change}")``;
     one change id names one change of an agreement, never a second."""
-    return uuid.uuid5(CHANGE_NAMESPACE, f"{UUID(str(agreement_id))}/{change}")
+    return _derived(CHANGE_NAMESPACE, f"{_uuid_text(agreement_id)}/{change}")
 
 
 def capa_subject(agreement_id: UUID | str, capa: str) -> UUID:
     """The subject id of a CAPA: ``uuid5(CAPA_NAMESPACE, f"{agreement_id}/{capa}")``."""
-    return uuid.uuid5(CAPA_NAMESPACE, f"{UUID(str(agreement_id))}/{capa}")
+    return _derived(CAPA_NAMESPACE, f"{_uuid_text(agreement_id)}/{capa}")

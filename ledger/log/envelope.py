@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -44,9 +45,9 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
-from ledger.canonical import canonical_bytes, check_json_value
+from ledger.canonical import CanonicalObject, canonical_bytes, check_json_value
 from ledger.errors import BadSignature, ValidationFailed
-from ledger.log.leaf import event_hash, leaf_bytes
+from ledger.log.leaf import event_hash_from_parts, leaf_bytes
 from ledger.log.merkle import leaf_hash
 from ledger.timeutil import parse_utc
 
@@ -85,7 +86,8 @@ _KEY_ID = re.compile(r"^[0-9a-f]{32}\Z")
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """A validated envelope; ``raw`` is exactly the object that was signed."""
+    """A validated envelope; ``raw`` is exactly the object that was signed, ``canonical``
+    its RFC 8785 bytes (taken once, by :meth:`parse`)."""
 
     raw: Mapping[str, Any]
     ledger: str
@@ -100,6 +102,7 @@ class Envelope:
     meaning: str
     reason: str | None
     person: str | None = None
+    canonical: bytes = field(default=b"", compare=False, repr=False)
 
     @classmethod
     def parse(cls, raw: object) -> Envelope:
@@ -113,6 +116,8 @@ class Envelope:
             if name not in raw:
                 raise ValidationFailed("required envelope member is missing", field=name)
         check_json_value(raw, field="envelope")
+        # check_json_value refused every float, so orjson's sorted output is RFC 8785.
+        canonical = canonical_bytes(raw, float_free=True)
         return cls(
             raw=raw,
             ledger=_text(raw, "ledger", max_len=200),
@@ -127,11 +132,17 @@ class Envelope:
             meaning=_match(raw, "meaning", _IDENT, "a signature meaning such as submitted"),
             reason=_reason(raw.get("reason")),
             person=_person(raw.get("person")),
+            canonical=canonical,
         )
 
     def signing_bytes(self) -> bytes:
         """Domain-separated canonical bytes: what the signature covers."""
-        return ENVELOPE_DOMAIN + canonical_bytes(dict(self.raw))
+        return ENVELOPE_DOMAIN + (self.canonical or canonical_bytes(dict(self.raw)))
+
+    def signed_copy(self) -> CanonicalObject:
+        """A copy of the signed object that keeps its canonical bytes, so the event hash
+        and the leaf of the event it becomes need not encode it again."""
+        return CanonicalObject(self.raw, self.canonical or canonical_bytes(dict(self.raw)))
 
     def verify(self, verify_key: VerifyKey, signature: str) -> None:
         """Raise ``BadSignature`` unless ``signature`` is the key's signature of this envelope."""
@@ -185,6 +196,18 @@ class StoredEvent:
     def event_hash(self) -> str:
         """The hash the subject's next envelope carries as ``prev``."""
         return event_hash(self.envelope, self.signature)
+
+
+def event_hash(envelope: Mapping[str, Any], signature: str) -> str:
+    """``SHA-256(RFC8785({"envelope", "signature"}))`` as hex: the next event's ``prev``
+    (:func:`ledger.log.leaf.event_hash`), from the canonical bytes a
+    :meth:`Envelope.signed_copy` keeps."""
+    if isinstance(envelope, CanonicalObject):
+        encoded = envelope.canonical
+    else:
+        encoded = canonical_bytes(dict(envelope))
+    hashed = event_hash_from_parts(encoded, canonical_bytes(signature))
+    return hashlib.sha256(hashed).hexdigest()
 
 
 def sign_envelope(envelope: Mapping[str, Any], signing_key: SigningKey) -> str:

@@ -3,7 +3,10 @@
 :class:`LeafMapper` stores a signed event as ``RFC8785({"envelope", "recorded_at",
 "signature", "written_by"})``, the bytes the Merkle tree hashes; ``written_by`` is the
 mapper's :attr:`LeafMapper.written_by` (the software and schema version of this process,
-set by the ledger) and is left out when that is ``None``. Reading an event back, hashing its
+set by the ledger) and is left out when that is ``None``. The leaf is put together from the
+envelope's canonical bytes, which the envelope the append path records keeps
+(:meth:`ledger.log.envelope.Envelope.signed_copy`), so it is encoded once, when it is
+checked. Reading an event back, hashing its
 leaf and checking its signature then need no re-encoding: the signed envelope is a slice
 of the stored state. What the library's events carry besides is derived on the way back:
 ``timestamp`` is ``recorded_at``, and a creating event's ``originator_topic`` is its
@@ -30,7 +33,8 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
-from ledger.log.leaf import is_leaf, leaf_bytes
+from ledger.canonical import CanonicalObject, canonical_bytes
+from ledger.log.leaf import is_leaf, leaf_from_parts, written_by_part
 
 __all__ = ["LeafMapper"]
 
@@ -65,8 +69,11 @@ class LeafMapper(Mapper[Any]):
             ordered = object.__new__(type(domain_event))
             object.__setattr__(ordered, "__dict__", {"timestamp": state["timestamp"], **state})
             return super().to_stored_event(ordered)
-        leaf = leaf_bytes(
-            state["envelope"], state["recorded_at"], state["signature"], self.written_by
+        leaf = leaf_from_parts(
+            _envelope_bytes(state["envelope"]),
+            canonical_bytes(state["recorded_at"]),
+            canonical_bytes(state["signature"]),
+            self._written_by_part(),
         )
         if self.compressor:
             leaf = self.compressor.compress(leaf)
@@ -106,6 +113,15 @@ class LeafMapper(Mapper[Any]):
         object.__setattr__(event, "__dict__", fields)
         return event  # type: ignore[no-any-return]
 
+    def _written_by_part(self) -> bytes:
+        # Encoded once for each value the ledger sets, not once per event.
+        written_by = self.written_by
+        cached = self.__dict__.get("_written_by_encoded")
+        if cached is None or cached[0] is not written_by:
+            cached = (written_by, written_by_part(written_by))
+            self.__dict__["_written_by_encoded"] = cached
+        return cached[1]
+
     def plain_state(self, state: bytes) -> bytes:
         """``state`` with the configured cipher and compressor undone."""
         data = bytes(state)
@@ -127,3 +143,11 @@ class LeafMapper(Mapper[Any]):
         return names == _SIGNED_FIELDS | {"originator_topic"} and state[
             "originator_topic"
         ] == _creating_topics().get(topic)
+
+
+def _envelope_bytes(value: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of an envelope: those a :class:`CanonicalObject` keeps (the
+    signed envelope, as the append path records it), else encoded now."""
+    if isinstance(value, CanonicalObject):
+        return value.canonical
+    return canonical_bytes(dict(value))

@@ -28,7 +28,7 @@ from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
     SQLAlchemyTrackingRecorder,
 )
-from sqlalchemy import Table, event, select
+from sqlalchemy import Integer, Table, bindparam, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -71,6 +71,17 @@ class Storage:
             )
         self._recorder = recorder
         self._datastore = recorder.datastore
+        table = self.events_table
+        # Built once: building and keying the statement anew cost more than running it.
+        self._tail = (
+            select(table.c.id, table.c.originator_id)
+            .where(table.c.id > bindparam("after", type_=Integer))
+            .order_by(table.c.id)
+            .limit(bindparam("limit", type_=Integer))
+        )
+        self._any_event = (
+            select(table.c.id).where(table.c.originator_id == bindparam("subject")).limit(1)
+        )
 
     @property
     def engine(self) -> Engine:
@@ -99,17 +110,17 @@ class Storage:
     def subjects_after(self, position: int, limit: int) -> list[tuple[int, UUID]]:
         """``(position, subject)`` of up to ``limit`` events stored after ``position``, in
         log order (one query, no event bodies)."""
-        table = self.events_table
-        query = (
-            select(table.c.id, table.c.originator_id)
-            .where(table.c.id > position)
-            .order_by(table.c.id)
-            .limit(limit)
-        )
         # A plain connection: a read of committed rows needs no session nor the library's
         # transaction (on SQLite, its lock).
         with self.engine.connect() as connection:
-            return [(row.id, _uuid(row.originator_id)) for row in connection.execute(query)]
+            rows = connection.execute(self._tail, {"after": position, "limit": limit})
+            return [(row.id, _uuid(row.originator_id)) for row in rows]
+
+    def has_events(self, subject: UUID) -> bool:
+        """True when an event of ``subject`` is stored (one indexed query, committed rows
+        only, on a plain connection as :meth:`subjects_after`)."""
+        with self.engine.connect() as connection:
+            return connection.execute(self._any_event, {"subject": subject}).first() is not None
 
     def events_in(self, session: Session, positions: list[int]) -> Iterator[Any]:
         """The stored rows at ``positions`` (id, originator id and version, topic, state)."""
