@@ -187,6 +187,8 @@ async def plain_series(request: Any) -> Any:
     from projections.data import BATCHES
     from projections.series import series
 
+    log = request.app.state.services.ledger
+
     def work(engine: Any, authority: Any) -> Any:
         from sqlalchemy import select
 
@@ -196,7 +198,7 @@ async def plain_series(request: Any) -> Any:
             ).scalar_one()
             item = DataItem(agreement, "continuous", BATCH, TAG)
             assert authority.series_refusal(item, None, None, now_text(SYSTEM)) is None
-            found = series(conn, BATCH, TAG, position=authority.position)
+            found = series(conn, log, BATCH, TAG, position=authority.position)
         values = [float(v) for v in found.values]
         return {"timestamps": found.timestamps, "values": values, "quality": found.quality}
 

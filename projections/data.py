@@ -24,8 +24,10 @@ to a reader whose grant includes them: the commitment the envelope signed (its o
 is read from ``ledger.log.openings``, never copied here, so a purge leaves no value
 behind), or the value itself for records signed in clear before elements were committed.
 ``proj_chunks``: continuous data, one row per chunk (tag, first and last timestamp,
-count, status) indexed by batch, tag and start time; ``proj_chunk_content`` holds the
-chunk itself (gzip CSV, base64), so a time range reads only the chunks it overlaps
+count, status) indexed by batch, tag and start time, with where the chunk lives in the
+log: the position of the event that carries it (a ``DataSubmitted`` or a
+``DataCorrected``) and its place in that event's ``series`` and entry's ``chunks``. No view
+copies the content: a time range reads the chunks it overlaps from the log
 (see :mod:`projections.series`). ``proj_chunk_excursions``: per chunk, limits version
 and level (alert, action), the points outside the limits of the parameter the tag
 measures (:func:`ledger.domain.limits.tag_for`): first and last time, count, worst value,
@@ -37,7 +39,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Text
+from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy.orm import Session
 
 from ledger.domain.commitments import committed
 from ledger.domain.data_classes import form_of
@@ -55,7 +58,7 @@ from ledger.domain.limits import (
 from ledger.domain.limits import bounds as limit_bounds
 from ledger.domain.validity import effective_from
 from ledger.domain.verification import critical_status
-from projections.temporal import Row, temporal_table
+from projections.temporal import POSITION, Row, temporal_table
 from projections.terms import FollowsTerms
 from projections.times import utc
 from projections.view import Fact, Page, dumps, handles, state_table
@@ -63,7 +66,6 @@ from projections.view import Fact, Page, dumps, handles, state_table
 __all__ = [
     "BATCHES",
     "CHUNKS",
-    "CHUNK_CONTENT",
     "CHUNK_EXCURSIONS",
     "CONFIDENTIAL",
     "RECORDS",
@@ -183,15 +185,17 @@ CHUNKS = temporal_table(
     Column("submission", String(36), nullable=False),
     Column("status", String(16), nullable=False),
     Column("superseded_by", String(36)),
+    # Where the content is: ``payload["series"][series_index]["chunks"][chunk_index]`` of
+    # the event at ``position`` (a correction's later versions keep the original's place).
+    Column("position", POSITION, nullable=False),
+    Column("series_index", Integer, nullable=False),
+    Column("chunk_index", Integer, nullable=False),
     Index("ix_proj_chunks_tag", "batch", "tag", "t_start"),
 )
 
-CHUNK_CONTENT = temporal_table(
-    "proj_chunk_content",
-    metadata,
-    [_batch(), Column("sha256", String(64), nullable=False)],
-    Column("content", Text, nullable=False),
-)
+#: Tables of earlier versions of the view, dropped with it: chunk content was copied into
+#: ``proj_chunk_content`` before it was read from the log.
+_RETIRED = ("proj_chunk_content",)
 
 CHUNK_EXCURSIONS = temporal_table(
     "proj_chunk_excursions",
@@ -248,8 +252,17 @@ class DataView(FollowsTerms):
     """Batches, submissions, record versions, confidential values and chunks."""
 
     name = "data"
-    tables = (BATCHES, SUBMISSIONS, RECORDS, CONFIDENTIAL, CHUNKS, CHUNK_CONTENT, CHUNK_EXCURSIONS)
+    version = 2  # chunks name their place in the log instead of copying their content
+    tables = (BATCHES, SUBMISSIONS, RECORDS, CONFIDENTIAL, CHUNKS, CHUNK_EXCURSIONS)
     state = STATE
+
+    def drop(self, session: Session) -> None:
+        """Empty the view, and drop the tables its earlier versions wrote, so that a
+        database upgraded by a replay keeps no copy of what the log holds."""
+        super().drop(session)
+        conn = session.connection()
+        for name in _RETIRED:
+            Table(name, MetaData()).drop(conn, checkfirst=True)
 
     def prepare(self, page: Page, facts: Sequence[Fact]) -> None:
         """Also read in bulk the current records of batches with corrections or
@@ -553,11 +566,10 @@ class DataView(FollowsTerms):
         series: list[dict[str, Any]],
     ) -> None:
         submission = fact.payload["submission"]
-        for entry in series:
-            for chunk in entry["chunks"]:
-                key = (batch[0], chunk["sha256"])
+        for series_index, entry in enumerate(series):
+            for chunk_index, chunk in enumerate(entry["chunks"]):
                 page.versions(CHUNKS).insert(
-                    key,
+                    (batch[0], chunk["sha256"]),
                     fact.position,
                     {
                         "agreement": batch[1],
@@ -569,10 +581,11 @@ class DataView(FollowsTerms):
                         "submission": submission,
                         "status": "current",
                         "superseded_by": None,
+                        "position": fact.position,
+                        "series_index": series_index,
+                        "chunk_index": chunk_index,
                     },
                 )
-                content = {"content": chunk["content"]}
-                page.versions(CHUNK_CONTENT).insert(key, fact.position, content)
                 self._chunk_excursions(page, fact, batch, entry["tag"], chunk)
 
     def _chunk_excursions(

@@ -42,10 +42,11 @@ from api.queries.records import (
 )
 from api.queries.series import Columns, downsample, parse_every
 from api.read_log import note_field
+from api.threads import in_thread
 from ledger.domain.scope import DataItem
 from ledger.errors import NotFound
 from projections.data import BATCHES, CHUNKS, SUBMISSIONS
-from projections.series import series
+from projections.series import EventLog, Place, places, read_points
 
 if TYPE_CHECKING:
     from api.queries.agreements import Agreement
@@ -230,7 +231,10 @@ class Batch:
         width = None if every is None else parse_every(every)
         self._require_series(data_class, tag, start, end)
         where = (self.id, data_class, tag)
-        columns = await read(info, _points, self.scope.at, where, start, end)
+        found = await read(info, _places, self.scope.at, where, start, end)
+        # The log is read once the view connection is back in the pool, so a worker
+        # never waits for a second connection while it holds one.
+        columns = await in_thread(_points, info.context.ledger, found, start, end)
         return self._noted(info, _series(self.id, tag, start, end, every, width, columns))
 
     def _noted(self, info: Info, found: _T) -> _T:
@@ -280,12 +284,16 @@ def _series(
     )  # fmt: skip
 
 
-def _points(
+def _places(
     conn: Connection, at: At, where: tuple[str, str, str], start: str | None, end: str | None
-) -> Columns:
+) -> list[Place]:
     batch, data_class, tag = where
-    found = series(conn, batch, tag, start, end, at.position, data_class=data_class)
-    return Columns(found.timestamps, [float(v) for v in found.values], found.quality)
+    return places(conn, batch, tag, start, end, at.position, data_class=data_class)
+
+
+def _points(log: EventLog, found: list[Place], start: str | None, end: str | None) -> Columns:
+    points = read_points(log, found, start, end)
+    return Columns(points.timestamps, [float(v) for v in points.values], points.quality)
 
 
 def _submissions(conn: Connection, at: At, batch: str) -> list[Submission]:

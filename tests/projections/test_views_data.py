@@ -74,8 +74,8 @@ def test_continuous_data_is_read_by_tag_and_time_range(world: World, projector: 
     low, high = points[150][0], points[180][0]
 
     with world.ledger.engine.connect() as conn:
-        found = series(conn, BATCH, "BR1.TEMP", low, high)
-        assert series(conn, BATCH, "BR1.PH").timestamps == []
+        found = series(conn, world.ledger, BATCH, "BR1.TEMP", low, high)
+        assert series(conn, world.ledger, BATCH, "BR1.PH").timestamps == []
     expected = points[150:181]
     assert found.timestamps == [p[0] for p in expected]
     assert found.values == [p[1] for p in expected]
@@ -105,8 +105,8 @@ def test_a_recalibrated_chunk_replaces_the_old_values_from_then_on(
     )
 
     with world.ledger.engine.connect() as conn:
-        then = series(conn, BATCH, "BR1.DO", position=before.position)
-        now = series(conn, BATCH, "BR1.DO")
+        then = series(conn, world.ledger, BATCH, "BR1.DO", position=before.position)
+        now = series(conn, world.ledger, BATCH, "BR1.DO")
     assert then.values == [p[1] for p in decode_chunk(old["chunks"][0])]
     assert now.values == [p[1] for p in decode_chunk(new["chunks"][0])]
 
