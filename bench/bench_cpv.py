@@ -11,9 +11,17 @@ loopback in a child process and measures from this process, one signed request a
 * ``{ ledger { origin } }``: the floor (signature check, GraphQL, no data);
 * ``cpv(agreementId, parameter: "pH", baseline: "PPQ")``: the whole analysis (points of
   every batch, limits from the baseline, run rules, capability with intervals, normality,
-  the inputs digest and the checkpoint).
+  the inputs digest and the checkpoint), as the client asks it (``clients.client.CPV``);
+* the same with ``pointsJson`` in place of ``points { ... }``: the same points as one JSON
+  value, not one GraphQL object per point and per result.
 
-It prints p50/p95 of each and the analysis as a ratio to the floor.
+It checks that both answer the same points, and prints p50/p95 of each and the analyses as
+ratios to the floor.
+
+``CMO_BENCH_CPV_BATCHES`` and ``CMO_BENCH_CPV_EVENTS`` override the scale's batches and
+events of this discrete case, e.g. ``CMO_BENCH_CPV_BATCHES=1000 CMO_BENCH_CPV_EVENTS=30000``
+measures the full scale's analysis without building a million events first;
+``CMO_BENCH_CPV_SERIES=0`` then skips the continuous case.
 
 Then the continuous case, in a second ledger: ``pH`` measured by the tag ``BR1.PH``,
 ``series`` batches (``small``: 100 of 2,000 one-minute points; ``full``: 1,000 of 20,000, the
@@ -30,6 +38,7 @@ Run it alone with ``python -m bench.bench_cpv`` or with the others via ``python 
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import sys
@@ -137,41 +146,59 @@ def build(database_url: str, data_dir: Path, batches: int, events: int) -> tuple
         ledger.close()
 
 
-def measure(base: str, key: bytes, agreement: str, scale: str) -> dict[str, list[float]]:
+def measure(
+    base: str, key: bytes, agreement: str, batches: int, requests: int
+) -> dict[str, list[float]]:
     """Request times (s) of the floor and the analysis, one request at a time."""
     from nacl.signing import SigningKey
 
     from clients.client import CPV, LedgerClient
 
+    asked = {"a": agreement, "p": PARAMETER, "b": "PPQ"}
     operations: dict[str, tuple[str, dict[str, Any]]] = {
         "floor": (FLOOR, {}),
-        "cpv": (CPV, {"a": agreement, "p": PARAMETER, "b": "PPQ"}),
+        "cpv": (CPV, asked),
+        "cpv pointsJson": (_points_json(CPV), asked),
     }
     times: dict[str, list[float]] = {name: [] for name in operations}
     with LedgerClient(base, SPONSOR, SigningKey(key), timeout=120) as client:
         answer = client.graphql(*operations["cpv"])["cpv"]
-        if len(answer["points"]) != BATCHES[scale] or answer["capability"] is None:
+        if len(answer["points"]) != batches or answer["capability"] is None:
             raise SystemExit(f"the analysis is not the one built: {str(answer)[:300]}")
+        fast = client.graphql(*operations["cpv pointsJson"])["cpv"]
+        if fast["pointsJson"] != answer["points"]:
+            raise SystemExit("pointsJson is not the points the typed field answers")
         print(f"chart {answer['chart']}, {len(answer['points'])} points", flush=True)
         for _ in range(ROUNDS):
             for name, (query, variables) in operations.items():
-                for _ in range(REQUESTS[scale] // ROUNDS):
+                for _ in range(requests // ROUNDS):
                     started = time.perf_counter()
                     client.graphql(query, variables)
                     times[name].append(time.perf_counter() - started)
     return times
 
 
-def run(scale: str) -> dict[str, list[float]]:
+def _points_json(query: str) -> str:
+    """``query`` asking ``pointsJson`` in place of its ``points { ... }`` selection."""
+    start = query.index("points {")
+    depth, end = 0, start
+    for end in range(query.index("{", start), len(query)):
+        depth += {"{": 1, "}": -1}.get(query[end], 0)
+        if depth == 0:
+            break
+    return query[:start] + "pointsJson" + query[end + 1 :]
+
+
+def run(batches: int, events: int, requests: int) -> dict[str, list[float]]:
     """Build, serve, measure, stop."""
     with tempfile.TemporaryDirectory(prefix="cmo-bench-cpv-") as folder:
         data_dir = Path(folder) / "data"
         url = f"sqlite:///{Path(folder) / 'ledger.db'}"
         started = time.perf_counter()
-        key, agreement = build(url, data_dir, BATCHES[scale], EVENTS[scale])
+        key, agreement = build(url, data_dir, batches, events)
         print(f"built the ledger in {time.perf_counter() - started:.1f} s", flush=True)
         with served_child("bench.bench_cpv", url, data_dir) as base:
-            return measure(base, key, agreement, scale)
+            return measure(base, key, agreement, batches, requests)
 
 
 def _series_entry(started: Any, points: int, rng: random.Random) -> dict[str, Any]:
@@ -321,14 +348,27 @@ def main(argv: list[str] | None = None) -> None:
         serve_app(args[1], Path(args[2]), int(args[3]))
         return
     chosen = scale()
+    batches = _size("CMO_BENCH_CPV_BATCHES", BATCHES[chosen])
+    events = _size("CMO_BENCH_CPV_EVENTS", EVENTS[chosen])
     print(
-        f"SQLite, {EVENTS[chosen]:,} events, {BATCHES[chosen]:,} batches x {REPLICATES} "
+        f"SQLite, {events:,} events, {batches:,} batches x {REPLICATES} "
         f"replicates of {PARAMETER}, {REQUESTS[chosen]} requests each, one at a time",
         flush=True,
     )
-    times = run(chosen)
+    times = run(batches, events, REQUESTS[chosen])
     print_against_floor(times, "floor", "the signed floor query")
-    run_series(chosen)
+    if os.environ.get("CMO_BENCH_CPV_SERIES", "1") != "0":
+        run_series(chosen)
+
+
+def _size(name: str, default: int) -> int:
+    """The whole number the environment variable ``name`` sets, else ``default``."""
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"{name} is {value!r}: set it to a whole number of 1 or more")
+    return int(value)
 
 
 if __name__ == "__main__":

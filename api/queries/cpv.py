@@ -36,6 +36,7 @@ from typing import Any
 import strawberry
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
+from strawberry.scalars import JSON
 
 from api.permissions import forbidden
 from api.queries.agreements import require_agreement
@@ -46,7 +47,6 @@ from api.threads import in_thread
 from ledger.application import Ledger
 from ledger.cpv import (
     Capability,
-    CpvInput,
     Index,
     IndividualsChart,
     SubgroupChart,
@@ -58,6 +58,7 @@ from ledger.cpv import (
     inputs_digest,
     xbar_r_chart,
 )
+from ledger.cpv.inputs import results_digest
 from ledger.cpv.summary import STATISTICS
 from ledger.domain.limits import LimitsVersion, in_force_at, tag_for
 from ledger.domain.scope import DataItem
@@ -82,6 +83,8 @@ __all__ = [
 
 BASELINE_EVENTS = ("BaselineDefined", "BaselineRevised", "CpvSignalAcknowledged")
 MAX_SUBGROUP = 25
+_PART = 1_000
+"""Result rows fetched at a time."""
 
 
 # -- answer types ---------------------------------------------------------------------------
@@ -221,6 +224,60 @@ class CpvCheckpoint:
     root_hash: str = strawberry.field(description="Root hash, base64.")
 
 
+@dataclass(frozen=True, slots=True)
+class _Plot:
+    """One charted batch: what its point answers; the point is built only when asked for."""
+
+    index: int
+    batch: _Batch
+    value: float
+    dispersion: float | None
+    limits_version: int
+
+
+def _points(root: Any) -> list[CpvPoint]:
+    return [
+        CpvPoint(
+            index=plot.index,
+            batch=plot.batch.name,
+            valid_at=plot.batch.valid_at,
+            value=plot.value,
+            dispersion=plot.dispersion,
+            limits_version=plot.limits_version,
+            records=[
+                CpvInputRow(record_id=record_id, value=value, limits_version=version)
+                for version in (plot.limits_version,)
+                for record_id, value in plot.batch.records
+            ],
+            summary=_summary(plot.batch),
+        )
+        for plot in root.plotted
+    ]
+
+
+def _points_json(root: Any) -> JSON:
+    # Plain dicts straight from the rows: one scalar for the whole list, where the typed
+    # field completes every point and every result as an object of its own.
+    points = [
+        {
+            "index": plot.index,
+            "batch": plot.batch.name,
+            "validAt": plot.batch.valid_at,
+            "value": plot.value,
+            "dispersion": plot.dispersion,
+            "limitsVersion": version,
+            "records": [
+                {"recordId": record_id, "value": value, "limitsVersion": version}
+                for record_id, value in plot.batch.records
+            ],
+            "summary": _summary_json(plot.batch),
+        }
+        for plot in root.plotted
+        for version in (plot.limits_version,)
+    ]
+    return JSON(points)
+
+
 @strawberry.type(
     description="A CPV analysis as the ledger knew it at position knownAt: the same question "
     "at the same knownAt answers the same bytes."
@@ -248,7 +305,15 @@ class CpvAnalysis:
     sigma: float = strawberry.field(description="Within sigma of the baseline (MR/d2, R/d2).")
     location: CpvLimits = strawberry.field(description="The individuals or X-bar chart.")
     dispersion: CpvLimits = strawberry.field(description="The moving range or range chart.")
-    points: list[CpvPoint]
+    points: list[CpvPoint] = strawberry.field(resolver=_points)
+    points_json: JSON = strawberry.field(
+        resolver=_points_json,
+        description="The points as one JSON value: the list, member names and values that "
+        "points { index batch validAt value dispersion limitsVersion records { recordId value "
+        "limitsVersion } summary { tag dataClass first last count mean min max "
+        "timeOutsideLimitsMs limitsVersion chunks } } answers, much faster to answer for "
+        "many batches.",
+    )
     violations: list[CpvViolation] = strawberry.field(description="Nelson rules 1..8.")
     capability: list[CpvCapability] = strawberry.field(
         description="One study per limits version in force over the charted batches."
@@ -259,6 +324,7 @@ class CpvAnalysis:
         "limits_version) of every charted result, or of every charted summary "
         "(docs/cpv.md)."
     )
+    plotted: strawberry.Private[list[_Plot]]
     last_position: strawberry.Private[int | None] = None
 
     @strawberry.field(
@@ -373,26 +439,50 @@ def _limits_versions(conn: Connection, parameter: Any, position: int) -> list[Li
     return versions
 
 
+_Sampling = tuple[str, str, str | None]
+"""A result's data class, parameter and sampling time: what the read rules judge."""
+
+
 @dataclass
 class _Batch:
     name: str
     valid_at: str
-    records: list[Any] = field(default_factory=list)
+    records: list[tuple[str, str]] = field(default_factory=list)
+    """The results charted, (record id, value), in record id order. Plain tuples of text,
+    which the collector stops tracking: a chart holds tens of thousands of them."""
+    sampled: dict[_Sampling, str] = field(default_factory=dict)
+    """Each sampling of the results and its first record id."""
     summaries: list[Any] = field(default_factory=list)
     numbers: list[float] = field(default_factory=list)
     """The values charted: the results, or the chosen statistic of the summary."""
 
 
-def _batches(conn: Connection, question: _Question, parameter: str) -> dict[str, _Batch]:
+class _Found(dict[str, _Batch]):
+    """The batches of the agreement with data of the parameter, by name. A batch enters
+    when its first result or summary is read: most of an agreement's batches often have
+    none, and need no object."""
+
+    def __init__(self, started: dict[str, str]) -> None:
+        super().__init__()
+        self.started = started
+        """Each batch's valid time (its startedAt), by name."""
+
+    def of(self, name: str) -> _Batch | None:
+        """The batch ``name``, entered now if it had no data yet; None if not registered."""
+        found = self.get(name)
+        if found is None and name in self.started:
+            found = self[name] = _Batch(name, self.started[name])
+        return found
+
+
+def _batches(conn: Connection, question: _Question, parameter: str) -> _Found:
     at = question.known_at
-    found = {
-        row.batch: _Batch(row.batch, row.started_at)
-        for row in conn.execute(
-            select(BATCHES.c.batch, BATCHES.c.started_at).where(
-                BATCHES.c.agreement == question.agreement, as_of(BATCHES, at)
-            )
+    started = conn.execute(
+        select(BATCHES.c.batch, BATCHES.c.started_at).where(
+            BATCHES.c.agreement == question.agreement, as_of(BATCHES, at)
         )
-    }
+    )
+    found = _Found(dict(started.tuples().all()))
     columns = ("batch", "record_id", "value", "data_class", "parameter", "sampled_at")
     rows = conn.execute(
         select(*(RECORDS.c[name] for name in columns))
@@ -402,14 +492,18 @@ def _batches(conn: Connection, question: _Question, parameter: str) -> dict[str,
         .where(as_of(RECORDS, at))
         .order_by(RECORDS.c.batch, RECORDS.c.record_id)
     )
-    for row in rows:
-        batch = found.get(row.batch)
-        if batch is not None and row.value is not None:
-            batch.records.append(row)
+    # Plain tuples kept, rows dropped a part at a time: tens of thousands of live result
+    # rows would otherwise make the collector sweep the whole heap during the request.
+    for part in rows.partitions(_PART):
+        for name, record_id, value, data_class, measured, sampled_at in part:
+            batch = None if value is None else found.of(name)
+            if batch is not None:
+                batch.records.append((record_id, value))
+                batch.sampled.setdefault((data_class, measured, sampled_at), record_id)
     return found
 
 
-def _summaries(conn: Connection, question: _Question, batches: dict[str, _Batch]) -> list[str]:
+def _summaries(conn: Connection, question: _Question, batches: _Found) -> list[str]:
     """Give each batch its summaries, at ``knownAt``, of the continuous tags that measure
     the parameter (:func:`ledger.domain.limits.tag_for`); those tags, sorted."""
     at = question.known_at
@@ -428,7 +522,7 @@ def _summaries(conn: Connection, question: _Question, batches: dict[str, _Batch]
         .order_by(SUMMARIES.c.batch, SUMMARIES.c.tag)
     )
     for row in rows:
-        batch = batches.get(row.batch)
+        batch = batches.of(row.batch)
         if batch is not None:
             batch.summaries.append(row)
     return tags
@@ -482,8 +576,11 @@ def _chartable(batches: Sequence[_Batch], question: _Question, continuous: bool)
 
 
 def _require_readable(scope: Scope, agreement: str, batches: Sequence[_Batch]) -> None:
-    judged: set[DataItem] = set()  # replicates sampled together are judged once
+    judged: set[str] = set()  # a baseline batch is often charted too
     for batch in batches:
+        if batch.name in judged:
+            continue
+        judged.add(batch.name)
         for row in batch.summaries:  # the same grants as reading the points themselves
             item = DataItem(agreement, row.data_class, batch.name, row.tag)
             refusal = scope.authority.series_refusal(item, row.first, row.last, scope.now)
@@ -493,17 +590,15 @@ def _require_readable(scope: Scope, agreement: str, batches: Sequence[_Batch]) -
                     "summarises and every series of its baseline",
                     row.data_class,
                 )
-        for row in batch.records:
-            item = DataItem(agreement, row.data_class, batch.name, row.parameter, row.sampled_at)
-            if item in judged:
-                continue
-            judged.add(item)
+        # Replicates sampled together are one item to the rules: judged once.
+        for (data_class, measured, sampled_at), record_id in batch.sampled.items():
+            item = DataItem(agreement, data_class, batch.name, measured, sampled_at)
             if not scope.authority.sees_data(item, scope.now):
                 raise forbidden(
-                    f"{scope.party} may not read {row.data_class} result {row.record_id} of "
-                    f"batch {batch.name} ({row.parameter}): a CPV analysis needs read access "
+                    f"{scope.party} may not read {data_class} result {record_id} of "
+                    f"batch {batch.name} ({measured}): a CPV analysis needs read access "
                     "to every result it charts and every result of its baseline",
-                    row.data_class,
+                    data_class,
                 )
 
 
@@ -590,7 +685,8 @@ def _size(batches: Sequence[_Batch]) -> int:
 
 
 def _numbers(batch: _Batch) -> list[float]:
-    return [float(Decimal(row.value)) for row in batch.records]
+    # A decimal string parses to the float nearest its value, as float(Decimal(...)) does.
+    return [float(value) for _, value in batch.records]
 
 
 def _core(fn: Callable[[], Any], field_name: str) -> Any:
@@ -643,22 +739,8 @@ def _compute(
                 field="validFrom",
             )
         judged.append(version)
-    points = [
-        CpvPoint(
-            index=index,
-            batch=batch.name,
-            valid_at=batch.valid_at,
-            value=float(chart.points[index]),
-            dispersion=dispersion[index],
-            limits_version=judged[index].version,
-            records=[
-                CpvInputRow(
-                    record_id=row.record_id, value=row.value, limits_version=judged[index].version
-                )
-                for row in batch.records
-            ],
-            summary=_summary(batch),
-        )
+    plotted = [
+        _Plot(index, batch, float(chart.points[index]), dispersion[index], judged[index].version)
         for index, batch in enumerate(charted)
     ]
     violations = [
@@ -689,11 +771,11 @@ def _compute(
         sigma=float(chart.sigma),
         location=CpvLimits(centre=location.centre, lower=location.lower, upper=location.upper),
         dispersion=CpvLimits(centre=spread.centre, lower=spread.lower, upper=spread.upper),
-        points=points,
+        plotted=plotted,
         violations=violations,
         capability=_capabilities(charted, judged, size, warnings, question.statistic),
         warnings=warnings,
-        inputs_digest=inputs_digest(_inputs(points, question.statistic)),
+        inputs_digest=_digest(plotted, question.statistic),
         last_position=None if last is None else int(last[0]),
     )
 
@@ -718,20 +800,48 @@ def _summary(batch: _Batch) -> CpvSummary | None:
     )
 
 
+def _summary_json(batch: _Batch) -> dict[str, Any] | None:
+    """:func:`_summary` as the JSON its typed field answers."""
+    summary = _summary(batch)
+    if summary is None:
+        return None
+    return {
+        "tag": summary.tag,
+        "dataClass": summary.data_class,
+        "first": summary.first,
+        "last": summary.last,
+        "count": summary.count,
+        "mean": summary.mean,
+        "min": summary.min,
+        "max": summary.max,
+        "timeOutsideLimitsMs": summary.time_outside_limits_ms,
+        "limitsVersion": summary.limits_version,
+        "chunks": summary.chunks,
+    }
+
+
 def _tag(charted: list[_Batch]) -> str | None:
     tags = sorted({row.tag for batch in charted for row in batch.summaries})
     return ", ".join(tags) if tags else None
 
 
-def _inputs(points: list[CpvPoint], statistic: str | None) -> list[CpvInput] | list[SummaryInput]:
-    """The digest's rows: the results charted, or the summaries (docs/cpv.md)."""
+def _digest(plotted: list[_Plot], statistic: str | None) -> str:
+    """The inputs digest of the results charted, or of the summaries (docs/cpv.md)."""
     if statistic is None:
-        return [
-            CpvInput(point.batch, record.record_id, record.value, record.limits_version)
-            for point in points
-            for record in point.records
-        ]
-    summaries = [(point.batch, point.summary) for point in points if point.summary is not None]
+        return results_digest(
+            [
+                (plot.batch.name, record_id, value, plot.limits_version)
+                for plot in plotted
+                for record_id, value in plot.batch.records
+            ]
+        )
+    return inputs_digest(_summary_inputs(plotted, statistic))
+
+
+def _summary_inputs(plotted: list[_Plot], statistic: str) -> list[SummaryInput]:
+    """The digest's rows of a continuous analysis: the summaries charted."""
+    found = [(plot.batch.name, _summary(plot.batch)) for plot in plotted]
+    summaries = [(batch, summary) for batch, summary in found if summary is not None]
     return [
         SummaryInput(
             batch=batch,
@@ -876,7 +986,7 @@ async def cpv_analysis(
         None if statistic is None else statistic.value,
     )
     analysis = await read(info, _analyse, info.context.ledger, scope, question)
-    for batch in {*analysis.baseline_batches, *(point.batch for point in analysis.points)}:
+    for batch in {*analysis.baseline_batches, *(plot.batch.name for plot in analysis.plotted)}:
         note_field(info, agreement, batch)  # the results of each batch are GxP data read
     return analysis
 

@@ -43,6 +43,11 @@ def series(values: object, *, field: str, min_size: int = 1) -> FloatArray:
             f"needs at least {min_size} value{'s' if min_size != 1 else ''}, got {len(items)}",
             field=field,
         )
+    if all(type(item) is float for item in items):
+        # Plain floats convert in one pass; only a non-finite one needs the item's field.
+        out = np.array(items, dtype=np.float64)
+        if np.isfinite(out).all():
+            return out
     out = np.empty(len(items), dtype=np.float64)
     for index, item in enumerate(items):
         out[index] = number(item, field=f"{field}[{index}]")

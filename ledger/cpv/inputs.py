@@ -21,6 +21,8 @@ record id within the batch, the value exactly as the ledger holds it (a decimal 
        [{"batch":"B-001","limits_version":2,"record_id":"r1","value":"37.02"}]
 
 An empty set of inputs is refused: a computation with nothing in it has nothing to prove.
+:func:`results_digest` takes many results as plain ``(batch, record_id, value,
+limits_version)`` tuples and answers the same digest, or the same refusal.
 ``tests/cpv/test_inputs.py`` recomputes the digest with ``hashlib`` and ``json`` only.
 
 A continuous parameter is charted by one statistic of per-batch summaries
@@ -40,6 +42,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import pairwise
+from operator import itemgetter
 
 from ledger.canonical import canonical_bytes
 from ledger.cpv.summary import STATISTICS
@@ -48,10 +51,12 @@ from ledger.errors import ValidationFailed
 
 __all__ = [
     "CpvInput",
+    "ResultRow",
     "SummaryInput",
     "canonical_input_bytes",
     "canonical_rows",
     "inputs_digest",
+    "results_digest",
 ]
 
 _PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?", re.ASCII)
@@ -200,3 +205,47 @@ def canonical_input_bytes(rows: Inputs) -> bytes:
 def inputs_digest(rows: Inputs) -> str:
     """Lowercase hex SHA-256 of :func:`canonical_input_bytes`."""
     return hashlib.sha256(canonical_input_bytes(rows)).hexdigest()
+
+
+ResultRow = tuple[str, str, str, int]
+"""The fields of a :class:`CpvInput` in order: batch, record id, value, limits version."""
+
+
+def results_digest(rows: Sequence[ResultRow]) -> str:
+    """``inputs_digest([CpvInput(*row) for row in rows])``: the same digest and the same
+    refusals, in one pass over many results.
+
+    Each distinct batch, record id, value and version is checked once (a chart's results
+    share them) and plain tuples are sorted without a key; any refusal is left to
+    :func:`inputs_digest`, so it names the same row."""
+    try:
+        ordered = sorted(rows)
+        plain = bool(ordered) and _plain_results(ordered)
+    except (TypeError, ValueError):  # a row of the wrong shape or kind: refused below
+        plain = False
+    if not plain:
+        return inputs_digest([CpvInput(*row) for row in rows])
+    return hashlib.sha256(
+        canonical_bytes(
+            [
+                {"batch": batch, "limits_version": version, "record_id": record, "value": value}
+                for batch, record, value, version in ordered
+            ],
+            float_free=True,
+        )
+    ).hexdigest()
+
+
+def _plain_results(rows: Sequence[ResultRow]) -> bool:
+    """Whether ``rows`` are valid results, each (batch, record id) once."""
+    if len(set(map(itemgetter(0, 1), rows))) != len(rows):
+        return False
+    batches, records, values, versions = (set(map(itemgetter(i), rows)) for i in range(4))
+    # Kinds over every row: True and 1.0 equal 1, so a set of values would hide them.
+    if {type(row[3]) for row in rows} != {int} or min(versions) < 1:
+        return False
+    return (
+        all(isinstance(b, str) and BATCH_ID.match(b) for b in batches)
+        and all(isinstance(r, str) and RECORD_ID.match(r) for r in records)
+        and all(isinstance(v, str) and DECIMAL.fullmatch(v) for v in values)
+    )
