@@ -61,7 +61,7 @@ from ledger.domain.subjects import (
     person_subject,
 )
 from ledger.errors import LedgerError
-from ledger.evidence.export import CPV
+from ledger.evidence.export import CPV, cpv_answer
 from ledger.keys import decode_public_key, key_id
 from ledger.log.countersign import countersign
 from ledger.log.envelope import event_hash, sign_envelope
@@ -1343,7 +1343,7 @@ class LedgerClient:
             "k": known_at,
             "s": statistic,
         }
-        return dict(self.graphql(CPV, variables)["cpv"])
+        return cpv_answer(self.graphql(CPV, variables)["cpv"])
 
     def cpv_signals(self, agreement_id: SubjectId) -> list[dict[str, Any]]:
         """The agreement's CPV signals, and whether each was acknowledged."""

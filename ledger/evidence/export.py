@@ -53,6 +53,7 @@ __all__ = [
     "Unsigned",
     "build_bundle",
     "check_signing_key",
+    "cpv_answer",
 ]
 
 #: ``progress(done, total)`` after each event is fetched.
@@ -166,13 +167,7 @@ query(
     agreementId parameter parameterId unit baseline baselineId baselineVersion baselineBatches
     validFrom validTo knownAt chart statistic tag subgroupSize sigma
     location {{ centre lower upper }} dispersion {{ centre lower upper }}
-    points {{
-      index batch validAt value dispersion limitsVersion
-      records {{ recordId value limitsVersion }}
-      summary {{
-        tag dataClass first last count mean min max timeOutsideLimitsMs limitsVersion chunks
-      }}
-    }}
+    pointsJson
     violations {{ rule name batches indexes }}
     capability {{
       limitsVersion lsl usl batches n mean sigmaWithin sigmaOverall withinMethod
@@ -183,6 +178,16 @@ query(
   }}
 }}
 """
+
+
+def cpv_answer(answer: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``cpv`` answer to :data:`CPV`, its ``pointsJson`` named ``points`` where it stands:
+    the members and values of the typed points, served as one JSON value (at a thousand
+    batches, completing every point and result as a GraphQL object costs most of the
+    answer)."""
+    return {("points" if key == "pointsJson" else key): value for key, value in answer.items()}
+
+
 EVENT_QUERY = """
 query($i: Int!, $n: Int!) {
   event(leafIndex: $i) {
@@ -296,7 +301,7 @@ class _Export:
             position = trace["position"]
             asked = {"a": agreement, "p": parameter, "b": name, "k": position, "s": statistic}
             try:
-                analyses.append(self.client.graphql(CPV, asked)["cpv"])
+                analyses.append(cpv_answer(self.client.graphql(CPV, asked)["cpv"]))
             except Exception as error:
                 code = _refusal_code(error)
                 if code is None:

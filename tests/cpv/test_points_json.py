@@ -29,10 +29,20 @@ pytestmark = pytest.mark.xdist_group("cpv")
 NORTHWIND, CONTOSO = "northwind-bio", "contoso-cmo"
 PH, TAG = "pH", "BR1.PH"
 BATCHES, REPLICATES, BASELINE = 12, 3, 8
-POINTS_JSON = (
-    CPV[: CPV.index("    points {")] + "    pointsJson\n" + CPV[CPV.index("    violations") :]
+POINTS_JSON = CPV
+"""The client's whole analysis: it asks for ``pointsJson``."""
+TYPED = CPV.replace(
+    "    pointsJson\n",
+    """    points {
+      index batch validAt value dispersion limitsVersion
+      records { recordId value limitsVersion }
+      summary {
+        tag dataClass first last count mean min max timeOutsideLimitsMs limitsVersion chunks
+      }
+    }
+""",
 )
-"""The client's whole analysis with ``pointsJson`` in place of ``points { ... }``."""
+"""The same analysis with the typed ``points { ... }``."""
 
 
 def _baseline(world: World, agreement: str, batches: list[str]) -> None:
@@ -132,7 +142,8 @@ def _ask(served: Served, query: str, kind: str, **more: Any) -> dict[str, Any]:
 def test_points_json_is_the_typed_points_of_a_replicate_chart(
     served: Served,
 ) -> None:
-    typed = _ask(served, CPV, "replicates")
+    assert "pointsJson" in POINTS_JSON and TYPED != POINTS_JSON
+    typed = _ask(served, TYPED, "replicates")
     fast = _ask(served, POINTS_JSON, "replicates")
     assert typed["chart"] == "XBAR-R"
     assert [len(p["records"]) for p in typed["points"]] == [REPLICATES] * BATCHES
@@ -143,7 +154,7 @@ def test_points_json_is_the_typed_points_of_a_replicate_chart(
 def test_points_json_is_the_typed_points_of_a_continuous_chart(
     served: Served,
 ) -> None:
-    typed = _ask(served, CPV, "continuous", s="MEAN")
+    typed = _ask(served, TYPED, "continuous", s="MEAN")
     fast = _ask(served, POINTS_JSON, "continuous", s="MEAN")
     assert typed["chart"] == "I-MR"
     assert all(p["summary"] is not None and p["records"] == [] for p in typed["points"])
