@@ -44,8 +44,9 @@ from ledger.domain.payloads import PAYLOADS, SCHEMAS, schema_bytes
 from ledger.domain.terms_schema import TERMS_SCHEMA_NAME
 from ledger.errors import ConfigurationError
 from ledger.keystore import PASSPHRASE_FILE, load_keystore
+from ledger.runtime import settle_heap
 
-__all__ = ["create_app", "load_notary_key"]
+__all__ = ["create_app", "load_notary_key", "serve_app"]
 
 
 def load_notary_key(settings: Settings) -> SigningKey:
@@ -208,11 +209,15 @@ def create_app(
     limits: Limits | None = None,
     projections: bool = True,
     clock: Clock = SYSTEM,
+    settle: bool = False,
 ) -> Starlette:
     """Build the app; the ledger opens on start-up and closes on shutdown.
 
     ``notary_key`` defaults to the keystore in ``settings.data_dir``; ``limits`` to
     ``Limits.from_settings(settings)``; ``clock`` is the time every part of the app reads.
+    ``settle``: once started, keep the start-up's heap out of later collections
+    (:func:`ledger.runtime.settle_heap`), as a serving process that owns its interpreter
+    does (:func:`serve_app`).
     """
     resolved = settings or Settings.from_env()
     chosen = limits or Limits.from_settings(resolved)
@@ -244,6 +249,8 @@ def create_app(
             await run_in_threadpool(_create_tables, services, app.state.security.create_tables)
             services.auth.security = app.state.security
             reads = asyncio.create_task(services.read_log.run(), name="cmo-ledger-read-log")
+            if settle:
+                settle_heap()
             try:
                 yield
             finally:
@@ -272,3 +279,9 @@ def create_app(
     if resolved.tls_cert is not None:
         middleware.append(Middleware(StrictTransportSecurity))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def serve_app() -> Starlette:
+    """The app ``cmo-ledger serve`` runs in each worker process: settings from the
+    environment, the heap settled once started."""
+    return create_app(settle=True)

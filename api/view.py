@@ -35,6 +35,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from starlette.requests import Request
@@ -201,6 +202,18 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+def encode_answer(data: object) -> str:
+    """An answer as compact JSON text (text: websocket frames are text frames).
+
+    orjson encodes a large answer (a CPV of a thousand batches) several times faster than
+    the standard library; what it refuses (an integer beyond 64 bits) goes to the latter.
+    """
+    try:
+        return orjson.dumps(data).decode()
+    except TypeError:
+        return json.dumps(data, separators=(",", ":"))
+
+
 def _no_constant(name: str) -> Any:
     raise RefusedJSON(VALIDATION_FAILED, f"{name} is not JSON: send numbers as finite values")
 
@@ -347,6 +360,9 @@ class LedgerGraphQL(GraphQL[Context, None]):
 
     def decode_json(self, data: str | bytes) -> object:
         return strict_json(data)
+
+    def encode_json(self, data: object) -> str:
+        return encode_answer(data)
 
     async def execute_single(
         self,

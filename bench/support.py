@@ -156,7 +156,8 @@ def serve_app(database_url: str, data_dir: Path, port: int) -> None:
     from api.app import create_app
 
     settings = Settings(database_url=database_url, data_dir=data_dir, kdf_profile="min")
-    app = create_app(settings, notary_key=notary_actor().key)
+    # Settled like ``cmo-ledger serve``'s workers: the child owns its interpreter.
+    app = create_app(settings, notary_key=notary_actor().key, settle=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 

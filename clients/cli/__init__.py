@@ -191,7 +191,7 @@ def serve(
         # The workers read their settings again: they learn TLS is on (and send HSTS).
         os.environ["CMO_LEDGER_TLS_CERT"], os.environ["CMO_LEDGER_TLS_KEY"] = str(cert), str(key)
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, **tls)
+    uvicorn.run("api.app:serve_app", factory=True, host=host, port=port, workers=workers, **tls)
 
 
 def _tls_files(
