@@ -11,9 +11,9 @@ loopback in a child process and measures from this process, one signed request a
 * ``{ ledger { origin } }``: the floor (signature check, GraphQL, no data);
 * ``cpv(agreementId, parameter: "pH", baseline: "PPQ")``: the whole analysis (points of
   every batch, limits from the baseline, run rules, capability with intervals, normality,
-  the inputs digest and the checkpoint), as the client asks it (``clients.client.CPV``);
-* the same with ``pointsJson`` in place of ``points { ... }``: the same points as one JSON
-  value, not one GraphQL object per point and per result.
+  the inputs digest and the checkpoint), as the client asks it (``clients.client.CPV``:
+  the points as one JSON value, ``pointsJson``);
+* the same with typed ``points { ... }``: one GraphQL object per point and per result.
 
 It checks that both answer the same points, and prints p50/p95 of each and the analyses as
 ratios to the floor.
@@ -153,22 +153,23 @@ def measure(
     from nacl.signing import SigningKey
 
     from clients.client import CPV, LedgerClient
+    from ledger.evidence.export import TYPED_POINTS
 
     asked = {"a": agreement, "p": PARAMETER, "b": "PPQ"}
     operations: dict[str, tuple[str, dict[str, Any]]] = {
         "floor": (FLOOR, {}),
         "cpv": (CPV, asked),
-        "cpv pointsJson": (_points_json(CPV), asked),
+        "cpv typed points": (CPV.replace("pointsJson", TYPED_POINTS), asked),
     }
     times: dict[str, list[float]] = {name: [] for name in operations}
     with LedgerClient(base, SPONSOR, SigningKey(key), timeout=120) as client:
+        typed = client.graphql(*operations["cpv typed points"])["cpv"]
+        if len(typed["points"]) != batches or typed["capability"] is None:
+            raise SystemExit(f"the analysis is not the one built: {str(typed)[:300]}")
         answer = client.graphql(*operations["cpv"])["cpv"]
-        if len(answer["points"]) != batches or answer["capability"] is None:
-            raise SystemExit(f"the analysis is not the one built: {str(answer)[:300]}")
-        fast = client.graphql(*operations["cpv pointsJson"])["cpv"]
-        if fast["pointsJson"] != answer["points"]:
+        if answer["pointsJson"] != typed["points"]:
             raise SystemExit("pointsJson is not the points the typed field answers")
-        print(f"chart {answer['chart']}, {len(answer['points'])} points", flush=True)
+        print(f"chart {answer['chart']}, {len(typed['points'])} points", flush=True)
         for _ in range(ROUNDS):
             for name, (query, variables) in operations.items():
                 for _ in range(requests // ROUNDS):
@@ -176,17 +177,6 @@ def measure(
                     client.graphql(query, variables)
                     times[name].append(time.perf_counter() - started)
     return times
-
-
-def _points_json(query: str) -> str:
-    """``query`` asking ``pointsJson`` in place of its ``points { ... }`` selection."""
-    start = query.index("points {")
-    depth, end = 0, start
-    for end in range(query.index("{", start), len(query)):
-        depth += {"{": 1, "}": -1}.get(query[end], 0)
-        if depth == 0:
-            break
-    return query[:start] + "pointsJson" + query[end + 1 :]
 
 
 def run(batches: int, events: int, requests: int) -> dict[str, list[float]]:

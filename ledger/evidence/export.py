@@ -47,6 +47,7 @@ from ledger.timeutil import format_utc
 
 __all__ = [
     "CPV",
+    "TYPED_POINTS",
     "EvidenceRefused",
     "GraphQLClient",
     "Progress",
@@ -178,6 +179,15 @@ query(
   }}
 }}
 """
+TYPED_POINTS = """points {
+      index batch validAt value dispersion limitsVersion
+      records { recordId value limitsVersion }
+      summary {
+        tag dataClass first last count mean min max timeOutsideLimitsMs limitsVersion chunks
+      }
+    }"""
+"""The selection ``pointsJson`` answers as one value: ``CPV.replace("pointsJson",
+TYPED_POINTS)`` asks the same analysis with typed points."""
 
 
 def cpv_answer(answer: Mapping[str, Any]) -> dict[str, Any]:

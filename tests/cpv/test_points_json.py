@@ -17,6 +17,7 @@ from clients.client import CPV
 from ledger.application import Ledger
 from ledger.config import Settings
 from ledger.domain.subjects import baseline_subject
+from ledger.evidence.export import TYPED_POINTS
 from ledger.timeutil import format_utc, now_utc
 from tests.conftest import BACKENDS, fresh_database
 from tests.support.agreements import propose_and_sign, sign_retroactively
@@ -31,17 +32,7 @@ PH, TAG = "pH", "BR1.PH"
 BATCHES, REPLICATES, BASELINE = 12, 3, 8
 POINTS_JSON = CPV
 """The client's whole analysis: it asks for ``pointsJson``."""
-TYPED = CPV.replace(
-    "    pointsJson\n",
-    """    points {
-      index batch validAt value dispersion limitsVersion
-      records { recordId value limitsVersion }
-      summary {
-        tag dataClass first last count mean min max timeOutsideLimitsMs limitsVersion chunks
-      }
-    }
-""",
-)
+TYPED = CPV.replace("pointsJson", TYPED_POINTS)
 """The same analysis with the typed ``points { ... }``."""
 
 
