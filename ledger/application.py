@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -359,6 +359,7 @@ class Ledger(Application[UUID]):
         now: datetime,
     ) -> _Admitted:
         admitted = _Admitted(now)
+        state.expect(raw for raw, _ in items)
         for index, (raw, signature) in enumerate(items):
             try:
                 offered = Openings.parse(sent[index])
@@ -376,14 +377,13 @@ class Ledger(Application[UUID]):
 
     def _results(self, recordings: Sequence[Any], admitted: _Admitted) -> list[Appended]:
         written_by = getattr(self.mapper, "written_by", None)
-        recorded_at = format_utc(admitted.now)
         return [
             Appended(
                 position=recording.notification.id,
                 subject=command.envelope.subject,
                 version=command.envelope.version,
                 type=command.envelope.type,
-                recorded_at=recorded_at,
+                recorded_at=command.recorded_at,
                 event_hash=chain,
                 purged=tuple(command.openings.purged),
                 written_by=written_by,
@@ -639,6 +639,8 @@ class _BatchState(LedgerState):
         self._ledger = ledger
         self._cache = cache
         self._seen: dict[UUID, SignedAggregate | None] = {}
+        self._expected: set[UUID] = set()
+        self._stored: dict[UUID, bool] = {}
         self.records = 0
         self.max_clock_skew = ledger.settings.max_clock_skew
         self.max_key_lifetime_days = ledger.settings.max_key_lifetime_days
@@ -651,13 +653,40 @@ class _BatchState(LedgerState):
     def find(self, subject: UUID, kind: type[_A]) -> _A | None:
         if subject not in self._seen:
             self._seen[subject] = self._cache.get(subject, self._load)
+            self._expected.discard(subject)
         found = self._seen[subject]
         return found if isinstance(found, kind) else None
 
+    def expect(self, envelopes: Iterable[object]) -> None:
+        """Note the subjects ``envelopes`` name, so that the first of them not cached has
+        all of them asked about at once. An envelope whose subject is not a UUID is passed
+        over: its own checks refuse it."""
+        for raw in envelopes:
+            text = raw.get("subject") if isinstance(raw, Mapping) else None
+            if not isinstance(text, str):
+                continue
+            try:
+                subject = UUID(text)
+            except ValueError:
+                continue
+            if subject not in self._seen and subject not in self._stored:
+                self._expected.add(subject)
+
     def _load(self, subject: UUID) -> SignedAggregate | None:
         # A subject not cached is most often a new one (a batch being registered): one
-        # indexed query says so, without the library's replay through a session.
-        if not self._ledger.storage.has_events(subject):
+        # indexed query says so, without the library's replay through a session. The
+        # subjects the batch names are asked about together; the answers hold while this
+        # state lives, under the cache's lock (another writer's event in between fails
+        # the save as a version conflict, as it would after a query apiece).
+        storage = self._ledger.storage
+        if subject in self._expected:
+            found = storage.subjects_with_events(self._expected)
+            self._stored.update((each, each in found) for each in self._expected)
+            self._expected.clear()
+        stored = self._stored.get(subject)
+        if stored is None:
+            stored = storage.has_events(subject)
+        if not stored:
             return None
         return self._ledger.get_aggregate(subject, SignedAggregate)
 

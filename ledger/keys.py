@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from functools import lru_cache
 
 from nacl.signing import SigningKey, VerifyKey
 
@@ -42,6 +43,13 @@ def decode_public_key(text: str, *, field: str = "public_key") -> VerifyKey:
     """Parse ``ed25519:<base64>``; raise ``ValidationFailed`` naming ``field`` otherwise."""
     if not isinstance(text, str) or not text.startswith(_PREFIX):
         raise ValidationFailed("expected 'ed25519:<base64 of 32 bytes>'", field=field)
+    return _decoded(text, field)
+
+
+@lru_cache(maxsize=1024)
+def _decoded(text: str, field: str) -> VerifyKey:
+    # Every append decodes its signer's key; a VerifyKey is immutable, and a refusal is
+    # raised each time, not kept.
     try:
         raw = base64.b64decode(text[len(_PREFIX) :], validate=True)
     except binascii.Error as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 
 from ledger.clock import SYSTEM
 from ledger.errors import ValidationFailed
@@ -38,6 +39,8 @@ _RFC3339 = re.compile(
     r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(?:(Z)|([+-])(\d{2}):(\d{2}))$",
     re.ASCII,
 )
+_CANONICAL_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\Z", re.ASCII)
+"""What :func:`format_utc` writes, a subset of :data:`_RFC3339`."""
 
 
 def now_utc() -> datetime:
@@ -56,7 +59,11 @@ def require_aware(value: datetime, *, field: str) -> datetime:
 def format_utc(value: datetime) -> str:
     """``2026-03-03T09:15:00.000Z`` (millisecond precision)."""
     utc = require_aware(value, field="datetime")
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    if utc.year < 1000:
+        # strftime writes such a year unpadded (``999-...``); keep that spelling.
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat is C throughout; in UTC it always ends in "+00:00".
+    return utc.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _parse(text: object, field: str, *, utc_only: bool) -> tuple[datetime, str]:
@@ -89,6 +96,21 @@ def _parse(text: object, field: str, *, utc_only: bool) -> tuple[datetime, str]:
 def parse_utc(text: object, *, field: str) -> datetime:
     """Parse an RFC 3339 UTC time (``Z`` or ``+00:00``), as envelopes carry them; the error
     names ``field``."""
+    if isinstance(text, str):
+        return _parse_utc_text(text, field)
+    return _parse(text, field, utc_only=True)[0]
+
+
+@lru_cache(maxsize=4096)
+def _parse_utc_text(text: str, field: str) -> datetime:
+    # One append reads the same few times several times over (signed_at, a key's
+    # added_at); a datetime is immutable, and a refusal is raised each time, not kept.
+    if _CANONICAL_UTC.match(text):
+        try:
+            # Exactly the shape the ledger writes: fromisoformat reads it whole, in C.
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass  # a calendar error: _parse words it
     return _parse(text, field, utc_only=True)[0]
 
 

@@ -6,6 +6,7 @@ Written once by ``cmo-ledger init``; every process reads it on start.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sqlalchemy import Column, MetaData, String, Table, Text, select
 from sqlalchemy.engine import Engine
@@ -35,7 +36,13 @@ class LedgerIdentity:
     @property
     def notary_key_id(self) -> str:
         """Key id of the notary key (see ``ledger.keys``)."""
-        return key_id(decode_public_key(self.notary_public_key))
+        return _key_id_of(self.notary_public_key)
+
+
+@lru_cache(maxsize=16)
+def _key_id_of(public_key: str) -> str:
+    # A notary envelope compares its key with this on every append.
+    return key_id(decode_public_key(public_key))
 
 
 def read_identity(engine: Engine) -> LedgerIdentity | None:
