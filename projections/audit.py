@@ -32,7 +32,7 @@ from projections.times import as_text
 from projections.view import Page, View, state_table
 
 if TYPE_CHECKING:
-    from ledger.application import Recorded
+    from ledger.application import Ledger, Recorded
 
 __all__ = ["AUDIT", "AuditView", "resolve_time"]
 
@@ -81,22 +81,30 @@ def resolve_time(conn: Connection, when: datetime | str) -> int:
 
 
 class AuditView(View):
-    """One row per event, with its leaf index and its agreement and batch."""
+    """One row per event, with its leaf index and its agreement and batch.
+
+    An event's agreement and batch are those of its subject's first event, read from
+    that event's own row (kept in memory for the process: they never change); the state
+    holds only the printed names persons were admitted with.
+    """
 
     name = "audit"
+    #: 2: subjects' agreements and batches read from the rows, no longer kept in the state.
+    version = 2
     tables = (AUDIT,)
     state = STATE
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__(ledger)
+        self._contexts: dict[str, Context] = {}
 
     def apply(self, session: Session, events: Sequence[Recorded]) -> None:
         """Every event gets a row; no handler dispatch needed."""
         page = self.new_page(session)
-        if not page.state.whole:
-            unknown = {
-                r.event.envelope["subject"]
-                for r in events
-                if r.event.envelope["version"] > 1 and r.event.envelope["subject"] not in self.memo
-            }
-            page.state.prefetch(unknown)
+        contexts = self._contexts
+        if len(contexts) > _CONTEXTS_LIMIT:
+            contexts.clear()  # bounded memory; every context is in the table
+        self._read_contexts(page.conn, events)
         leaf, through = self._tail(page.conn)
         rows = []
         for recorded in events:
@@ -105,7 +113,11 @@ class AuditView(View):
             recorded_at = recorded.event.recorded_at
             if recorded_at > through:
                 through = recorded_at
-            agreement, batch = _context(page, envelope)
+            subject = envelope["subject"]
+            if envelope["version"] > 1:
+                agreement, batch = contexts.get(subject, _NONE)
+            else:
+                agreement, batch = contexts[subject] = _context(page, envelope)
             person = envelope.get("person")
             printed = (
                 None if person is None else page.state.fact(_printed(envelope["signer"], person))
@@ -114,7 +126,7 @@ class AuditView(View):
                 (  # in the order of AUDIT's columns
                     recorded.position,
                     leaf,
-                    envelope["subject"],
+                    subject,
                     envelope["version"],
                     envelope["type"],
                     envelope["signer"],
@@ -133,6 +145,25 @@ class AuditView(View):
         page.insert_values(AUDIT, rows)
         page.flush()
 
+    def _read_contexts(self, conn: Connection, events: Sequence[Recorded]) -> None:
+        """Read in bulk the contexts of the page's subjects first seen on earlier pages."""
+        contexts = self._contexts
+        first = {r.event.envelope["subject"] for r in events if r.event.envelope["version"] == 1}
+        wanted = sorted(
+            {
+                subject
+                for r in events
+                if (subject := r.event.envelope["subject"]) not in contexts and subject not in first
+            }
+        )
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            query = select(AUDIT.c.subject, AUDIT.c.agreement, AUDIT.c.batch).where(
+                AUDIT.c.subject.in_(part), AUDIT.c.version == 1
+            )
+            for subject, agreement, batch in conn.execute(query):
+                contexts[subject] = (agreement, batch)
+
     @staticmethod
     def _tail(conn: Connection) -> tuple[int, str]:
         last = conn.execute(
@@ -143,17 +174,19 @@ class AuditView(View):
         return (-1, "") if last is None else (int(last[0]), str(last[1]))
 
 
+Context = tuple[str | None, str | None]
+_NONE: Context = (None, None)
+#: Subjects whose context the view keeps in memory before it forgets them all.
+_CONTEXTS_LIMIT = 50_000
+
+
 def _printed(party: str, person: str) -> str:
     """The state key of the printed name ``party`` admitted ``person`` with."""
     return f"printed/{party}/{person}"
 
 
-def _context(page: Page, envelope: Any) -> tuple[str | None, str | None]:
-    """The agreement and batch of an event: from its subject's first event, remembered."""
-    subject = envelope["subject"]
-    if envelope["version"] > 1:
-        known = page.state.fact(subject)
-        return (None, None) if known is None else (known[0], known[1])
+def _context(page: Page, envelope: Any) -> Context:
+    """The agreement and batch of a subject's first event."""
     payload = envelope["payload"]
     event_type = envelope["type"]
     if event_type == "PersonAdmitted":
@@ -161,12 +194,10 @@ def _context(page: Page, envelope: Any) -> tuple[str | None, str | None]:
         page.state.remember(_printed(payload["party"], payload["person"]), payload["printed_name"])
     agreement = payload.get("agreement")
     if event_type == "AgreementProposed":
-        agreement = subject
+        agreement = envelope["subject"]
     batch = payload.get("batch") if event_type == "BatchRegistered" else None
     if not isinstance(agreement, str):
         agreement = None
     if not isinstance(batch, str):
         batch = None
-    if agreement is not None or batch is not None:
-        page.state.remember(subject, [agreement, batch])
     return agreement, batch

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 
-__all__ = ["Row", "insert_rows", "insert_values"]
+__all__ = ["Row", "execute_many", "insert_rows", "insert_values", "marks"]
 
 Row = dict[str, Any]
 _statements: dict[str, str] = {}
@@ -39,6 +39,19 @@ def insert_values(conn: Connection, table: Table, values: Sequence[tuple[Any, ..
         _copy_values(conn, table, values)
         return
     conn.exec_driver_sql(_insert_sql(conn, table), values)  # type: ignore[arg-type]
+
+
+def marks(conn: Connection, count: int) -> str:
+    """``count`` positional placeholders of the driver, comma-separated."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    return ", ".join([mark] * count)
+
+
+def execute_many(conn: Connection, sql: str, values: Sequence[tuple[Any, ...]]) -> None:
+    """Run ``sql`` (the driver's own placeholders, see :func:`marks`) once per tuple of
+    ``values``, in one driver call: SQLite's ``executemany``, psycopg's pipelined one."""
+    if values:
+        conn.exec_driver_sql(sql, list(values))  # type: ignore[arg-type]
 
 
 def _copy_values(conn: Connection, table: Table, values: Sequence[tuple[Any, ...]]) -> None:

@@ -4,28 +4,30 @@ state, and the buffered row versions of its tables."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
-from sqlalchemy import Column, MetaData, String, Table, Text, delete, select
+from sqlalchemy import Column, MetaData, String, Table, Text, select
 from sqlalchemy.engine import Connection
 
 from ledger.canonical import has_float
-from projections.bulk import Row, insert_rows, insert_values
+from projections.bulk import Row, execute_many, insert_rows, insert_values, marks
 from projections.temporal import Versions
 
 if TYPE_CHECKING:
     from ledger.application import Recorded
 
-__all__ = ["Fact", "Page", "State", "dumps", "facts_of", "state_table"]
+__all__ = ["Fact", "Page", "State", "dumps", "facts_for", "facts_of", "state_table"]
 
 # Per view, and ten views share a process: at these sizes a rebuild of 1,000,000 events
 # peaks near 200 MB (``bench_projections``); ten times larger it passed 480 MB, and ran
 # no faster.
 _MEMO_LIMIT = 10_000
 _WHOLE_LIMIT = 20_000
-_last_facts: tuple[Sequence[Recorded], list[Fact]] | None = None
+_last_facts: tuple[Sequence[Recorded], list[Fact], dict[str, list[Fact]]] | None = None
 
 
 def dumps(value: Any) -> str:
@@ -101,40 +103,55 @@ class State:
     which agreement a claim is under): they are kept across pages, so a hot subject is
     read from the database once per process, not once per page.
 
-    A ``whole`` state mirrors its entire table (a replay into an emptied view writes
-    every key through it): a key it lacks is absent, so it reads nothing, and it keeps
-    its values across pages. Past ``_WHOLE_LIMIT`` keys it drops them and reads through
-    like any other, so memory stays bounded.
+    A ``kept`` state outlives its page: what it read or wrote stays known after
+    :meth:`flush`, so the next page reads it from memory. Only a caller that is the
+    table's sole writer meanwhile may keep one (a rebuild). A ``whole`` state also
+    mirrors its entire table (a replay into an emptied view writes every key through
+    it): a key it lacks is absent, so it reads nothing. Past ``_WHOLE_LIMIT`` keys a kept
+    state forgets them all (and is whole no longer), so memory stays bounded.
+
+    A flush writes the changed keys with one executemany per kind of write: ``UPDATE``
+    for keys known stored, ``INSERT`` (PostgreSQL: ``COPY``) for keys known absent,
+    ``DELETE`` for keys set to None, an upsert for keys never read.
     """
 
     def __init__(
-        self, conn: Connection | None, table: Table, memo: dict[str, Any], *, whole: bool = False
+        self,
+        conn: Connection | None,
+        table: Table,
+        memo: dict[str, Any],
+        *,
+        whole: bool = False,
+        kept: bool = False,
     ) -> None:
         self.conn: Any = conn
         self.table = table
         self.memo = memo
         self.whole = whole
+        self.kept = kept or whole
         self._cache: dict[str, Any] = {}
         self._dirty: set[str] = set()
-        # Keys known to have no row, so a flush writes them without deleting first (most
-        # keys of a replay are new): while whole, every key but those in ``_stored``;
-        # otherwise the keys read and found absent in this page.
+        # What is known of the table's rows: keys stored, keys absent. While whole,
+        # any key not in ``_stored`` is absent.
         self._stored: set[str] = set()
         self._absent: set[str] = set()
 
     def get(self, key: str) -> Any:
         """The value of ``key``, or None; change it only through :meth:`set`."""
-        if key in self._cache:
-            return self._cache[key]
+        cache = self._cache
+        if key in cache:
+            return cache[key]
         if self.whole:
             return None
-        found = self.conn.execute(
-            select(self.table.c.value).where(self.table.c.key == key)
-        ).scalar()
+        sql = _state_sql(self.conn, self.table, "select")
+        found = self.conn.exec_driver_sql(sql, (key,)).scalar()
         if found is None:
             self._absent.add(key)
-        self._cache[key] = None if found is None else json.loads(found)
-        return self._cache[key]
+            cache[key] = None
+        else:
+            self._stored.add(key)
+            cache[key] = json.loads(found)
+        return cache[key]
 
     def set(self, key: str, value: Any) -> None:
         """Store ``value`` (JSON) under ``key``."""
@@ -155,6 +172,7 @@ class State:
                 self._cache[key] = json.loads(value)
                 absent.discard(key)
             self._absent |= absent
+            self._stored.update(k for k in part if k not in absent)
 
     def fact(self, key: str) -> Any:
         """An immutable fact: from the memo, else the state."""
@@ -177,36 +195,80 @@ class State:
 
     def flush(self) -> None:
         """Write the changed keys."""
-        if not self._dirty:
-            if not self.whole:
-                self._cache.clear()
-                self._absent.clear()
-            return
-        keys = sorted(self._dirty)
-        if self.whole:
-            stale = [k for k in keys if k in self._stored]
-        else:
-            stale = [k for k in keys if k not in self._absent]
-        for start in range(0, len(stale), 500):
-            part = stale[start : start + 500]
-            self.conn.execute(delete(self.table).where(self.table.c.key.in_(part)))
-        cache = self._cache
-        rows = [{"key": k, "value": _state_dumps(cache[k])} for k in keys if cache[k] is not None]
-        if rows:
-            insert_rows(self.conn, self.table, rows)
-        if self.whole:
-            self._stored.update(row["key"] for row in rows)
-            self._stored.difference_update(k for k in keys if cache[k] is None)
-        self._dirty.clear()
-        self._absent.clear()
-        if not self.whole or len(self._cache) > _WHOLE_LIMIT:
+        if self._dirty:
+            self._write(sorted(self._dirty))
+            self._dirty.clear()
+        if not self.kept:
+            self._forget()
+        elif len(self._cache) > _WHOLE_LIMIT:
             self.whole = False
-            self._cache.clear()
-            self._stored.clear()
+            self._forget()
+
+    def _write(self, keys: list[str]) -> None:
+        cache, stored, absent, whole = self._cache, self._stored, self._absent, self.whole
+        updates: list[tuple[str, str]] = []
+        inserts: list[tuple[str, str]] = []
+        upserts: list[tuple[str, str]] = []
+        deletes: list[tuple[str]] = []
+        for key in keys:
+            value = cache[key]
+            if key in stored:
+                if value is None:
+                    deletes.append((key,))
+                else:
+                    updates.append((_state_dumps(value), key))
+            elif whole or key in absent:
+                if value is not None:
+                    inserts.append((key, _state_dumps(value)))
+            elif value is None:  # never read: whether it has a row is unknown
+                deletes.append((key,))
+            else:
+                upserts.append((key, _state_dumps(value)))
+        conn, table = self.conn, self.table
+        execute_many(conn, _state_sql(conn, table, "delete"), deletes)
+        execute_many(conn, _state_sql(conn, table, "update"), updates)
+        execute_many(conn, _state_sql(conn, table, "upsert"), upserts)
+        insert_values(conn, table, inserts)
+        for key in keys:
+            if cache[key] is None:
+                stored.discard(key)
+                absent.add(key)
+            else:
+                stored.add(key)
+                absent.discard(key)
+
+    def _forget(self) -> None:
+        self._cache.clear()
+        self._stored.clear()
+        self._absent.clear()
+
+
+_sqls: dict[tuple[str, str, str], str] = {}
+
+
+def _state_sql(conn: Connection, table: Table, use: str) -> str:
+    # Driver SQL for the state's one-key statements, made once per table and use.
+    found = _sqls.get((conn.dialect.name, table.name, use))
+    if found is None:
+        quote = conn.dialect.identifier_preparer.quote
+        name, key, value, mark = quote(table.name), quote("key"), quote("value"), marks(conn, 1)
+        found = _sqls[(conn.dialect.name, table.name, use)] = {
+            "select": f"SELECT {value} FROM {name} WHERE {key} = {mark}",
+            "update": f"UPDATE {name} SET {value} = {mark} WHERE {key} = {mark}",
+            "delete": f"DELETE FROM {name} WHERE {key} = {mark}",
+            # SQLite (3.24 on) and PostgreSQL spell an upsert alike.
+            "upsert": f"INSERT INTO {name} ({key}, {value}) VALUES ({mark}, {mark}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {value} = excluded.{value}",
+        }[use]
+    return found
 
 
 class Page:
-    """The buffered writes of one view for one page of events."""
+    """The buffered writes of one view for one page of events.
+
+    ``kept`` is a rebuild's: the view's state carried from page to page (see
+    :meth:`projections.view.View.keep_state`).
+    """
 
     def __init__(
         self,
@@ -263,10 +325,36 @@ class Page:
 
 def facts_of(events: Sequence[Recorded]) -> list[Fact]:
     """The facts of a page's events, made once for all the views that apply the page."""
+    return _page_facts(events)[0]
+
+
+def facts_for(events: Sequence[Recorded], types: Collection[str]) -> list[Fact]:
+    """The facts of a page's events of ``types``, in log order (for callers to read only:
+    the list may be shared)."""
+    by_type = _page_facts(events)[1]
+    parts = [by_type[t] for t in types if t in by_type]
+    if len(parts) <= 1:
+        return parts[0] if parts else []
+    # Each part is in log order already: the sort only merges the runs.
+    return sorted(chain.from_iterable(parts), key=_position)
+
+
+_position = itemgetter(0)
+
+
+def _page_facts(events: Sequence[Recorded]) -> tuple[list[Fact], dict[str, list[Fact]]]:
+    # The last page's facts, and the same grouped by type, made once for all its views.
     global _last_facts
     last = _last_facts
     if last is not None and last[0] is events:
-        return last[1]
+        return last[1], last[2]
     facts = [Fact.of(recorded) for recorded in events]
-    _last_facts = (events, facts)
-    return facts
+    by_type: dict[str, list[Fact]] = {}
+    for fact in facts:
+        found = by_type.get(fact.type)
+        if found is None:
+            by_type[fact.type] = [fact]
+        else:
+            found.append(fact)
+    _last_facts = (events, facts, by_type)
+    return facts, by_type

@@ -7,8 +7,8 @@ An update closes the current version and inserts a new one, so a past state is o
 indexed query (:func:`as_of`), never a replay.
 
 :class:`Versions` buffers a page of changes to one table and writes them in two
-statements (one ``UPDATE`` executemany for the versions it closes, one ``INSERT``
-executemany for the new ones).
+driver calls (one ``UPDATE`` executemany for the versions it closes, one ``INSERT``
+executemany or ``COPY`` for the new ones).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.schema import SchemaItem
 
-from projections.bulk import Row, insert_rows
+from projections.bulk import Row, execute_many, insert_rows, marks
 
 __all__ = [
     "POSITION",
@@ -115,15 +115,20 @@ class Versions:
         self._open: dict[Key, Row] = {}  # versions inserted by this page and still current
         self._stored: dict[Key, Row | None] = {}  # current versions read from the database
         self._complete: set[Any] = set()  # first-key values whose current rows are all loaded
-        self._closes: list[Row] = []
+        self._closes: list[tuple[Any, ...]] = []  # (close_at, *key) of stored versions
 
     def get(self, key: Key) -> Row | None:
         """The current version of ``key`` (without ``valid_*``), or ``None``."""
-        if key in self._open:
-            return self._open[key]
-        if key not in self._stored:
-            self._stored[key] = None if key[0] in self._complete else self._load(key)
-        return self._stored[key]
+        found = self._open.get(key)
+        if found is not None:
+            return found
+        stored = self._stored
+        if key in stored:
+            return stored[key]
+        if key[0] in self._complete:
+            return None
+        found = stored[key] = self._load(key)
+        return found
 
     def prefetch(self, values: Iterable[Any]) -> None:
         """Load the current rows whose first key column is one of ``values``, in bulk."""
@@ -188,9 +193,10 @@ class Versions:
         self._end(key, position, self.get(key))
 
     def flush(self) -> None:
-        """Write the closes, then the new versions."""
+        """Write the closes (one ``UPDATE`` executemany), then the new versions (one
+        insert)."""
         if self._closes:
-            self.conn.execute(_close_statement(self.table), self._closes)
+            execute_many(self.conn, _close_sql(self.conn, self.table), self._closes)
         rows = [row for row in self._inserts if row["valid_to"] != row["valid_from"]]
         insert_rows(self.conn, self.table, rows)
         self._inserts, self._closes = [], []
@@ -207,9 +213,7 @@ class Versions:
             before["valid_to"] = position
             del self._open[key]
             return
-        params = {f"k_{c}": v for c, v in zip(self.key, key, strict=True)}
-        params["close_at"] = position
-        self._closes.append(params)
+        self._closes.append((position, *key))
         self._stored[key] = None
 
     def _load(self, key: Key) -> Row | None:
@@ -231,11 +235,17 @@ def _current_statement(table: Table) -> Any:
     return found
 
 
-def _close_statement(table: Table) -> Any:
-    found = _statements.get(("close", table.name))
+def _close_sql(conn: Connection, table: Table) -> str:
+    # Driver SQL, one tuple a close: SQLAlchemy's per-row parameter processing skipped.
+    found = _close_sqls.get((conn.dialect.name, table.name))
     if found is None:
-        where = [table.c[c] == bindparam(f"k_{c}") for c in key_of(table)]
-        found = _statements[("close", table.name)] = (
-            table.update().where(*where, current(table)).values(valid_to=bindparam("close_at"))
+        quote = conn.dialect.identifier_preparer.quote
+        mark = marks(conn, 1)
+        where = " AND ".join(f"{quote(c)} = {mark}" for c in key_of(table))
+        found = _close_sqls[(conn.dialect.name, table.name)] = (
+            f"UPDATE {quote(table.name)} SET valid_to = {mark} WHERE {where} AND valid_to IS NULL"
         )
     return found
+
+
+_close_sqls: dict[tuple[str, str], str] = {}

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ledger.log.follow import Follower, begin_page
-from projections.page import Fact, Page, State, dumps, facts_of, state_table
+from projections.page import Fact, Page, State, dumps, facts_for, state_table
 from projections.temporal import as_of, secondary_indexes
 
 if TYPE_CHECKING:
@@ -99,8 +99,8 @@ class View(Follower):
         self._kept: State | None = None
 
     def keep_state(self, keep: bool) -> None:
-        """While replaying from an emptied view, keep the view's whole state in memory
-        from page to page (see :class:`~projections.page.State`); ``False`` stops."""
+        """While replaying from an emptied view, keep the view's state in memory from
+        page to page (see :class:`~projections.page.State`); ``False`` stops."""
         if self.state is None:
             return
         self._kept = State(None, self.state, self.memo, whole=True) if keep else None
@@ -113,7 +113,7 @@ class View(Follower):
         """Hand each event to its handler; write the page."""
         page = self.new_page(session)
         handlers = self._handlers
-        facts = [fact for fact in facts_of(events) if fact.type in handlers]
+        facts = facts_for(events, handlers)
         self.prepare(page, facts)
         for fact in facts:
             handlers[fact.type](self, page, fact)
