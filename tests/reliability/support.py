@@ -599,8 +599,8 @@ def kill_projector_mid_page(deployed: Deployment, attempts: int = 5) -> None:
     middle of a page's transaction, while the servers keep projecting.
 
     The servers' projectors compete for the same pages, so the child may find the work
-    done before it applies a page; then it is started again. (A rebuild, which keeps
-    state between pages, would stop: it must not share its views.)
+    done before it applies a page, or lose a deadlock to them; then it is started again.
+    (A rebuild, which keeps state between pages, would stop: it must not share its views.)
     """
     url = deployed.settings.database_url
     command = [sys.executable, "-m", "tests.support.projector_child", url, "replay"]
@@ -616,7 +616,10 @@ def kill_projector_mid_page(deployed: Deployment, attempts: int = 5) -> None:
             assert child.returncode == -signal.SIGKILL
             return
         child.wait(60)
-        assert child.returncode == 0, child.stderr.read()
+        said = child.stderr.read()
+        # Under heavy load the database may break a deadlock by failing the child's
+        # transaction (nothing of it is applied): the fault is then injected again.
+        assert child.returncode == 0 or "DeadlockDetected" in said, said
     raise AssertionError(f"the projector never applied a page in {attempts} attempts")
 
 
