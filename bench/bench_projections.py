@@ -46,8 +46,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,14 +54,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench.memory import peak_rss_mib
+from bench.support import database
 from ledger.application import Ledger
 from ledger.config import Settings
 
 SCALES = {"small": (10_000, 50_000), "full": (100_000, 1_000_000)}
 BASE_EVENTS = 2_000
-PG_URL = os.environ.get(
-    "CMO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test"
-)
 _UUID = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _BATCH = re.compile(rb"(NWB101|HEL7)-24-(\d{4})")
 _PARTY_TOPICS = ("cmo.PartyAdmitted.v1", "cmo.KeyAdded.v1", "cmo.KeyRevoked.v1")
@@ -74,7 +71,7 @@ def main() -> None:
     print(f"scale {scale}: sizes {sizes}; base scenario {BASE_EVENTS} signed events", flush=True)
     for backend in os.environ.get("CMO_BENCH_BACKENDS", "sqlite,postgres").split(","):
         try:
-            with _database(backend) as url:
+            with database(backend) as url:
                 _bench_backend(backend, url, sizes)
         except sa.exc.OperationalError as error:
             print(f"{backend}: skipped, database unreachable ({error.orig})", flush=True)
@@ -125,24 +122,6 @@ def _report(
             f"{events / (read + write):,.0f} events/s)",
             flush=True,
         )
-
-
-@contextmanager
-def _database(backend: str) -> Iterator[str]:
-    if backend == "sqlite":
-        with tempfile.TemporaryDirectory() as directory:
-            yield f"sqlite:///{Path(directory) / 'bench.db'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    engine = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        engine.dispose()
 
 
 def _base_ledger(url: str) -> Ledger:

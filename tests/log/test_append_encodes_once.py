@@ -7,8 +7,6 @@ from __future__ import annotations
 import copy
 import math
 import pickle
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -16,9 +14,7 @@ import pytest
 import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event
 
-from ledger.application import Ledger
 from ledger.canonical import (
     MAX_DEPTH,
     CanonicalObject,
@@ -34,6 +30,7 @@ from ledger.log.leaf import leaf_bytes
 from ledger.timeutil import format_utc, now_utc
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import data_payload, discrete_records, register_batch
+from tests.support.statements import counted
 from tests.support.world import World
 
 CMO = "contoso-cmo"
@@ -174,20 +171,6 @@ def test_a_parsed_envelope_keeps_the_canonical_bytes_it_was_signed_over(payload:
     assert event_hash(raw, signature) == leaf.event_hash(raw, signature)
 
 
-@contextmanager
-def _statements(ledger: Ledger) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(ledger.engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(ledger.engine, "before_cursor_execute", record)
-
-
 def test_a_stored_leaf_and_event_hash_are_those_of_the_signed_envelope(world: World) -> None:
     agreement = propose_and_sign(world)
     subject = register_batch(world, agreement, "B-LEAF")
@@ -219,7 +202,7 @@ def test_registering_a_batch_replays_no_events_of_its_new_subject(world: World) 
     signed = world[CMO].prepare(
         world.ledger, "BatchRegistered", batch_subject("B-NEW"), payload, meaning="authored"
     )
-    with _statements(world.ledger) as statements:
+    with counted(world.ledger) as statements:
         world.ledger.append(*signed)
     reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     # The log's tail since the last append, then whether the new subject has events.

@@ -5,13 +5,10 @@ in the same batch, and a subject already stored is never taken for a new one."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from ledger.application import Ledger
 from ledger.domain.subjects import batch_subject
@@ -20,26 +17,11 @@ from ledger.log.envelope import event_hash
 from ledger.timeutil import format_utc, now_utc
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import data_payload, discrete_records
+from tests.support.statements import counted, selects
 from tests.support.world import World
 
 CMO = "contoso-cmo"
 Item = tuple[dict[str, Any], str]
-
-
-@contextmanager
-def selects(ledger: Ledger) -> Iterator[list[str]]:
-    """The SELECT statements the ledger's engine runs inside the block."""
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        if str(args[2]).lstrip().upper().startswith("SELECT"):
-            statements.append(str(args[2]))
-
-    event.listen(ledger.engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(ledger.engine, "before_cursor_execute", record)
 
 
 def _registration(world: World, agreement: uuid.UUID, batch: str) -> Item:
@@ -86,10 +68,10 @@ def test_registering_more_subjects_at_once_runs_no_more_reads(world: World) -> N
     reads: dict[int, list[str]] = {}
     for count in (2, 12):
         items = _batches(world, agreement, f"B{count}", count)
-        with selects(world.ledger) as statements:
+        with counted(world.ledger) as statements:
             appended = world.ledger.append_many(items)
         assert [a.version for a in appended] == [1, 2] * count
-        reads[count] = statements
+        reads[count] = selects(statements)
     assert len(reads[12]) == len(reads[2]), reads
 
 

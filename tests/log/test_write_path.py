@@ -4,13 +4,10 @@ accepted nor a valid one refused, when two ledgers (two processes) share one dat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
-from sqlalchemy import event
 
 from ledger.application import Ledger
 from ledger.domain.subjects import batch_subject, party_subject
@@ -19,25 +16,11 @@ from ledger.keys import encode_public_key
 from ledger.log.envelope import event_hash
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import data_payload, discrete_records, register_batch
+from tests.support.statements import counted
 from tests.support.world import Actor, World
 
 CMO = "contoso-cmo"
 MAX_STATEMENTS = 6
-
-
-@contextmanager
-def counted(ledger: Ledger) -> Iterator[list[str]]:
-    """The SQL statements the ledger's engine runs inside the block."""
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(str(args[2]))
-
-    event.listen(ledger.engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(ledger.engine, "before_cursor_execute", record)
 
 
 def _key_added(actor: Actor, ledger: Ledger) -> tuple[dict[str, Any], str]:
