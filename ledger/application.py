@@ -250,15 +250,12 @@ class Ledger(Application[UUID]):
             state, admitted = self._admit_group(requests, sent, outcomes)
             try:
                 stored = self._store_group(admitted) if admitted else []
-            except Unavailable:
+            except BaseException as error:
+                # Aggregates the unsaved group changed in place are not current.
                 cache.forget(state.touched())
-                raise
-            except LedgerError:
-                cache.forget(state.touched())
-                stored = None
-            except BaseException:
-                cache.forget(state.touched())
-                raise
+                if not isinstance(error, LedgerError) or isinstance(error, Unavailable):
+                    raise
+                stored = None  # refused for one request's sake: store each alone
         if stored is None:
             return self._append_each(requests, outcomes, admitted)
         for index, results in stored:

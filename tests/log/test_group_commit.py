@@ -19,7 +19,7 @@ from nacl.signing import SigningKey
 
 from ledger.application import Appended, AppendRequest, Ledger
 from ledger.domain.subjects import party_subject
-from ledger.errors import BadSignature, LedgerError, Unavailable
+from ledger.errors import BadSignature, LedgerError, Unavailable, VersionConflict
 from ledger.group_commit import GroupCommit
 from ledger.keys import encode_public_key
 from ledger.log.envelope import event_hash
@@ -225,3 +225,35 @@ def test_a_crash_mid_transaction_stores_none_and_acknowledges_none(
     # sequence may have moved past the positions the killed transaction took.)
     stored = [world.ledger.append(*pair).position for pair in requests]
     assert stored == sorted(stored) and stored[0] > head
+
+
+def test_a_version_another_writer_stored_first_fails_its_request_only(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = world.ledger
+    ledger.append(*_next_key_added(world, "contoso-cmo"))  # the party is cached, current
+    stale = _next_key_added(world, "contoso-cmo")
+    valid = _next_key_added(world, "northwind-bio")
+    other = Ledger.open(ledger.settings)  # another process stores that version first
+    try:
+        other.append(*_key_added(world["contoso-cmo"], stale[0]["version"], stale[0]["prev"]))
+    finally:
+        other.close()
+    # As if the other writer committed just after this one read the log's tail: only the
+    # database's uniqueness can tell, when the shared transaction inserts.
+    monkeypatch.setattr(ledger._aggregates, "catch_up", lambda *args: None)
+    alone: list[int] = []
+    original = ledger._append_each
+
+    def append_each(*args: Any) -> Any:
+        alone.append(len(args[2]))
+        return original(*args)
+
+    monkeypatch.setattr(ledger, "_append_each", append_each)
+
+    outcomes = ledger.append_group([([stale], None), ([valid], None)])
+
+    assert alone == [2], "the shared transaction was refused; each request went alone"
+    assert isinstance(outcomes[0], VersionConflict)
+    assert isinstance(outcomes[1], list)
+    assert outcomes[1][0].version == valid[0]["version"]
