@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from clients.bundle import CPV_FILE, MANIFEST, REPORT, TRACE, sha256_file, verify_bundle
-from clients.client import CPV, LedgerClient
+from clients.client import LedgerClient
 from clients.evidence import export_evidence, sign_manifest
 from ledger.config import Settings
 from ledger.cpv import (
@@ -37,6 +37,8 @@ from ledger.cpv import (
 from ledger.cpv.evidence import analysis_inputs
 from ledger.domain.formats import decode_chunk, encode_chunk
 from ledger.domain.subjects import baseline_subject, batch_subject
+from ledger.evidence.export import CPV as CLIENT_CPV
+from ledger.evidence.export import TYPED_POINTS
 from ledger.timeutil import format_utc, now_utc
 from tests.support.agreements import grant, propose_and_sign, sign_retroactively
 from tests.support.batches import (
@@ -48,6 +50,9 @@ from tests.support.batches import (
 )
 from tests.support.server import Server, running_server
 from tests.support.world import World, actor_of
+
+CPV = CLIENT_CPV.replace("pointsJson", TYPED_POINTS)
+"""The client's analysis with typed points: the schema's contract."""
 
 pytestmark = pytest.mark.xdist_group("cpv")
 
