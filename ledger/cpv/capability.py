@@ -34,10 +34,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from ledger.cpv._checks import FloatArray, number, series, subgroup_matrix
 from ledger.cpv.constants import factors
@@ -55,6 +56,16 @@ __all__ = [
     "cp_interval",
     "cpk_interval",
 ]
+
+
+@cache
+def _stats() -> ModuleType:
+    """``scipy.stats``, imported on first use: it costs a command that never computes a
+    capability (every ``cmo-ledger`` command imports the views) half a second to start."""
+    import importlib
+
+    return importlib.import_module("scipy.stats")
+
 
 MIN_POINTS = 25
 """Below this many values a capability answer carries a warning."""
@@ -118,8 +129,8 @@ def cp_interval(cp: float, n: int, confidence: float = 0.95) -> Interval:
     cp = number(cp, field="cp")
     nu = _dof(n)
     alpha = 1 - level
-    low = cp * math.sqrt(float(stats.chi2.ppf(alpha / 2, nu)) / nu)
-    high = cp * math.sqrt(float(stats.chi2.ppf(1 - alpha / 2, nu)) / nu)
+    low = cp * math.sqrt(float(_stats().chi2.ppf(alpha / 2, nu)) / nu)
+    high = cp * math.sqrt(float(_stats().chi2.ppf(1 - alpha / 2, nu)) / nu)
     return Interval(low, high, level)
 
 
@@ -128,7 +139,7 @@ def cpk_interval(cpk: float, n: int, confidence: float = 0.95) -> Interval:
     level = _confidence(confidence)
     cpk = number(cpk, field="cpk")
     nu = _dof(n)
-    z = float(stats.norm.ppf(1 - (1 - level) / 2))
+    z = float(_stats().norm.ppf(1 - (1 - level) / 2))
     half = z * math.sqrt(1 / (9 * n) + cpk**2 / (2 * nu))
     return Interval(cpk - half, cpk + half, level)
 
@@ -148,7 +159,7 @@ def anderson_darling(values: Sequence[float]) -> Normality:
         raise ValidationFailed("the values show no variation", field="values")
     z = (x - float(np.mean(x))) / sd
     i = np.arange(1, n + 1, dtype=np.float64)
-    terms = (2 * i - 1) * (stats.norm.logcdf(z) + stats.norm.logsf(z[::-1]))
+    terms = (2 * i - 1) * (_stats().norm.logcdf(z) + _stats().norm.logsf(z[::-1]))
     a2 = float(-n - np.sum(terms) / n)
     adjusted = a2 * (1 + 0.75 / n + 2.25 / n**2)
     return Normality(a2, adjusted, _ad_p_value(adjusted))
