@@ -12,7 +12,10 @@ time as the ledger knew it then, never re-evaluated, as ``proj_chunk_excursions`
 A correction (``DataCorrected`` with ``supersedes_chunks``) drops the superseded chunks'
 stats and adds its own, giving the tag a new summary version at that position, so
 ``as_of(knownAt)`` reads the summary as it stood. The view keeps each chunk's stats in
-its state, which is why a correction needs no chunk content but its own.
+its state, which is why a correction needs no chunk content but its own, and a running
+:class:`~ledger.cpv.summary.Aggregate` per tag, so a chunk that sorts after the tag's
+others (the usual arrival) is added without going over them; a correction, or a chunk
+that sorts earlier, combines the tag's current chunks again.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Text
 
-from ledger.cpv.summary import ChunkStats, chunk_stats, combine
+from ledger.cpv.summary import Aggregate, ChunkStats, chunk_stats
 from ledger.domain.limits import (
     BOUNDS,
     LimitsVersion,
@@ -76,6 +79,7 @@ class SummariesView(View):
     """Per-batch summaries of continuous tags (see the module docstring)."""
 
     name = "summaries"
+    version = 2
     tables = (SUMMARIES,)
     state = STATE
 
@@ -142,10 +146,11 @@ class SummariesView(View):
             where = page.state.get(f"chunk:{batch[0]}/{digest}")
             if where is None:
                 continue
-            tag, data_class = where
+            tag, data_class = where[0], where[1]
             key = _tag_key(batch[0], tag)
             tracked = page.state.get(key)
-            tracked["chunks"] = [c for c in tracked["chunks"] if c["sha256"] != digest]
+            tracked["chunks"] = [c for c in tracked["chunks"] if c != digest]
+            tracked["aggregate"] = None  # combined again from the chunks left
             page.state.set(key, tracked)
             touched.add(tag)
         self._add(page, fact, batch, data_class, fact.payload["series"], touched)
@@ -164,11 +169,21 @@ class SummariesView(View):
             tag = entry["tag"]
             version = self._version(page, agreement, tag, started_at)
             key = _tag_key(name, tag)
-            tracked = page.state.get(key) or {"data_class": data_class, "chunks": []}
+            tracked = page.state.get(key) or {
+                "data_class": data_class,
+                "chunks": [],
+                "aggregate": None,
+            }
+            aggregate = None if tracked["aggregate"] is None else Aggregate.of(tracked["aggregate"])
             for chunk in entry["chunks"]:
                 stats = chunk_stats(chunk["sha256"], chunk["content"], version)
-                tracked["chunks"].append(stats.as_json())
-                page.state.set(f"chunk:{name}/{chunk['sha256']}", [tag, data_class])
+                tracked["chunks"].append(stats.sha256)
+                page.state.set(f"chunk:{name}/{stats.sha256}", [tag, data_class, stats.as_json()])
+                if not tracked["chunks"][:-1]:
+                    aggregate = Aggregate.start(stats)
+                elif aggregate is not None and not aggregate.add(stats):
+                    aggregate = None
+            tracked["aggregate"] = None if aggregate is None else aggregate.as_json()
             page.state.set(key, tracked)
             touched.add(tag)
         for tag in sorted(touched):
@@ -192,7 +207,10 @@ class SummariesView(View):
         if not tracked or not tracked["chunks"]:
             page.versions(SUMMARIES).end(key, fact.position)
             return
-        summary = combine([ChunkStats.of(c) for c in tracked["chunks"]])
+        if tracked["aggregate"] is None:
+            tracked["aggregate"] = self._combined(page, batch[0], tracked["chunks"]).as_json()
+            page.state.set(_tag_key(batch[0], tag), tracked)
+        summary = Aggregate.of(tracked["aggregate"]).summary(tracked["chunks"])
         page.versions(SUMMARIES).put(
             key,
             fact.position,
@@ -210,3 +228,9 @@ class SummariesView(View):
                 "chunks": dumps(list(summary.chunks)),
             },
         )
+
+    def _combined(self, page: Page, batch: str, digests: list[str]) -> Aggregate:
+        """The aggregate of a tag's current chunks, from the stats kept of each."""
+        keys = [f"chunk:{batch}/{digest}" for digest in digests]
+        page.state.prefetch(keys)
+        return Aggregate.over([ChunkStats.of(page.state.get(key)[2]) for key in keys])

@@ -28,7 +28,7 @@ import base64
 import math
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -37,7 +37,15 @@ from numpy.typing import NDArray
 
 from ledger.domain.limits import ACTION, LimitsVersion
 
-__all__ = ["STATISTICS", "ChunkStats", "Summary", "chunk_stats", "combine", "decimal_text"]
+__all__ = [
+    "STATISTICS",
+    "Aggregate",
+    "ChunkStats",
+    "Summary",
+    "chunk_stats",
+    "combine",
+    "decimal_text",
+]
 
 STATISTICS = ("MEAN", "MIN", "MAX", "TIME_OUTSIDE_LIMITS")
 """The statistics a continuous parameter is charted by, one per batch."""
@@ -65,7 +73,20 @@ class ChunkStats:
     last_outside: bool | None
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "sha256": self.sha256,
+            "first": self.first,
+            "last": self.last,
+            "first_ms": self.first_ms,
+            "last_ms": self.last_ms,
+            "count": self.count,
+            "total": self.total,
+            "low": self.low,
+            "high": self.high,
+            "limits_version": self.limits_version,
+            "outside_ms": self.outside_ms,
+            "last_outside": self.last_outside,
+        }
 
     @classmethod
     def of(cls, data: Mapping[str, Any]) -> ChunkStats:
@@ -93,25 +114,51 @@ def decimal_text(number: float) -> str:
     return format(Decimal(repr(number)), "f")
 
 
-def _epoch_ms(buf: NDArray[np.uint8], starts: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Milliseconds since the epoch of the fixed-width stamps starting at ``starts``."""
+_PLACES = np.arange(_STAMP - 1, dtype=np.int64)  # the digits of a stamp, without its "Z"
 
-    def digits(offset: int, width: int) -> NDArray[np.int64]:
-        value = np.zeros(len(starts), dtype=np.int64)
-        for place in range(width):
-            value = value * 10 + (buf[starts + offset + place].astype(np.int64) - _ZERO)
-        return value
 
-    year, month, day = digits(0, 4), digits(5, 2), digits(8, 2)
-    # Days from the civil date (H. Hinnant's algorithm), so no stamp goes through Python.
+def _days(
+    year: NDArray[np.int64], month: NDArray[np.int64], day: NDArray[np.int64]
+) -> NDArray[np.int64]:
+    """Days from 1970-01-01 to the civil dates (H. Hinnant's algorithm)."""
     year = year - (month <= 2)
     era = year // 400
     yoe = year - era * 400
     doy = (153 * (month + np.where(month > 2, -3, 9)) + 2) // 5 + day - 1
-    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-    seconds = digits(11, 2) * 3600 + digits(14, 2) * 60 + digits(17, 2)
-    millis: NDArray[np.int64] = (days * 86400 + seconds) * 1000 + digits(20, 3)
+    days: NDArray[np.int64] = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return days
+
+
+def _epoch_ms(buf: NDArray[np.uint8], starts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Milliseconds since the epoch of the fixed-width stamps starting at ``starts``."""
+    # One gather of every stamp's characters, so no stamp goes through Python.
+    digits: NDArray[np.int64] = buf[starts[:, None] + _PLACES].astype(np.int64) - _ZERO
+
+    def number(offset: int, width: int) -> NDArray[np.int64]:
+        value: NDArray[np.int64] = digits[:, offset]
+        for place in range(offset + 1, offset + width):
+            value = value * 10 + digits[:, place]
+        return value
+
+    days = _days(number(0, 4), number(5, 2), number(8, 2))
+    seconds = number(11, 2) * 3600 + number(14, 2) * 60 + number(17, 2)
+    millis: NDArray[np.int64] = (days * 86400 + seconds) * 1000 + number(20, 3)
     return millis
+
+
+def _stamp_ms(raw: bytes, start: int) -> int:
+    """Milliseconds since the epoch of the one stamp starting at ``start`` (as
+    :func:`_epoch_ms`, in plain ints: numpy's cost per call outweighs one stamp)."""
+    stamp = raw[start : start + _STAMP]
+    year, month, day = int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10])
+    if month <= 2:
+        year -= 1
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    seconds = int(stamp[11:13]) * 3600 + int(stamp[14:16]) * 60 + int(stamp[17:19])
+    return (days * 86400 + seconds) * 1000 + int(stamp[20:23])
 
 
 def _starts(buf: NDArray[np.uint8]) -> NDArray[np.int64]:
@@ -176,10 +223,10 @@ def chunk_stats(sha256: str, content: str, version: LimitsVersion | None) -> Chu
     """The stats of a stored chunk (checked by the ledger when it arrived), its points
     judged against ``version`` (``None``: no limits in force)."""
     raw = zlib.decompress(base64.b64decode(content), wbits=_GZIP)
-    numbers = [float(line.split(b",", 2)[1]) for line in raw.splitlines()]
+    # Each line is ``stamp,value,quality``: every second field of the comma split is a value.
+    numbers = list(map(float, raw.split(b",")[1::2]))
     buf = np.frombuffer(raw, dtype=np.uint8)
     last_start = raw.rfind(b"\n", 0, len(raw) - 1) + 1
-    ends = _epoch_ms(buf, np.array([0, last_start], dtype=np.int64))
     outside_ms: int | None = None
     last_outside: bool | None = None
     if version is not None:
@@ -188,8 +235,8 @@ def chunk_stats(sha256: str, content: str, version: LimitsVersion | None) -> Chu
         sha256=sha256,
         first=raw[:_STAMP].decode(),
         last=raw[last_start : last_start + _STAMP].decode(),
-        first_ms=int(ends[0]),
-        last_ms=int(ends[1]),
+        first_ms=_stamp_ms(raw, 0),
+        last_ms=_stamp_ms(raw, last_start),
         count=len(numbers),
         total=math.fsum(numbers),
         low=min(numbers),
@@ -200,34 +247,149 @@ def chunk_stats(sha256: str, content: str, version: LimitsVersion | None) -> Chu
     )
 
 
-def _time_outside(ordered: Sequence[ChunkStats]) -> tuple[int | None, int | None]:
-    versions = {s.limits_version for s in ordered}
-    if len(versions) != 1 or None in versions:
-        return None, None
-    total = 0
-    for index, stats in enumerate(ordered):
-        total += stats.outside_ms or 0
-        following = ordered[index + 1] if index + 1 < len(ordered) else None
-        if following is not None and stats.last_outside:
-            total += max(0, following.first_ms - stats.last_ms)
-    return total, versions.pop()
+def _add_exactly(partials: list[float], term: float) -> None:
+    """Add ``term`` to the non-overlapping ``partials`` whose exact sum is a running total
+    (J. R. Shewchuk's algorithm, the one ``math.fsum`` uses): ``fsum(partials)`` stays the
+    correctly rounded sum of every term added."""
+    kept = 0
+    for partial in partials:
+        if abs(term) < abs(partial):
+            term, partial = partial, term
+        high = term + partial
+        if not math.isfinite(high):
+            raise OverflowError("intermediate overflow in fsum")  # as math.fsum raises
+        low = partial - (high - term)
+        if low:
+            partials[kept] = low
+            kept += 1
+        term = high
+    partials[kept:] = [term]
+
+
+def _take(partials: list[float], specials: list[float], total: float) -> None:
+    """Add a chunk's total; an infinite or NaN one is kept aside, for ``fsum`` to judge."""
+    if math.isfinite(total):
+        _add_exactly(partials, total)
+    else:
+        specials.append(total)
+
+
+@dataclass(slots=True)
+class Aggregate:
+    """A running summary of a tag's chunks, taken in order of (first_ms, last_ms, sha256):
+    a chunk that sorts after the last one taken is added without going over the others.
+
+    The mean's total is kept as exact partial sums (and any non-finite totals), so it
+    equals ``math.fsum`` of the chunks' totals in any order; ``tail`` is the sort key of
+    the last chunk taken, and ``tail_outside`` whether its last point lies beyond the
+    limits, for the time held across the gap to the next.
+    """
+
+    count: int
+    partials: list[float]
+    specials: list[float]
+    low: float
+    high: float
+    first: str
+    last: str
+    limits_version: int | None
+    mixed: bool
+    outside_ms: int
+    tail: tuple[int, int, str]
+    tail_outside: bool | None
+
+    @classmethod
+    def start(cls, stats: ChunkStats) -> Aggregate:
+        partials: list[float] = []
+        specials: list[float] = []
+        _take(partials, specials, stats.total)
+        return cls(
+            count=stats.count,
+            partials=partials,
+            specials=specials,
+            low=stats.low,
+            high=stats.high,
+            first=stats.first,
+            last=stats.last,
+            limits_version=stats.limits_version,
+            mixed=False,
+            outside_ms=stats.outside_ms or 0,
+            tail=_order(stats),
+            tail_outside=stats.last_outside,
+        )
+
+    @classmethod
+    def over(cls, stats: Sequence[ChunkStats]) -> Aggregate:
+        """The aggregate of these chunks (at least one), in any order."""
+        if not stats:
+            raise ValueError("a summary needs at least one chunk")
+        ordered = sorted(stats, key=_order)
+        aggregate = cls.start(ordered[0])
+        for following in ordered[1:]:
+            aggregate.add(following)
+        return aggregate
+
+    def add(self, stats: ChunkStats) -> bool:
+        """Take a chunk that sorts after every chunk taken; False (nothing changed) when
+        it does not, so the caller combines the chunks again."""
+        key = _order(stats)
+        if key < self.tail:
+            return False
+        self.count += stats.count
+        _take(self.partials, self.specials, stats.total)
+        self.low = min(self.low, stats.low)
+        self.high = max(self.high, stats.high)
+        self.first = min(self.first, stats.first)
+        self.last = max(self.last, stats.last)
+        self.mixed = self.mixed or stats.limits_version != self.limits_version
+        self.outside_ms += stats.outside_ms or 0
+        if self.tail_outside:
+            self.outside_ms += max(0, stats.first_ms - self.tail[1])
+        self.tail, self.tail_outside = key, stats.last_outside
+        return True
+
+    def summary(self, chunks: Sequence[str]) -> Summary:
+        """The summary, ``chunks`` being the SHA-256 of every chunk taken."""
+        judged = not self.mixed and self.limits_version is not None
+        return Summary(
+            first=self.first,
+            last=self.last,
+            count=self.count,
+            mean=decimal_text(math.fsum(self.partials + self.specials) / self.count),
+            min=decimal_text(self.low),
+            max=decimal_text(self.high),
+            time_outside_limits_ms=self.outside_ms if judged else None,
+            limits_version=self.limits_version if judged else None,
+            chunks=tuple(sorted(chunks)),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "partials": self.partials,
+            "specials": self.specials,
+            "low": self.low,
+            "high": self.high,
+            "first": self.first,
+            "last": self.last,
+            "limits_version": self.limits_version,
+            "mixed": self.mixed,
+            "outside_ms": self.outside_ms,
+            "tail": list(self.tail),
+            "tail_outside": self.tail_outside,
+        }
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> Aggregate:
+        first_ms, last_ms, digest = data["tail"]
+        tail = (first_ms, last_ms, digest)
+        return cls(**{**data, "partials": list(data["partials"]), "tail": tail})
+
+
+def _order(stats: ChunkStats) -> tuple[int, int, str]:
+    return (stats.first_ms, stats.last_ms, stats.sha256)
 
 
 def combine(stats: Sequence[ChunkStats]) -> Summary:
     """The summary of a tag over these chunks (at least one)."""
-    if not stats:
-        raise ValueError("a summary needs at least one chunk")
-    ordered = sorted(stats, key=lambda s: (s.first_ms, s.last_ms, s.sha256))
-    count = sum(s.count for s in ordered)
-    outside, version = _time_outside(ordered)
-    return Summary(
-        first=min(s.first for s in ordered),
-        last=max(s.last for s in ordered),
-        count=count,
-        mean=decimal_text(math.fsum(s.total for s in ordered) / count),
-        min=decimal_text(min(s.low for s in ordered)),
-        max=decimal_text(max(s.high for s in ordered)),
-        time_outside_limits_ms=outside,
-        limits_version=version,
-        chunks=tuple(sorted(s.sha256 for s in ordered)),
-    )
+    return Aggregate.over(stats).summary([s.sha256 for s in stats])
