@@ -33,6 +33,8 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+# Loaded with the server, not by its first analysis (the command line loads it on first use).
+import scipy.stats  # noqa: F401
 import strawberry
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
