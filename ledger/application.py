@@ -210,20 +210,10 @@ class Ledger(Application[UUID]):
 
         ``openings[i]`` lists the openings sent beside envelope ``i`` (JSON objects with
         ``record``, ``element``, ``salt``, ``value``), or is ``None``."""
-        sent = self._check_request(items, openings)
-        cache = self._aggregates
-        with cache.lock:
-            cache.catch_up(self.storage.subjects_after, self.head)
-            state = _BatchState(self, cache)
-            try:
-                results = self._append_checked(items, sent, state)
-            except BaseException:
-                # Aggregates the refused or unsaved batch changed in place are not current.
-                cache.forget(state.touched())
-                raise
-            cache.stored([result.position for result in results])
-        self.tell_listeners(results[-1].position)
-        return results
+        outcome = self.append_group([(items, openings)])[0]
+        if isinstance(outcome, LedgerError):
+            raise outcome
+        return outcome
 
     def append_group(
         self, requests: Sequence[AppendRequest], *, tell: bool = True
@@ -253,7 +243,8 @@ class Ledger(Application[UUID]):
             except BaseException as error:
                 # Aggregates the unsaved group changed in place are not current.
                 cache.forget(state.touched())
-                if not isinstance(error, LedgerError) or isinstance(error, Unavailable):
+                alone = len(admitted) == 1
+                if alone or not isinstance(error, LedgerError) or isinstance(error, Unavailable):
                     raise
                 stored = None  # refused for one request's sake: store each alone
         if stored is None:
@@ -337,16 +328,6 @@ class Ledger(Application[UUID]):
             except LedgerError as error:
                 outcomes[index] = error
         return _settled(outcomes)
-
-    def _append_checked(
-        self,
-        items: Sequence[tuple[Mapping[str, Any], str]],
-        sent: Sequence[Sequence[Any] | None],
-        state: _BatchState,
-    ) -> list[Appended]:
-        admitted = self._admit_all(items, sent, state, self.clock.now())
-        recordings = self._save_translated(admitted.events, admitted.commands)
-        return self._results(recordings, admitted)
 
     def _admit_all(
         self,
