@@ -138,7 +138,10 @@ class _AsServed:
         self.projector = Projector(self.ledger).start()
         self.tree = MerkleTree(self.ledger)
         self.tree.catch_up()
-        self.ledger.add_listener(lambda position: self.tree.catch_up(position) and None)
+        self.ledger.add_listener(self._index)
+
+    def _index(self, position: int) -> None:
+        self.tree.catch_up(position)
 
     def close(self) -> None:
         self.projector.close()

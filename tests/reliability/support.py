@@ -67,6 +67,7 @@ __all__ = [
     "LoadClient",
     "check_after_load",
     "deployment",
+    "hang_ups",
     "run_load",
 ]
 
@@ -695,6 +696,18 @@ def resubmit(deployed: Deployment, item: Item) -> Outcome:
     """Submit one signed event over a fresh connection; the outcome."""
     with deployed.client(CMO) as client:
         return call(client, SUBMIT_ONE, {"e": item[0], "s": item[1]})
+
+
+def hang_ups(deployed: Deployment, batch: str, journal: Journal | None = None) -> Counter[str]:
+    """Four clients in turn submit the next event of ``batch``, hang up before the answer
+    and recover (:func:`hang_up_and_recover`); what ``nextVersion`` told them, counted."""
+    said: Counter[str] = Counter()
+    item = batch_event(deployed, batch, 1, None)
+    for version in range(1, 5):
+        if version > 1:
+            item = batch_event(deployed, batch, version, event_hash(*item))
+        said[hang_up_and_recover(deployed, item, journal)] += 1
+    return said
 
 
 def hang_up_and_recover(deployed: Deployment, item: Item, journal: Journal | None = None) -> str:

@@ -26,6 +26,7 @@ from tests.reliability.support import (
     deployment,
     hang_up,
     hang_up_and_recover,
+    hang_ups,
     kill_projector_mid_page,
     next_version,
     restart_postgres,
@@ -97,17 +98,13 @@ def test_four_workers_survive_every_fault_under_a_minute_of_load(
     said: Counter[str] = Counter()
     with deployment(pg_database, tmp_path, workers=4) as deployed:
 
-        def hang_ups() -> None:
-            item = batch_event(deployed, "NWB101-24-201", 1, None)
-            for version in range(1, 5):
-                if version > 1:
-                    item = batch_event(deployed, "NWB101-24-201", version, event_hash(*item))
-                said[hang_up_and_recover(deployed, item, journal)] += 1
+        def four_hang_ups() -> None:
+            said.update(hang_ups(deployed, "NWB101-24-201", journal))
 
         faults: list[Fault] = [
             (12.0, "projector killed mid-page", lambda: kill_projector_mid_page(deployed)),
             (24.0, "kill -9 of a worker", deployed.kill_worker),
-            (32.0, "4 clients hanging up mid-request", hang_ups),
+            (32.0, "4 clients hanging up mid-request", four_hang_ups),
         ]
         if PG_RESTART:  # the last fault: it disturbs everyone using the cluster
             restart = (42.0, "PostgreSQL restart", lambda: restart_postgres(pg_database))

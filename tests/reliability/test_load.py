@@ -10,14 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from ledger.log.envelope import event_hash
 from tests.reliability.conftest import PG_RESTART
 from tests.reliability.support import (
     Fault,
-    batch_event,
     check_after_load,
     deployment,
-    hang_up_and_recover,
+    hang_ups,
     restart_postgres,
     run_load,
 )
@@ -51,15 +49,9 @@ def test_sixty_four_clients_get_no_error_but_unavailable_under_a_fault(
     pg_database: str, tmp_path: Path, report: Callable[[str, str], None]
 ) -> None:
     with deployment(pg_database, tmp_path, workers=4) as deployed:
-
-        def hang_ups() -> None:
-            item = batch_event(deployed, "NWB101-24-301", 1, None)
-            for version in range(1, 5):
-                if version > 1:
-                    item = batch_event(deployed, "NWB101-24-301", version, event_hash(*item))
-                hang_up_and_recover(deployed, item)
-
-        faults: list[Fault] = [(10.0, "4 clients hanging up mid-request", hang_ups)]
+        faults: list[Fault] = [
+            (10.0, "4 clients hanging up mid-request", lambda: hang_ups(deployed, "NWB101-24-301"))
+        ]
         if PG_RESTART:  # it disturbs everyone using the cluster
             faults.append((20.0, "PostgreSQL restart", lambda: restart_postgres(pg_database)))
         journal, figures = run_load(deployed, clients=64, seconds=30, faults=faults)
