@@ -20,11 +20,15 @@ that sorts earlier, combines the tag's current chunks again.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Sequence
 from hashlib import sha256
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Text
 
+from ledger.application import Ledger
+from ledger.cpv.readers import Chunk, ChunkReaders, Reading
 from ledger.cpv.summary import Aggregate, ChunkStats, chunk_stats
 from ledger.domain.limits import (
     BOUNDS,
@@ -62,11 +66,19 @@ SUMMARIES = temporal_table(
 )
 
 STATE = state_table("proj_summaries_state", metadata)
+_DEFINED, _REVISED = "ParameterDefined", ("ParameterRevisionApproved", "ParameterRetired")
+_LIMITS_CHANGES = (_DEFINED, *_REVISED)
+"""The events that change the limits a chunk is judged against."""
 _KEY_LENGTH = 200
 
 
 def _limits_key(agreement: str, name: str) -> str:
     return f"limits:{agreement}/{name}"
+
+
+def _batch_of(registered: Fact) -> list[str]:
+    payload = registered.payload
+    return [payload["batch"], payload["agreement"], utc(payload["started_at"])]
 
 
 def _tag_key(batch: str, tag: str) -> str:
@@ -82,17 +94,42 @@ class SummariesView(View):
     version = 2
     tables = (SUMMARIES,)
     state = STATE
+    read_aside_from = 64
+    """Chunks ahead in one page of a replay from which worker processes read them."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__(ledger)
+        self._readers: ChunkReaders | None = None
+        self._reading: Reading | None = None
+        self._facts: Sequence[Fact] = ()
+        self._positions: list[int] = []
+
+    def keep_state(self, keep: bool) -> None:
+        super().keep_state(keep)
+        # A replay reads every chunk of the log: worth worker processes, for its length.
+        if keep and self._readers is None:
+            self._readers = ChunkReaders()
+        elif not keep and self._readers is not None:
+            self._forget_reading()
+            self._readers.close()
+            self._readers = None
+
+    def prepare(self, page: Page, facts: Sequence[Fact]) -> None:
+        self._forget_reading()
+        self._facts, self._positions = facts, [fact.position for fact in facts]
+
+    def _forget_reading(self) -> None:
+        if self._reading is not None:
+            self._reading.cancel()
+            self._reading = None
 
     @handles("BatchRegistered")
     def _registered(self, page: Page, fact: Fact) -> None:
-        payload = fact.payload
-        page.state.remember(
-            f"subject:{fact.subject}",
-            [payload["batch"], payload["agreement"], utc(payload["started_at"])],
-        )
+        page.state.remember(f"subject:{fact.subject}", _batch_of(fact))
 
-    @handles("ParameterDefined")
+    @handles(_DEFINED)
     def _parameter_defined(self, page: Page, fact: Fact) -> None:
+        self._forget_reading()  # chunks read ahead were judged against the limits before
         payload = fact.payload
         agreement, name = payload["agreement"], payload["name"]
         page.state.remember(f"parameter:{fact.subject}", [agreement, name])
@@ -109,8 +146,9 @@ class SummariesView(View):
         revision = fact.payload["revision"]
         page.state.set(f"revision:{fact.subject}/{revision}", fact.payload["changes"])
 
-    @handles("ParameterRevisionApproved", "ParameterRetired")
+    @handles(*_REVISED)
     def _parameter_changed(self, page: Page, fact: Fact) -> None:
+        self._forget_reading()
         known = page.state.fact(f"parameter:{fact.subject}")
         key = None if known is None else _limits_key(known[0], known[1])
         tracked = None if key is None else page.state.get(key)
@@ -176,7 +214,7 @@ class SummariesView(View):
             }
             aggregate = None if tracked["aggregate"] is None else Aggregate.of(tracked["aggregate"])
             for chunk in entry["chunks"]:
-                stats = chunk_stats(chunk["sha256"], chunk["content"], version)
+                stats = self._stats(page, fact, chunk, version)
                 tracked["chunks"].append(stats.sha256)
                 page.state.set(f"chunk:{name}/{stats.sha256}", [tag, data_class, stats.as_json()])
                 if not tracked["chunks"][:-1]:
@@ -188,6 +226,34 @@ class SummariesView(View):
             touched.add(tag)
         for tag in sorted(touched):
             self._summarise(page, fact, batch, tag)
+
+    def _stats(
+        self, page: Page, fact: Fact, chunk: dict[str, Any], version: LimitsVersion | None
+    ) -> ChunkStats:
+        if self._reading is None and self._readers is not None:
+            self._reading = self._read_ahead(page, self._readers, fact)
+        read = None if self._reading is None else self._reading.get(chunk["sha256"], version)
+        return read or chunk_stats(chunk["sha256"], chunk["content"], version)
+
+    def _read_ahead(self, page: Page, readers: ChunkReaders, start: Fact) -> Reading:
+        """Start reading the chunks of the page from ``start`` to the next change of limits,
+        each judged against the version its handler will find: until then, only batches
+        registered meanwhile change what ``_version`` answers."""
+        chunks: list[Chunk] = []
+        registered: dict[str, list[str]] = {}
+        for fact in self._facts[bisect_left(self._positions, start.position) :]:
+            if fact.type in _LIMITS_CHANGES:
+                break
+            if fact.type == "BatchRegistered":
+                registered[fact.subject] = _batch_of(fact)
+                continue
+            batch = registered.get(fact.subject) or page.state.fact(f"subject:{fact.subject}")
+            if batch is None or "series" not in fact.payload:
+                continue
+            for entry in fact.payload["series"]:
+                version = self._version(page, batch[1], entry["tag"], batch[2])
+                chunks.extend((c["sha256"], c["content"], version) for c in entry["chunks"])
+        return readers.read(chunks) if len(chunks) >= self.read_aside_from else Reading([])
 
     def _version(
         self, page: Page, agreement: str, tag: str, started_at: str

@@ -26,15 +26,17 @@ from __future__ import annotations
 
 import base64
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from isal import isal_zlib
 from numpy.typing import NDArray
 
+from ledger.cpv.values import STAMP as _STAMP
+from ledger.cpv.values import chunk_values
 from ledger.domain.limits import ACTION, LimitsVersion
 
 __all__ = [
@@ -50,9 +52,9 @@ __all__ = [
 STATISTICS = ("MEAN", "MIN", "MAX", "TIME_OUTSIDE_LIMITS")
 """The statistics a continuous parameter is charted by, one per batch."""
 
-_STAMP = 24  # 2024-03-01T08:00:00.000Z
 _NEWLINE, _ZERO = 10, 48
 _GZIP = 31  # zlib's window bits for a gzip stream
+_FEW_STAMPS = 32  # below this, reading stamps one by one beats numpy's cost per call
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,30 +209,38 @@ def _outside(
 
 
 def _time_beyond(
-    raw: bytes, buf: NDArray[np.uint8], numbers: list[float], version: LimitsVersion
+    raw: bytes, buf: NDArray[np.uint8], values: NDArray[np.float64], version: LimitsVersion
 ) -> tuple[int, bool]:
     """Milliseconds the chunk's held values lie beyond the action limits, and whether its
     last point does."""
-    if _surely_within(version, min(numbers), max(numbers)):
+    if _surely_within(version, float(values.min()), float(values.max())):
         return 0, False  # the usual chunk: no timestamp needs reading
     starts = _starts(buf)
-    outside = _outside(raw, starts, np.array(numbers, dtype=np.float64), version)
-    held = np.diff(_epoch_ms(buf, starts))
-    return int(held[outside[:-1]].sum()), bool(outside[-1])
+    outside = _outside(raw, starts, values, version)
+    # Only the points beyond the limits, and the points after them, need their time.
+    beyond = np.flatnonzero(outside[:-1])
+    if len(beyond) <= _FEW_STAMPS:
+        held = sum(
+            _stamp_ms(raw, int(starts[i + 1])) - _stamp_ms(raw, int(starts[i])) for i in beyond
+        )
+        return held, bool(outside[-1])
+    times = _epoch_ms(buf, starts[beyond + 1]) - _epoch_ms(buf, starts[beyond])
+    return int(times.sum()), bool(outside[-1])
 
 
 def chunk_stats(sha256: str, content: str, version: LimitsVersion | None) -> ChunkStats:
     """The stats of a stored chunk (checked by the ledger when it arrived), its points
     judged against ``version`` (``None``: no limits in force)."""
-    raw = zlib.decompress(base64.b64decode(content), wbits=_GZIP)
-    # Each line is ``stamp,value,quality``: every second field of the comma split is a value.
-    numbers = list(map(float, raw.split(b",")[1::2]))
+    # ISA-L inflates the same gzip stream as zlib, about twice as fast.
+    raw = isal_zlib.decompress(base64.b64decode(content), wbits=_GZIP)
+    values = chunk_values(raw)
     buf = np.frombuffer(raw, dtype=np.uint8)
     last_start = raw.rfind(b"\n", 0, len(raw) - 1) + 1
     outside_ms: int | None = None
     last_outside: bool | None = None
     if version is not None:
-        outside_ms, last_outside = _time_beyond(raw, buf, numbers, version)
+        outside_ms, last_outside = _time_beyond(raw, buf, values, version)
+    numbers = values.tolist()
     return ChunkStats(
         sha256=sha256,
         first=raw[:_STAMP].decode(),
@@ -239,8 +249,9 @@ def chunk_stats(sha256: str, content: str, version: LimitsVersion | None) -> Chu
         last_ms=_stamp_ms(raw, last_start),
         count=len(numbers),
         total=math.fsum(numbers),
-        low=min(numbers),
-        high=max(numbers),
+        # The first of equal extremes, as min() and max() answer (0.0 and -0.0 are equal).
+        low=numbers[int(values.argmin())],
+        high=numbers[int(values.argmax())],
         limits_version=None if version is None else version.version,
         outside_ms=outside_ms,
         last_outside=last_outside,

@@ -5,6 +5,7 @@ small series computed by hand, through a correction, and the same after a rebuil
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,14 +14,15 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.application import Ledger
+from ledger.cpv.readers import ChunkReaders
 from ledger.cpv.summary import chunk_stats, combine, decimal_text
 from ledger.domain.formats import encode_chunk
-from ledger.domain.limits import LimitsVersion
+from ledger.domain.limits import ACTION, LimitsVersion
 from ledger.domain.subjects import batch_subject
 from ledger.timeutil import format_utc
 from projections.rebuild import rebuild
 from projections.runner import Projector
-from projections.summaries import SUMMARIES
+from projections.summaries import SUMMARIES, SummariesView
 from projections.temporal import as_of
 from tests.support.agreements import sign_retroactively
 from tests.support.batches import define_parameter, register_batch, submit_data
@@ -146,8 +148,9 @@ def test_the_view_summarises_a_batch_s_tag_and_a_correction_replaces_a_chunk_s_s
     assert json.loads(now["chunks"]) == sorted([first["sha256"], recalibrated["sha256"]])
 
 
+@pytest.mark.parametrize("read_aside_from", [64, 1], ids=["in process", "worker processes"])
 def test_a_rebuild_gives_the_same_summaries_at_every_position(
-    world: World, projector: Projector
+    world: World, projector: Projector, monkeypatch: pytest.MonkeyPatch, read_aside_from: int
 ) -> None:
     agreement = sign_retroactively(world, "2023-12-01T00:00:00.000Z")
     define_parameter(world, agreement, "pH", effective_from=PH.effective_from, reason=MIGRATED)
@@ -158,7 +161,73 @@ def test_a_rebuild_gives_the_same_summaries_at_every_position(
     projected = _all_summaries(world)
     assert len(projected) == 2, projected  # the summary before and after the correction
     projector.close()
+    monkeypatch.setattr(SummariesView, "read_aside_from", read_aside_from)
+    read_aside: list[int] = []
+    read = ChunkReaders.read
+
+    def counted(readers: ChunkReaders, chunks: Any) -> Any:
+        read_aside.append(len(chunks))
+        return read(readers, chunks)
+
+    monkeypatch.setattr(ChunkReaders, "read", counted)
 
     rebuild(world.ledger, ["summaries"])
 
     assert _all_summaries(world) == projected
+    assert read_aside == ([] if read_aside_from > 3 else [3])  # the page's three chunks
+
+
+def test_worker_reads_judge_each_chunk_against_the_limits_its_handler_finds(
+    world: World, projector: Projector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agreement = sign_retroactively(world, "2023-12-01T00:00:00.000Z")
+    register_batch(world, agreement, BATCH, started_at=START)
+    submit_data(world, BATCH, "continuous", [{"tag": TAG, "chunks": [_chunk(FIRST, 0)]}])
+    # Limits come into force between the two batches' chunks: a run of reads ends there.
+    define_parameter(world, agreement, "pH", effective_from=PH.effective_from, reason=MIGRATED)
+    register_batch(world, agreement, "NWB101-24-002", started_at=START + timedelta(days=1))
+    chunks = [_chunk(FIRST, 10), _chunk(SECOND, 14)]
+    submit_data(world, "NWB101-24-002", "continuous", [{"tag": TAG, "chunks": chunks}])
+    projected = _all_summaries(world)
+    judged = {row[0]: row for row in projected}
+    assert len(projected) == 2, projected
+    projector.close()
+    monkeypatch.setattr(SummariesView, "read_aside_from", 1)
+    read_aside: list[int] = []
+    read = ChunkReaders.read
+
+    def counted(readers: ChunkReaders, chunks: Any) -> Any:
+        read_aside.append(len(chunks))
+        return read(readers, chunks)
+
+    monkeypatch.setattr(ChunkReaders, "read", counted)
+
+    rebuild(world.ledger, ["summaries"])
+
+    assert _all_summaries(world) == projected
+    assert read_aside == [1, 2]
+    columns = [c.name for c in SUMMARIES.columns]
+    limits = columns.index("limits_version")
+    assert (judged[BATCH][limits], judged["NWB101-24-002"][limits]) == (None, 1)
+
+
+@pytest.mark.parametrize("spread", [0.06, 0.2], ids=["few points beyond", "many points beyond"])
+def test_time_beyond_limits_is_the_held_time_of_every_point_beyond_them(spread: float) -> None:
+    rng = random.Random(spread)
+    minutes = sorted(rng.sample(range(10_000), 600))
+    values = [f"{rng.gauss(7.05, spread):.2f}" for _ in minutes]
+    chunk = encode_chunk(
+        [
+            (format_utc(START + timedelta(minutes=m)), v, 192)
+            for m, v in zip(minutes, values, strict=True)
+        ]
+    )
+    beyond = [PH.evaluate(v) == ACTION for v in values]
+    expected = sum(
+        (minutes[i + 1] - minutes[i]) * MINUTE for i in range(len(values) - 1) if beyond[i]
+    )
+    assert sum(beyond[:-1]) > 0 and (sum(beyond) > 32) == (spread > 0.1)
+
+    stats = chunk_stats(chunk["sha256"], chunk["content"], PH)
+
+    assert (stats.outside_ms, stats.last_outside) == (expected, beyond[-1])

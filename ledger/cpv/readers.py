@@ -1,0 +1,76 @@
+"""Chunks read by worker processes: for a replay, which reads every chunk of the log.
+
+A page of a replay may hold thousands of chunks; each is inflated, its values read and
+judged against its limits version (:func:`~ledger.cpv.summary.chunk_stats`)
+independently of the others. Worker processes read them ahead, in the order asked, while
+the caller goes on with the chunks already read.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+
+from ledger.cpv.summary import ChunkStats, chunk_stats
+from ledger.domain.limits import LimitsVersion
+
+__all__ = ["ChunkReaders", "Reading"]
+
+Chunk = tuple[str, str, LimitsVersion | None]
+"""A chunk's SHA-256, its stored content and the limits version to judge it against."""
+
+# Workers start from a clean server process, not from a fork of a caller that may run
+# threads (a served projector replaying its views). As with any start method but fork,
+# a script that replays must guard its entry point (``if __name__ == "__main__"``).
+_START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+_TASKS_PER_WORKER = 8  # small enough to start reading early, large enough to batch
+
+
+def _read(chunks: Sequence[Chunk]) -> list[ChunkStats]:
+    return [chunk_stats(sha256, content, version) for sha256, content, version in chunks]
+
+
+class Reading:
+    """The stats of the chunks asked, each waited for only when asked for."""
+
+    def __init__(self, parts: list[tuple[Sequence[Chunk], Future[list[ChunkStats]]]]) -> None:
+        self._where: dict[tuple[str, LimitsVersion | None], tuple[int, int]] = {}
+        self._parts = [future for _, future in parts]
+        for number, (chunks, _) in enumerate(parts):
+            for offset, (sha256, _, version) in enumerate(chunks):
+                self._where.setdefault((sha256, version), (number, offset))
+
+    def get(self, sha256: str, version: LimitsVersion | None) -> ChunkStats | None:
+        """The chunk's stats judged against ``version``; ``None`` if not asked so."""
+        where = self._where.get((sha256, version))
+        if where is None:
+            return None
+        return self._parts[where[0]].result()[where[1]]
+
+    def cancel(self) -> None:
+        for future in self._parts:
+            future.cancel()
+
+
+class ChunkReaders:
+    """Worker processes (one per CPU by default), started on first use."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+
+    def read(self, chunks: Sequence[Chunk]) -> Reading:
+        """Start reading ``chunks``; the answer waits for each part when it is asked."""
+        if self._pool is None:
+            context = multiprocessing.get_context(_START_METHOD)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        size = max(1, -(-len(chunks) // (_TASKS_PER_WORKER * self.workers)))
+        parts = [chunks[at : at + size] for at in range(0, len(chunks), size)]
+        return Reading([(part, self._pool.submit(_read, part)) for part in parts])
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None

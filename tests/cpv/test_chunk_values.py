@@ -1,0 +1,93 @@
+"""A stored chunk's values read in bulk equal ``float()`` of each value's text: chunks
+whose lines are alike (one matrix read) and chunks that are not (line by line)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.cpv.summary import chunk_stats
+from ledger.cpv.values import _alike, chunk_values
+from ledger.domain.formats import DECIMAL, encode_chunk
+from ledger.timeutil import format_utc
+
+START = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def _text(values: list[str], quality: list[int] | None = None) -> bytes:
+    codes = quality or [192] * len(values)
+    lines = (
+        f"{format_utc(START + timedelta(minutes=i))},{value},{code}\n"
+        for i, (value, code) in enumerate(zip(values, codes, strict=True))
+    )
+    return "".join(lines).encode()
+
+
+def _read_one_by_one(raw: bytes) -> list[float]:
+    return [float(line.split(b",")[1]) for line in raw.splitlines()]
+
+
+def _same(read: list[float], expected: list[float]) -> bool:
+    # repr tells 0.0 from -0.0, which == does not.
+    return [repr(v) for v in read] == [repr(v) for v in expected]
+
+
+decimals = st.from_regex(DECIMAL, fullmatch=True)
+fixed_width = st.integers(1, 15).flatmap(
+    lambda digits: st.tuples(
+        st.integers(0, digits - 1),
+        st.lists(st.integers(0, 10**digits - 1), min_size=1, max_size=60),
+        st.just(digits),
+    )
+)
+
+
+@given(fixed_width)
+def test_alike_values_read_as_float_reads_each(case: tuple[int, list[int], int]) -> None:
+    after, mantissas, digits = case
+    values = []
+    for mantissa in mantissas:
+        text = str(mantissa).zfill(digits)
+        values.append(f"{text[: digits - after]}.{text[digits - after :]}" if after else text)
+    raw = _text(values)
+    assert _alike(raw) is not None
+    assert _same(chunk_values(raw).tolist(), _read_one_by_one(raw))
+
+
+@given(st.lists(decimals, min_size=1, max_size=40), st.lists(st.integers(0, 255), min_size=40))
+def test_any_stored_values_read_as_float_reads_each(values: list[str], codes: list[int]) -> None:
+    raw = _text(values, codes[: len(values)])
+    assert _same(chunk_values(raw).tolist(), _read_one_by_one(raw))
+
+
+def test_a_historian_chunk_is_read_as_one_matrix() -> None:
+    raw = _text(["7.053", "6.998", "7.100", "0.000"])
+    assert _same(chunk_values(raw).tolist(), [7.053, 6.998, 7.1, 0.0])
+    assert _alike(raw) is not None
+
+
+def test_chunks_whose_lines_differ_are_read_line_by_line() -> None:
+    cases = {
+        "signs": ["7.05", "-7.05"],
+        "widths": ["7.05", "17.05"],
+        "points": ["70.5", "7.05"],
+        "qualities": ["7.05", "7.06"],
+        "digits": ["1234567890.123456", "1234567890.123457"],
+        "negative zero": ["-0.0", "00.0"],
+    }
+    for name, values in cases.items():
+        raw = _text(values, [0, 192] if name == "qualities" else None)
+        assert _alike(raw) is None, name
+        assert _same(chunk_values(raw).tolist(), _read_one_by_one(raw)), name
+
+
+def test_a_chunk_s_extremes_are_the_first_of_equal_values_as_min_and_max_answer() -> None:
+    for values in (["0.0", "-0.0", "1.0"], ["-0.0", "0.0", "-1.0"]):
+        content = encode_chunk(
+            [(format_utc(START + timedelta(minutes=i)), v, 192) for i, v in enumerate(values)]
+        )["content"]
+        stats = chunk_stats("0" * 64, content, None)
+        numbers = [float(v) for v in values]
+        assert (repr(stats.low), repr(stats.high)) == (repr(min(numbers)), repr(max(numbers)))
