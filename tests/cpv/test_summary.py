@@ -148,6 +148,21 @@ def test_the_view_summarises_a_batch_s_tag_and_a_correction_replaces_a_chunk_s_s
     assert json.loads(now["chunks"]) == sorted([first["sha256"], recalibrated["sha256"]])
 
 
+def _reads_aside_from(monkeypatch: pytest.MonkeyPatch, chunks: int) -> list[int]:
+    """Worker processes read a replay's chunks from ``chunks`` in a page on; the list
+    grows by the number of chunks each time they are asked to read ahead."""
+    monkeypatch.setattr(SummariesView, "read_aside_from", chunks)
+    read_aside: list[int] = []
+    read = ChunkReaders.read
+
+    def counted(readers: ChunkReaders, asked: Any) -> Any:
+        read_aside.append(len(asked))
+        return read(readers, asked)
+
+    monkeypatch.setattr(ChunkReaders, "read", counted)
+    return read_aside
+
+
 @pytest.mark.parametrize("read_aside_from", [64, 1], ids=["in process", "worker processes"])
 def test_a_rebuild_gives_the_same_summaries_at_every_position(
     world: World, projector: Projector, monkeypatch: pytest.MonkeyPatch, read_aside_from: int
@@ -161,15 +176,7 @@ def test_a_rebuild_gives_the_same_summaries_at_every_position(
     projected = _all_summaries(world)
     assert len(projected) == 2, projected  # the summary before and after the correction
     projector.close()
-    monkeypatch.setattr(SummariesView, "read_aside_from", read_aside_from)
-    read_aside: list[int] = []
-    read = ChunkReaders.read
-
-    def counted(readers: ChunkReaders, chunks: Any) -> Any:
-        read_aside.append(len(chunks))
-        return read(readers, chunks)
-
-    monkeypatch.setattr(ChunkReaders, "read", counted)
+    read_aside = _reads_aside_from(monkeypatch, read_aside_from)
 
     rebuild(world.ledger, ["summaries"])
 
@@ -192,15 +199,7 @@ def test_worker_reads_judge_each_chunk_against_the_limits_its_handler_finds(
     judged = {row[0]: row for row in projected}
     assert len(projected) == 2, projected
     projector.close()
-    monkeypatch.setattr(SummariesView, "read_aside_from", 1)
-    read_aside: list[int] = []
-    read = ChunkReaders.read
-
-    def counted(readers: ChunkReaders, chunks: Any) -> Any:
-        read_aside.append(len(chunks))
-        return read(readers, chunks)
-
-    monkeypatch.setattr(ChunkReaders, "read", counted)
+    read_aside = _reads_aside_from(monkeypatch, 1)
 
     rebuild(world.ledger, ["summaries"])
 
