@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from ledger.cpv.values import STAMP as _STAMP
 from ledger.cpv.values import chunk_values
+from ledger.domain.formats import GZIP_WBITS
 from ledger.domain.limits import ACTION, LimitsVersion
 
 __all__ = [
@@ -53,7 +54,6 @@ STATISTICS = ("MEAN", "MIN", "MAX", "TIME_OUTSIDE_LIMITS")
 """The statistics a continuous parameter is charted by, one per batch."""
 
 _NEWLINE, _ZERO = 10, 48
-_GZIP = 31  # zlib's window bits for a gzip stream
 _FEW_STAMPS = 32  # below this, reading stamps one by one beats numpy's cost per call
 
 
@@ -232,7 +232,7 @@ def chunk_stats(sha256: str, content: str, version: LimitsVersion | None) -> Chu
     """The stats of a stored chunk (checked by the ledger when it arrived), its points
     judged against ``version`` (``None``: no limits in force)."""
     # ISA-L inflates the same gzip stream as zlib, about twice as fast.
-    raw = isal_zlib.decompress(base64.b64decode(content), wbits=_GZIP)
+    raw = isal_zlib.decompress(base64.b64decode(content), wbits=GZIP_WBITS)
     values = chunk_values(raw)
     buf = np.frombuffer(raw, dtype=np.uint8)
     last_start = raw.rfind(b"\n", 0, len(raw) - 1) + 1

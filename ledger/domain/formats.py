@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
+from isal import isal_zlib
+
 from ledger.domain.fields import Fields
 from ledger.errors import LimitExceeded, ValidationFailed
 
@@ -31,6 +33,7 @@ __all__ = [
     "DATA_CLASSES",
     "DECIMAL",
     "EVENT_KINDS",
+    "GZIP_WBITS",
     "MANUAL_SOURCE",
     "MAX_DECOMPRESSED_BYTES",
     "MAX_RECORDS",
@@ -49,6 +52,8 @@ __all__ = [
     "stored_points",
 ]
 
+GZIP_WBITS = 16 + zlib.MAX_WBITS
+"""zlib's window bits for a chunk's content: a gzip stream, nothing else."""
 DATA_CLASSES = ("continuous", "discrete", "event")
 """The classes named after their forms; an agreement may define others
 (:mod:`ledger.domain.data_classes`)."""
@@ -132,15 +137,12 @@ def stored_points(content: str) -> tuple[list[str], list[str], list[int]]:
 
     Only for chunks the ledger already checked (:func:`read_chunk`): it reads without
     checking again."""
-    stamps: list[str] = []
-    values: list[str] = []
-    quality: list[int] = []
-    for line in gzip.decompress(base64.b64decode(content)).decode("utf-8").splitlines():
-        stamp, value, code = line.split(",")
-        stamps.append(stamp)
-        values.append(value)
-        quality.append(int(code))
-    return stamps, values, quality
+    # ISA-L inflates the same gzip stream as zlib, about twice as fast.
+    text = isal_zlib.decompress(base64.b64decode(content), wbits=GZIP_WBITS).decode()
+    # Checked lines are ``stamp,value,quality`` each ending in "\n": three fields a line.
+    fields = text.replace("\n", ",").split(",")
+    fields.pop()  # after the last line's "\n"
+    return fields[0::3], fields[1::3], list(map(int, fields[2::3]))
 
 
 class ChunkBudget:
@@ -175,7 +177,7 @@ def _decompress(content: object, field: str, budget: ChunkBudget) -> bytes:
         compressed = base64.b64decode(content, validate=True)
     except (binascii.Error, ValueError):
         raise ValidationFailed("content is not valid base64", field=field) from None
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip framing only
+    inflater = zlib.decompressobj(wbits=GZIP_WBITS)
     try:
         data = inflater.decompress(compressed, budget.remaining + 1)
     except zlib.error as exc:

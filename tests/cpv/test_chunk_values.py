@@ -1,5 +1,6 @@
-"""A stored chunk's values read in bulk equal ``float()`` of each value's text: chunks
-whose lines are alike (one matrix read) and chunks that are not (line by line)."""
+"""A stored chunk read in bulk reads what the ledger's checking reader reads: its points
+as text (``stored_points``), and its values as ``float()`` reads each value's text, for
+chunks whose lines are alike (one matrix read) and chunks that are not (line by line)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from ledger.cpv.summary import chunk_stats
 from ledger.cpv.values import _alike, chunk_values
-from ledger.domain.formats import DECIMAL, encode_chunk
+from ledger.domain.formats import DECIMAL, decode_chunk, encode_chunk, stored_points
 from ledger.timeutil import format_utc
 
 START = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
@@ -91,3 +92,18 @@ def test_a_chunk_s_extremes_are_the_first_of_equal_values_as_min_and_max_answer(
         stats = chunk_stats("0" * 64, content, None)
         numbers = [float(v) for v in values]
         assert (repr(stats.low), repr(stats.high)) == (repr(min(numbers)), repr(max(numbers)))
+
+
+@given(st.lists(decimals, min_size=1, max_size=40), st.lists(st.integers(0, 255), min_size=40))
+def test_stored_points_are_the_points_the_checking_reader_reads(
+    values: list[str], codes: list[int]
+) -> None:
+    points = [
+        (format_utc(START + timedelta(seconds=i)), value, codes[i])
+        for i, value in enumerate(values)
+    ]
+    chunk = encode_chunk(points)
+
+    stamps, texts, quality = stored_points(chunk["content"])
+
+    assert list(zip(stamps, texts, quality, strict=True)) == decode_chunk(chunk) == points
