@@ -6,6 +6,8 @@
   (``ledger.log.checkpoints.Notary``),
   whose background thread builds the tree and signs checkpoints;
 * the projector (``projections.runner.Projector``): read-your-writes for the data queries;
+  the tree rides along as its companion, so one transaction per append brings both up to
+  date;
 * authentication and its replay table, the subscription feed and the metrics;
 * the read-access log (``api.read_log.ReadLog``), whose commitments the app's lifespan runs.
 
@@ -107,7 +109,7 @@ class Services:
                 notary = Notary(ledger, notary_key, tree)
                 replay = ReplayGuard(ledger)
                 replay.create_table()
-                projector = Projector(ledger) if projections else None
+                projector = Projector(ledger, companions=(tree,)) if projections else None
                 if projector is not None:
                     projector.create_tables()
                 read_log = ReadLog(ledger, notary_key)
@@ -183,6 +185,14 @@ class Services:
         and their own calls return at once)."""
         if until <= self.indexed:
             return
+        projector = self.projector
+        if projector is not None and projector.started:
+            # The views' page adds the leaves too (the projector's own listener then
+            # finds it done); should it fail, the tree catches up alone below.
+            projector.catch_up_safely(needed=until)
+            if projector.reached >= until:
+                self.indexed = max(self.indexed, projector.reached)
+                return
         try:
             self.indexed = max(self.indexed, self.tree.catch_up())
         except Exception:  # the notary's thread retries; leaf indexes stay null meanwhile

@@ -7,7 +7,8 @@ own ledger that starts from the same state:
 
 * **in-process, bare**: ``Ledger.append_many`` on a ledger with nothing else running;
 * **in-process, as served**: the same plus what the server does per batch: the projector
-  (read models updated before the call returns) and the Merkle tree brought up to date;
+  (read models updated before the call returns) with the Merkle tree as its companion
+  (the batch's leaves added in the views' transaction), as ``api.services`` runs them;
 * **HTTP**: one signed ``submitEvents`` request to ``cmo-ledger serve`` (one worker, its
   own process) asking for each event's position and leaf index; the time covers the
   client's JSON and request signature, the transfer, and the server's work.
@@ -126,17 +127,17 @@ def take(queue: Iterator[Item], count: int) -> list[Item]:
 
 
 class AsServed:
-    """``append_many`` with the projector following and the tree brought up to date."""
+    """``append_many`` with the projector following and the tree riding along."""
 
     def __init__(self, world: World) -> None:
         self.ledger = world.ledger
-        self.projector = Projector(self.ledger).start()
         self.tree = MerkleTree(self.ledger)
-        self.tree.catch_up()
+        self.projector = Projector(self.ledger, companions=(self.tree,)).start()
 
     def append(self, items: list[Item]) -> None:
         appended = self.ledger.append_many(items)
-        self.tree.catch_up(appended[-1].position)
+        if self.projector.reached < appended[-1].position:
+            raise RuntimeError(f"the views and the tree lag: {self.projector.error}")
 
     def close(self) -> None:
         self.projector.close()

@@ -1,8 +1,9 @@
 """Concurrent single-event appends through group commit, against the same appends one at a
 time, in one run, on SQLite and on PostgreSQL.
 
-Each ledger runs as a server process does: the projector's read-your-writes and the Merkle
-tree are ledger listeners, so an append returns with its views and leaf up to date. The
+Each ledger runs as a server process does: the projector's read-your-writes is a ledger
+listener and the Merkle tree its companion (one transaction for both), so an append
+returns with its views and leaf up to date. The
 events are a CMO's batch chains (``BatchRegistered`` then nine ``DataSubmitted``), signed
 before any clock starts; each chain is submitted one event at a time, in order, as an
 uploader does:
@@ -126,7 +127,7 @@ def _run_grouped(
 
 class _AsServed:
     """A ledger with the world admitted, an agreement in force, the projector following
-    and the tree indexing every append."""
+    and the tree riding along with it."""
 
     def __init__(self, url: str) -> None:
         directory = Path(tempfile.mkdtemp(prefix="bench-group-"))
@@ -135,13 +136,8 @@ class _AsServed:
         self.world = build_world(Ledger.initialise(settings, ORIGIN, notary.public_key), notary)
         self.world.agreement = propose_and_sign(self.world)  # type: ignore[attr-defined]
         self.ledger = self.world.ledger
-        self.projector = Projector(self.ledger).start()
         self.tree = MerkleTree(self.ledger)
-        self.tree.catch_up()
-        self.ledger.add_listener(self._index)
-
-    def _index(self, position: int) -> None:
-        self.tree.catch_up(position)
+        self.projector = Projector(self.ledger, companions=(self.tree,)).start()
 
     def close(self) -> None:
         self.projector.close()

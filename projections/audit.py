@@ -97,6 +97,7 @@ class AuditView(View):
     def __init__(self, ledger: Ledger) -> None:
         super().__init__(ledger)
         self._contexts: dict[str, Context] = {}
+        self._last: tuple[int, str] | None = None  # leaf index and recorded_through so far
 
     def apply(self, session: Session, events: Sequence[Recorded]) -> None:
         """Every event gets a row; no handler dispatch needed."""
@@ -105,7 +106,8 @@ class AuditView(View):
         if len(contexts) > _CONTEXTS_LIMIT:
             contexts.clear()  # bounded memory; every context is in the table
         self._read_contexts(page.conn, events)
-        leaf, through = self._tail(page.conn)
+        last = self._last
+        leaf, through = last if self.carried and last is not None else self._tail(page.conn)
         rows = []
         for recorded in events:
             leaf += 1
@@ -144,6 +146,7 @@ class AuditView(View):
             )
         page.insert_values(AUDIT, rows)
         page.flush()
+        self._last = (leaf, through)
 
     def _read_contexts(self, conn: Connection, events: Sequence[Recorded]) -> None:
         """Read in bulk the contexts of the page's subjects first seen on earlier pages."""
@@ -166,12 +169,14 @@ class AuditView(View):
 
     @staticmethod
     def _tail(conn: Connection) -> tuple[int, str]:
-        last = conn.execute(
-            select(AUDIT.c.leaf_index, AUDIT.c.recorded_through)
-            .order_by(AUDIT.c.position.desc())
-            .limit(1)
-        ).first()
+        last = conn.execute(_TAIL).first()
         return (-1, "") if last is None else (int(last[0]), str(last[1]))
+
+
+# Built once: building and keying the statement anew each page cost more than running it.
+_TAIL = (
+    select(AUDIT.c.leaf_index, AUDIT.c.recorded_through).order_by(AUDIT.c.position.desc()).limit(1)
+)
 
 
 Context = tuple[str | None, str | None]

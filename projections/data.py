@@ -36,7 +36,8 @@ evaluated when the chunk arrived and never again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from operator import methodcaller
 from typing import Any
 
 from sqlalchemy import Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text
@@ -235,6 +236,9 @@ _TIMES = frozenset({"sampled_at", "started_at", "ended_at"})
 _EMPTY: Row = dict.fromkeys([*_COLUMNS.values(), "parameter_id", "limits_version", "evaluation"])
 
 
+_DATA_EVENTS = frozenset({"DataSubmitted", "DataCorrected"})
+_parameter = methodcaller("get", "parameter")
+
 Kind = tuple[str, str]
 """A submission's data class and that class's form."""
 
@@ -270,6 +274,31 @@ class DataView(FollowsTerms):
         super().prepare(page, facts)
         later = ("DataCorrected", "DataAcknowledged")
         page.versions(RECORDS).prefetch(batch_names(page, facts, later))
+
+    def state_keys(self, page: Page, facts: Sequence[Fact]) -> Iterable[str]:
+        """The limits (and manual record versions) of the parameters the page's records
+        name, and the parameter names of agreements with continuous data in the page."""
+        registered = {f.subject: f.payload for f in facts if f.type == "BatchRegistered"}
+        names: dict[str, set[Any]] = {}  # parameter names by agreement
+        keys: set[str] = set()
+        for fact in facts:
+            if fact.type not in _DATA_EVENTS:
+                continue
+            known = page.state.fact(f"subject:{fact.subject}")
+            if known is None and fact.subject not in registered:
+                continue
+            agreement = registered[fact.subject]["agreement"] if known is None else known[1]
+            payload = fact.payload
+            if "series" in payload:
+                keys.add(f"parameters:{agreement}")
+            elif records := payload.get("records"):
+                names.setdefault(agreement, set()).update(map(_parameter, records))
+        for agreement, named in names.items():
+            for name in named:
+                if isinstance(name, str):
+                    keys.add(_limits_key(agreement, name))
+                    keys.add(_manual_key(agreement, name))
+        return keys
 
     @handles("ParameterDefined")
     def _parameter_defined(self, page: Page, fact: Fact) -> None:

@@ -10,7 +10,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
-from sqlalchemy import Column, MetaData, String, Table, Text, select
+from sqlalchemy import Column, MetaData, String, Table, Text
 from sqlalchemy.engine import Connection
 
 from ledger.canonical import has_float
@@ -104,8 +104,10 @@ class State:
     read from the database once per process, not once per page.
 
     A ``kept`` state outlives its page: what it read or wrote stays known after
-    :meth:`flush`, so the next page reads it from memory. Only a caller that is the
-    table's sole writer meanwhile may keep one (a rebuild). A ``whole`` state also
+    :meth:`flush`, so the next page reads it from memory. Only a caller that knows
+    nothing else wrote the table meanwhile may keep one: a rebuild, or a view whose
+    next page finds it where its last committed page left it (see
+    :meth:`projections.view.View.page_begun`). A ``whole`` state also
     mirrors its entire table (a replay into an emptied view writes every key through
     it): a key it lacks is absent, so it reads nothing. Past ``_WHOLE_LIMIT`` keys a kept
     state forgets them all (and is whole no longer), so memory stays bounded.
@@ -143,7 +145,7 @@ class State:
             return cache[key]
         if self.whole:
             return None
-        sql = _state_sql(self.conn, self.table, "select")
+        sql = _state_sql(self.conn, self.table, "get")
         found = self.conn.exec_driver_sql(sql, (key,)).scalar()
         if found is None:
             self._absent.add(key)
@@ -167,8 +169,8 @@ class State:
             part = wanted[start : start + 500]
             self._cache.update(dict.fromkeys(part))
             absent = set(part)
-            query = select(self.table.c.key, self.table.c.value).where(self.table.c.key.in_(part))
-            for key, value in self.conn.execute(query):
+            sql = _state_sql(self.conn, self.table, "select", len(part))
+            for key, value in self.conn.exec_driver_sql(sql, tuple(part)):
                 self._cache[key] = json.loads(value)
                 absent.discard(key)
             self._absent |= absent
@@ -243,17 +245,20 @@ class State:
         self._absent.clear()
 
 
-_sqls: dict[tuple[str, str, str], str] = {}
+_sqls: dict[tuple[str, str, str, int], str] = {}
 
 
-def _state_sql(conn: Connection, table: Table, use: str) -> str:
-    # Driver SQL for the state's one-key statements, made once per table and use.
-    found = _sqls.get((conn.dialect.name, table.name, use))
+def _state_sql(conn: Connection, table: Table, use: str, count: int = 1) -> str:
+    # Driver SQL for the state's statements, made once per table, use and (for ``select``,
+    # which reads ``count`` keys) size: building SQLAlchemy statements costs more than
+    # running them.
+    found = _sqls.get((conn.dialect.name, table.name, use, count))
     if found is None:
         quote = conn.dialect.identifier_preparer.quote
         name, key, value, mark = quote(table.name), quote("key"), quote("value"), marks(conn, 1)
-        found = _sqls[(conn.dialect.name, table.name, use)] = {
-            "select": f"SELECT {value} FROM {name} WHERE {key} = {mark}",
+        found = _sqls[(conn.dialect.name, table.name, use, count)] = {
+            "get": f"SELECT {value} FROM {name} WHERE {key} = {mark}",
+            "select": f"SELECT {key}, {value} FROM {name} WHERE {key} IN ({marks(conn, count)})",
             "update": f"UPDATE {name} SET {value} = {mark} WHERE {key} = {mark}",
             "delete": f"DELETE FROM {name} WHERE {key} = {mark}",
             # SQLite (3.24 on) and PostgreSQL spell an upsert alike.

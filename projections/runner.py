@@ -13,6 +13,10 @@ lock, and every view at the same position after each page).
   where the library cannot subscribe, it polls the log's head.
 * A projection error never undoes an append (the event is stored and acknowledged); it is
   logged and kept in :attr:`Projector.error`, and the next catch-up retries the page.
+* **Companions**: followers that are not views (a server's Merkle tree) may ride along:
+  each page then applies to them in the same transaction (one lock, one read, one
+  commit for both). A page that fails is applied to the companions alone, so a failing
+  view never holds them back.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 
-from ledger.log.follow import catch_up_together
+from ledger.log.follow import Follower, catch_up_together
+from ledger.runtime import collector_paused
 from projections.access import AccessView
 from projections.agreements import AgreementsView
 from projections.audit import AuditView
@@ -88,9 +93,11 @@ class Projector:
         page_size: int = 1000,
         poll_interval: float = 0.2,
         attempts: int = 5,
+        companions: Sequence[Follower] = (),
     ) -> None:
         self.ledger = ledger
         self.views: list[View] = [cls(ledger) for cls in (views or ALL_VIEWS)]
+        self.companions = tuple(companions)
         self.page_size = page_size
         self.poll_interval = poll_interval
         self.attempts = attempts
@@ -129,11 +136,20 @@ class Projector:
         with self._serial:
             if needed is not None and self.reached >= needed:
                 return self.reached
-            self.reached = catch_up_together(
-                self.views, until, page_size=self.page_size, on_page=on_page
-            )
+            with collector_paused():  # a page's many short-lived containers hold no cycles
+                self.reached = catch_up_together(
+                    [*self.views, *self.companions],
+                    until,
+                    page_size=self.page_size,
+                    on_page=on_page,
+                )
             self.error = None
             return self.reached
+
+    @property
+    def started(self) -> bool:
+        """True between :meth:`start` and :meth:`close`: appends are projected as they return."""
+        return self._tailer is not None
 
     def positions(self) -> dict[str, int]:
         """Each view's position."""
@@ -186,8 +202,19 @@ class Projector:
             except Exception as error:
                 self.error = error
                 log.exception("projection failed; the event is stored, the views lag")
+                self._companions_alone(until)
                 return
         log.error("projection gave up after %d attempts: %s", self.attempts, self.error)
+        self._companions_alone(until)
+
+    def _companions_alone(self, until: int | None) -> None:
+        # The views failed the shared page: the companions go on without them.
+        if not self.companions:
+            return
+        try:
+            catch_up_together(self.companions, until)
+        except Exception:
+            log.exception("catching up %s failed", ", ".join(c.name for c in self.companions))
 
 
 class _Tailer(threading.Thread):

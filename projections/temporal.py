@@ -133,11 +133,10 @@ class Versions:
     def prefetch(self, values: Iterable[Any]) -> None:
         """Load the current rows whose first key column is one of ``values``, in bulk."""
         wanted = sorted({v for v in values if v not in self._complete}, key=str)
-        first = self.table.c[self.key[0]]
+        query = _prefetch_statement(self.table, self.key[0])
         for start in range(0, len(wanted), 500):
             part = wanted[start : start + 500]
-            query = select(self.table).where(first.in_(part), current(self.table))
-            for found in self.conn.execute(query):
+            for found in self.conn.execute(query, {"values": part}):
                 row = dict(found._mapping)
                 key = tuple(row[c] for c in self.key)
                 if key not in self._open:
@@ -232,6 +231,16 @@ def _current_statement(table: Table) -> Any:
     if found is None:
         where = [table.c[c] == bindparam(f"k_{c}") for c in key_of(table)]
         found = _statements[("current", table.name)] = select(table).where(*where, current(table))
+    return found
+
+
+def _prefetch_statement(table: Table, first: str) -> Any:
+    # The current rows whose first key column is in the (expanding) list ``values``.
+    found = _statements.get(("prefetch", table.name))
+    if found is None:
+        found = _statements[("prefetch", table.name)] = select(table).where(
+            table.c[first].in_(bindparam("values", expanding=True)), current(table)
+        )
     return found
 
 

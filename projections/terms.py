@@ -10,7 +10,7 @@ view's state (``terms`` is what is in force, ``None`` before both signed; only t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ledger.domain.data_classes import spec_form
@@ -97,7 +97,13 @@ class FollowsTerms(View):
             agreement = agreement_of(page, fact)
             if agreement is not None:
                 keys.add(agreement_key(agreement))
+        keys.update(self.state_keys(page, facts))
         page.state.prefetch(keys)
+
+    def state_keys(self, page: Page, facts: Sequence[Fact]) -> Iterable[str]:
+        """More keys of the state the handlers will read, prefetched with the agreements'
+        in one query (the subjects' agreements are known by then; default: none)."""
+        return ()
 
     def agreement(self, page: Page, agreement: str) -> Agreement | None:
         """The tracked agreement, or ``None``."""

@@ -97,6 +97,27 @@ class View(Follower):
         super().__init__(ledger)
         self.memo: dict[str, Any] = {}
         self._kept: State | None = None
+        #: True while this page continues the last page this view committed in this
+        #: process: what the view kept in memory from it is what its tables hold.
+        self.carried = False
+        self._carried: State | None = None
+        self._carried_at: int | None = None
+
+    def page_begun(self, position: int) -> None:
+        """Carry the state over from the last page if that page left the view here (the
+        position is read under the view's lock, so no other writer came between)."""
+        self.carried = self._carried_at == position
+        self._carried_at = None  # unknown until this page commits
+
+    def page_committed(self, position: int) -> None:
+        """The carried state is the table's as of ``position``."""
+        self._carried_at = position
+
+    def page_failed(self) -> None:
+        """The carried state may hold what the failed page changed: forget it."""
+        self.carried = False
+        self._carried = None
+        self._carried_at = None
 
     def keep_state(self, keep: bool) -> None:
         """While replaying from an emptied view, keep the view's state in memory from
@@ -106,14 +127,26 @@ class View(Follower):
         self._kept = State(None, self.state, self.memo, whole=True) if keep else None
 
     def new_page(self, session: Session) -> Page:
-        """The buffer of this view's writes for one page in ``session``."""
-        return Page(session.connection(), self.state, self.memo, self._kept)
+        """The buffer of this view's writes for one page in ``session``.
+
+        A rebuild's kept state (see :meth:`keep_state`) serves it; else the state carried
+        from the last page when :attr:`carried`, or a new carried state, so that the next
+        page reads from memory what this one read or wrote.
+        """
+        kept = self._kept
+        if kept is None and self.state is not None:
+            if not self.carried or self._carried is None:
+                self._carried = State(None, self.state, self.memo, kept=True)
+            kept = self._carried
+        return Page(session.connection(), self.state, self.memo, kept)
 
     def apply(self, session: Session, events: Sequence[Recorded]) -> None:
         """Hand each event to its handler; write the page."""
-        page = self.new_page(session)
         handlers = self._handlers
         facts = facts_for(events, handlers)
+        if not facts:
+            return  # nothing to read or write: most views handle few of a page's types
+        page = self.new_page(session)
         self.prepare(page, facts)
         for fact in facts:
             handlers[fact.type](self, page, fact)

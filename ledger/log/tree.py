@@ -43,6 +43,7 @@ from ledger.log.follow import Follower
 from ledger.log.merkle import (
     EMPTY_ROOT,
     Coord,
+    NodeMap,
     complete_nodes_after_append,
     consistency_proof,
     consistency_proof_coords,
@@ -50,6 +51,7 @@ from ledger.log.merkle import (
     inclusion_proof_coords,
     leaf_hash,
     nodes_needed_for_append,
+    right_edge_after_append,
     root_coords,
     root_from_nodes,
     unique_coords,
@@ -64,6 +66,7 @@ __all__ = [
     "MerkleTree",
     "TreeStore",
     "append_leaves",
+    "append_to_edge",
     "create_tree_tables",
     "read_nodes",
     "tree_size",
@@ -135,28 +138,53 @@ def append_leaves(
         raise ValueError("one position per leaf hash")
     if not hashes:
         return size
-    known = read_nodes(conn, nodes_needed_for_append(size, len(hashes)))
+    return append_to_edge(conn, size, positions, hashes)[0]
+
+
+def append_to_edge(
+    conn: Connection,
+    size: int,
+    positions: Sequence[int],
+    hashes: Sequence[bytes],
+    edge: NodeMap | None = None,
+) -> tuple[int, dict[Coord, bytes]]:
+    """:func:`append_leaves`, also given and giving the tree's right edge (the nodes of
+    ``root_coords(size)``): with the edge known, the nodes the append needs are not read."""
+    if len(positions) != len(hashes):
+        raise ValueError("one position per leaf hash")
+    needed = nodes_needed_for_append(size, len(hashes))
+    if edge is None:
+        edge = read_nodes(conn, root_coords(size))
+    known = {coord: edge[coord] for coord in needed}
     nodes = complete_nodes_after_append(size, hashes, known)
-    _write_leaves(conn, size, positions, hashes)
-    _write_nodes(conn, nodes)
-    return size + len(hashes)
+    if hashes:
+        _write_leaves(conn, size, positions, hashes)
+        _write_nodes(conn, nodes)
+    new_size = size + len(hashes)
+    return new_size, right_edge_after_append(size, new_size, nodes, edge)
 
 
 def _write_leaves(
     conn: Connection, size: int, positions: Sequence[int], hashes: Sequence[bytes]
 ) -> None:
     rows = [
-        {"leaf_index": size + offset, "position": position, "leaf_hash": value}
+        (size + offset, position, value)
         for offset, (position, value) in enumerate(zip(positions, hashes, strict=True))
     ]
-    conn.execute(LEAVES.insert(), rows)
+    conn.exec_driver_sql(_insert_sql(conn, LEAVES), rows)  # type: ignore[arg-type]
 
 
 def _write_nodes(conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
-    conn.execute(
-        NODES.insert(),
-        [{"level": level, "idx": index, "hash": value} for level, index, value in nodes],
-    )
+    if nodes:
+        conn.exec_driver_sql(_insert_sql(conn, NODES), list(nodes))  # type: ignore[arg-type]
+
+
+def _insert_sql(conn: Connection, table: Table) -> str:
+    # Driver SQL with one tuple a row: SQLAlchemy's per-row parameter processing of an
+    # executemany costs more than the insert.
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(column.name for column in table.c)
+    return f"INSERT INTO {table.name} ({columns}) VALUES ({', '.join([mark] * len(table.c))})"
 
 
 class TreeStore:
@@ -244,6 +272,9 @@ class MerkleTree(Follower, TreeStore):
     def __init__(self, ledger: Ledger, *, create: bool = True) -> None:
         Follower.__init__(self, ledger)
         TreeStore.__init__(self, ledger.engine)
+        self._carried = False
+        self._edge: tuple[int, dict[Coord, bytes]] | None = None
+        self._edge_at: int | None = None
         if create:
             self.create_tables()
 
@@ -252,8 +283,29 @@ class MerkleTree(Follower, TreeStore):
         create_tree_tables(self.ledger.engine)
 
     def apply(self, session: Session, events: Sequence[Recorded]) -> None:
-        """Add one leaf per event, and every node it completes, in the page's transaction."""
+        """Add one leaf per event, and every node it completes, in the page's transaction.
+
+        The size and right edge a page leaves are carried to the next page, which reads
+        neither when it finds the tree where that page committed it (see
+        :meth:`page_begun`).
+        """
         conn = session.connection()
         positions = [event.position for event in events]
         hashes = [leaf_hash(event.event.leaf_bytes()) for event in events]
-        append_leaves(conn, tree_size(conn), positions, hashes)
+        carried = self._edge if self._carried else None
+        size, edge = (tree_size(conn), None) if carried is None else carried
+        self._edge = append_to_edge(conn, size, positions, hashes, edge)
+
+    def page_begun(self, position: int) -> None:
+        """Carry the last page's size and edge if that page left the tree here (the position
+        is read under the tree's lock, so no other writer came between)."""
+        self._carried = self._edge_at == position
+        self._edge_at = None  # unknown until this page commits
+
+    def page_committed(self, position: int) -> None:
+        """The carried size and edge are the stored tree's as of ``position``."""
+        self._edge_at = position
+
+    def page_failed(self) -> None:
+        """Forget the carried edge: the failed page may have changed it."""
+        self._carried, self._edge, self._edge_at = False, None, None
