@@ -18,9 +18,10 @@ For every row of the events table, in position order, :func:`verify_ledger` chec
 * every stored checkpoint is signed by the notary's key and its root is the root
   recomputed over its first ``size`` leaves; every stored cosignature verifies.
 
-Each finding is a :class:`Problem` naming the position and the leaf index. Decoding,
-hashing and signature checks run in worker processes, a chunk of rows at a time; the
-checks that need the log's order (chains, key history, the tree) run in the caller.
+Each finding is a :class:`Problem` naming the position and the leaf index. Reading,
+decoding, hashing and signature checks run in worker processes, a range of positions at a
+time, each worker on a connection of its own reading the caller's snapshot; the checks
+that need the log's order (chains, key history, the tree) run in the caller.
 """
 
 from __future__ import annotations
@@ -82,18 +83,20 @@ def verify_ledger(
         log = LogCheck(ledger, found)
         tree = TreeCheck(conn, found, ledger, set(inspect(conn).get_table_names()))
         events = EventSql(conn, ledger)
-        total = events.count()
+        total, last = events.extent()
         wanted = (os.cpu_count() or 1) if workers is None else workers
         context = RowContext(
             registered_keys(events, ledger, log.specs),
             log.origin,
             {name: spec.topic for name, spec in log.specs.items()},
         )
-        runner = Runner(1 if total <= 2 * chunk_size else max(wanted, 1), context)
+        runner = Runner(1 if total <= 2 * chunk_size else max(wanted, 1), context, events)
         done = 0
         try:
             with collector_paused():
-                for chunk in runner.run(events.chunks(chunk_size)):
+                for chunk in runner.run(events.ranges(chunk_size, total, last)):
+                    if not chunk:
+                        continue  # its rows were deleted since (on SQLite, workers read later)
                     log.events(chunk, done)
                     tree.add(chunk)
                     done += len(chunk)

@@ -6,7 +6,7 @@ import binascii
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring
@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import orjson
 from nacl.bindings import crypto_sign_open
 from nacl.exceptions import CryptoError
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
 
 from ledger.canonical import FOUR_BYTE_UTF8, canonical_bytes, has_float
 from ledger.domain.key_history import ALL_KEY_EVENTS
@@ -41,6 +43,9 @@ if TYPE_CHECKING:
 
 CHUNK_SIZE = 1000
 MMAP_BYTES = 1 << 30
+# Near the end of the log a chunk holds at most 1/_TAIL_SHARE of the rows left (and at
+# least an eighth of a full chunk).
+_TAIL_SHARE = 6
 
 Row = tuple[int, Any, Any, Any, bytes]
 """A raw event row as the driver returns it: position, originator id, version, topic, state."""
@@ -227,22 +232,38 @@ def _checked(
         topic = _text(topic)
     registered = context.topics.get(event_type)
     errors = _identity_errors(envelope, subject, stored_version, topic, registered, context.origin)
-    signed_at = envelope["signed_at"]
+    shared: tuple[Any, ...] = (
+        subject,
+        event_type,
+        envelope["subject"],
+        envelope["prev"],
+        hashlib.sha256(hashed).hexdigest(),
+        envelope["signer"],
+        envelope["key"],
+        envelope["signed_at"],
+        recorded_at,
+    )
+    if opener.texts is not None:
+        keep = opener.texts.setdefault
+        shared = tuple(map(keep, shared, shared))
+    subject, event_type, envelope_subject, prev, digest, signer, key, signed_at, recorded_at = (
+        shared
+    )
     return (
         position,
         subject,
         hashlib.sha256(leaf).digest(),
         errors + form_errors if form_errors else errors,
         event_type,
-        envelope["subject"],
+        envelope_subject,
         envelope["version"],
-        envelope["prev"],
-        hashlib.sha256(hashed).hexdigest(),
-        envelope["signer"],
-        envelope["key"],
+        prev,
+        digest,
+        signer,
+        key,
         signed_at,
         posix_time(signed_at),
-        opener.check(context.keys.get(envelope["key"]), signed, signature),
+        opener.check(context.keys.get(key), signed, signature),
         recorded_at,
         envelope["payload"] if event_type in ALL_KEY_EVENTS and topic == registered else None,
     )
@@ -256,11 +277,29 @@ def _written_by_part(written_by: Any) -> bytes:
     if (
         type(written_by) is not dict
         or written_by.keys() != {"schema_version", "software_version"}
-        or type(written_by["schema_version"]) is not int
-        or type(written_by["software_version"]) is not str
+        or type(schema := written_by["schema_version"]) is not int
+        or type(software := written_by["software_version"]) is not str
     ):
         raise LedgerError("written_by is not {schema_version, software_version}")
-    return written_by_part(written_by)
+    # A log holds a handful of versions: each is canonicalised once.
+    part = _WRITTEN_BY.get((schema, software))
+    if part is None:
+        part = written_by_part(written_by)
+        _remember_pure(_WRITTEN_BY, (schema, software), part)
+    return part
+
+
+_WRITTEN_BY: dict[tuple[int, str], bytes] = {}
+_TIMES: dict[str, float | None] = {}
+_MEMO_LIMIT = 4096
+
+
+def _remember_pure(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep a pure function's value, within a bounded memo (a tampered log may hold many
+    distinct inputs)."""
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
 
 
 def _broken(row: Row, subject: str, message: str) -> tuple[Any, ...]:
@@ -336,7 +375,15 @@ def _shape_error(envelope: dict[str, Any]) -> str:
 
 
 class _Opener:
-    """Ed25519 checks of envelopes, with PyNaCl's ``crypto_sign_open``."""
+    """Ed25519 checks of envelopes, with PyNaCl's ``crypto_sign_open``.
+
+    For rows checked in a worker, ``texts`` gathers the texts they share (subjects,
+    hashes that are the next event's ``prev``, signers, keys, times): each is kept once,
+    so that the chunk pickles each once.
+    """
+
+    def __init__(self, texts: dict[Any, Any] | None = None) -> None:
+        self.texts = texts
 
     def check(self, public_key: bytes | None, canonical: bytes, signature: str) -> int:
         """The signature state of base64 ``signature`` over the envelope ``canonical``."""
@@ -357,6 +404,17 @@ class _Opener:
 
 def posix_time(text: str) -> float | None:
     """An RFC 3339 UTC time (see :func:`parse_time`) as a POSIX timestamp, or ``None``."""
+    try:
+        return _TIMES[text]
+    except KeyError:
+        pass
+    # Events signed or recorded together share their times: each is parsed once.
+    value = _posix_time(text)
+    _remember_pure(_TIMES, text, value)
+    return value
+
+
+def _posix_time(text: str) -> float | None:
     if not TIME.fullmatch(text):
         return None
     try:
@@ -366,7 +424,7 @@ def posix_time(text: str) -> float | None:
 
 
 class EventSql:
-    """Raw reads of the events table."""
+    """Raw reads of the events table, in the caller's snapshot."""
 
     def __init__(self, conn: Connection, ledger: Ledger) -> None:
         self.conn = conn
@@ -376,55 +434,140 @@ class EventSql:
         # The state as bytes even where a tampered SQLite row holds text.
         blob = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
         columns = f"id, originator_id, originator_version, topic, CAST(state AS {blob})"
-        self.page_sql = f"SELECT {columns} FROM {name} WHERE id > {mark} ORDER BY id LIMIT {mark}"
-        self.count_sql = f"SELECT count(*) FROM {name}"
-        self.states_sql = (
-            f"SELECT CAST(state AS {blob}) FROM {name} WHERE topic IN ({mark}, {mark})"
+        self.range_sql = (
+            f"SELECT {columns} FROM {name} WHERE id > {mark} AND id <= {mark} ORDER BY id"
         )
-        self.plain = _plain_state(ledger)
+        self.bound_sql = (
+            f"SELECT id FROM {name} WHERE id > {mark} ORDER BY id LIMIT 1 OFFSET {mark}"
+        )
+        self.extent_sql = f"SELECT count(*), max(id) FROM {name}"
+        marks = ", ".join([mark] * 4)
+        self.states_sql = f"SELECT CAST(state AS {blob}) FROM {name} WHERE topic IN ({marks})"
+        self.plain = _Plain(ledger.mapper.cipher, ledger.mapper.compressor)
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
-        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(sql, tuple(params))
-            return list(cursor.fetchall())
-        finally:
-            cursor.close()
+        return _fetch(self.conn.connection.dbapi_connection, sql, params)
 
-    def count(self) -> int:
-        return int(self._rows(self.count_sql, ())[0][0])
+    def extent(self) -> tuple[int, int]:
+        """How many rows there are, and the last position."""
+        count, last = self._rows(self.extent_sql, ())[0]
+        return int(count), _FIRST if last is None else int(last)
 
-    def chunks(self, size: int) -> Iterator[list[Row]]:
-        after, plain = _FIRST, self.plain
-        while True:
-            rows = self._rows(self.page_sql, (after, size))
-            if not rows:
+    def ranges(self, size: int, total: int, last: int) -> Iterator[tuple[int, int]]:
+        """Position ranges ``(after, until]`` of at most ``size`` rows, the last one up to
+        ``last``; ``total`` is how many rows there are.
+
+        Ranges shrink as the log runs out, so that no worker is left checking a whole
+        chunk while the others have nothing to do. They never depend on the number of
+        workers: how the stored tree's leaves are compared, a chunk at a time, does not
+        either.
+        """
+        after, left = _FIRST, total
+        while left > 0:
+            step = min(size, max(left // _TAIL_SHARE, size // 8, 1))
+            found = self._rows(self.bound_sql, (after, step - 1))
+            until = last if not found else int(found[0][0])
+            yield after, until
+            after, left = until, left - step
+            if until >= last:
                 return
-            # Workers turn ids and topics into text; here only a configured cipher or
-            # compressor is undone.
-            yield rows if plain is bytes else [(p, o, v, t, plain(s)) for p, o, v, t, s in rows]
-            after = rows[-1][0]
 
-    def states(self, topics: tuple[str, str]) -> Iterator[bytes]:
+    def between(self, after: int, until: int) -> list[Row]:
+        """The rows at positions in ``(after, until]``, in order."""
+        return _plain_rows(
+            _fetch(self.conn.connection.dbapi_connection, self.range_sql, (after, until)),
+            self.plain,
+        )
+
+    def source(self) -> RowSource:
+        """What a worker needs to read rows of this snapshot on a connection of its own."""
+        snapshot = None
+        if self.conn.dialect.name == "postgresql":
+            snapshot = str(self._rows("SELECT pg_export_snapshot()", ())[0][0])
+        url = self.conn.engine.url.render_as_string(hide_password=False)
+        return RowSource(url, self.range_sql, snapshot, self.plain)
+
+    def states(self, topics: tuple[str, str, str, str]) -> Iterator[bytes]:
+        """The states stored under any of the four topics (one pass over the table)."""
         for (state,) in self._rows(self.states_sql, topics):
             yield self.plain(state)
 
 
-def _plain_state(ledger: Ledger) -> Callable[[Any], bytes]:
-    """Undo the mapper's cipher and compressor, if any (the ledger configures none)."""
-    cipher, compressor = ledger.mapper.cipher, ledger.mapper.compressor
-    if cipher is None and compressor is None:
-        return bytes
+@dataclass(frozen=True, slots=True)
+class RowSource:
+    """How a worker reads rows on a connection of its own: the database, the range query,
+    and on PostgreSQL the snapshot the caller exported.
 
-    def plain(state: Any) -> bytes:
+    On SQLite the caller bounds each range by the last position of its snapshot: the log
+    only grows, one writer appending at ever higher positions, so every row up to that
+    position reads the same in any later snapshot.
+    """
+
+    url: str
+    range_sql: str
+    snapshot: str | None
+    plain: _Plain
+
+
+class RangeReader:
+    """A worker's own connection to the ledger's database, reading rows by range."""
+
+    def __init__(self, source: RowSource) -> None:
+        self.source = source
+        self.engine = create_engine(source.url, poolclass=NullPool)
+        self.raw: Any = self.engine.raw_connection()
+        cursor = self.raw.cursor()
+        try:
+            if self.engine.dialect.name == "sqlite":
+                cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            elif source.snapshot is not None:
+                if not _SNAPSHOT_ID.fullmatch(source.snapshot):
+                    raise ValueError(f"not a snapshot id: {source.snapshot!r}")
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cursor.execute(f"SET TRANSACTION SNAPSHOT '{source.snapshot}'")
+        finally:
+            cursor.close()
+
+    def between(self, after: int, until: int) -> list[Row]:
+        """The rows at positions in ``(after, until]``, in order."""
+        rows = _fetch(self.raw.driver_connection, self.source.range_sql, (after, until))
+        return _plain_rows(rows, self.source.plain)
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-Fa-f-]+", re.ASCII)
+
+
+def _fetch(raw: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+    cursor = raw.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def _plain_rows(rows: list[Any], plain: _Plain) -> list[Row]:
+    # Workers turn ids and topics into text; here only a configured cipher or compressor
+    # is undone.
+    if plain.cipher is None and plain.compressor is None:
+        return rows
+    return [(p, o, v, t, plain(s)) for p, o, v, t, s in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    """Undoes the mapper's cipher and compressor, if any (the ledger configures none)."""
+
+    cipher: Any
+    compressor: Any
+
+    def __call__(self, state: Any) -> bytes:
         data = bytes(state)
-        if cipher is not None:
-            data = cipher.decrypt(data)
-        if compressor is not None:
-            data = compressor.decompress(data)
+        if self.cipher is not None:
+            data = self.cipher.decrypt(data)
+        if self.compressor is not None:
+            data = self.compressor.decompress(data)
         return data
-
-    return plain
 
 
 def hex_of(originator_id: Any) -> str:
@@ -454,12 +597,17 @@ def registered_keys(
     """
     notary = decode_public_key(ledger.identity.notary_public_key)
     keys = {ledger.identity.notary_key_id: bytes(notary)}
-    for admitted, added in (("PartyAdmitted", "KeyAdded"), ("PersonAdmitted", "PersonKeyAdded")):
-        for state in events.states((specs[admitted].topic, specs[added].topic)):
-            try:
-                document = orjson.loads(state)
-                public_key = decode_public_key(document["envelope"]["payload"]["public_key"])
-            except (ValueError, TypeError, KeyError, LedgerError):
-                continue  # the row itself is reported when its turn comes
-            keys[key_id(public_key)] = bytes(public_key)
+    topics = (
+        specs["PartyAdmitted"].topic,
+        specs["KeyAdded"].topic,
+        specs["PersonAdmitted"].topic,
+        specs["PersonKeyAdded"].topic,
+    )
+    for state in events.states(topics):
+        try:
+            document = orjson.loads(state)
+            public_key = decode_public_key(document["envelope"]["payload"]["public_key"])
+        except (ValueError, TypeError, KeyError, LedgerError):
+            continue  # the row itself is reported when its turn comes
+        keys[key_id(public_key)] = bytes(public_key)
     return keys

@@ -5,59 +5,75 @@ from __future__ import annotations
 import gc
 import multiprocessing
 from collections import deque
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any
 
-from ledger.log.verify.rows import Row, RowContext, _check_row, _Opener
-
-if TYPE_CHECKING:
-    pass
-
+from ledger.log.verify.rows import (
+    EventSql,
+    RangeReader,
+    RowContext,
+    RowSource,
+    _check_row,
+    _Opener,
+)
 
 # ------------------------------------------------------------------- worker pool
 
 _worker_context = RowContext({}, "", {})
+_worker_source: RowSource | None = None
+_worker_reader: RangeReader | None = None
 
-# Workers only decode, hash and verify: they never touch the inherited database
-# connections or locks, so forking (fast, and no re-import of ``__main__``) is safe.
+# Workers read, decode, hash and verify on connections of their own: they never touch
+# the inherited database connections or locks, so forking (fast, and no re-import of
+# ``__main__``) is safe.
 _START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _init_worker(context: RowContext) -> None:
-    global _worker_context
-    _worker_context = context
+def _init_worker(context: RowContext, source: RowSource) -> None:
+    global _worker_context, _worker_source
+    _worker_context, _worker_source = context, source
     gc.disable()  # see ledger.runtime.collector_paused; a worker lives for one pass
 
 
-def _check_in_worker(rows: Sequence[Row]) -> list[tuple[Any, ...]]:
-    context, opener = _worker_context, _Opener()
-    return [_check_row(row, context, opener) for row in rows]
+def _check_range(after: int, until: int) -> list[tuple[Any, ...]]:
+    global _worker_reader
+    if _worker_reader is None:
+        assert _worker_source is not None
+        # Opened by the first range, so that a failure reaches the caller as its error.
+        _worker_reader = RangeReader(_worker_source)
+    context, opener = _worker_context, _Opener({})
+    return [_check_row(row, context, opener) for row in _worker_reader.between(after, until)]
 
 
 class Runner:
-    """Checks rows a chunk at a time, in order: inline, or in worker processes.
+    """Checks rows a range of positions at a time, in order: inline, or in worker
+    processes that read their ranges themselves.
 
     Chunks come back as plain tuples in :class:`Checked` order, which pickle faster.
     """
 
-    def __init__(self, workers: int, context: RowContext) -> None:
+    def __init__(self, workers: int, context: RowContext, events: EventSql) -> None:
         self.context = context
+        self.events = events
         self.pool: Any = None
         self.window = 2 * workers + 2
         if workers > 1:
             mp = multiprocessing.get_context(_START_METHOD)
-            self.pool = mp.Pool(workers, initializer=_init_worker, initargs=(context,))
+            self.pool = mp.Pool(
+                workers, initializer=_init_worker, initargs=(context, events.source())
+            )
 
-    def run(self, chunks: Iterator[list[Row]]) -> Iterator[list[tuple[Any, ...]]]:
+    def run(self, ranges: Iterator[tuple[int, int]]) -> Iterator[list[tuple[Any, ...]]]:
+        """The checked rows of each range ``(after, until]``, range by range."""
         if self.pool is None:
-            context, opener = self.context, _Opener()
-            for chunk in chunks:
-                yield [_check_row(row, context, opener) for row in chunk]
+            context, opener, between = self.context, _Opener(), self.events.between
+            for after, until in ranges:
+                yield [_check_row(row, context, opener) for row in between(after, until)]
             return
         pending: deque[Any] = deque()
-        for chunk in chunks:
-            pending.append(self.pool.apply_async(_check_in_worker, (chunk,)))
-            # A bounded window: rows are read only a little ahead of the workers.
+        for bounds in ranges:
+            pending.append(self.pool.apply_async(_check_range, bounds))
+            # A bounded window: ranges are handed out only a little ahead of the results.
             if len(pending) >= self.window:
                 yield pending.popleft().get()
         while pending:
