@@ -16,7 +16,9 @@ loopback in a child process and measures from this process, one signed request a
 * the same with typed ``points { ... }``: one GraphQL object per point and per result.
 
 It checks that both answer the same points, and prints p50/p95 of each and the analyses as
-ratios to the floor.
+ratios to the floor, then the server's CPU per request of each (all its threads, its
+background work included, from ``/proc``): a figure other processes on a busy machine
+inflate far less than the wall-clock times.
 
 ``CMO_BENCH_CPV_BATCHES`` and ``CMO_BENCH_CPV_EVENTS`` override the scale's batches and
 events of this discrete case, e.g. ``CMO_BENCH_CPV_BATCHES=1000 CMO_BENCH_CPV_EVENTS=30000``
@@ -38,6 +40,7 @@ Run it alone with ``python -m bench.bench_cpv`` or with the others via ``python 
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import statistics
@@ -146,10 +149,13 @@ def build(database_url: str, data_dir: Path, batches: int, events: int) -> tuple
         ledger.close()
 
 
-def measure(
-    base: str, key: bytes, agreement: str, batches: int, requests: int
-) -> dict[str, list[float]]:
-    """Request times (s) of the floor and the analysis, one request at a time."""
+Measured = tuple[dict[str, list[float]], dict[str, float]]
+"""Each operation's request times (s), and its server CPU seconds per request."""
+
+
+def measure(base: str, key: bytes, agreement: str, batches: int, requests: int) -> Measured:
+    """Request times (s) of the floor and the analysis, one request at a time, and the CPU
+    the server spent on each (all its threads; NaN where ``/proc`` does not tell)."""
     from nacl.signing import SigningKey
 
     from clients.client import CPV, LedgerClient
@@ -162,6 +168,8 @@ def measure(
         "cpv typed points": (CPV.replace("pointsJson", TYPED_POINTS), asked),
     }
     times: dict[str, list[float]] = {name: [] for name in operations}
+    cpu = dict.fromkeys(operations, 0.0)
+    server = _server()
     with LedgerClient(base, SPONSOR, SigningKey(key), timeout=120) as client:
         typed = client.graphql(*operations["cpv typed points"])["cpv"]
         if len(typed["points"]) != batches or typed["capability"] is None:
@@ -172,14 +180,46 @@ def measure(
         print(f"chart {answer['chart']}, {len(typed['points'])} points", flush=True)
         for _ in range(ROUNDS):
             for name, (query, variables) in operations.items():
+                spent = _cpu_seconds(server)
                 for _ in range(requests // ROUNDS):
                     started = time.perf_counter()
                     client.graphql(query, variables)
                     times[name].append(time.perf_counter() - started)
-    return times
+                cpu[name] += _cpu_seconds(server) - spent
+    return times, {name: cpu[name] / len(times[name]) for name in operations}
 
 
-def run(batches: int, events: int, requests: int) -> dict[str, list[float]]:
+def _server() -> int | None:
+    """The process id of this process's child (the server), where ``/proc`` lists it."""
+    parent = str(os.getpid())
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[1] == parent:
+            return int(stat.parent.name)
+    return None
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User and system CPU seconds of process ``pid`` so far, all its threads."""
+    if pid is None:
+        return math.nan
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def print_cpu(cpu: dict[str, float], floor: str) -> None:
+    """The server's CPU per request of each operation, and as a ratio to the floor's."""
+    for name, seconds in cpu.items():
+        line = f"{name:34} server CPU {seconds * 1000:8.1f} ms per request"
+        if name != floor and cpu[floor] > 0:
+            line += f"   = {seconds / cpu[floor]:6.1f}x the floor's"
+        print(line)
+
+
+def run(batches: int, events: int, requests: int) -> Measured:
     """Build, serve, measure, stop."""
     with tempfile.TemporaryDirectory(prefix="cmo-bench-cpv-") as folder:
         data_dir = Path(folder) / "data"
@@ -345,8 +385,9 @@ def main(argv: list[str] | None = None) -> None:
         f"replicates of {PARAMETER}, {REQUESTS[chosen]} requests each, one at a time",
         flush=True,
     )
-    times = run(batches, events, REQUESTS[chosen])
+    times, cpu = run(batches, events, REQUESTS[chosen])
     print_against_floor(times, "floor", "the signed floor query")
+    print_cpu(cpu, "floor")
     if os.environ.get("CMO_BENCH_CPV_SERIES", "1") != "0":
         run_series(chosen)
 

@@ -26,17 +26,21 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from operator import itemgetter
 from typing import Any
+
+import orjson
 
 # Loaded with the server, not by its first analysis (the command line loads it on first use).
 import scipy.stats  # noqa: F401
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, ScalarSelect, Text, case, cast, func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Connection
 from strawberry.scalars import JSON
 
@@ -60,7 +64,7 @@ from ledger.cpv import (
     inputs_digest,
     xbar_r_chart,
 )
-from ledger.cpv.inputs import results_digest
+from ledger.cpv.inputs import batch_results_digest
 from ledger.cpv.summary import STATISTICS
 from ledger.domain.limits import LimitsVersion, in_force_at, tag_for
 from ledger.domain.scope import DataItem
@@ -85,8 +89,6 @@ __all__ = [
 
 BASELINE_EVENTS = ("BaselineDefined", "BaselineRevised", "CpvSignalAcknowledged")
 MAX_SUBGROUP = 25
-_PART = 1_000
-"""Result rows fetched at a time."""
 
 
 # -- answer types ---------------------------------------------------------------------------
@@ -464,45 +466,78 @@ class _Found(dict[str, _Batch]):
     when its first result or summary is read: most of an agreement's batches often have
     none, and need no object."""
 
-    def __init__(self, started: dict[str, str]) -> None:
-        super().__init__()
-        self.started = started
-        """Each batch's valid time (its startedAt), by name."""
-
-    def of(self, name: str) -> _Batch | None:
-        """The batch ``name``, entered now if it had no data yet; None if not registered."""
+    def of(self, name: str, started_at: str) -> _Batch:
+        """The batch ``name`` (valid time ``started_at``), entered now if it had no data yet."""
         found = self.get(name)
-        if found is None and name in self.started:
-            found = self[name] = _Batch(name, self.started[name])
+        if found is None:
+            found = self[name] = _Batch(name, started_at)
         return found
 
 
-def _batches(conn: Connection, question: _Question, parameter: str) -> _Found:
-    at = question.known_at
-    started = conn.execute(
-        select(BATCHES.c.batch, BATCHES.c.started_at).where(
-            BATCHES.c.agreement == question.agreement, as_of(BATCHES, at)
-        )
+def _started(question: _Question, batch: ColumnElement[str]) -> ScalarSelect[str | None]:
+    """The valid time (startedAt) of ``batch`` at ``knownAt`` if it is a batch of the
+    agreement, else NULL. Found by the batch's key alone, once per batch with data: a
+    condition on the agreement lets the planner scan every batch of the agreement for each,
+    a cost that grows with the log."""
+    of_agreement = case((BATCHES.c.agreement == question.agreement, BATCHES.c.started_at))
+    return (
+        select(of_agreement)
+        .where(BATCHES.c.batch == batch, as_of(BATCHES, question.known_at))
+        .scalar_subquery()
     )
-    found = _Found(dict(started.tuples().all()))
-    columns = ("batch", "record_id", "value", "data_class", "parameter", "sampled_at")
-    rows = conn.execute(
-        select(*(RECORDS.c[name] for name in columns))
+
+
+def _batches(conn: Connection, question: _Question, parameter: str) -> _Found:
+    found = _Found()
+    for name, started_at, results in _results(conn, question, parameter):
+        batch = found.of(name, started_at)
+        batch.records = [(record_id, value) for record_id, value, _, _ in results]
+        sampled, last = batch.sampled, None
+        for record_id, _, data_class, sampled_at in results:
+            # Replicates sampled together follow each other: one key for all of them.
+            if last is None or last[0] != data_class or last[2] != sampled_at:
+                last = (data_class, parameter, sampled_at)
+                sampled.setdefault(last, record_id)
+    return found
+
+
+def _results(
+    conn: Connection, question: _Question, parameter: str
+) -> Iterator[tuple[str, str, list[list[Any]]]]:
+    """Each registered batch's name, valid time and charted results at ``knownAt``, these
+    as ``[record id, value, data class, sampled at]`` in record id order: one row and one
+    JSON array per batch, where a row per result would cost a Python row each."""
+    columns = [RECORDS.c[name] for name in ("record_id", "value", "data_class", "sampled_at")]
+    postgres = conn.dialect.name == "postgresql"
+    results: ColumnElement[str]
+    if postgres:
+        ordered = aggregate_order_by(func.json_build_array(*columns), RECORDS.c.record_id)
+        results = cast(func.json_agg(ordered), Text)
+    else:
+        results = func.json_group_array(func.json_array(*columns), type_=Text)
+    grouped = (
+        select(RECORDS.c.batch, results.label("results"))
         .where(RECORDS.c.agreement == question.agreement, RECORDS.c.parameter == parameter)
         .where(RECORDS.c.form == "discrete", RECORDS.c.status == "current")
         .where(RECORDS.c.verified.is_(True))  # R17: an unverified manual value does not count
-        .where(as_of(RECORDS, at))
-        .order_by(RECORDS.c.batch, RECORDS.c.record_id)
+        .where(RECORDS.c.value.is_not(None), as_of(RECORDS, question.known_at))
+        .group_by(RECORDS.c.batch)
+        .subquery()
     )
-    # Plain tuples kept, rows dropped a part at a time: tens of thousands of live result
-    # rows would otherwise make the collector sweep the whole heap during the request.
-    for part in rows.partitions(_PART):
-        for name, record_id, value, data_class, measured, sampled_at in part:
-            batch = None if value is None else found.of(name)
-            if batch is not None:
-                batch.records.append((record_id, value))
-                batch.sampled.setdefault((data_class, measured, sampled_at), record_id)
-    return found
+    rows = conn.execute(
+        select(grouped.c.batch, _started(question, grouped.c.batch), grouped.c.results).order_by(
+            grouped.c.batch
+        )
+    )
+    for name, started, text in rows.tuples():
+        if started is None:
+            continue  # not a batch of the agreement at knownAt
+        found: list[list[Any]] = orjson.loads(text)
+        if not postgres:
+            # SQLite aggregates in no promised order; its BINARY collation compares UTF-8
+            # bytes, which order text as Python compares code points.
+            found.sort(key=itemgetter(0))
+        yield name, started, found
 
 
 def _summaries(conn: Connection, question: _Question, batches: _Found) -> list[str]:
@@ -518,15 +553,14 @@ def _summaries(conn: Connection, question: _Question, batches: _Found) -> list[s
     if not tags:
         return []
     rows = conn.execute(
-        select(SUMMARIES)
+        select(SUMMARIES, _started(question, SUMMARIES.c.batch).label("batch_started_at"))
         .where(SUMMARIES.c.agreement == question.agreement, SUMMARIES.c.tag.in_(tags))
         .where(as_of(SUMMARIES, at))
         .order_by(SUMMARIES.c.batch, SUMMARIES.c.tag)
     )
     for row in rows:
-        batch = batches.of(row.batch)
-        if batch is not None:
-            batch.summaries.append(row)
+        if row.batch_started_at is not None:  # else not a batch of the agreement at knownAt
+            batches.of(row.batch, row.batch_started_at).summaries.append(row)
     return tags
 
 
@@ -830,12 +864,8 @@ def _tag(charted: list[_Batch]) -> str | None:
 def _digest(plotted: list[_Plot], statistic: str | None) -> str:
     """The inputs digest of the results charted, or of the summaries (docs/cpv.md)."""
     if statistic is None:
-        return results_digest(
-            [
-                (plot.batch.name, record_id, value, plot.limits_version)
-                for plot in plotted
-                for record_id, value in plot.batch.records
-            ]
+        return batch_results_digest(
+            [(plot.batch.name, plot.limits_version, plot.batch.records) for plot in plotted]
         )
     return inputs_digest(_summary_inputs(plotted, statistic))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from decimal import Decimal
+from itertools import chain
 from numbers import Real
 
 import numpy as np
@@ -16,6 +17,8 @@ from ledger.errors import ValidationFailed
 __all__ = ["FloatArray", "baseline_indexes", "number", "series", "subgroup_matrix"]
 
 FloatArray = npt.NDArray[np.float64]
+_FLOAT = frozenset({float})
+_LIST = frozenset({list})
 
 
 def number(value: object, *, field: str) -> float:
@@ -43,7 +46,7 @@ def series(values: object, *, field: str, min_size: int = 1) -> FloatArray:
             f"needs at least {min_size} value{'s' if min_size != 1 else ''}, got {len(items)}",
             field=field,
         )
-    if all(type(item) is float for item in items):
+    if set(map(type, items)) <= _FLOAT:
         # Plain floats convert in one pass; only a non-finite one needs the item's field.
         out = np.array(items, dtype=np.float64)
         if np.isfinite(out).all():
@@ -64,6 +67,9 @@ def subgroup_matrix(subgroups: object, *, field: str) -> FloatArray:
         raise ValidationFailed("expected a sequence of subgroups", field=field)
     if not rows:
         raise ValidationFailed("needs at least 1 subgroup, got 0", field=field)
+    plain = _plain_matrix(rows)
+    if plain is not None:
+        return plain
     parsed = [series(row, field=f"{field}[{index}]") for index, row in enumerate(rows)]
     size = len(parsed[0])
     if not MIN_SUBGROUP <= size <= MAX_SUBGROUP:
@@ -80,6 +86,21 @@ def subgroup_matrix(subgroups: object, *, field: str) -> FloatArray:
                 field=f"{field}[{index}]",
             )
     return np.vstack(parsed)
+
+
+def _plain_matrix(rows: Sequence[object]) -> FloatArray | None:
+    """Lists of finite floats, all of one size in 2..25, as a (k, n) array in one pass;
+    None for anything else, which the checks of :func:`subgroup_matrix` then name."""
+    if set(map(type, rows)) != _LIST:
+        return None
+    lists: Sequence[list[object]] = rows  # type: ignore[assignment]
+    sizes = set(map(len, lists))
+    if len(sizes) != 1 or not MIN_SUBGROUP <= min(sizes) <= MAX_SUBGROUP:
+        return None
+    if not set(map(type, chain.from_iterable(lists))) <= _FLOAT:
+        return None
+    out = np.array(lists, dtype=np.float64)
+    return out if np.isfinite(out).all() else None
 
 
 def baseline_indexes(indexes: object, *, count: int, field: str) -> tuple[int, ...]:

@@ -38,21 +38,23 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from itertools import pairwise
-from operator import itemgetter
+from operator import itemgetter, lt
 
-from ledger.canonical import canonical_bytes
+from ledger.canonical import MAX_SAFE_INTEGER, canonical_bytes
 from ledger.cpv.summary import STATISTICS
 from ledger.domain.formats import BATCH_ID, DECIMAL, RECORD_ID
 from ledger.errors import ValidationFailed
 
 __all__ = [
+    "BatchResults",
     "CpvInput",
     "ResultRow",
     "SummaryInput",
+    "batch_results_digest",
     "canonical_input_bytes",
     "canonical_rows",
     "inputs_digest",
@@ -234,6 +236,75 @@ def results_digest(rows: Sequence[ResultRow]) -> str:
             float_free=True,
         )
     ).hexdigest()
+
+
+BatchResults = tuple[str, int, Sequence[tuple[str, str]]]
+"""A batch, the limits version its results were judged against, and its results as (record
+id, value) pairs."""
+
+
+def batch_results_digest(batches: Sequence[BatchResults]) -> str:
+    """``results_digest`` of the rows ``(batch, record_id, value, version)`` of every result
+    of ``batches``: the same digest and the same refusals, from each batch's results as they
+    are held.
+
+    When every batch name, record id and value is valid, the names distinct, each batch's
+    record ids strictly ascending and each version a whole number from 1 to
+    :data:`~ledger.canonical.MAX_SAFE_INTEGER`, every string is plain ASCII that JSON
+    writes as it is: each row is written as the canonical object it is, with no object
+    made. Anything else is left to :func:`results_digest`."""
+    try:
+        ordered = sorted(batches, key=itemgetter(0))
+        plain = bool(ordered) and _plain_batches(ordered)
+    except (TypeError, ValueError):  # a batch of the wrong shape or kind: refused below
+        plain = False
+    if not plain:
+        return results_digest(
+            [
+                (name, record, value, version)
+                for name, version, found in batches
+                for record, value in found
+            ]
+        )
+    parts: list[str] = []
+    for name, version, found in ordered:
+        head = f'{{"batch":"{name}","limits_version":{version},"record_id":"'
+        parts.extend([f'{head}{record}","value":"{value}"}}' for record, value in found])
+    return hashlib.sha256(f"[{','.join(parts)}]".encode()).hexdigest()
+
+
+def _plain_batches(batches: Sequence[BatchResults]) -> bool:
+    """Whether ``batches`` (sorted by name) are plainly valid: names distinct, record ids
+    strictly ascending within each batch, every name, record id and value an exact ``str``
+    of its format, every version an exact ``int`` from 1 to ``MAX_SAFE_INTEGER``."""
+    names = [name for name, _, _ in batches]
+    versions = [version for _, version, _ in batches]
+    if not _plain_texts(names, BATCH_ID.match) or not all(map(lt, names, names[1:])):
+        return False
+    if (
+        set(map(type, versions)) != _INT
+        or not 1 <= min(versions) <= max(versions) <= MAX_SAFE_INTEGER
+    ):
+        return False
+    records: set[object] = set()
+    values: set[object] = set()
+    for _, _, found in batches:
+        if found:
+            ids, numbers = zip(*found, strict=True)
+            if not all(map(lt, ids, ids[1:])):
+                return False
+            records.update(ids)
+            values.update(numbers)
+    return _plain_texts(records, RECORD_ID.match) and _plain_texts(values, DECIMAL.fullmatch)
+
+
+def _plain_texts(texts: Collection[object], valid: Callable[[str], object]) -> bool:
+    """Whether ``texts`` are some exact ``str``s, each ``valid``."""
+    return set(map(type, texts)) == _STR and all(map(valid, texts))  # type: ignore[arg-type]
+
+
+_INT = frozenset({int})
+_STR = frozenset({str})
 
 
 def _plain_results(rows: Sequence[ResultRow]) -> bool:

@@ -1,5 +1,6 @@
 """``cpv { pointsJson }``: the points as one JSON value, equal to what the typed ``points``
-field answers, and the typed answer unchanged by it."""
+field answers, and the typed answer unchanged by it; each point's results in record id
+order, whatever order they were read in."""
 
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ pytestmark = pytest.mark.xdist_group("cpv")
 NORTHWIND, CONTOSO = "northwind-bio", "contoso-cmo"
 PH, TAG = "pH", "BR1.PH"
 BATCHES, REPLICATES, BASELINE = 12, 3, 8
+SHUFFLED_IDS = ["r9", "r10", "r2", "r1b", "a1", "r1"]
+"""Record ids whose order is not their numeric order, submitted in another order by each
+batch (lowercase letters and digits: every collation orders them alike)."""
 POINTS_JSON = CPV
 """The client's whole analysis: it asks for ``pointsJson``."""
 TYPED = CPV.replace("pointsJson", TYPED_POINTS)
@@ -74,6 +78,37 @@ def _replicates(world: World) -> str:
     return str(agreement)
 
 
+def _shuffled(world: World) -> tuple[str, dict[tuple[str, str], str]]:
+    """An agreement whose batches' results arrive in no order of their record ids, each
+    batch's in another; the value of each (batch, record id)."""
+    rng = random.Random(43)
+    agreement = propose_and_sign(world)
+    define_parameter(world, agreement, PH)
+    names, values = [], {}
+    for number in range(BATCHES):
+        name = f"CPV-S-{number:03d}"
+        register_batch(world, agreement, name, started_at=now_utc())
+        sampled = format_utc(now_utc())
+        ids = rng.sample(SHUFFLED_IDS, len(SHUFFLED_IDS))
+        records = []
+        for record_id in ids:
+            value = values[name, record_id] = f"{rng.gauss(7.05, 0.02):.3f}"
+            records.append(
+                {
+                    "id": record_id,
+                    "parameter": PH,
+                    "value": value,
+                    "unit": "[pH]",
+                    "sampled_at": sampled,
+                    "method": "in-process control",
+                }
+            )
+        submit_data(world, name, "discrete", records)
+        names.append(name)
+    _baseline(world, str(agreement), names[:BASELINE])
+    return str(agreement), values
+
+
 def _continuous(world: World) -> str:
     """An agreement whose pH is measured by the continuous tag BR1.PH."""
     since = format_utc(now_utc() - timedelta(days=1))
@@ -101,6 +136,8 @@ class Served:
     """The agreement of each kind of chart."""
     position: int
     """The head once everything was recorded: every question is asked at it."""
+    shuffled: dict[tuple[str, str], str]
+    """The value of each (batch, record id) of the agreement ``shuffled``."""
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -115,9 +152,10 @@ def served(
         try:
             world = build_world(ledger, notary)
             agreements = {"replicates": _replicates(world), "continuous": _continuous(world)}
+            agreements["shuffled"], shuffled = _shuffled(world)
             position = ledger.head()
             with running_server(settings, notary.key) as server:
-                yield Served(server, world, agreements, position)
+                yield Served(server, world, agreements, position, shuffled)
         finally:
             ledger.close()
 
@@ -172,3 +210,19 @@ def test_the_digest_of_the_typed_points_is_the_answered_digest(
     )
     text = json.dumps(rows, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert answer["inputsDigest"] == hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def test_each_point_lists_its_results_in_record_id_order_whatever_order_they_arrived_in(
+    served: Served,
+) -> None:
+    typed = _ask(served, TYPED, "shuffled")
+    fast = _ask(served, POINTS_JSON, "shuffled")
+    points = typed["points"]
+    assert len(points) == BATCHES
+    for point in points:
+        ids = [record["recordId"] for record in point["records"]]
+        assert ids == sorted(SHUFFLED_IDS)
+        values = [served.shuffled[point["batch"], record_id] for record_id in ids]
+        assert [record["value"] for record in point["records"]] == values
+    assert json.dumps(fast.pop("pointsJson")) == json.dumps(typed.pop("points"))
+    assert fast == typed
