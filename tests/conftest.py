@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from ledger.application import Ledger
 from ledger.config import Settings
@@ -19,6 +20,11 @@ PG_URL = os.environ.get(
     "CMO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/cmo_ledger_test"
 )
 BACKENDS = ("sqlite", "postgres")
+
+# Property tests judge answers, never speed: a busy machine (two test workers beside
+# other work) must not fail an example for taking long or for slow data generation.
+settings.register_profile("cmo-ledger", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("cmo-ledger")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
