@@ -30,9 +30,10 @@ Then the continuous case, in a second ledger: ``pH`` measured by the tag ``BR1.P
 issue's size) in chunks of a day (1,440 points), a ``PPQ`` baseline of the first 20. Every
 other view is projected first; then the summaries view is rebuilt from the log (the
 chunks decoded and summarised: the summaries were not in the read model) and the first
-``cpv(..., statistic: MEAN)`` answered: together the **cold** figure. The **warm** figures
-are p50/p95 of the same request with the summaries in the read model, against the floor of
-the same run.
+``cpv(..., statistic: MEAN)`` answered as the client asks it (``pointsJson``): together
+the **cold** figure. The **warm** figures are p50/p95 of the same request with the
+summaries in the read model, and of the same analysis with typed points, against the floor
+of the same run.
 
 Run it alone with ``python -m bench.bench_cpv`` or with the others via ``python -m bench``
 (``make bench``).
@@ -317,22 +318,28 @@ def rebuild_summaries(database_url: str, data_dir: Path) -> float:
 def measure_series(
     base: str, key: bytes, agreement: str, batches: int
 ) -> tuple[float, dict[str, list[float]]]:
-    """The first analysis's time (s), then the floor's and the warm analysis's times."""
+    """The first analysis's time (s), then the floor's and the warm analyses' times: as the
+    client asks it (``pointsJson``) and with typed points."""
     from nacl.signing import SigningKey
 
-    from clients.client import LedgerClient
+    from clients.client import CPV, LedgerClient
 
+    asked = {"a": agreement, "p": PARAMETER, "b": "PPQ"}
     operations: dict[str, tuple[str, dict[str, Any]]] = {
         "floor": (FLOOR, {}),
-        "cpv continuous (warm)": (SERIES_QUERY, {"a": agreement, "p": PARAMETER, "b": "PPQ"}),
+        "cpv continuous (warm)": (CPV, {**asked, "s": "MEAN"}),
+        "cpv continuous, typed points (warm)": (SERIES_QUERY, asked),
     }
     times: dict[str, list[float]] = {name: [] for name in operations}
     with LedgerClient(base, SPONSOR, SigningKey(key), timeout=120) as client:
         started = time.perf_counter()
         answer = client.graphql(*operations["cpv continuous (warm)"])["cpv"]
         first = time.perf_counter() - started
-        if len(answer["points"]) != batches or answer["statistic"] != "MEAN":
+        if len(answer["pointsJson"]) != batches or answer["statistic"] != "MEAN":
             raise SystemExit(f"the analysis is not the one built: {str(answer)[:300]}")
+        typed = client.graphql(*operations["cpv continuous, typed points (warm)"])["cpv"]
+        if [p["value"] for p in typed["points"]] != [p["value"] for p in answer["pointsJson"]]:
+            raise SystemExit("pointsJson is not the points the typed field answers")
         print(f"chart {answer['chart']} of the batch means of {answer['tag']}", flush=True)
         for _ in range(ROUNDS):
             for name, (query, variables) in operations.items():

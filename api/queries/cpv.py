@@ -459,6 +459,8 @@ class _Batch:
     summaries: list[Any] = field(default_factory=list)
     numbers: list[float] = field(default_factory=list)
     """The values charted: the results, or the chosen statistic of the summary."""
+    summary: CpvSummary | None = None
+    summary_made: bool = False
 
 
 class _Found(dict[str, _Batch]):
@@ -817,6 +819,13 @@ def _compute(
 
 
 def _summary(batch: _Batch) -> CpvSummary | None:
+    """The batch's summary as answered (made once: the points and the digest ask it)."""
+    if not batch.summary_made:
+        batch.summary, batch.summary_made = _make_summary(batch), True
+    return batch.summary
+
+
+def _make_summary(batch: _Batch) -> CpvSummary | None:
     if not batch.summaries:
         return None
     row = batch.summaries[0]
@@ -832,7 +841,7 @@ def _summary(batch: _Batch) -> CpvSummary | None:
         max=row.max,
         time_outside_limits_ms=None if outside is None else float(outside),
         limits_version=row.limits_version,
-        chunks=list(json.loads(row.chunks)),
+        chunks=list(orjson.loads(row.chunks)),
     )
 
 

@@ -63,6 +63,7 @@ __all__ = [
 
 _PLAIN_DECIMAL = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?", re.ASCII)
 _SHA256 = re.compile(r"[0-9a-f]{64}", re.ASCII)
+_SHA256_LIST = re.compile(r"[0-9a-f]{64}(?:,[0-9a-f]{64})*", re.ASCII)
 _STATISTICS = frozenset(STATISTICS)
 
 
@@ -150,9 +151,20 @@ def _check_summary(row: SummaryInput, field: str) -> SummaryInput:
         raise ValidationFailed(
             "expected a limits version number (1 or more) or null", field=f"{field}.limits_version"
         )
-    if not row.chunks or not all(isinstance(c, str) and _SHA256.fullmatch(c) for c in row.chunks):
+    if not _sha256_list(row.chunks):
         raise ValidationFailed("expected chunk SHA-256s", field=f"{field}.chunks")
     return row
+
+
+def _sha256_list(chunks: object) -> bool:
+    """Whether ``chunks`` is a non-empty sequence of SHA-256 hex digests: one match over
+    them joined by commas, when no digest holds a comma of its own."""
+    if not isinstance(chunks, tuple | list) or not chunks:
+        return False
+    if not all(isinstance(chunk, str) for chunk in chunks):
+        return False
+    joined = ",".join(chunks)
+    return joined.count(",") == len(chunks) - 1 and _SHA256_LIST.fullmatch(joined) is not None
 
 
 def _check(row: object, index: int) -> CpvInput | SummaryInput:

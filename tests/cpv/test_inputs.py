@@ -136,6 +136,11 @@ def test_the_statistic_charted_is_part_of_the_summary_inputs():
         ([replace(SUMMARIES[0], time_outside_limits_ms=-1)], "rows[0].time_outside_limits_ms"),
         ([replace(SUMMARIES[0], chunks=())], "rows[0].chunks"),
         ([replace(SUMMARIES[0], chunks=("not a digest",))], "rows[0].chunks"),
+        ([replace(SUMMARIES[0], chunks=(f"{'a' * 64},{'b' * 64}",))], "rows[0].chunks"),
+        ([replace(SUMMARIES[0], chunks=("a" * 63, "b" * 65))], "rows[0].chunks"),
+        ([replace(SUMMARIES[0], chunks=("a" * 64, "B" * 64))], "rows[0].chunks"),
+        ([replace(SUMMARIES[0], chunks=("a" * 64, 7))], "rows[0].chunks"),
+        ([replace(SUMMARIES[0], chunks=("a" * 64 + "\n",))], "rows[0].chunks"),
     ],
 )
 def test_bad_summary_rows_are_refused(rows, field):
