@@ -7,16 +7,13 @@ database behind the ledger's back with plain SQL.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from datetime import timedelta
 
 import pytest
-import sqlalchemy as sa
 import typer
-from nacl.signing import SigningKey
 from typer.testing import CliRunner
 
 from clients.cli.log import register
@@ -26,13 +23,8 @@ from ledger.keys import encode_public_key, key_id
 from ledger.log.checkpoints import Notary
 from ledger.log.verify import verify_ledger
 from ledger.timeutil import format_utc, now_utc
+from tests.support.tamper import EVENTS, execute, new_key, positions, state_of
 from tests.support.world import World
-
-EVENTS = "ledger_events"
-
-
-def new_key(party: str, seed: str) -> SigningKey:
-    return SigningKey(hashlib.sha256(f"{party} {seed}".encode()).digest())
 
 
 def add_key(world: World, party: str, seed: str = "second key") -> None:
@@ -59,10 +51,6 @@ def built(world: World) -> World:
     return world
 
 
-def positions(ledger: Ledger) -> list[int]:
-    return [recorded.position for recorded in ledger.iter_log()]
-
-
 def run_verify(ledger: Ledger) -> tuple[int, list[str]]:
     app = typer.Typer()
     register(app)
@@ -76,19 +64,6 @@ def run_verify(ledger: Ledger) -> tuple[int, list[str]]:
 
 def named(lines: list[str], position: int) -> bool:
     return any(re.match(rf"position {position} \(leaf \d+\): ", line) for line in lines)
-
-
-def execute(ledger: Ledger, sql: str, **params: object) -> None:
-    with ledger.engine.begin() as conn:
-        conn.execute(sa.text(sql), params)
-
-
-def state_of(ledger: Ledger, position: int) -> bytes:
-    with ledger.engine.connect() as conn:
-        value = conn.execute(
-            sa.text(f"SELECT state FROM {EVENTS} WHERE id = :p"), {"p": position}
-        ).scalar_one()
-    return bytes(value)
 
 
 def test_a_clean_ledger_verifies(built: World) -> None:

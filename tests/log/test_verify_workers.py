@@ -8,12 +8,9 @@ on a connection of its own.
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Callable
 
 import pytest
-import sqlalchemy as sa
-from nacl.signing import SigningKey
 
 from ledger.application import Ledger
 from ledger.domain.subjects import party_subject
@@ -23,14 +20,10 @@ from ledger.log.leaf import leaf_bytes
 from ledger.log.verify import verify_ledger
 from ledger.log.verify.rows import EventSql
 from ledger.timeutil import format_utc, now_utc
+from tests.support.tamper import EVENTS, execute, new_key, positions, state_of
 from tests.support.world import World
 
-EVENTS = "ledger_events"
 CHUNK = 3
-
-
-def new_key(party: str, seed: str) -> SigningKey:
-    return SigningKey(hashlib.sha256(f"{party} {seed}".encode()).digest())
 
 
 @pytest.fixture
@@ -51,23 +44,6 @@ def grown(world: World) -> World:
     world.admit("gamma-cmo", "Gamma Biologics s.r.o.", "cmo")
     world.admit("delta-cmo", "Delta Biologics GmbH", "cmo")
     return world
-
-
-def positions(ledger: Ledger) -> list[int]:
-    return [recorded.position for recorded in ledger.iter_log()]
-
-
-def execute(ledger: Ledger, sql: str, **params: object) -> None:
-    with ledger.engine.begin() as conn:
-        conn.execute(sa.text(sql), params)
-
-
-def state_of(ledger: Ledger, position: int) -> bytes:
-    with ledger.engine.connect() as conn:
-        value = conn.execute(
-            sa.text(f"SELECT state FROM {EVENTS} WHERE id = :p"), {"p": position}
-        ).scalar_one()
-    return bytes(value)
 
 
 def set_state(ledger: Ledger, position: int, state: bytes) -> None:
