@@ -20,7 +20,9 @@ For every row of the events table, in position order, :func:`verify_ledger` chec
 
 Each finding is a :class:`Problem` naming the position and the leaf index. Reading,
 decoding, hashing and signature checks run in worker processes, a range of positions at a
-time, each worker on a connection of its own reading the caller's snapshot; the checks
+time, each worker on a connection of its own: on PostgreSQL in the caller's exported
+snapshot; on SQLite up to the last position the caller's snapshot holds (the log only
+grows, so those rows are the snapshot's unless rewritten while verify runs). The checks
 that need the log's order (chains, key history, the tree) run in the caller.
 """
 
