@@ -58,6 +58,7 @@ from projections.runner import Projector
 from tests.projections.conftest import differences, snapshot
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import CMO, SPONSOR, data_payload, discrete_records
+from tests.support.server import client_tls
 from tests.support.world import ORIGIN, Actor, World, build_world
 
 __all__ = [
@@ -130,7 +131,7 @@ class Deployment:
     def client(self, party_id: str, *, timeout: float = 60.0) -> httpx2.Client:
         actor = self.world.notary if party_id == NOTARY else self.world[party_id]
         auth = PartyAuth(actor.party_id, actor.key, origin=self.ledger.identity.origin)
-        return httpx2.Client(base_url=self.url, auth=auth, timeout=timeout)
+        return httpx2.Client(base_url=self.url, auth=auth, timeout=timeout, verify=client_tls())
 
     def worker_pids(self) -> list[int]:
         """The supervisor's live worker processes."""

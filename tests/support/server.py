@@ -18,7 +18,9 @@ that reads never append ``ReadsRecorded`` events behind a test that expects a st
 from __future__ import annotations
 
 import dataclasses
+import functools
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -51,6 +53,13 @@ __all__ = ["NEXT_VERSION", "SUBMIT", "Server", "codes", "running_server"]
 _START_TIMEOUT = 60.0
 _WHEN_ASKED = 1e9
 """A read-log interval no test outlives."""
+
+
+@functools.cache
+def client_tls() -> ssl.SSLContext:
+    """The clients' default TLS context, made once: making one loads the system's
+    certificate authorities (~50 ms), and the suite makes thousands of clients."""
+    return httpx2.create_ssl_context()
 
 
 @dataclass
@@ -92,11 +101,13 @@ class Server:
 
     def http(self, actor: Actor | None, *, timeout: float = 30.0) -> httpx2.Client:
         auth = self.auth(actor) if actor is not None else None
-        return httpx2.Client(base_url=self.url, auth=auth, timeout=timeout)
+        return httpx2.Client(base_url=self.url, auth=auth, timeout=timeout, verify=client_tls())
 
     def gql(self, actor: Actor | None, *, timeout: float = 60.0) -> Client:
         auth = self.auth(actor) if actor is not None else None
-        transport = HTTPXTransport(url=self.graphql_url, auth=auth, timeout=timeout)
+        transport = HTTPXTransport(
+            url=self.graphql_url, auth=auth, timeout=timeout, verify=client_tls()
+        )
         return Client(transport=transport, execute_timeout=timeout)
 
     def ws(self, actor: Actor | None, *, payload: dict[str, Any] | None = None) -> Client:
