@@ -53,11 +53,16 @@ class Reading:
                 self._where.setdefault((sha256, version), (number, offset))
 
     def get(self, sha256: str, version: LimitsVersion | None) -> ChunkStats | None:
-        """The chunk's stats judged against ``version``; ``None`` if not asked so."""
+        """The chunk's stats judged against ``version``; ``None`` if not asked so, or if
+        its part failed (a worker lost, a chunk it could not read): the caller then reads
+        it in process, and meets the same error there if the chunk is at fault."""
         where = self._where.get((sha256, version))
         if where is None:
             return None
-        return self._parts[where[0]].result()[where[1]]
+        try:
+            return self._parts[where[0]].result()[where[1]]
+        except Exception:
+            return None
 
     def cancel(self) -> None:
         for future in self._parts:
