@@ -50,6 +50,7 @@ __all__ = [
     "is_manual",
     "read_chunk",
     "stored_points",
+    "stored_text",
 ]
 
 GZIP_WBITS = 16 + zlib.MAX_WBITS
@@ -132,13 +133,18 @@ def decode_chunk(chunk: Mapping[str, Any]) -> list[tuple[str, str, int]]:
     return points
 
 
+def stored_text(content: str) -> bytes:
+    """The CSV text of a stored chunk's ``content`` (checked when stored: not again)."""
+    # ISA-L inflates the same gzip stream as zlib, about twice as fast.
+    return isal_zlib.decompress(base64.b64decode(content), wbits=GZIP_WBITS)
+
+
 def stored_points(content: str) -> tuple[list[str], list[str], list[int]]:
     """Timestamps, values and quality codes of a stored chunk's ``content``, column-wise.
 
     Only for chunks the ledger already checked (:func:`read_chunk`): it reads without
     checking again."""
-    # ISA-L inflates the same gzip stream as zlib, about twice as fast.
-    text = isal_zlib.decompress(base64.b64decode(content), wbits=GZIP_WBITS).decode()
+    text = stored_text(content).decode()
     # Checked lines are ``stamp,value,quality`` each ending in "\n": three fields a line.
     fields = text.replace("\n", ",").split(",")
     fields.pop()  # after the last line's "\n"
