@@ -3,10 +3,15 @@ from ``ledger.log.storage``, built by the library's factory with the ledger's op
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
 import sqlalchemy as sa
+from eventsourcing.persistence import PersistenceError
+from eventsourcing.persistence import StoredEvent as LibraryStoredEvent
 
 from ledger.application import Ledger
-from ledger.log.storage import LedgerDatastore, LedgerFactory, Storage
+from ledger.log.storage import LedgerDatastore, LedgerFactory, Storage, positions_of
 from tests.support.world import World
 
 
@@ -52,3 +57,23 @@ def test_a_pooled_postgres_connection_killed_by_the_server_is_replaced(pg_url: s
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def _stored(subject: uuid.UUID, version: int) -> LibraryStoredEvent:
+    return LibraryStoredEvent(
+        originator_id=subject, originator_version=version, topic="t", state=b""
+    )
+
+
+def test_each_event_of_a_save_gets_the_position_its_row_names_in_any_order() -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    events = [_stored(first, 1), _stored(second, 4), _stored(first, 2)]
+    rows = [(12, str(first), 2), (10, first, 1), (11, second, 4)]
+    assert positions_of(events, rows) == [10, 11, 12]
+
+
+def test_a_save_numbered_out_of_the_events_order_is_refused() -> None:
+    subject = uuid.uuid4()
+    events = [_stored(subject, 1), _stored(subject, 2)]
+    with pytest.raises(PersistenceError, match="out of their order"):
+        positions_of(events, [(8, subject, 1), (7, subject, 2)])
