@@ -46,7 +46,7 @@ from ledger.errors import ConfigurationError
 from ledger.keystore import PASSPHRASE_FILE, load_keystore
 from ledger.runtime import settle_heap
 
-__all__ = ["create_app", "load_notary_key", "serve_app"]
+__all__ = ["KEEP_ALIVE_SECONDS", "create_app", "load_notary_key", "serve_app"]
 
 
 def load_notary_key(settings: Settings) -> SigningKey:
@@ -279,6 +279,12 @@ def create_app(
     if resolved.tls_cert is not None:
         middleware.append(Middleware(StrictTransportSecurity))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+KEEP_ALIVE_SECONDS = 75
+"""How long the server keeps an idle connection open. Longer than clients keep one (httpx:
+5 s), so that a client never sends a request on a connection the server is closing at that
+moment: such a request fails unanswered, and the client cannot tell whether it landed."""
 
 
 def serve_app() -> Starlette:

@@ -191,7 +191,17 @@ def serve(
         # The workers read their settings again: they learn TLS is on (and send HSTS).
         os.environ["CMO_LEDGER_TLS_CERT"], os.environ["CMO_LEDGER_TLS_KEY"] = str(cert), str(key)
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-    uvicorn.run("api.app:serve_app", factory=True, host=host, port=port, workers=workers, **tls)
+    from api.app import KEEP_ALIVE_SECONDS
+
+    uvicorn.run(
+        "api.app:serve_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        **tls,
+    )
 
 
 def _tls_files(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import uvicorn
 from nacl.signing import SigningKey
 
-from api.app import create_app
+from api.app import KEEP_ALIVE_SECONDS, create_app
 from ledger.config import Settings
 from ledger.errors import ConfigurationError
 
@@ -58,7 +58,13 @@ def running(
     """Serve the ledger of ``settings`` until the block ends (port 0: a free port)."""
     app = create_app(settings, notary_key=notary_key)
     sock = _bind(host, port)
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        ws="websockets-sansio",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -9,11 +9,15 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
 from nacl.signing import SigningKey
+from typer.testing import CliRunner
 
+from api.app import KEEP_ALIVE_SECONDS
+from clients.cli import app as cli_app
 from clients.http_signing import PartyAuth
 from clients.offline import verify_checkpoint
 from ledger.config import Settings
@@ -157,3 +161,17 @@ def test_the_serve_command_runs_workers_that_share_one_database(
         for _ in range(4):  # the same signed request, to whichever worker takes it
             answers.append(client.send(request).status_code)
     assert answers == [200, 401, 401, 401]
+
+
+def test_the_server_keeps_an_idle_connection_longer_than_clients_do(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A client reuses an idle connection for up to its expiry; were the server to close it
+    # sooner, a request sent at that moment would fail unanswered.
+    started: dict[str, Any] = {}
+    monkeypatch.setattr("uvicorn.run", lambda *args, **options: started.update(options))
+    monkeypatch.setenv("CMO_LEDGER_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(cli_app, ["serve", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    client_expiry = httpx2.Limits().keepalive_expiry or 0.0
+    assert started["timeout_keep_alive"] == KEEP_ALIVE_SECONDS > client_expiry
