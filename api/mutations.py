@@ -18,10 +18,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types.arguments import InputContext
 
 from api.access import may_know_version, not_readable
 from api.context import Context
@@ -56,6 +57,24 @@ class SignedEnvelopeInput:
     envelope: JSON
     signature: str
     openings: list[OpeningInput] | None = None
+
+
+def _signed_envelope_input(
+    cls: type[SignedEnvelopeInput], value: Mapping[str, Any], context: InputContext
+) -> SignedEnvelopeInput:
+    # graphql-core has checked the fields, and the envelope and the signature are taken as
+    # sent: only the openings are converted. Resolving each field's type for every item, as
+    # Strawberry does otherwise, cost more than a batch's JSON.
+    sent = value.get("openings")
+    openings = None if sent is None else context.convert(sent, list[OpeningInput], "openings")
+    return cls(
+        envelope=value["envelope"],
+        signature=value["signature"],
+        openings=cast("list[OpeningInput] | None", openings),
+    )
+
+
+SignedEnvelopeInput.__strawberry_definition__.from_input = _signed_envelope_input  # type: ignore[attr-defined]
 
 
 @strawberry.type(description="An accepted envelope: where it was stored, and when.")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from nacl.signing import SigningKey
+from strawberry.types.arguments import convert_argument
 
+from api.mutations import OpeningInput, SignedEnvelopeInput
+from api.schema import schema
 from ledger.domain.subjects import party_subject
 from ledger.keys import encode_public_key
 from ledger.log.envelope import event_hash
@@ -24,6 +27,7 @@ mutation($events: [SignedEnvelopeInput!]!) {
   submitEvents(events: $events) { position leafIndex recordedAt eventHash event { version } }
 }
 """
+OPENING = {"record": "R-1", "element": "operator", "salt": "ab" * 32, "value": "J. Doe"}
 OTHER_SIGNATURE = base64.b64encode(SigningKey.generate().sign(b"other bytes").signature).decode()
 EVENT = """
 query($i: Int!) {
@@ -227,3 +231,20 @@ def test_the_operator_admits_a_party_that_can_then_sign_in(
     data, errors = server.call(newcomer, "{ me { id legalName role } }")
     assert errors == []
     assert data["me"] == {"id": "globex-cmo", "legalName": "Globex Biologics AG", "role": "cmo"}
+
+
+@pytest.mark.parametrize("openings", [None, [], [OPENING, {**OPENING, "record": "R-2"}]])
+def test_an_envelope_input_is_built_as_strawberry_would_build_it(
+    monkeypatch: pytest.MonkeyPatch, openings: list[dict[str, str]] | None
+) -> None:
+    value: dict[str, Any] = {"envelope": {"type": "DataSubmitted", "n": [1]}, "signature": "c2ln"}
+    if openings is not None:
+        value["openings"] = openings
+    registry, config = schema.schema_converter.scalar_registry, schema.config
+    built = cast(
+        SignedEnvelopeInput, convert_argument(value, SignedEnvelopeInput, registry, config)
+    )
+    definition = getattr(SignedEnvelopeInput, "__strawberry_definition__")  # noqa: B009
+    monkeypatch.setattr(definition, "from_input", None)
+    assert built == convert_argument(value, SignedEnvelopeInput, registry, config)
+    assert built.openings is None or all(isinstance(o, OpeningInput) for o in built.openings)
