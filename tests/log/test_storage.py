@@ -9,9 +9,16 @@ import pytest
 import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 from eventsourcing.persistence import StoredEvent as LibraryStoredEvent
+from eventsourcing.tests.persistence import ApplicationRecorderTestCase
 
 from ledger.application import Ledger
-from ledger.log.storage import LedgerDatastore, LedgerFactory, Storage, positions_of
+from ledger.log.storage import (
+    LedgerDatastore,
+    LedgerFactory,
+    LedgerRecorder,
+    Storage,
+    positions_of,
+)
 from tests.support.world import World
 
 
@@ -77,3 +84,22 @@ def test_a_save_numbered_out_of_the_events_order_is_refused() -> None:
     events = [_stored(subject, 1), _stored(subject, 2)]
     with pytest.raises(PersistenceError, match="out of their order"):
         positions_of(events, [(8, subject, 1), (7, subject, 2)])
+
+
+class _LibraryRecorderChecks(ApplicationRecorderTestCase[LedgerRecorder]):
+    """The library's own tests of an application recorder, run against the ledger's."""
+
+    __test__ = False  # run by the test below, once per backend
+    url = ""
+
+    def create_recorder(self) -> LedgerRecorder:
+        recorder = LedgerRecorder(
+            LedgerDatastore(url=self.url), events_table_name=f"checks_{uuid.uuid4().hex[:12]}"
+        )
+        recorder.create_table()
+        return recorder
+
+
+def test_the_recorder_passes_the_library_s_own_recorder_tests(database_url: str) -> None:
+    checks = type("Checks", (_LibraryRecorderChecks,), {"url": database_url, "__test__": False})
+    checks("test_insert_select").debug()  # raises what a failed check raises
