@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ledger.cpv.values import STAMP as _STAMP
-from ledger.cpv.values import chunk_values
+from ledger.cpv.values import chunk_values, exact_sum
 from ledger.domain.formats import stored_text
 from ledger.domain.limits import ACTION, LimitsVersion
 
@@ -237,18 +237,17 @@ def chunk_stats(sha256: str, content: str, version: LimitsVersion | None) -> Chu
     last_outside: bool | None = None
     if version is not None:
         outside_ms, last_outside = _time_beyond(raw, buf, values, version)
-    numbers = values.tolist()
     return ChunkStats(
         sha256=sha256,
         first=raw[:_STAMP].decode(),
         last=raw[last_start : last_start + _STAMP].decode(),
         first_ms=_stamp_ms(raw, 0),
         last_ms=_stamp_ms(raw, last_start),
-        count=len(numbers),
-        total=math.fsum(numbers),
+        count=len(values),
+        total=exact_sum(values),
         # The first of equal extremes, as min() and max() answer (0.0 and -0.0 are equal).
-        low=numbers[int(values.argmin())],
-        high=numbers[int(values.argmax())],
+        low=float(values[values.argmin()]),
+        high=float(values[values.argmax()]),
         limits_version=None if version is None else version.version,
         outside_ms=outside_ms,
         last_outside=last_outside,

@@ -8,14 +8,20 @@ the point, ``m`` and ``10**k`` are exact doubles and IEEE division rounds correc
 the quotient is the double nearest the decimal: what ``float()`` answers (W. D. Clinger,
 "How to read floating point numbers accurately", PLDI 1990, the fast path). Any other
 chunk is read line by line by ``float()``.
+
+Their sum, :func:`exact_sum`, is ``math.fsum``'s (the exactly rounded sum) without making
+a Python float of each value.
 """
 
 from __future__ import annotations
 
+import math
+import sys
+
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["chunk_values"]
+__all__ = ["chunk_values", "exact_sum"]
 
 STAMP = 24
 """The width of a stored point's timestamp (``2024-03-01T08:00:00.000Z``)."""
@@ -71,3 +77,43 @@ def _fixed_decimals(texts: NDArray[np.uint8]) -> NDArray[np.float64] | None:
     mantissas = offsets @ places
     values: NDArray[np.float64] = mantissas / float(10**after)
     return values
+
+
+_SPAN = 16
+"""Binades summed one by one; values spread wider are summed by ``math.fsum``."""
+_HIGHEST = 1000  # below 2**1000 no sum of a chunk's values comes near overflowing
+_HALF = 26  # a 53-bit mantissa in two parts: no int64 sum of either can overflow
+
+
+def exact_sum(values: NDArray[np.float64]) -> float:
+    """What ``math.fsum(values)`` answers: the exact sum, rounded once.
+
+    Each value is ``M * 2**(e - 53)`` with ``M`` an integer below ``2**53``
+    (``np.frexp``). The mantissas of each exponent are summed as integers, in two halves so
+    that no int64 sum overflows; the exponents' sums are combined as Python integers, and
+    ``float()`` rounds the exact total as fsum does (to nearest, ties to even). All zeros,
+    values spread over more than :data:`_SPAN` binades, values near the largest double (where
+    fsum may overflow) and a total below the normal range are left to ``math.fsum``."""
+    fractions, exponents = np.frexp(values)
+    nonzero = fractions != 0
+    if not nonzero.any():
+        return math.fsum(values.tolist())
+    low = int(exponents[nonzero].min())
+    high = int(exponents[nonzero].max())
+    if high - low > _SPAN or high > _HIGHEST:
+        return math.fsum(values.tolist())
+    mantissas = np.ldexp(fractions, 53).astype(np.int64)
+    upper, lower = mantissas >> _HALF, mantissas & ((1 << _HALF) - 1)
+    total = 0
+    for exponent in range(low, high + 1):
+        if low == high:
+            ups, lows = upper, lower  # the usual chunk: one binade
+        else:
+            here = exponents == exponent
+            ups, lows = upper[here], lower[here]
+        part = (int(ups.sum()) << _HALF) + int(lows.sum())
+        total += part << (exponent - low)
+    answer = math.ldexp(float(total), low - 53)
+    if answer != 0 and abs(answer) < sys.float_info.min:
+        return math.fsum(values.tolist())  # below the normal range: ldexp would round twice
+    return answer

@@ -4,13 +4,16 @@ chunks whose lines are alike (one matrix read) and chunks that are not (line by 
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.cpv.summary import chunk_stats
-from ledger.cpv.values import _alike, chunk_values
+from ledger.cpv.values import _alike, chunk_values, exact_sum
 from ledger.domain.formats import DECIMAL, decode_chunk, encode_chunk, stored_points
 from ledger.timeutil import format_utc
 
@@ -107,3 +110,30 @@ def test_stored_points_are_the_points_the_checking_reader_reads(
     stamps, texts, quality = stored_points(chunk["content"])
 
     assert list(zip(stamps, texts, quality, strict=True)) == decode_chunk(chunk) == points
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False)
+near = st.floats(6.5, 7.5)  # one binade or two, as a tag's values are
+
+
+@given(st.lists(st.one_of(finite, near, st.sampled_from([0.0, -0.0, 5e-324])), max_size=60))
+def test_the_exact_sum_is_what_fsum_answers(values: list[float]) -> None:
+    try:
+        expected = math.fsum(values)
+    except OverflowError:  # near the largest double: both say so
+        with pytest.raises(OverflowError):
+            exact_sum(np.array(values, dtype=np.float64))
+        return
+    assert _same([exact_sum(np.array(values, dtype=np.float64))], [expected])
+
+
+@given(st.lists(near, min_size=1, max_size=2000))
+def test_the_exact_sum_of_a_chunk_s_values_is_what_fsum_answers(values: list[float]) -> None:
+    assert _same([exact_sum(np.array(values))], [math.fsum(values)])
+
+
+def test_the_exact_sum_rounds_a_tie_to_even_as_fsum_does() -> None:
+    values = [1.0, 2.0**-53, 2.0**-53 * 2.0**-60]  # just above the tie: rounds up
+    tie = [1.0, 2.0**-53]  # exactly half an ulp: stays at the even 1.0
+    for case in (values, tie, [1e16, 1.0, -1e16], [0.1] * 10):
+        assert _same([exact_sum(np.array(case))], [math.fsum(case)])
