@@ -97,27 +97,11 @@ class View(Follower):
         super().__init__(ledger)
         self.memo: dict[str, Any] = {}
         self._kept: State | None = None
-        #: True while this page continues the last page this view committed in this
-        #: process: what the view kept in memory from it is what its tables hold.
-        self.carried = False
         self._carried: State | None = None
-        self._carried_at: int | None = None
 
-    def page_begun(self, position: int) -> None:
-        """Carry the state over from the last page if that page left the view here (the
-        position is read under the view's lock, so no other writer came between)."""
-        self.carried = self._carried_at == position
-        self._carried_at = None  # unknown until this page commits
-
-    def page_committed(self, position: int) -> None:
-        """The carried state is the table's as of ``position``."""
-        self._carried_at = position
-
-    def page_failed(self) -> None:
-        """The carried state may hold what the failed page changed: forget it."""
-        self.carried = False
+    def forget_carried(self) -> None:
+        """Forget the state carried from page to page."""
         self._carried = None
-        self._carried_at = None
 
     def keep_state(self, keep: bool) -> None:
         """While replaying from an emptied view, keep the view's state in memory from

@@ -82,6 +82,10 @@ class Follower(ABC):
         self.tracking = ledger.storage.tracking_recorder(f"{self.name}_tracking")
         self._lock = threading.Lock()
         self._lock_key = lock_key(ledger.engine, f"follower/{self.name}")
+        #: True while this page continues the last page this follower committed in this
+        #: process: what the follower kept in memory from that page is what its tables hold.
+        self.carried = False
+        self._committed_at: int | None = None
 
     def create_tables(self) -> None:
         """Create the tracking table and the follower's own tables."""
@@ -105,16 +109,28 @@ class Follower(ABC):
         position reached."""
         return catch_up_together([self], until)
 
-    # Hooks for followers that keep something in memory from page to page: most keep nothing.
-    def page_begun(self, position: int) -> None:  # noqa: B027
-        """Called before :meth:`apply` with the position the page finds this follower at."""
+    # What a follower keeps in memory from page to page holds while :attr:`carried`.
+    def page_begun(self, position: int) -> None:
+        """Called before :meth:`apply` with the position the page finds this follower at
+        (read under the follower's lock, so no other writer came between): the page
+        continues the last one if that page left the follower here."""
+        self.carried = self._committed_at == position
+        self._committed_at = None  # unknown until this page commits
 
-    def page_committed(self, position: int) -> None:  # noqa: B027
+    def page_committed(self, position: int) -> None:
         """Called by :meth:`catch_up` once a page that moved this follower to ``position``
-        has committed."""
+        has committed: what it kept in memory is the tables' state as of there."""
+        self._committed_at = position
 
-    def page_failed(self) -> None:  # noqa: B027
-        """Called by :meth:`catch_up` when a page that included this follower failed."""
+    def page_failed(self) -> None:
+        """Called by :meth:`catch_up` when a page that included this follower failed: what
+        it kept may hold what the failed page changed."""
+        self.carried = False
+        self._committed_at = None
+        self.forget_carried()
+
+    def forget_carried(self) -> None:  # noqa: B027
+        """Drop what this follower keeps in memory from page to page (most keep nothing)."""
 
     def lock_in(self, session: Session) -> None:
         """Take this follower's transaction-scoped lock (PostgreSQL; SQLite locks the file)."""

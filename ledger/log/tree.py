@@ -272,9 +272,7 @@ class MerkleTree(Follower, TreeStore):
     def __init__(self, ledger: Ledger, *, create: bool = True) -> None:
         Follower.__init__(self, ledger)
         TreeStore.__init__(self, ledger.engine)
-        self._carried = False
         self._edge: tuple[int, dict[Coord, bytes]] | None = None
-        self._edge_at: int | None = None
         if create:
             self.create_tables()
 
@@ -287,25 +285,15 @@ class MerkleTree(Follower, TreeStore):
 
         The size and right edge a page leaves are carried to the next page, which reads
         neither when it finds the tree where that page committed it (see
-        :meth:`page_begun`).
+        :meth:`~ledger.log.follow.Follower.page_begun`).
         """
         conn = session.connection()
         positions = [event.position for event in events]
         hashes = [leaf_hash(event.event.leaf_bytes()) for event in events]
-        carried = self._edge if self._carried else None
+        carried = self._edge if self.carried else None
         size, edge = (tree_size(conn), None) if carried is None else carried
         self._edge = append_to_edge(conn, size, positions, hashes, edge)
 
-    def page_begun(self, position: int) -> None:
-        """Carry the last page's size and edge if that page left the tree here (the position
-        is read under the tree's lock, so no other writer came between)."""
-        self._carried = self._edge_at == position
-        self._edge_at = None  # unknown until this page commits
-
-    def page_committed(self, position: int) -> None:
-        """The carried size and edge are the stored tree's as of ``position``."""
-        self._edge_at = position
-
-    def page_failed(self) -> None:
-        """Forget the carried edge: the failed page may have changed it."""
-        self._carried, self._edge, self._edge_at = False, None, None
+    def forget_carried(self) -> None:
+        """Forget the carried size and edge."""
+        self._edge = None
