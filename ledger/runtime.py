@@ -1,13 +1,30 @@
-"""Process settings for long passes over the whole log (verification, rebuilds) and for
-long-running servers."""
+"""Process settings for long passes over the whole log (verification, rebuilds), for
+long-running servers, and for the worker processes that share a pass's work."""
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.context import BaseContext
 
-__all__ = ["collector_paused", "settle_heap"]
+__all__ = ["collector_paused", "settle_heap", "worker_context"]
+
+_METHODS = multiprocessing.get_all_start_methods()
+
+
+def worker_context() -> BaseContext:
+    """How to start worker processes from here.
+
+    By fork (they start at once) unless the caller runs other threads (a server): a fork
+    copies locks those threads may hold, so workers then start from a clean server
+    process, which imports the caller's ``__main__`` first (a script that starts workers
+    must guard its entry point: ``if __name__ == "__main__"``)."""
+    if threading.active_count() == 1 and "fork" in _METHODS:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("forkserver" if "forkserver" in _METHODS else "spawn")
 
 
 @contextmanager

@@ -8,32 +8,18 @@ the caller goes on with the chunks already read.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from ledger.cpv.summary import ChunkStats, chunk_stats
 from ledger.domain.limits import LimitsVersion
+from ledger.runtime import worker_context
 
 __all__ = ["ChunkReaders", "Reading"]
 
 Chunk = tuple[str, str, LimitsVersion | None]
 """A chunk's SHA-256, its stored content and the limits version to judge it against."""
-
-_METHODS = multiprocessing.get_all_start_methods()
-
-
-def _start_method() -> str:
-    """Fork (workers start at once) unless the caller runs other threads (a served
-    projector replaying its views): a fork copies locks those threads may hold, so workers
-    then start from a clean server process, which imports the caller's ``__main__`` first
-    (a script that replays must guard its entry point: ``if __name__ == "__main__"``)."""
-    if threading.active_count() == 1 and "fork" in _METHODS:
-        return "fork"
-    return "forkserver" if "forkserver" in _METHODS else "spawn"
-
 
 _TASKS_PER_WORKER = 8  # small enough to start reading early, large enough to batch
 
@@ -79,8 +65,7 @@ class ChunkReaders:
     def read(self, chunks: Sequence[Chunk]) -> Reading:
         """Start reading ``chunks``; the answer waits for each part when it is asked."""
         if self._pool is None:
-            context = multiprocessing.get_context(_start_method())
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=worker_context())
         size = max(1, -(-len(chunks) // (_TASKS_PER_WORKER * self.workers)))
         parts = [chunks[at : at + size] for at in range(0, len(chunks), size)]
         return Reading([(part, self._pool.submit(_read, part)) for part in parts])
