@@ -36,7 +36,7 @@ from eventsourcing_sqlalchemy.recorders import (
     SQLAlchemyApplicationRecorder,
     SQLAlchemyTrackingRecorder,
 )
-from sqlalchemy import Integer, Select, Table, bindparam, event, insert, select
+from sqlalchemy import Integer, Row, Select, Table, bindparam, event, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
@@ -82,18 +82,12 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
     ) -> list[LibraryStoredEvent]:
         given = {"subject": originator_id, "gt": gt, "lte": lte, "limit": limit}
         shape = ("events", gt is not None, lte is not None, desc, limit is not None)
-        statement = self._statement(shape, self._events_select)
-        with self.transaction(commit=False) as session:
-            rows = session.connection().execute(statement, _given(given))
-            return [
-                LibraryStoredEvent(
-                    originator_id=row[0],
-                    originator_version=row[1],
-                    topic=row[2],
-                    state=_bytes(row[3]),
-                )
-                for row in rows
-            ]
+        return [
+            LibraryStoredEvent(
+                originator_id=row[0], originator_version=row[1], topic=row[2], state=_bytes(row[3])
+            )
+            for row in self._read(shape, self._events_select, given)
+        ]
 
     def select_notifications(
         self,
@@ -111,25 +105,32 @@ class LedgerRecorder(SQLAlchemyApplicationRecorder):
             stop is not None,
             bool(topics),
         )
-        statement = self._statement(shape, self._notifications_select)
-        with self.transaction(commit=False) as session:
-            rows = session.connection().execute(statement, _given(given))
-            return [
-                Notification(
-                    id=row[0],
-                    originator_id=row[1],
-                    originator_version=row[2],
-                    topic=row[3],
-                    state=_bytes(row[4]),
-                )
-                for row in rows
-            ]
+        return [
+            Notification(
+                id=row[0],
+                originator_id=row[1],
+                originator_version=row[2],
+                topic=row[3],
+                state=_bytes(row[4]),
+            )
+            for row in self._read(shape, self._notifications_select, given)
+        ]
 
     def max_notification_id(self) -> int | None:
-        shape = ("last",)
-        statement = self._statement(shape, self._last_select)
+        rows = self._read(("last",), self._last_select, {})
+        return cast("int | None", rows[0][0]) if rows else None
+
+    def _read(
+        self,
+        shape: tuple[object, ...],
+        make: Callable[[tuple[object, ...]], Select[Any]],
+        given: dict[str, Any],
+    ) -> list[Row[Any]]:
+        """The rows of the statement for this shape, in the library's transaction (whose
+        exit translates the driver's errors)."""
+        statement = self._statement(shape, make)
         with self.transaction(commit=False) as session:
-            return cast("int | None", session.connection().execute(statement).scalar())
+            return list(session.connection().execute(statement, _given(given)))
 
     def _statement(
         self, shape: tuple[object, ...], make: Callable[[tuple[object, ...]], Select[Any]]
