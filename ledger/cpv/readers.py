@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 
 from ledger.cpv.summary import ChunkStats, chunk_stats
 from ledger.domain.limits import LimitsVersion
@@ -67,8 +67,14 @@ class ChunkReaders:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=worker_context())
         size = max(1, -(-len(chunks) // (_TASKS_PER_WORKER * self.workers)))
-        parts = [chunks[at : at + size] for at in range(0, len(chunks), size)]
-        return Reading([(part, self._pool.submit(_read, part)) for part in parts])
+        parts = []
+        try:
+            for at in range(0, len(chunks), size):
+                part = chunks[at : at + size]
+                parts.append((part, self._pool.submit(_read, part)))
+        except BrokenExecutor:
+            self.close()  # a worker was lost: the rest is read in process, new ones start
+        return Reading(parts)
 
     def close(self) -> None:
         if self._pool is not None:

@@ -13,6 +13,7 @@ from ledger.cpv.summary import chunk_stats
 from ledger.domain.formats import encode_chunk
 from ledger.domain.limits import LimitsVersion
 from ledger.timeutil import format_utc
+from tests.support.workers import kill_workers
 
 START = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 PH = LimitsVersion(1, "2024-01-01T00:00:00.000Z", None, "6.95", "7.15", "6.90", "7.20")
@@ -46,5 +47,20 @@ def test_a_chunk_the_workers_cannot_read_is_left_to_the_view() -> None:
         assert reading.get(good["sha256"], PH) == chunk_stats(good["sha256"], good["content"], PH)
         with pytest.raises(binascii.Error):
             chunk_stats("0" * 64, "not base64 at all", PH)
+    finally:
+        readers.close()
+
+
+def test_workers_lost_between_pages_leave_the_next_to_the_view_then_start_again() -> None:
+    chunk = _chunk(["7.00", "7.05"])
+    asked = [(chunk["sha256"], chunk["content"], PH)]
+    expected = chunk_stats(chunk["sha256"], chunk["content"], PH)
+    readers = ChunkReaders(2)
+    try:
+        assert readers.read(asked).get(chunk["sha256"], PH) == expected
+        assert readers._pool is not None
+        kill_workers(readers._pool)
+        assert readers.read(asked).get(chunk["sha256"], PH) is None  # read in process then
+        assert readers.read(asked).get(chunk["sha256"], PH) == expected  # new workers
     finally:
         readers.close()
