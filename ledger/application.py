@@ -72,6 +72,7 @@ from ledger.log.leaf import is_leaf
 from ledger.log.mapper import LeafMapper
 from ledger.log.meta import LedgerIdentity, read_identity, write_identity
 from ledger.log.openings import create_openings, purge_openings, store_openings, truncate_wal
+from ledger.log.signature_workers import SIGNATURES_AHEAD_FROM, Checks, SignatureWorkers
 from ledger.log.storage import Storage
 from ledger.timeutil import format_utc
 from ledger.version import SOFTWARE_VERSION, WrittenBy
@@ -124,6 +125,12 @@ class Ledger(Application[UUID]):
         self._listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
         self._aggregates = AggregateCache()
+        self._signature_workers = SignatureWorkers()
+
+    def close(self) -> None:
+        """Stop the signature workers, if started, and close the database."""
+        self._signature_workers.close()
+        super().close()
 
     def construct_mapper(self) -> Mapper[UUID]:
         """Signed events are stored as their Merkle leaf bytes (see ``ledger.log.mapper``),
@@ -338,13 +345,15 @@ class Ledger(Application[UUID]):
     ) -> _Admitted:
         admitted = _Admitted(now)
         state.expect(raw for raw, _ in items)
+        ahead = self._check_ahead(items, state)
         for index, (raw, signature) in enumerate(items):
             try:
                 offered = Openings.parse(sent[index])
-                command, spec = self._admit(raw, signature, now, state, offered)
+                command, spec = self._admit(raw, signature, now, state, offered, ahead, index)
                 state.records += 1
                 aggregate = spec.record(command)
             except LedgerError as error:
+                ahead.checks.cancel()
                 _name_envelope(error, index, len(items))
                 raise
             state.changed(aggregate)
@@ -371,6 +380,28 @@ class Ledger(Application[UUID]):
             )
         ]
 
+    def _check_ahead(
+        self, items: Sequence[tuple[Mapping[str, Any], str]], state: _BatchState
+    ) -> _Ahead:
+        """For a large batch, each envelope parsed and its signature handed to workers with
+        the key the state before the batch resolves; the rest is left to the checks in
+        order, where each error belongs."""
+        ahead = _Ahead()
+        workers = self._signature_workers
+        if len(items) < SIGNATURES_AHEAD_FROM or workers.workers < 2:
+            return ahead
+        indexes, signed = [], []
+        for index, (raw, signature) in enumerate(items):
+            try:
+                envelope = ahead.parsed[index] = Envelope.parse(raw)
+                key = self._signing_key(envelope, lookup(envelope.type), state)
+                signed.append(envelope.signed_by(key, signature))
+            except LedgerError:
+                continue
+            indexes.append(index)
+        ahead.checks = workers.check(indexes, signed)
+        return ahead
+
     def _admit(
         self,
         raw: Mapping[str, Any],
@@ -378,8 +409,10 @@ class Ledger(Application[UUID]):
         now: datetime,
         state: _BatchState,
         openings: Openings,
+        ahead: _Ahead,
+        index: int,
     ) -> tuple[Command, EventSpec]:
-        envelope = Envelope.parse(raw)
+        envelope = ahead.parsed.get(index) or Envelope.parse(raw)
         if envelope.ledger != self.identity.origin:
             raise ValidationFailed(
                 f"envelope is for ledger {envelope.ledger!r}, this is {self.identity.origin!r}",
@@ -393,7 +426,9 @@ class Ledger(Application[UUID]):
                 field="payload",
             )
         self._check_clock(envelope, now)
-        envelope.verify(self._signing_key(envelope, spec, state), signature)
+        key = self._signing_key(envelope, spec, state)
+        if not ahead.checks.verified(index, *envelope.signed_by(key, signature)):
+            envelope.verify(key, signature)
         if envelope.person is not None:
             persons.check_authority(state, envelope, envelope.person)
         spec.check_meaning_and_reason(envelope)
@@ -605,6 +640,14 @@ class _Admitted:
     events: list[DomainEventProtocol[Any]] = field(default_factory=list)
     hashes: list[str] = field(default_factory=list)
     commands: list[Command] = field(default_factory=list)
+
+
+@dataclass
+class _Ahead:
+    """A request's envelopes parsed ahead, and its signatures checked ahead (by index)."""
+
+    parsed: dict[int, Envelope] = field(default_factory=dict)
+    checks: Checks = field(default_factory=Checks)
 
 
 class _BatchState(LedgerState):

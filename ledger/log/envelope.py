@@ -144,6 +144,11 @@ class Envelope:
         and the leaf of the event it becomes need not encode it again."""
         return CanonicalObject(self.raw, self.canonical or canonical_bytes(dict(self.raw)))
 
+    def signed_by(self, verify_key: VerifyKey, signature: str) -> tuple[bytes, bytes, bytes]:
+        """What a check of ``signature`` by ``verify_key`` reads: the public key, the signed
+        bytes and the signature's bytes (``ValidationFailed`` for a malformed signature)."""
+        return bytes(verify_key), self.signing_bytes(), decode_signature(signature)
+
     def verify(self, verify_key: VerifyKey, signature: str) -> None:
         """Raise ``BadSignature`` unless ``signature`` is the key's signature of this envelope."""
         try:
