@@ -55,6 +55,10 @@ class Checks:
         for offset, (index, item) in enumerate(zip(indexes, items, strict=True)):
             self._asked[index] = (item, part, offset)
 
+    def asked(self, index: int) -> bool:
+        """True when the workers were handed envelope ``index``."""
+        return index in self._asked
+
     def verified(self, index: int, key: bytes, message: bytes, signature: bytes) -> bool:
         """True when a worker verified ``signature`` of ``message`` by ``key`` for envelope
         ``index``; False when it did not or was not asked (the caller verifies then)."""
