@@ -67,8 +67,8 @@ SUMMARIES = temporal_table(
 
 STATE = state_table("proj_summaries_state", metadata)
 _DEFINED, _REVISED = "ParameterDefined", ("ParameterRevisionApproved", "ParameterRetired")
-_LIMITS_CHANGES = (_DEFINED, *_REVISED)
-"""The events that change the limits a chunk is judged against."""
+_AHEAD = ("BatchRegistered", _DEFINED, "ParameterRevisionProposed", *_REVISED)
+"""The events whose handlers change which limits a chunk is judged against."""
 _KEY_LENGTH = 200
 
 
@@ -129,7 +129,6 @@ class SummariesView(View):
 
     @handles(_DEFINED)
     def _parameter_defined(self, page: Page, fact: Fact) -> None:
-        self._forget_reading()  # chunks read ahead were judged against the limits before
         payload = fact.payload
         agreement, name = payload["agreement"], payload["name"]
         page.state.remember(f"parameter:{fact.subject}", [agreement, name])
@@ -148,7 +147,6 @@ class SummariesView(View):
 
     @handles(*_REVISED)
     def _parameter_changed(self, page: Page, fact: Fact) -> None:
-        self._forget_reading()
         known = page.state.fact(f"parameter:{fact.subject}")
         key = None if known is None else _limits_key(known[0], known[1])
         tracked = None if key is None else page.state.get(key)
@@ -236,22 +234,26 @@ class SummariesView(View):
         return read or chunk_stats(chunk["sha256"], chunk["content"], version)
 
     def _read_ahead(self, page: Page, readers: ChunkReaders, start: Fact) -> Reading:
-        """Start reading the chunks of the page from ``start`` to the next change of limits,
-        each judged against the version its handler will find: until then, only batches
-        registered meanwhile change what ``_version`` answers."""
+        """Start reading the chunks of the page from ``start`` on, each judged against the
+        limits version its handler will find.
+
+        The handlers that change which version that is (batches registered, limits
+        defined or revised) run ahead on a scratch of the state, so the versions asked
+        are the handlers' own. Should one differ all the same, :meth:`Reading.get` finds
+        no stats for it and the chunk is read in process.
+        """
+        ahead = page.scratch()
+        handlers = self._handlers
         chunks: list[Chunk] = []
-        registered: dict[str, list[str]] = {}
         for fact in self._facts[bisect_left(self._positions, start.position) :]:
-            if fact.type in _LIMITS_CHANGES:
-                break
-            if fact.type == "BatchRegistered":
-                registered[fact.subject] = _batch_of(fact)
+            if fact.type in _AHEAD:
+                handlers[fact.type](self, ahead, fact)
                 continue
-            batch = registered.get(fact.subject) or page.state.fact(f"subject:{fact.subject}")
+            batch = ahead.state.fact(f"subject:{fact.subject}")
             if batch is None or "series" not in fact.payload:
                 continue
             for entry in fact.payload["series"]:
-                version = self._version(page, batch[1], entry["tag"], batch[2])
+                version = self._version(ahead, batch[1], entry["tag"], batch[2])
                 chunks.extend((c["sha256"], c["content"], version) for c in entry["chunks"])
         return readers.read(chunks) if len(chunks) >= self.read_aside_from else Reading([])
 

@@ -20,12 +20,13 @@ from ledger.domain.formats import encode_chunk
 from ledger.domain.limits import ACTION, LimitsVersion
 from ledger.domain.subjects import batch_subject
 from ledger.timeutil import format_utc
+from projections import summaries
 from projections.rebuild import rebuild
 from projections.runner import Projector
 from projections.summaries import SUMMARIES, SummariesView
 from projections.temporal import as_of
 from tests.support.agreements import sign_retroactively
-from tests.support.batches import define_parameter, register_batch, submit_data
+from tests.support.batches import define_parameter, register_batch, revise_parameter, submit_data
 from tests.support.world import World
 
 BATCH = "NWB101-24-001"
@@ -163,6 +164,18 @@ def _reads_aside_from(monkeypatch: pytest.MonkeyPatch, chunks: int) -> list[int]
     return read_aside
 
 
+def _reads_in_process(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The chunks the view reads itself, not taken from the worker processes' reads."""
+    read_here: list[str] = []
+
+    def counted(sha256: str, content: str, version: LimitsVersion | None) -> Any:
+        read_here.append(sha256)
+        return chunk_stats(sha256, content, version)
+
+    monkeypatch.setattr(summaries, "chunk_stats", counted)
+    return read_here
+
+
 @pytest.mark.parametrize("read_aside_from", [64, 1], ids=["in process", "worker processes"])
 def test_a_rebuild_gives_the_same_summaries_at_every_position(
     world: World, projector: Projector, monkeypatch: pytest.MonkeyPatch, read_aside_from: int
@@ -177,11 +190,13 @@ def test_a_rebuild_gives_the_same_summaries_at_every_position(
     assert len(projected) == 2, projected  # the summary before and after the correction
     projector.close()
     read_aside = _reads_aside_from(monkeypatch, read_aside_from)
+    read_here = _reads_in_process(monkeypatch)
 
     rebuild(world.ledger, ["summaries"])
 
     assert _all_summaries(world) == projected
     assert read_aside == ([] if read_aside_from > 3 else [3])  # the page's three chunks
+    assert len(read_here) == (3 if read_aside_from > 3 else 0)
 
 
 def test_worker_reads_judge_each_chunk_against_the_limits_its_handler_finds(
@@ -190,24 +205,33 @@ def test_worker_reads_judge_each_chunk_against_the_limits_its_handler_finds(
     agreement = sign_retroactively(world, "2023-12-01T00:00:00.000Z")
     register_batch(world, agreement, BATCH, started_at=START)
     submit_data(world, BATCH, "continuous", [{"tag": TAG, "chunks": [_chunk(FIRST, 0)]}])
-    # Limits come into force between the two batches' chunks: a run of reads ends there.
-    define_parameter(world, agreement, "pH", effective_from=PH.effective_from, reason=MIGRATED)
-    register_batch(world, agreement, "NWB101-24-002", started_at=START + timedelta(days=1))
+    # Limits come into force, then are revised, between the batches' chunks: each batch
+    # is judged against the version its handler finds.
+    ph = define_parameter(world, agreement, "pH", effective_from=PH.effective_from, reason=MIGRATED)
+    second, third = "NWB101-24-002", "NWB101-24-003"
+    register_batch(world, agreement, second, started_at=START + timedelta(days=1))
     chunks = [_chunk(FIRST, 10), _chunk(SECOND, 14)]
-    submit_data(world, "NWB101-24-002", "continuous", [{"tag": TAG, "chunks": chunks}])
+    submit_data(world, second, "continuous", [{"tag": TAG, "chunks": chunks}])
+    widened = {"action": {"low": "6.80", "high": "7.30"}}
+    revise_parameter(world, ph, widened, reason=MIGRATED, effective_from=format_utc(START))
+    register_batch(world, agreement, third, started_at=START + timedelta(days=2))
+    submit_data(world, third, "continuous", [{"tag": TAG, "chunks": [_chunk(FIRST, 20)]}])
     projected = _all_summaries(world)
     judged = {row[0]: row for row in projected}
-    assert len(projected) == 2, projected
+    assert len(projected) == 3, projected
     projector.close()
     read_aside = _reads_aside_from(monkeypatch, 1)
+    read_here = _reads_in_process(monkeypatch)
 
     rebuild(world.ledger, ["summaries"])
 
     assert _all_summaries(world) == projected
-    assert read_aside == [1, 2]
+    assert (read_aside, read_here) == ([4], [])  # one read ahead over the page, all used
     columns = [c.name for c in SUMMARIES.columns]
-    limits = columns.index("limits_version")
-    assert (judged[BATCH][limits], judged["NWB101-24-002"][limits]) == (None, 1)
+    limits, outside = columns.index("limits_version"), columns.index("time_outside_limits_ms")
+    assert [judged[b][limits] for b in (BATCH, second, third)] == [None, 1, 2]
+    # Under the revised action limits (6.80 .. 7.30) no point of the third batch is beyond.
+    assert (judged[second][outside] > 0, judged[third][outside]) == (True, 0)
 
 
 @pytest.mark.parametrize("spread", [0.06, 0.2], ids=["few points beyond", "many points beyond"])

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.application import Ledger
-from projections.page import State, state_table
+from projections.page import Scratch, State, state_table
 from projections.temporal import Versions, as_of, temporal_table
 
 metadata = sa.MetaData()
@@ -132,3 +132,27 @@ def test_a_state_key_written_again_replaces_its_row(conn: sa.Connection, whole: 
     state.flush()
 
     assert _state(conn) == {"a": '{"n":3}', "c": '"x"', "d": "true"}
+
+
+def test_handlers_run_on_a_scratch_change_nothing_the_page_holds(conn: sa.Connection) -> None:
+    state = State(conn, STATE, {})
+    state.set("limits", {"versions": [{"version": 1}]})
+    state.remember("subject:s", ["NWB101-24-001"])
+    state.flush()
+    page_state = State(conn, STATE, {"subject:s": ["NWB101-24-001"]})
+    page_state.get("limits")  # held in memory: the scratch must not change it in place
+    scratch = Scratch(page_state)
+
+    scratch.get("limits")["versions"][-1]["effective_to"] = "2024-03-01T00:00:00.000Z"
+    scratch.set("limits", {"versions": []})
+    scratch.remember("subject:t", ["NWB101-24-002"])
+
+    assert scratch.get("limits") == {"versions": []}
+    assert scratch.fact("subject:t") == ["NWB101-24-002"]
+    assert scratch.fact("subject:s") == ["NWB101-24-001"]  # read through
+    assert page_state.get("limits") == {"versions": [{"version": 1}]}
+    assert page_state.fact("subject:t") is None
+    with pytest.raises(RuntimeError, match="never written"):
+        scratch.flush()
+    page_state.flush()
+    assert _state(conn)["limits"] == '{"versions":[{"version":1}]}'

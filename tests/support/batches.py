@@ -286,8 +286,10 @@ def revise_parameter(
     changes: dict[str, Any],
     *,
     reason: str = "six-month review: the limits are revised",
+    effective_from: str | None = None,
 ) -> uuid.UUID:
-    """The CMO proposes a revision of a parameter's limits and the sponsor approves it."""
+    """The CMO proposes a revision of a parameter's limits and the sponsor approves it
+    (from ``effective_from``, for the same ``reason``, when given; else from now)."""
     revision = uuid.uuid4()
     world[CMO].submit(
         world.ledger,
@@ -297,11 +299,15 @@ def revise_parameter(
         meaning="authored",
         reason=reason,
     )
+    approval = {"revision": str(revision)}
+    if effective_from is not None:
+        approval["effective_from"] = effective_from
     world[SPONSOR].submit(
         world.ledger,
         "ParameterRevisionApproved",
         parameter,
-        {"revision": str(revision)},
+        approval,
         meaning="approved",
+        reason=None if effective_from is None else reason,
     )
     return revision
