@@ -39,6 +39,7 @@ from ledger.domain.limits import (
     tag_for,
 )
 from ledger.domain.validity import effective_from
+from projections.data import batch_names
 from projections.temporal import Row, temporal_table
 from projections.times import utc
 from projections.view import Fact, Page, View, dumps, handles, state_table
@@ -117,6 +118,9 @@ class SummariesView(View):
     def prepare(self, page: Page, facts: Sequence[Fact]) -> None:
         self._forget_reading()
         self._facts, self._positions = facts, [fact.position for fact in facts]
+        # One read of the summaries the page may replace, not one per batch and tag.
+        names = batch_names(page, facts, ("DataSubmitted", "DataCorrected"))
+        page.versions(SUMMARIES).prefetch(names)
 
     def _forget_reading(self) -> None:
         if self._reading is not None:
