@@ -118,8 +118,10 @@ class SummariesView(View):
     def prepare(self, page: Page, facts: Sequence[Fact]) -> None:
         self._forget_reading()
         self._facts, self._positions = facts, [fact.position for fact in facts]
-        # One read of the summaries the page may replace, not one per batch and tag.
-        names = batch_names(page, facts, ("DataSubmitted", "DataCorrected"))
+        # One read of the summaries the page may replace, not one per batch and tag; a
+        # page without chunks reads none.
+        chunked = [f for f in facts if f.type == "BatchRegistered" or "series" in f.payload]
+        names = batch_names(page, chunked, ("DataSubmitted", "DataCorrected"))
         page.versions(SUMMARIES).prefetch(names)
 
     def _forget_reading(self) -> None:

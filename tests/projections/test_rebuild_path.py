@@ -99,6 +99,7 @@ def test_a_rebuild_leaves_durability_settings_and_the_collector_as_they_were(
     world: World, projector: Projector
 ) -> None:
     run_scenario(world, SMALL, seed=47)
+    projector.close()  # its pages pause the collector too, while they run
     engine = world.ledger.engine
     setting = (
         "SHOW synchronous_commit" if world.ledger.settings.is_postgres else "PRAGMA synchronous"
