@@ -19,7 +19,6 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -75,7 +74,6 @@ from ledger.log.meta import LedgerIdentity, read_identity, write_identity
 from ledger.log.openings import create_openings, purge_openings, store_openings, truncate_wal
 from ledger.log.signature_workers import SIGNATURES_AHEAD_FROM, Checks, SignatureWorkers
 from ledger.log.storage import Storage
-from ledger.runtime import collector_paused
 from ledger.timeutil import format_utc
 from ledger.version import SOFTWARE_VERSION, WrittenBy
 from ledger.wording import article
@@ -83,10 +81,6 @@ from ledger.wording import article
 __all__ = ["AppendRequest", "Appended", "Ledger", "Recorded"]
 
 _A = TypeVar("_A", bound=Aggregate)
-#: Envelopes in one append from which the cycle collector is paused while it runs: the
-#: collections a batch of a thousand set off cost a quarter of its time (see
-#: :func:`ledger.runtime.collector_paused`); a few envelopes make too little to matter.
-PAUSE_COLLECTOR_FROM = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,13 +234,6 @@ class Ledger(Application[UUID]):
         and raises. When the transaction is refused for one request's sake (another writer
         stored a version first, an opening already stored), each request is stored alone,
         so that only the one concerned fails."""
-        envelopes = sum(len(items) for items, _ in requests)
-        with collector_paused() if envelopes >= PAUSE_COLLECTOR_FROM else nullcontext():
-            return self._append_group(requests, tell=tell)
-
-    def _append_group(
-        self, requests: Sequence[AppendRequest], *, tell: bool
-    ) -> list[list[Appended] | LedgerError]:
         outcomes: list[list[Appended] | LedgerError | None] = [None] * len(requests)
         sent: dict[int, list[Sequence[Any] | None]] = {}
         for index, (items, openings) in enumerate(requests):

@@ -27,46 +27,21 @@ def worker_context() -> BaseContext:
     return multiprocessing.get_context("forkserver" if "forkserver" in _METHODS else "spawn")
 
 
-class _Pauses:
-    """The pauses of the cycle collector in progress, in any thread: it runs again when
-    the last one ends (and only if it ran before the first)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._count = 0
-        self._enabled = False
-
-    def begin(self) -> None:
-        with self._lock:
-            if self._count == 0:
-                self._enabled = gc.isenabled()
-                gc.disable()
-            self._count += 1
-
-    def end(self) -> None:
-        with self._lock:
-            self._count -= 1
-            if self._count == 0 and self._enabled:
-                gc.enable()
-
-
-_pauses = _Pauses()
-
-
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Pause Python's cycle collector while a pass runs.
 
-    A pass over the log, or a large batch, makes many short-lived containers (decoded
-    events, rows, aggregates) that hold no reference cycles: reference counting frees
-    them, and the collector would only walk the live ones again and again as new ones
-    are made. Pauses overlapping in several threads end together with the last one.
+    A pass over the log makes millions of short-lived containers (decoded events, rows)
+    that hold no reference cycles: reference counting frees them, and the collector
+    would only walk the live ones again and again as new ones are made.
     """
-    _pauses.begin()
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        _pauses.end()
+        if enabled:
+            gc.enable()
 
 
 def settle_heap() -> None:
