@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from typing import Any
 
+import pybase64
 from isal import isal_zlib
 
 from ledger.domain.fields import Fields
@@ -135,9 +136,10 @@ def decode_chunk(chunk: Mapping[str, Any]) -> list[tuple[str, str, int]]:
 
 def stored_text(content: str) -> bytes:
     """The CSV text of a stored chunk's ``content`` (checked when stored: not again)."""
-    # ISA-L inflates the same gzip stream as zlib, about twice as fast; binascii reads the
-    # ASCII text as it is, where base64.b64decode would copy it to bytes first.
-    return isal_zlib.decompress(binascii.a2b_base64(content), wbits=GZIP_WBITS)
+    # ISA-L inflates the same gzip stream as zlib, about twice as fast; pybase64 decodes
+    # the text with SIMD, twenty times faster than binascii (the content was checked as
+    # strict base64 when stored, so both read the same bytes).
+    return isal_zlib.decompress(pybase64.b64decode(content, validate=True), wbits=GZIP_WBITS)
 
 
 def stored_points(content: str) -> tuple[list[str], list[str], list[int]]:

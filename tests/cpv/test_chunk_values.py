@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger.cpv.summary import chunk_stats
-from ledger.cpv.values import _alike, chunk_values, exact_sum
+from ledger.cpv.values import STAMP, _alike, _fixed_decimals, _word_values, chunk_values, exact_sum
 from ledger.domain.formats import DECIMAL, decode_chunk, encode_chunk, stored_points
 from ledger.timeutil import format_utc
 
@@ -58,6 +58,61 @@ def test_alike_values_read_as_float_reads_each(case: tuple[int, list[int], int])
     raw = _text(values)
     assert _alike(raw) is not None
     assert _same(chunk_values(raw).tolist(), _read_one_by_one(raw))
+
+
+short_values = st.integers(1, 6).flatmap(
+    lambda width: st.tuples(
+        st.integers(-1, width - 1),  # where the point is, -1: none
+        st.lists(st.text("0123456789", min_size=width, max_size=width), min_size=1, max_size=30),
+    )
+)
+
+
+def _with_point(digits: str, point: int) -> str:
+    return digits if point < 0 else f"{digits[:point]}.{digits[point + 1 :]}"
+
+
+@given(short_values)
+def test_short_values_read_as_one_word_a_line_are_the_values_of_the_character_matrix(
+    case: tuple[int, list[str]],
+) -> None:
+    point, texts = case
+    values = [_with_point(text, point) for text in texts]
+    if not any(c.isdigit() for c in values[0]):
+        return  # a lone point is no value: neither path reads it
+    raw = _text(values)
+    length, width = raw.index(b"\n") + 1, len(values[0])
+    lines = np.frombuffer(raw, dtype=np.uint8).reshape(-1, length)
+    by_word = _word_values(raw, length, width)
+    if length < STAMP + 8:  # the last line's word would end past the text
+        assert by_word is None
+        return
+    assert by_word is not None
+    by_matrix = _fixed_decimals(lines[:, STAMP + 1 : STAMP + 1 + width])
+    assert by_matrix is not None
+    assert _same(by_word.tolist(), by_matrix.tolist())
+    assert _same(by_word.tolist(), _read_one_by_one(raw))
+
+
+@given(short_values, st.data())
+def test_a_line_with_any_other_byte_in_its_value_or_its_commas_is_not_read_as_one_word(
+    case: tuple[int, list[str]], data: st.DataObject
+) -> None:
+    point, texts = case
+    values = [_with_point(text, point) for text in texts]
+    raw = bytearray(_text(values))
+    length, width = raw.index(b"\n") + 1, len(values[0])
+    if len(values) < 2:
+        return
+    # The first line sets the shape (where the point is) the others are held to.
+    line = data.draw(st.integers(1, len(values) - 1), label="line")
+    at = data.draw(st.integers(STAMP, STAMP + 1 + width), label="byte")  # commas included
+    was = raw[line * length + at]
+    allowed = b"0123456789" if chr(was).isdigit() else bytes([was])
+    raw[line * length + at] = data.draw(
+        st.integers(0, 255).filter(lambda byte: byte not in allowed), label="new byte"
+    )
+    assert _word_values(bytes(raw), length, width) is None
 
 
 @given(st.lists(decimals, min_size=1, max_size=40), st.lists(st.integers(0, 255), min_size=40))
