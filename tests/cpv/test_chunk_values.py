@@ -182,8 +182,20 @@ def test_the_exact_sum_is_what_fsum_answers(values: list[float]) -> None:
     assert _same([exact_sum(np.array(values, dtype=np.float64))], [expected])
 
 
-@given(st.lists(near, min_size=1, max_size=2000))
+@given(st.lists(st.one_of(near, st.floats(-7.9, -4.1)), min_size=1, max_size=2000))
 def test_the_exact_sum_of_a_chunk_s_values_is_what_fsum_answers(values: list[float]) -> None:
+    assert _same([exact_sum(np.array(values))], [math.fsum(values)])
+
+
+@given(
+    st.sampled_from([1.0, -1.0]),
+    st.integers(-1021, 1000),
+    st.lists(st.integers(0, 2**52 - 1), min_size=1, max_size=300),
+)
+def test_the_exact_sum_of_values_of_one_sign_and_binade_is_what_fsum_answers(
+    sign: float, exponent: int, fractions: list[int]
+) -> None:
+    values = [sign * math.ldexp(2**52 + fraction, exponent - 53) for fraction in fractions]
     assert _same([exact_sum(np.array(values))], [math.fsum(values)])
 
 
