@@ -3,16 +3,46 @@ long-running servers, and for the worker processes that share a pass's work."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
+import os
+import signal
+import sys
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing.context import BaseContext
 
-__all__ = ["collector_paused", "settle_heap", "worker_context"]
+__all__ = ["collector_paused", "end_with_parent", "settle_heap", "worker_context", "worker_pool"]
 
 _METHODS = multiprocessing.get_all_start_methods()
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def end_with_parent(parent: int) -> None:
+    """Make this worker process end when the one that started it ends (on Linux).
+
+    A forked worker holds copies of its parent's sockets: outliving a parent killed in
+    the middle of a transaction, it would keep that transaction's database connection
+    open, and its locks held, until the worker ended. ``parent`` is the starting
+    process's pid, checked after the signal is set in case it ended before."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        os._exit(1)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes, started as :func:`worker_context` says, each ending
+    with this process (:func:`end_with_parent`)."""
+    return ProcessPoolExecutor(
+        workers, mp_context=worker_context(), initializer=end_with_parent, initargs=(os.getpid(),)
+    )
 
 
 def worker_context() -> BaseContext:

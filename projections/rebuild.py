@@ -9,6 +9,7 @@ many events it has still to apply.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,15 +18,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from ledger.log.follow import apply_page, begin_page
+from ledger.log.follow import apply_page, begin_page, read_events
 from ledger.runtime import collector_paused
 from projections.runner import view_classes
 from projections.view import View
 
 if TYPE_CHECKING:
-    from ledger.application import Ledger
+    from ledger.application import Ledger, Recorded
 
 __all__ = [
+    "FIRST_REBUILD_PAGE",
     "REBUILD_PAGE",
     "ViewStatus",
     "create_indexes",
@@ -37,6 +39,8 @@ __all__ = [
 Progress = Callable[[int, int], None]
 #: Events per page (and transaction) of a rebuild.
 REBUILD_PAGE = 5_000
+#: Events of a rebuild's first page, read before anything else can start.
+FIRST_REBUILD_PAGE = 500
 #: SQLite's WAL size (in 4 KiB pages) at which a rebuild's commit checkpoints: 64 MiB,
 #: against the default 4 MiB.
 _REBUILD_CHECKPOINT_PAGES = 16_384
@@ -144,17 +148,57 @@ def _replay(
         stack.enter_context(_fast_commits(conn, ledger.settings.is_postgres))
         stack.enter_context(_kept_states(ordered))
         stack.enter_context(collector_paused())
+        pages = stack.enter_context(_PagesAhead(ledger, page_size))
         reached = 0
         while True:
+            events = pages.after(reached)
             with Session(bind=conn) as session, session.begin():
                 if ledger.settings.is_postgres:
                     session.execute(text("SET LOCAL synchronous_commit = off"))
                 # The views' state in memory is right only if nothing else moved them.
-                reached, read = apply_page(session, ordered, page_size, expect=reached)
+                reached, read = apply_page(
+                    session, ordered, page_size, expect=reached, read_ahead=events
+                )
             if not read:
                 return reached
             if on_page is not None:
                 on_page(reached)
+
+
+class _PagesAhead:
+    """The log's pages for a replay, each read by a thread while the views apply the one
+    before it: the views' work does not wait for the reading, nor worker processes (a
+    view's read ahead) for a page to be read. The first page is short, so that they
+    start early."""
+
+    def __init__(self, ledger: Ledger, size: int) -> None:
+        self._ledger = ledger
+        self._size = size
+        self._first = min(size, FIRST_REBUILD_PAGE)
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="rebuild-read-ahead")
+        self._next: tuple[int, Future[list[Recorded]]] | None = None
+
+    def after(self, position: int) -> list[Recorded]:
+        """The page after ``position``; the one after it starts being read."""
+        if self._next is not None and self._next[0] == position:
+            events = self._next[1].result()
+        else:
+            events = self._read(position, self._first)
+        self._next = None
+        if events:
+            last = events[-1].position
+            self._next = (last, self._reader.submit(self._read, last, self._size))
+        return events
+
+    def _read(self, after: int, limit: int) -> list[Recorded]:
+        with Session(self._ledger.engine) as session:
+            return read_events(session, self._ledger, after, limit)
+
+    def __enter__(self) -> _PagesAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._reader.shutdown(wait=True, cancel_futures=True)
 
 
 @contextmanager

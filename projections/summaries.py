@@ -109,7 +109,7 @@ class SummariesView(View):
         super().keep_state(keep)
         # A replay reads every chunk of the log: worth worker processes, for its length.
         if keep and self._readers is None:
-            self._readers = ChunkReaders()
+            self._readers = ChunkReaders().start()
         elif not keep and self._readers is not None:
             self._forget_reading()
             self._readers.close()

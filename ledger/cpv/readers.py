@@ -14,7 +14,7 @@ from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 
 from ledger.cpv.summary import ChunkStats, chunk_stats
 from ledger.domain.limits import LimitsVersion
-from ledger.runtime import worker_context
+from ledger.runtime import worker_pool
 
 __all__ = ["ChunkReaders", "Reading"]
 
@@ -62,16 +62,30 @@ class ChunkReaders:
         self.workers = workers or os.cpu_count() or 1
         self._pool: ProcessPoolExecutor | None = None
 
+    def start(self) -> ChunkReaders:
+        """Start the workers now, before the caller starts threads of its own (which would
+        make them start from a clean process, slower: see ``worker_context``)."""
+        try:
+            self._started()
+        except BrokenExecutor:
+            self.close()  # read() tries again; what it cannot read is read in process
+        return self
+
+    def _started(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = worker_pool(self.workers)
+            self._pool.submit(os.getpid).result()  # the executor starts its workers here
+        return self._pool
+
     def read(self, chunks: Sequence[Chunk]) -> Reading:
         """Start reading ``chunks``; the answer waits for each part when it is asked."""
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=worker_context())
         size = max(1, -(-len(chunks) // (_TASKS_PER_WORKER * self.workers)))
         parts = []
         try:
+            pool = self._started()
             for at in range(0, len(chunks), size):
                 part = chunks[at : at + size]
-                parts.append((part, self._pool.submit(_read, part)))
+                parts.append((part, pool.submit(_read, part)))
         except BrokenExecutor:
             self.close()  # a worker was lost: the rest is read in process, new ones start
         return Reading(parts)

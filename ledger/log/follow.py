@@ -192,6 +192,7 @@ def apply_page(
     *,
     expect: int | None = None,
     advanced: list[tuple[Follower, int, int]] | None = None,
+    read_ahead: Sequence[Recorded] | None = None,
 ) -> tuple[int, int]:
     """Apply the next page to ``followers`` (sorted by name) in ``session``'s transaction,
     which the caller commits; return the position reached and the events read.
@@ -199,14 +200,21 @@ def apply_page(
     ``expect``: the position every follower must stand at, for a caller that keeps
     state of its own between pages (a rebuild); if another process moved any of them,
     the page fails with ``VersionConflict`` and nothing is applied. ``advanced`` receives
-    ``(follower, old, new)`` of each follower the page moves.
+    ``(follower, old, new)`` of each follower the page moves. ``read_ahead``: the page,
+    already read (the events after ``expect``, which the log never changes), for a
+    caller that reads the next page while this one is applied.
     """
     ledger = followers[0].ledger
     if len(followers) > 1 and not ledger.settings.is_postgres:
         _install_moves(session, followers)
     begin_page(session, ledger)
     lock_all(session, followers)
-    positions, events = _read_page(session, followers, size, until)
+    if read_ahead is None:
+        positions, events = _read_page(session, followers, size, until)
+    else:
+        if expect is None:
+            raise ValueError("a page read ahead is applied only where the followers stand")
+        positions, events = _positions(session, followers), list(read_ahead)
     if expect is not None and any(position != expect for position in positions):
         moved = [f.name for f, p in zip(followers, positions, strict=True) if p != expect]
         raise VersionConflict(

@@ -18,7 +18,7 @@ from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from ledger.runtime import worker_context
+from ledger.runtime import worker_pool
 
 __all__ = ["SIGNATURES_AHEAD_FROM", "Checks", "SignatureWorkers"]
 
@@ -88,7 +88,7 @@ class SignatureWorkers:
         if not items:
             return checks
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=worker_context())
+            self._pool = worker_pool(self.workers)
         size = max(1, -(-len(items) // (_PARTS_PER_WORKER * self.workers)))
         try:
             for at in range(0, len(items), size):

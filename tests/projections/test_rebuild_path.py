@@ -5,16 +5,19 @@ page, and leaves the database and the process as it found them."""
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from ledger.application import Ledger, Recorded
 from ledger.errors import VersionConflict
-from ledger.log.follow import catch_up_together
+from ledger.log.follow import apply_page, catch_up_together
 from projections import page
+from projections import rebuild as rebuild_module
 from projections.data import DataView
 from projections.rebuild import REBUILD_PAGE, rebuild
 from projections.runner import Projector, view_classes
@@ -52,6 +55,41 @@ def test_a_rebuild_equals_the_views_built_event_by_event_after_a_long_data_heavy
     rebuild(world.ledger, page_size=page_size)
 
     assert differences(incremental, snapshot(projector)) == []
+
+
+def test_a_rebuild_reads_a_short_first_page_and_each_next_page_while_the_views_apply_one(
+    world: World, projector: Projector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_scenario(world, SMALL, seed=44)
+    incremental = snapshot(projector)
+    projector.close()
+    head = world.ledger.head()
+    monkeypatch.setattr(rebuild_module, "FIRST_REBUILD_PAGE", 7)
+    reads: list[tuple[int, int, str]] = []
+    original = rebuild_module._PagesAhead._read
+
+    def read(pages: Any, after: int, limit: int) -> list[Recorded]:
+        reads.append((after, limit, threading.current_thread().name))
+        return original(pages, after, limit)
+
+    monkeypatch.setattr(rebuild_module._PagesAhead, "_read", read)
+    reached: list[int] = []
+
+    rebuild(world.ledger, page_size=30, progress=lambda position, _: reached.append(position))
+
+    assert reached[:3] == [0, 7, 37], "a short first page, then full ones"
+    assert reached[-1] == head
+    assert reads, "the pages were read"
+    assert reads[0][:2] == (0, 7)
+    assert all(limit == 30 for _, limit, _ in reads[1:])
+    assert all(name.startswith("rebuild-read-ahead") for _, _, name in reads[1:])
+    assert differences(incremental, snapshot(projector)) == []
+
+
+def test_a_page_read_ahead_is_applied_only_where_the_followers_stand(world: World) -> None:
+    views = [cls(world.ledger) for cls in view_classes(["audit"])]
+    with Session(world.ledger.engine) as session, pytest.raises(ValueError, match="stand"):
+        apply_page(session, views, 10, read_ahead=world.ledger.read(0, 10))
 
 
 def test_a_rebuild_past_its_memory_bounds_equals_the_views_built_event_by_event(

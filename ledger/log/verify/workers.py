@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from ledger.log.verify.rows import (
     _check_row,
     _Opener,
 )
+from ledger.runtime import end_with_parent
 
 # ------------------------------------------------------------------- worker pool
 
@@ -29,8 +31,9 @@ _worker_reader: RangeReader | None = None
 _START_METHOD = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _init_worker(context: RowContext, source: RowSource) -> None:
+def _init_worker(context: RowContext, source: RowSource, parent: int) -> None:
     global _worker_context, _worker_source
+    end_with_parent(parent)
     _worker_context, _worker_source = context, source
     gc.disable()  # see ledger.runtime.collector_paused; a worker lives for one pass
 
@@ -60,7 +63,7 @@ class Runner:
         if workers > 1:
             mp = multiprocessing.get_context(_START_METHOD)
             self.pool = mp.Pool(
-                workers, initializer=_init_worker, initargs=(context, events.source())
+                workers, initializer=_init_worker, initargs=(context, events.source(), os.getpid())
             )
 
     def run(self, ranges: Iterator[tuple[int, int]]) -> Iterator[list[tuple[Any, ...]]]:
