@@ -15,7 +15,14 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing.context import BaseContext
 
-__all__ = ["collector_paused", "end_with_parent", "settle_heap", "worker_context", "worker_pool"]
+__all__ = [
+    "collector_paused",
+    "end_with_parent",
+    "forks",
+    "settle_heap",
+    "worker_context",
+    "worker_pool",
+]
 
 _METHODS = multiprocessing.get_all_start_methods()
 _PR_SET_PDEATHSIG = 1  # prctl(2)
@@ -45,6 +52,11 @@ def worker_pool(workers: int) -> ProcessPoolExecutor:
     )
 
 
+def forks() -> bool:
+    """Whether worker processes started now start by fork: no other thread runs."""
+    return threading.active_count() == 1 and "fork" in _METHODS
+
+
 def worker_context() -> BaseContext:
     """How to start worker processes from here.
 
@@ -52,7 +64,7 @@ def worker_context() -> BaseContext:
     copies locks those threads may hold, so workers then start from a clean server
     process, which imports the caller's ``__main__`` first (a script that starts workers
     must guard its entry point: ``if __name__ == "__main__"``)."""
-    if threading.active_count() == 1 and "fork" in _METHODS:
+    if forks():
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("forkserver" if "forkserver" in _METHODS else "spawn")
 

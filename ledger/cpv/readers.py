@@ -14,7 +14,7 @@ from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor
 
 from ledger.cpv.summary import ChunkStats, chunk_stats
 from ledger.domain.limits import LimitsVersion
-from ledger.runtime import worker_pool
+from ledger.runtime import forks, worker_pool
 
 __all__ = ["ChunkReaders", "Reading"]
 
@@ -63,8 +63,11 @@ class ChunkReaders:
         self._pool: ProcessPoolExecutor | None = None
 
     def start(self) -> ChunkReaders:
-        """Start the workers now, before the caller starts threads of its own (which would
-        make them start from a clean process, slower: see ``worker_context``)."""
+        """Start the workers now if they would start by fork, before the caller starts a
+        thread of its own (after which they would start from a clean process, slower: see
+        :func:`~ledger.runtime.worker_context`); else when first asked to read."""
+        if not forks():
+            return self
         try:
             self._started()
         except BrokenExecutor:
