@@ -3,6 +3,7 @@ answers each excursion with its evaluation, when its report was due and whether 
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +48,15 @@ def result(record_id: str, value: str, sampled: datetime) -> dict[str, Any]:
     }
 
 
+def _after(recorded_at: str) -> datetime:
+    """The first millisecond after ``recorded_at`` that has come: an excursion sampled
+    then is not reported by what was recorded at ``recorded_at`` (the same millisecond
+    would be)."""
+    while format_utc(sampled := now_utc()) <= recorded_at:
+        time.sleep(0.001)
+    return sampled
+
+
 def deviation(record_id: str) -> dict[str, Any]:
     return {
         "id": record_id,
@@ -65,8 +75,8 @@ def excursion_world(server: Server, api_world: World) -> World:
     sampled = now_utc()
     results = [result("P-1", "7.05", sampled), result("P-2", "7.17", sampled)]
     submit_data(api_world, BATCH, "discrete", [*results, result("P-3", "7.4", sampled)])
-    submit_data(api_world, BATCH, "event", [deviation("D-1")])
-    submit_data(api_world, BATCH, "discrete", [result("P-4", "6.6", now_utc())])
+    reported = submit_data(api_world, BATCH, "event", [deviation("D-1")]).recorded_at
+    submit_data(api_world, BATCH, "discrete", [result("P-4", "6.6", _after(reported))])
     # History migrated from paper: terms and limits in force since yesterday; a chiller
     # trip three hours ago lifts BR1.TEMP 0.8 Cel for five minutes, above 37.5 (action).
     migrated = sign_retroactively(api_world, format_utc(TRIP_START - timedelta(days=1)))
