@@ -28,8 +28,11 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie has ended; only its entry is left
-        return stat.read().split(") ")[-1][0] != "Z"
+    try:
+        with open(f"/proc/{pid}/stat") as stat:  # a zombie has ended; only its entry is left
+            return stat.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:  # reaped meanwhile
+        return False
 
 
 def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
