@@ -204,6 +204,8 @@ def apply_page(
     already read (the events after ``expect``, which the log never changes), for a
     caller that reads the next page while this one is applied.
     """
+    if read_ahead is not None and expect is None:
+        raise ValueError("a page read ahead is applied only where the followers stand")
     ledger = followers[0].ledger
     if len(followers) > 1 and not ledger.settings.is_postgres:
         _install_moves(session, followers)
@@ -212,8 +214,6 @@ def apply_page(
     if read_ahead is None:
         positions, events = _read_page(session, followers, size, until)
     else:
-        if expect is None:
-            raise ValueError("a page read ahead is applied only where the followers stand")
         positions, events = _positions(session, followers), list(read_ahead)
     if expect is not None and any(position != expect for position in positions):
         moved = [f.name for f, p in zip(followers, positions, strict=True) if p != expect]
