@@ -25,13 +25,9 @@ if __name__ == "__main__":
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
         with open(f"/proc/{pid}/stat") as stat:  # a zombie has ended; only its entry is left
             return stat.read().split(") ")[-1][0] != "Z"
-    except FileNotFoundError:  # reaped meanwhile
+    except FileNotFoundError:  # ended and reaped
         return False
 
 

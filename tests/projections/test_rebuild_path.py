@@ -86,6 +86,28 @@ def test_a_rebuild_reads_a_short_first_page_and_each_next_page_while_the_views_a
     assert differences(incremental, snapshot(projector)) == []
 
 
+def test_a_page_that_cannot_be_read_ahead_fails_the_rebuild_at_its_last_committed_page(
+    world: World, projector: Projector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_scenario(world, SMALL, seed=46)
+    projector.close()
+    monkeypatch.setattr(rebuild_module, "FIRST_REBUILD_PAGE", 7)
+    original = rebuild_module._PagesAhead._read
+
+    def read(pages: Any, after: int, limit: int) -> list[Recorded]:
+        if after >= 37:
+            raise Stop("the database went away")
+        return original(pages, after, limit)
+
+    monkeypatch.setattr(rebuild_module._PagesAhead, "_read", read)
+
+    with pytest.raises(Stop):
+        rebuild(world.ledger, page_size=30)
+
+    assert set(projector.positions().values()) == {37}, "two pages committed, no more"
+    assert not [t for t in threading.enumerate() if t.name.startswith("rebuild-read-ahead")]
+
+
 def test_a_page_read_ahead_is_applied_only_where_the_followers_stand(world: World) -> None:
     views = [cls(world.ledger) for cls in view_classes(["audit"])]
     with Session(world.ledger.engine) as session, pytest.raises(ValueError, match="stand"):
