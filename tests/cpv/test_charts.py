@@ -40,6 +40,11 @@ def test_piston_rings_xbar_r():
     X̄ limits LCL 73.98805, UCL 74.0143; R chart centre 0.02276, UCL 0.04812533 (qcc's
     D4 = 2.11447 from unrounded d2, d3; the table's D4 = 2.114 agrees to 3 significant figures).
     Montgomery prints the same chart rounded: x̿ = 74.001, R̄ = 0.023, UCL 74.014, LCL 73.988.
+
+    NIST/SEMATECH e-Handbook 6.3.2.1 "Shewhart X-bar and R and S Control Charts" publishes
+    the X̄-R limits as x̿ ± A2·R̄ and D3·R̄ .. D4·R̄ with its table of A2, D3, D4 for
+    n = 2..10, but no worked data set; so the data are Montgomery's, and the limits are also
+    held to the handbook's formula with its printed A2(5) = 0.577, D4(5) = 2.114.
     """
     chart = xbar_r_chart(PISTON_RINGS)
     assert chart.subgroup_size == 5
@@ -53,6 +58,10 @@ def test_piston_rings_xbar_r():
     assert (round(chart.centre, 3), round(chart.dispersion_bar, 3)) == (74.001, 0.023)
     assert (round(chart.location.upper, 3), round(chart.location.lower, 3)) == (74.014, 73.988)
     assert chart.point_sigma == pytest.approx(chart.sigma / math.sqrt(5))
+    nist_half_width = 0.577 * chart.dispersion_bar
+    assert chart.location.upper == pytest.approx(chart.centre + nist_half_width, abs=1e-5)
+    assert chart.location.lower == pytest.approx(chart.centre - nist_half_width, abs=1e-5)
+    assert chart.dispersion.upper == pytest.approx(2.114 * chart.dispersion_bar)
 
 
 def test_piston_rings_xbar_s():
