@@ -8,9 +8,10 @@ lock, and every view at the same position after each page).
 
 * **Read your writes**: the projector registers a ``Ledger`` listener, so ``append``
   returns only after every view has applied the appended events.
-* **Other processes' writes**: a background thread catches up. On PostgreSQL it waits on
-  the library's LISTEN/NOTIFY subscription (``ledger.recorder.subscribe``); on SQLite,
-  where the library cannot subscribe, it polls the log's head.
+* **Other processes' writes**: a background thread catches up. On PostgreSQL it waits for
+  the notices the library's insert sends (``ledger.storage.notices()``: woken, not handed
+  the events, which the catch-up reads once); on SQLite, which has no notices, it polls
+  the log's head.
 * A projection error never undoes an append (the event is stored and acknowledged); it is
   logged and kept in :attr:`Projector.error`, and the next catch-up retries the page.
 * **Companions**: followers that are not views (a server's Merkle tree) may ride along:
@@ -26,11 +27,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import OperationalError
 
 from ledger.log.follow import Follower, catch_up_together
+from ledger.log.storage import Notices
 from ledger.runtime import collector_paused
 from projections.access import AccessView
 from projections.agreements import AgreementsView
@@ -224,13 +226,13 @@ class _Tailer(threading.Thread):
         super().__init__(name="projections-tailer", daemon=True)
         self.projector = projector
         self._stopped = threading.Event()
-        self._subscription: Any = None
+        self._notices: Notices | None = None
 
     def stop(self) -> None:
         self._stopped.set()
-        subscription = self._subscription
-        if subscription is not None:
-            subscription.stop()
+        notices = self._notices
+        if notices is not None:
+            notices.stop()
 
     def run(self) -> None:
         if self.projector.ledger.settings.is_postgres:
@@ -248,19 +250,22 @@ class _Tailer(threading.Thread):
                 log.exception("polling the log failed")
 
     def _listen(self) -> None:
+        # Woken by the database's notices, not by the library's subscription, which reads
+        # every new event's body only for this thread to drop it: the page read by the
+        # catch-up is the one read that counts.
         ledger = self.projector.ledger
         while not self._stopped.is_set():
             try:
-                with ledger.recorder.subscribe(gt=self.projector.reached) as subscription:
-                    self._subscription = subscription
-                    if self._stopped.is_set():
-                        return
-                    for notification in subscription:
-                        if notification.id > self.projector.reached:
-                            self.projector.catch_up_safely(needed=notification.id)
+                self._notices = ledger.storage.notices()
+                if self._stopped.is_set():
+                    return
+                for _ in self._notices:
+                    head = ledger.head()
+                    if head > self.projector.reached:
+                        self.projector.catch_up_safely(needed=head)
             except Exception as error:
                 self.projector.error = error
-                log.exception("the log subscription failed; subscribing again")
+                log.exception("listening for the log's notices failed; listening again")
                 self._stopped.wait(self.projector.poll_interval)
             finally:
-                self._subscription = None
+                self._notices = None

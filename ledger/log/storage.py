@@ -22,11 +22,12 @@ time. It passes the library's own recorder tests (``tests/log/test_storage.py``)
 from __future__ import annotations
 
 import itertools
+import threading
 import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.persistence import ApplicationRecorder, Notification, PersistenceError
 from eventsourcing.persistence import StoredEvent as LibraryStoredEvent
@@ -38,12 +39,20 @@ from eventsourcing_sqlalchemy.recorders import (
 )
 from sqlalchemy import Integer, Row, Select, Table, bindparam, event, insert, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
 from ledger.errors import ConfigurationError
 
-__all__ = ["LedgerDatastore", "LedgerFactory", "LedgerRecorder", "Storage", "positions_of"]
+__all__ = [
+    "LedgerDatastore",
+    "LedgerFactory",
+    "LedgerRecorder",
+    "Notices",
+    "Storage",
+    "positions_of",
+]
 
 
 class LedgerDatastore(SQLAlchemyDatastore):
@@ -316,6 +325,10 @@ class Storage:
                 found.update(_uuid(row.originator_id) for row in rows)
         return found
 
+    def notices(self) -> Notices:
+        """PostgreSQL's notices that events were stored, for a follower of the log."""
+        return Notices(self.engine, self._recorder.channel_name)
+
     def events_in(self, session: Session, positions: list[int]) -> Iterator[Any]:
         """The stored rows at ``positions`` (id, originator id and version, topic, state)."""
         table = self.events_table
@@ -325,6 +338,56 @@ class Storage:
 
 _IN_LIST = 1000
 """Subjects asked about per query by :meth:`Storage.subjects_with_events`."""
+
+
+class Notices:
+    """PostgreSQL's notices that events were stored, without the events.
+
+    The library's insert notifies the events' channel in each storing transaction; the
+    library's own subscription then reads every new event, which a follower that reads
+    its pages itself does not need. Iterating yields once at the start (for what was
+    stored before the listening began), then once per burst of notices (those already
+    arrived count as one), until :meth:`stop`, which any thread may call: it notifies this
+    listener's own channel, so the wait ends at once. The listening connection is closed
+    at the end, never handed back to the pool still listening.
+    """
+
+    def __init__(self, engine: Engine, channel: str, *, wait: float = 1.0) -> None:
+        self._engine = engine
+        self._channel = channel
+        self._own = f"{channel}_stop_{uuid4().hex[:16]}"
+        self._wait = wait
+        self._stopped = threading.Event()
+
+    def __iter__(self) -> Iterator[None]:
+        connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            raw: Any = connection.connection.dbapi_connection
+            raw.execute(f"LISTEN {self._channel}")
+            raw.execute(f"LISTEN {self._own}")
+            yield
+            while not self._stopped.is_set():
+                # ``wait``: a stop whose notice could not be sent is still seen.
+                if not any(True for _ in raw.notifies(timeout=self._wait, stop_after=1)):
+                    continue
+                for _ in raw.notifies(timeout=0):  # those already arrived
+                    pass
+                if not self._stopped.is_set():
+                    yield
+        finally:
+            connection.invalidate()
+            connection.close()
+
+    def stop(self) -> None:
+        """End the iteration (from any thread)."""
+        self._stopped.set()
+        try:
+            with self._engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            ) as connection:
+                connection.exec_driver_sql(f"NOTIFY {self._own}")
+        except DBAPIError:  # the database is gone: the listener's own wait ends it
+            pass
 
 
 def _uuid(value: Any) -> UUID:
