@@ -4,6 +4,7 @@ from ``ledger.log.storage``, built by the library's factory with the ledger's op
 from __future__ import annotations
 
 import uuid
+from contextlib import ExitStack
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,8 @@ from eventsourcing.tests.persistence import ApplicationRecorderTestCase
 
 from ledger.application import Ledger
 from ledger.log.storage import (
+    POOL_OVERFLOW,
+    POOL_SIZE,
     LedgerDatastore,
     LedgerFactory,
     LedgerRecorder,
@@ -64,6 +67,31 @@ def test_a_pooled_postgres_connection_killed_by_the_server_is_replaced(pg_url: s
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def _backends(engine: sa.Engine, count: int) -> set[int]:
+    """The server processes of ``count`` connections held at once, then returned."""
+    with ExitStack() as held:
+        connections = [held.enter_context(engine.connect()) for _ in range(count)]
+        return {
+            int(c.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()) for c in connections
+        }
+
+
+def test_a_postgres_burst_within_the_pool_reuses_its_sessions(pg_url: str) -> None:
+    engine = LedgerDatastore(url=pg_url, pool_timeout=0.2).engine
+    assert isinstance(engine, sa.Engine)
+    try:
+        first = _backends(engine, POOL_SIZE)
+        assert len(first) == POOL_SIZE
+        assert _backends(engine, POOL_SIZE) == first  # no new session (each a process)
+        with ExitStack() as held:
+            for _ in range(POOL_SIZE + POOL_OVERFLOW):
+                held.enter_context(engine.connect())
+            with pytest.raises(sa.exc.TimeoutError):  # no more than the pool allows
+                engine.connect()
+    finally:
+        engine.dispose()
 
 
 def _stored(subject: uuid.UUID, version: int) -> LibraryStoredEvent:
