@@ -33,6 +33,7 @@ from api.errors import CodedErrors, is_masked
 from api.limits import Limits
 from api.log_fields import LogQuery
 from api.mutations import LogMutation
+from api.parsing import SharedParse
 from api.read_log import ReadLogging
 from api.subscriptions import LogSubscription
 from api.validation import NoNulInText, limiting
@@ -93,9 +94,8 @@ def build_schema(limits: Limits | None = None) -> LedgerSchema:
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         lambda: CodedErrors(max_tokens=chosen.max_tokens),
         lambda: MaxTokensLimiter(max_token_count=chosen.max_tokens),
+        SharedParse,  # not strawberry's ParserCache: see api.parsing
         lambda: AddValidationRules(rules),
-        # No ParserCache: its hook raises syntax errors outside the operation, where
-        # CodedErrors cannot give them a code.
         lambda: ValidationCache(maxsize=256),
         ReadLogging,
     ]

@@ -37,7 +37,7 @@ from typing import Any
 import anyio
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import GraphQLError, OperationDefinitionNode, OperationType
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -73,6 +73,7 @@ from api.errors import (
     Unauthenticated,
     error_document,
 )
+from api.parsing import parsed
 from api.services import Services
 from api.threads import in_thread, request_threads
 
@@ -433,7 +434,7 @@ def _operations(query: object, max_tokens: int) -> list[OperationDefinitionNode]
     if not isinstance(query, str):
         return []
     try:
-        document = parse(query, no_location=True, max_tokens=max_tokens)
+        document = parsed(query, max_tokens)
     except GraphQLError:
         return []
     return [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
