@@ -288,24 +288,29 @@ class Ledger(Application[UUID]):
 
         A request refused after it changed aggregates in place (its second envelope, say)
         leaves them changed: the cache forgets what the group touched and the group is
-        checked again without it."""
+        checked again without it. Any other failure (a read the database did not answer)
+        fails the group, and the cache forgets what the requests before it changed."""
         now = self.clock.now()
         while True:
             state = _BatchState(self, self._aggregates)
             admitted: list[tuple[int, _Admitted]] = []
-            for index in sent:
-                if outcomes[index] is not None:
-                    continue
-                recorded = state.records
-                try:
-                    items = requests[index][0]
-                    admitted.append((index, self._admit_all(items, sent[index], state, now)))
-                except LedgerError as error:
-                    outcomes[index] = error
-                    if state.records != recorded:
-                        break
-            else:
-                return state, admitted
+            try:
+                for index in sent:
+                    if outcomes[index] is not None:
+                        continue
+                    recorded = state.records
+                    try:
+                        items = requests[index][0]
+                        admitted.append((index, self._admit_all(items, sent[index], state, now)))
+                    except LedgerError as error:
+                        outcomes[index] = error
+                        if state.records != recorded:
+                            break
+                else:
+                    return state, admitted
+            except BaseException:
+                self._aggregates.forget(state.touched())
+                raise
             self._aggregates.forget(state.touched())
 
     def _store_group(
@@ -355,6 +360,9 @@ class Ledger(Application[UUID]):
             except LedgerError as error:
                 ahead.checks.cancel()
                 _name_envelope(error, index, len(items))
+                raise
+            except BaseException:
+                ahead.checks.cancel()
                 raise
             state.changed(aggregate)
             admitted.events.extend(aggregate.collect_events())

@@ -4,9 +4,12 @@ accepted nor a valid one refused, when two ledgers (two processes) share one dat
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Collection
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from nacl.signing import SigningKey
 
 from ledger.application import Ledger
@@ -14,6 +17,7 @@ from ledger.domain.subjects import batch_subject, party_subject
 from ledger.errors import BadSignature, VersionConflict
 from ledger.keys import encode_public_key
 from ledger.log.envelope import event_hash
+from ledger.log.storage import Storage
 from tests.support.agreements import propose_and_sign
 from tests.support.batches import data_payload, discrete_records, register_batch
 from tests.support.statements import counted
@@ -128,3 +132,42 @@ def test_a_refused_batch_leaves_no_trace_in_the_state_the_next_append_is_checked
     # envelope is accepted now, at the version the stored log expects.
     appended = world.ledger.append(*good)
     assert appended.version == good[0]["version"]
+
+
+def test_a_group_whose_read_fails_leaves_no_trace_in_the_state_the_next_append_is_checked_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    actor = world[CMO]
+    good = _key_added(actor, world.ledger)
+    agreement = propose_and_sign(world)
+    new_batch = batch_subject("NWB101-24-977")
+    registration = actor.prepare(
+        world.ledger,
+        "BatchRegistered",
+        new_batch,
+        {
+            "agreement": str(agreement),
+            "batch": "NWB101-24-977",
+            "product": "NWB-101",
+            "site": "contoso-site-a",
+            "started_at": "2024-03-01T08:00:00Z",
+        },
+        meaning="authored",
+    )
+    head = world.ledger.head()
+    asked = Storage.subjects_with_events
+
+    def database_gone(self: Storage, subjects: Collection[uuid.UUID]) -> set[uuid.UUID]:
+        if new_batch in subjects:
+            raise sa.exc.OperationalError("SELECT", {}, OSError("server closed the connection"))
+        return asked(self, subjects)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Storage, "subjects_with_events", database_gone)
+        patch.setattr(Storage, "has_events", lambda self, subject: database_gone(self, {subject}))
+        with pytest.raises(sa.exc.OperationalError):
+            # The first request changes the party in memory; the second's read fails.
+            world.ledger.append_group([([good], None), ([registration], None)])
+    assert world.ledger.head() == head
+    # Nothing was stored: the same envelope is the party's next, and it is accepted.
+    assert world.ledger.append(*good).version == good[0]["version"]

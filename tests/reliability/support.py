@@ -325,18 +325,22 @@ class Outcome:
 
 
 def call(client: httpx2.Client, query: str, variables: dict[str, Any]) -> Outcome:
-    """POST one operation; transport failures and 5xx become codes, never exceptions."""
+    """POST one operation; transport failures and 5xx become codes, never exceptions.
+
+    A 5xx is known by the code of the error document it carries (the server's 503 answers
+    ``UNAVAILABLE`` when the database does not answer the signature check), and by its
+    status alone when it carries none."""
     try:
         response = client.post("/graphql", json={"query": query, "variables": variables})
     except httpx2.HTTPError as error:
         return Outcome(None, f"TRANSPORT:{type(error).__name__}")
-    if response.status_code >= 500:
-        return Outcome(None, f"HTTP_{response.status_code}")
     try:
         body = response.json()
     except ValueError:
+        body = None
+    errors = (body.get("errors") if isinstance(body, dict) else None) or []
+    if not isinstance(body, dict) or (response.status_code >= 500 and not errors):
         return Outcome(None, f"HTTP_{response.status_code}")
-    errors = body.get("errors") or []
     if errors:
         return Outcome(None, str((errors[0].get("extensions") or {}).get("code")))
     return Outcome(body.get("data"), None)
