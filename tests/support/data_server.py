@@ -48,7 +48,8 @@ def _database_url(request: pytest.FixtureRequest, backend: str, stack: Any) -> s
         return f"sqlite:///{folder / 'ledger.db'}"
     base = request.getfixturevalue("pg_url")
     schema = f"t_{uuid.uuid4().hex[:16]}"
-    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    # pool_pre_ping: `make reliability` restarts PostgreSQL before this drops the schema.
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with engine.connect() as conn:
         conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
 
