@@ -40,7 +40,7 @@ from eventsourcing_sqlalchemy.recorders import (
 )
 from sqlalchemy import Integer, Row, Select, Table, bindparam, event, insert, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -399,7 +399,7 @@ class Notices:
                 isolation_level="AUTOCOMMIT"
             ) as connection:
                 connection.exec_driver_sql(f"NOTIFY {self._own}")
-        except DBAPIError:  # the database is gone: the listener's own wait ends it
+        except SQLAlchemyError:  # the database gone or busy: the listener's own wait ends it
             pass
 
 
