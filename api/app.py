@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from nacl.signing import SigningKey
@@ -30,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.console.pages import console_routes
 from api.console.security import ConsoleHeaders
-from api.errors import LIMIT_EXCEEDED, error_document
+from api.errors import DATABASE_DOWN, LIMIT_EXCEEDED, error_document
 from api.limits import Limits
 from api.metrics import CONTENT_TYPE, Metrics, render
 from api.schema import build_schema
@@ -42,11 +44,13 @@ from ledger.clock import SYSTEM, Clock
 from ledger.config import Settings
 from ledger.domain.payloads import PAYLOADS, SCHEMAS, schema_bytes
 from ledger.domain.terms_schema import TERMS_SCHEMA_NAME
-from ledger.errors import ConfigurationError
+from ledger.errors import ConfigurationError, Unavailable
 from ledger.keystore import PASSPHRASE_FILE, load_keystore
 from ledger.runtime import settle_heap
 
-__all__ = ["KEEP_ALIVE_SECONDS", "create_app", "load_notary_key", "serve_app"]
+__all__ = ["KEEP_ALIVE_SECONDS", "START_PATIENCE", "create_app", "load_notary_key", "serve_app"]
+
+log = logging.getLogger(__name__)
 
 
 def load_notary_key(settings: Settings) -> SigningKey:
@@ -138,6 +142,35 @@ async def metrics(request: Request) -> Response:
     return Response(render(services.metrics, gauges), media_type=CONTENT_TYPE)
 
 
+START_PATIENCE = 60.0
+"""Seconds a starting process waits for a database that does not answer (restarting, say)
+before it gives up. A worker that gave up at once would take its siblings down with it:
+uvicorn's supervisor stops every worker when a replacement fails to start."""
+
+
+async def _waiting_for_the_database(
+    start: Callable[[], Awaitable[Services]], patience: float
+) -> Services:
+    """``start()``, tried again while the database does not answer, for up to ``patience``
+    seconds; any other failure, or the database still away after that, is raised."""
+    deadline = time.monotonic() + patience
+    delay = 0.25
+    while True:
+        try:
+            return await start()
+        except (Unavailable, *DATABASE_DOWN) as error:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("the database does not answer (%s); starting again in %.2f s", error, delay)
+        await asyncio.sleep(delay)
+        delay = min(2 * delay, 5.0)
+
+
+async def _stop(services: Services) -> None:
+    await services.feed.stop()
+    await run_in_threadpool(services.close)
+
+
 def _create_tables(services: Services, create: Callable[[], None]) -> None:
     """Side tables (console sessions, the security log), one process at a time."""
     with one_at_a_time(services.ledger):
@@ -224,8 +257,7 @@ def create_app(
     key = notary_key or load_notary_key(resolved)
     counters = Metrics()
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def start(app: Starlette) -> Services:
         services = await run_in_threadpool(
             functools.partial(
                 Services.open,
@@ -248,6 +280,15 @@ def create_app(
             app.state.security = SecurityLog(services.ledger, key, counters)
             await run_in_threadpool(_create_tables, services, app.state.security.create_tables)
             services.auth.security = app.state.security
+        except BaseException:
+            await _stop(services)
+            raise
+        return services
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await _waiting_for_the_database(lambda: start(app), START_PATIENCE)
+        try:
             reads = asyncio.create_task(services.read_log.run(), name="cmo-ledger-read-log")
             if settle:
                 settle_heap()
@@ -258,8 +299,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await reads
         finally:
-            await services.feed.stop()
-            await run_in_threadpool(services.close)
+            await _stop(services)
 
     endpoint = _GraphQLEndpoint()
     routes = [

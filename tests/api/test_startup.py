@@ -1,0 +1,99 @@
+"""A starting server waits out a database that does not answer (a restart) instead of
+exiting, which under ``serve --workers N`` would stop every worker with it; it closes what
+each try opened, gives up after ``START_PATIENCE``, and raises any other failure at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from starlette.applications import Starlette
+
+import api.app
+from api.app import create_app
+from api.services import Services
+from tests.support.world import World
+
+
+def _database_gone() -> sa.exc.OperationalError:
+    return sa.exc.OperationalError(
+        "SELECT 1", {}, OSError("FATAL: the database system is shutting down")
+    )
+
+
+async def _start_and_stop(app: Starlette) -> int:
+    """Run the app's start-up and shutdown; the log head its services saw."""
+    async with app.router.lifespan_context(app):
+        services: Services = app.state.services
+        return services.ledger.head()
+
+
+@pytest.fixture
+def story(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
+    """Each try's start and each close, in order, by the services' identity."""
+    told: list[tuple[str, int]] = []
+    start, close = Services.start, Services.close
+
+    def starting(self: Services) -> None:
+        told.append(("start", id(self)))
+        start(self)
+
+    def closing(self: Services) -> None:
+        told.append(("close", id(self)))
+        close(self)
+
+    monkeypatch.setattr(Services, "start", starting)
+    monkeypatch.setattr(Services, "close", closing)
+    yield told
+
+
+def _failing_first(monkeypatch: pytest.MonkeyPatch, failures: int, error: BaseException) -> None:
+    left = [failures]
+    open_services = Services.open.__func__  # type: ignore[attr-defined]
+
+    def opening(cls: type[Services], *args: object, **kwargs: object) -> Services:
+        services = open_services(cls, *args, **kwargs)
+        if left[0] > 0:  # opened, then the database goes away before it starts
+            left[0] -= 1
+            services.start = lambda: (_ for _ in ()).throw(error)  # type: ignore[method-assign]
+        return services
+
+    monkeypatch.setattr(Services, "open", classmethod(opening))
+
+
+def test_a_server_starting_while_the_database_restarts_waits_for_it(
+    world: World, monkeypatch: pytest.MonkeyPatch, story: list[tuple[str, int]]
+) -> None:
+    _failing_first(monkeypatch, 2, _database_gone())
+    app = create_app(world.ledger.settings, notary_key=world.notary.key)
+    assert asyncio.run(_start_and_stop(app)) == world.ledger.head()
+    started = [who for what, who in story if what == "start"]
+    closed = [who for what, who in story if what == "close"]
+    assert len(started) == 1, "the two tries without a database never started"
+    assert len(closed) == 3, "each try's services were closed: two failed, one shut down"
+    assert closed[-1] == started[0]
+
+
+def test_a_database_away_longer_than_the_patience_fails_the_start(
+    world: World, monkeypatch: pytest.MonkeyPatch, story: list[tuple[str, int]]
+) -> None:
+    monkeypatch.setattr(api.app, "START_PATIENCE", 0.6)
+    _failing_first(monkeypatch, 1000, _database_gone())
+    app = create_app(world.ledger.settings, notary_key=world.notary.key)
+    with pytest.raises(sa.exc.OperationalError):
+        asyncio.run(_start_and_stop(app))
+    closed = [who for what, who in story if what == "close"]
+    assert len(closed) >= 2, "tried again while the patience lasted"
+    assert len(set(closed)) == len(closed), "each try's own services closed once"
+
+
+def test_any_other_start_up_failure_is_raised_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch, story: list[tuple[str, int]]
+) -> None:
+    _failing_first(monkeypatch, 1000, RuntimeError("a bug"))
+    app = create_app(world.ledger.settings, notary_key=world.notary.key)
+    with pytest.raises(RuntimeError, match="a bug"):
+        asyncio.run(_start_and_stop(app))
+    assert [what for what, _ in story] == ["close"], "one try, its services closed"
