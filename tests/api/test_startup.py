@@ -5,7 +5,6 @@ each try opened, gives up after ``START_PATIENCE``, and raises any other failure
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -30,15 +29,22 @@ async def _start_and_stop(app: Starlette) -> int:
         return services.ledger.head()
 
 
-@pytest.fixture
-def story(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
-    """Each try's start and each close, in order, by the services' identity."""
+def _tries(
+    monkeypatch: pytest.MonkeyPatch, failures: int, error: BaseException
+) -> list[tuple[str, int]]:
+    """Make the first ``failures`` starts raise ``error`` (the services opened, then the
+    database gone); return each start that succeeded and each close, in order, by the
+    services' identity."""
     told: list[tuple[str, int]] = []
+    left = [failures]
     start, close = Services.start, Services.close
 
     def starting(self: Services) -> None:
-        told.append(("start", id(self)))
+        if left[0] > 0:
+            left[0] -= 1
+            raise error
         start(self)
+        told.append(("start", id(self)))
 
     def closing(self: Services) -> None:
         told.append(("close", id(self)))
@@ -46,27 +52,13 @@ def story(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
 
     monkeypatch.setattr(Services, "start", starting)
     monkeypatch.setattr(Services, "close", closing)
-    yield told
-
-
-def _failing_first(monkeypatch: pytest.MonkeyPatch, failures: int, error: BaseException) -> None:
-    left = [failures]
-    open_services = Services.open.__func__  # type: ignore[attr-defined]
-
-    def opening(cls: type[Services], *args: object, **kwargs: object) -> Services:
-        services = open_services(cls, *args, **kwargs)
-        if left[0] > 0:  # opened, then the database goes away before it starts
-            left[0] -= 1
-            services.start = lambda: (_ for _ in ()).throw(error)  # type: ignore[method-assign]
-        return services
-
-    monkeypatch.setattr(Services, "open", classmethod(opening))
+    return told
 
 
 def test_a_server_starting_while_the_database_restarts_waits_for_it(
-    world: World, monkeypatch: pytest.MonkeyPatch, story: list[tuple[str, int]]
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _failing_first(monkeypatch, 2, _database_gone())
+    story = _tries(monkeypatch, 2, _database_gone())
     app = create_app(world.ledger.settings, notary_key=world.notary.key)
     assert asyncio.run(_start_and_stop(app)) == world.ledger.head()
     started = [who for what, who in story if what == "start"]
@@ -77,10 +69,10 @@ def test_a_server_starting_while_the_database_restarts_waits_for_it(
 
 
 def test_a_database_away_longer_than_the_patience_fails_the_start(
-    world: World, monkeypatch: pytest.MonkeyPatch, story: list[tuple[str, int]]
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(api.app, "START_PATIENCE", 0.6)
-    _failing_first(monkeypatch, 1000, _database_gone())
+    story = _tries(monkeypatch, 1000, _database_gone())
     app = create_app(world.ledger.settings, notary_key=world.notary.key)
     with pytest.raises(sa.exc.OperationalError):
         asyncio.run(_start_and_stop(app))
@@ -90,9 +82,9 @@ def test_a_database_away_longer_than_the_patience_fails_the_start(
 
 
 def test_any_other_start_up_failure_is_raised_at_once(
-    world: World, monkeypatch: pytest.MonkeyPatch, story: list[tuple[str, int]]
+    world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _failing_first(monkeypatch, 1000, RuntimeError("a bug"))
+    story = _tries(monkeypatch, 1000, RuntimeError("a bug"))
     app = create_app(world.ledger.settings, notary_key=world.notary.key)
     with pytest.raises(RuntimeError, match="a bug"):
         asyncio.run(_start_and_stop(app))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -57,6 +57,17 @@ def test_a_rebuild_equals_the_views_built_event_by_event_after_a_long_data_heavy
     assert differences(incremental, snapshot(projector)) == []
 
 
+def _before_each_read(monkeypatch: pytest.MonkeyPatch, before: Callable[[int, int], None]) -> None:
+    """Call ``before(after, limit)`` ahead of each page a rebuild reads."""
+    original = rebuild_module._PagesAhead._read
+
+    def read(pages: Any, after: int, limit: int) -> list[Recorded]:
+        before(after, limit)
+        return original(pages, after, limit)
+
+    monkeypatch.setattr(rebuild_module._PagesAhead, "_read", read)
+
+
 def test_a_rebuild_reads_a_short_first_page_and_each_next_page_while_the_views_apply_one(
     world: World, projector: Projector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -66,13 +77,10 @@ def test_a_rebuild_reads_a_short_first_page_and_each_next_page_while_the_views_a
     head = world.ledger.head()
     monkeypatch.setattr(rebuild_module, "FIRST_REBUILD_PAGE", 7)
     reads: list[tuple[int, int, str]] = []
-    original = rebuild_module._PagesAhead._read
-
-    def read(pages: Any, after: int, limit: int) -> list[Recorded]:
-        reads.append((after, limit, threading.current_thread().name))
-        return original(pages, after, limit)
-
-    monkeypatch.setattr(rebuild_module._PagesAhead, "_read", read)
+    _before_each_read(
+        monkeypatch,
+        lambda after, limit: reads.append((after, limit, threading.current_thread().name)),
+    )
     reached: list[int] = []
 
     rebuild(world.ledger, page_size=30, progress=lambda position, _: reached.append(position))
@@ -92,14 +100,12 @@ def test_a_page_that_cannot_be_read_ahead_fails_the_rebuild_at_its_last_committe
     run_scenario(world, SMALL, seed=46)
     projector.close()
     monkeypatch.setattr(rebuild_module, "FIRST_REBUILD_PAGE", 7)
-    original = rebuild_module._PagesAhead._read
 
-    def read(pages: Any, after: int, limit: int) -> list[Recorded]:
+    def database_gone_after_two_pages(after: int, _limit: int) -> None:
         if after >= 37:
             raise Stop("the database went away")
-        return original(pages, after, limit)
 
-    monkeypatch.setattr(rebuild_module._PagesAhead, "_read", read)
+    _before_each_read(monkeypatch, database_gone_after_two_pages)
 
     with pytest.raises(Stop):
         rebuild(world.ledger, page_size=30)
