@@ -19,7 +19,7 @@ from ledger.keys import encode_public_key
 from ledger.log.envelope import event_hash
 from ledger.log.storage import Storage
 from tests.support.agreements import propose_and_sign
-from tests.support.batches import data_payload, discrete_records, register_batch
+from tests.support.batches import data_payload, discrete_records, register_batch, registration
 from tests.support.statements import counted
 from tests.support.world import Actor, World
 
@@ -141,17 +141,11 @@ def test_a_group_whose_read_fails_leaves_no_trace_in_the_state_the_next_append_i
     good = _key_added(actor, world.ledger)
     agreement = propose_and_sign(world)
     new_batch = batch_subject("NWB101-24-977")
-    registration = actor.prepare(
+    registered = actor.prepare(
         world.ledger,
         "BatchRegistered",
         new_batch,
-        {
-            "agreement": str(agreement),
-            "batch": "NWB101-24-977",
-            "product": "NWB-101",
-            "site": "contoso-site-a",
-            "started_at": "2024-03-01T08:00:00Z",
-        },
+        registration(agreement, "NWB101-24-977"),
         meaning="authored",
     )
     head = world.ledger.head()
@@ -167,7 +161,7 @@ def test_a_group_whose_read_fails_leaves_no_trace_in_the_state_the_next_append_i
         patch.setattr(Storage, "has_events", lambda self, subject: database_gone(self, {subject}))
         with pytest.raises(sa.exc.OperationalError):
             # The first request changes the party in memory; the second's read fails.
-            world.ledger.append_group([([good], None), ([registration], None)])
+            world.ledger.append_group([([good], None), ([registered], None)])
     assert world.ledger.head() == head
     # Nothing was stored: the same envelope is the party's next, and it is accepted.
     assert world.ledger.append(*good).version == good[0]["version"]

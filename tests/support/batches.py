@@ -37,6 +37,7 @@ __all__ = [
     "event_records",
     "refusal",
     "register_batch",
+    "registration",
     "revise_parameter",
     "submit_data",
 ]
@@ -66,15 +67,29 @@ def register_batch(
 ) -> uuid.UUID:
     """Register a batch (started 14 days ago unless given); return its subject."""
     subject = batch_subject(batch_id)
-    payload = {
+    payload = registration(
+        agreement_id, batch_id, product=product, site=site, started_at=started_at
+    )
+    world[cmo].submit(world.ledger, "BatchRegistered", subject, payload, meaning="authored")
+    return subject
+
+
+def registration(
+    agreement_id: uuid.UUID,
+    batch_id: str,
+    *,
+    product: str = "NWB-101",
+    site: str = "contoso-site-a",
+    started_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A ``BatchRegistered`` payload (started 14 days ago unless given)."""
+    return {
         "agreement": str(agreement_id),
         "batch": batch_id,
         "product": product,
         "site": site,
         "started_at": format_utc(started_at or now_utc() - timedelta(days=14)),
     }
-    world[cmo].submit(world.ledger, "BatchRegistered", subject, payload, meaning="authored")
-    return subject
 
 
 def end_batch(
