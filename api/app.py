@@ -149,17 +149,20 @@ uvicorn's supervisor stops every worker when a replacement fails to start."""
 
 
 async def _waiting_for_the_database(
-    start: Callable[[], Awaitable[Services]], patience: float
+    start: Callable[[], Awaitable[Services]],
+    patience: float,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Services:
     """``start()``, tried again while the database does not answer, for up to ``patience``
-    seconds; any other failure, or the database still away after that, is raised."""
-    deadline = time.monotonic() + patience
+    seconds by ``clock``; any other failure, or the database still away after that, is
+    raised."""
+    deadline = clock() + patience
     delay = 0.25
     while True:
         try:
             return await start()
         except (Unavailable, *DATABASE_DOWN) as error:
-            if time.monotonic() + delay > deadline:
+            if clock() + delay > deadline:
                 raise
             log.warning("the database does not answer (%s); starting again in %.2f s", error, delay)
         await asyncio.sleep(delay)
